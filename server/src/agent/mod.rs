@@ -1,0 +1,1 @@
+//! Prompts and stages of the research loop.

@@ -1,0 +1,4 @@
+//! Settings from files, the editor and the environment.
+
+mod settings;
+pub use settings::{IdeaSettings, LlmSettings, Price, ProviderKind, RunSettings, Settings};

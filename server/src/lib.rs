@@ -1,0 +1,13 @@
+//! aisci: the automated-research loop as a library.
+//!
+//! Everything except `lsp` is protocol-free: the CLI, the language server and the
+//! tests all drive the same core.
+
+pub mod agent;
+pub mod config;
+pub mod fsutil;
+pub mod jobs;
+pub mod llm;
+pub mod lsp;
+pub mod project;
+pub mod workspace;

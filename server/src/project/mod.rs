@@ -1,0 +1,4 @@
+//! The research-project model: templates, idea folders and their file formats.
+
+mod problem;
+pub use problem::{Problem, Severity};

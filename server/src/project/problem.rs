@@ -1,0 +1,19 @@
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+/// Something wrong with a project file. `span` is a byte range into the file's text
+/// (None: the whole file / its first line); the LSP layer converts it to a range in the
+/// negotiated encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub span: Option<(usize, usize)>,
+    pub severity: Severity,
+    pub message: String,
+}
