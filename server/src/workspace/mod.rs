@@ -2,6 +2,7 @@
 
 pub mod document;
 pub mod position;
+pub mod python;
 pub mod syntax;
 
 pub use document::{Change, DocError, Document, Language};
