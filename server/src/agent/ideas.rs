@@ -28,7 +28,9 @@ use crate::config::{IdeaSettings, LlmSettings};
 use crate::fsutil::write_atomic;
 use crate::jobs::Progress;
 use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
-use crate::project::{ideas_to_json, normalize_idea_name, validate_idea, Idea, PromptJson};
+use crate::project::{
+    ideas_to_json, is_valid_idea_name, normalize_idea_name, validate_idea, Idea, PromptJson,
+};
 
 use super::json_extract::extract_idea_json;
 
@@ -352,7 +354,8 @@ fn accept(v: &Value, taken: &HashSet<String>) -> Result<Idea, Vec<String>> {
     if let Some(obj) = v.as_object_mut() {
         if let Some(Value::String(name)) = obj.get("Name") {
             let norm = normalize_idea_name(name);
-            if !norm.is_empty() {
+            // Only when that fixes it: otherwise the repair prompt quotes the original.
+            if is_valid_idea_name(&norm) {
                 obj.insert("Name".into(), Value::String(norm));
             }
         }
