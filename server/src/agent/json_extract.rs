@@ -228,9 +228,7 @@ pub fn repair(s: &str) -> String {
                 '\n' => out.push_str("\\n"),
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                    out.push_str(&format!("\\u{:04x}", c as u32))
-                }
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04x}", c as u32)),
                 c => out.push(c),
             }
             continue;
@@ -267,7 +265,10 @@ mod tests {
     #[test]
     fn uppercase_tag_and_unclosed_fence() {
         assert_eq!(extract_first("```JSON\n{\"a\": 1}\n```"), Some(json!({"a": 1})));
-        assert_eq!(extract_first("```json\n{\"a\": [1, 2]}\n"), Some(json!({"a": [1, 2]})));
+        assert_eq!(
+            extract_first("```json\n{\"a\": [1, 2]}\n"),
+            Some(json!({"a": [1, 2]}))
+        );
     }
 
     #[test]
@@ -279,7 +280,10 @@ mod tests {
     #[test]
     fn nested_objects_unfenced() {
         let t = r#"Here: {"a": {"b": {"c": 1}}, "d": [ {"e": 2} ]} done"#;
-        assert_eq!(extract_first(t), Some(json!({"a": {"b": {"c": 1}}, "d": [{"e": 2}]})));
+        assert_eq!(
+            extract_first(t),
+            Some(json!({"a": {"b": {"c": 1}}, "d": [{"e": 2}]}))
+        );
     }
 
     #[test]
@@ -324,7 +328,10 @@ mod tests {
     #[test]
     fn truncated_object_is_closed() {
         let t = "NEW IDEA JSON:\n{\"Name\": \"a\", \"Title\": \"cut of";
-        assert_eq!(extract_idea_json(t), Some(json!({"Name": "a", "Title": "cut of"})));
+        assert_eq!(
+            extract_idea_json(t),
+            Some(json!({"Name": "a", "Title": "cut of"}))
+        );
     }
 
     #[test]

@@ -86,8 +86,7 @@ pub fn check_template(root: &Path, overlay: &Overlay) -> Vec<Problem> {
             &anchor(&experiment),
             None,
             Severity::Error,
-            "prompt.json is missing: a template needs {\"system\": ..., \"task_description\": ...}"
-                .into(),
+            "prompt.json is missing: a template needs {\"system\": ..., \"task_description\": ...}".into(),
         )),
         Source::NotUtf8(p) | Source::Unreadable(p) => out.push(p),
         Source::Text(t) => out.extend(check_prompt_json(&prompt, &t)),
@@ -99,8 +98,7 @@ pub fn check_template(root: &Path, overlay: &Overlay) -> Vec<Problem> {
             &anchor(&prompt),
             None,
             Severity::Warning,
-            "seed_ideas.json is missing: idea generation works best with one or two example ideas"
-                .into(),
+            "seed_ideas.json is missing: idea generation works best with one or two example ideas".into(),
         )),
         Source::NotUtf8(p) | Source::Unreadable(p) => out.push(p),
         Source::Text(t) => out.extend(check_ideas_json(&seeds, &t)),
@@ -114,7 +112,10 @@ pub fn check_template(root: &Path, overlay: &Overlay) -> Vec<Problem> {
     }
 
     for (file, why) in [
-        ("plot.py", "plot.py is missing: the plotting stage will have nothing to run"),
+        (
+            "plot.py",
+            "plot.py is missing: the plotting stage will have nothing to run",
+        ),
         (
             "latex/template.tex",
             "latex/template.tex is missing: the write-up stage needs a paper skeleton",
@@ -188,7 +189,11 @@ pub fn check_ideas_json(path: &Path, text: &str) -> Vec<Problem> {
             path,
             Some(tree.head()),
             Severity::Error,
-            format!("{} must be a JSON array of ideas, not {}", file_name(path), kind_of(&value)),
+            format!(
+                "{} must be a JSON array of ideas, not {}",
+                file_name(path),
+                kind_of(&value)
+            ),
         )];
     };
     let mut out = Vec::new();
@@ -211,7 +216,10 @@ pub fn check_ideas_json(path: &Path, text: &str) -> Vec<Problem> {
         }
         if let Some(name) = item.get("Name").and_then(Value::as_str) {
             if let Some(first) = seen.insert(name, i) {
-                let span = node.value("Name").map(|n| (n.start, n.end)).unwrap_or(node.head());
+                let span = node
+                    .value("Name")
+                    .map(|n| (n.start, n.end))
+                    .unwrap_or(node.head());
                 out.push(problem(
                     path,
                     Some(span),
@@ -406,7 +414,10 @@ mod tests {
             r#"{"system": "s", "task_description": "t"}"#.into(),
         );
         let probs = check_template(root, &overlay);
-        assert!(!probs.iter().any(|p| p.path.ends_with("prompt.json")), "{probs:?}");
+        assert!(
+            !probs.iter().any(|p| p.path.ends_with("prompt.json")),
+            "{probs:?}"
+        );
         let utf8 = probs.iter().find(|p| p.message.contains("UTF-8")).unwrap();
         assert_eq!(utf8.span, Some((2, 3)));
         let baseline = probs.iter().find(|p| p.message.contains("baseline")).unwrap();

@@ -17,10 +17,8 @@ pub struct Template {
 impl Template {
     /// `dir` as a template, if it has both `experiment.py` and `prompt.json`.
     pub fn open(dir: &Path) -> Option<Template> {
-        (dir.join("experiment.py").is_file() && dir.join("prompt.json").is_file()).then(|| {
-            Template {
-                root: dir.to_path_buf(),
-            }
+        (dir.join("experiment.py").is_file() && dir.join("prompt.json").is_file()).then(|| Template {
+            root: dir.to_path_buf(),
         })
     }
 
@@ -171,10 +169,12 @@ mod tests {
 
     #[test]
     fn parses_folder_names() {
-        let (ts, name) = parse_idea_folder_name("20240802_090035_adaptive_dual_scale_denoising")
-            .unwrap();
+        let (ts, name) = parse_idea_folder_name("20240802_090035_adaptive_dual_scale_denoising").unwrap();
         assert_eq!(name, "adaptive_dual_scale_denoising");
-        assert_eq!(idea_folder_name(ts, &name), "20240802_090035_adaptive_dual_scale_denoising");
+        assert_eq!(
+            idea_folder_name(ts, &name),
+            "20240802_090035_adaptive_dual_scale_denoising"
+        );
         assert!(parse_idea_folder_name("20241302_090035_x").is_none());
         assert!(parse_idea_folder_name("20240802_090035_").is_none());
         assert!(parse_idea_folder_name("notes").is_none());
@@ -207,6 +207,9 @@ mod tests {
         }
         assert!(find_enclosing(&tmp.path().join("elsewhere/x.py")).is_none());
         assert_eq!(list_templates(&tmp.path().join("templates")).unwrap().len(), 1);
-        assert_eq!(list_idea_folders(&tmp.path().join("results/toy")).unwrap().len(), 1);
+        assert_eq!(
+            list_idea_folders(&tmp.path().join("results/toy")).unwrap().len(),
+            1
+        );
     }
 }

@@ -97,7 +97,10 @@ pub fn validate_idea(value: &Value) -> Vec<IdeaIssue> {
         message,
     };
     let Some(obj) = value.as_object() else {
-        return vec![issue(None, format!("an idea must be a JSON object, not {}", kind_of(value)))];
+        return vec![issue(
+            None,
+            format!("an idea must be a JSON object, not {}", kind_of(value)),
+        )];
     };
     let mut issues = Vec::new();
     for field in IDEA_FIELDS {
@@ -121,9 +124,7 @@ pub fn validate_idea(value: &Value) -> Vec<IdeaIssue> {
         if !name.trim().is_empty() && !is_valid_idea_name(name) {
             issues.push(issue(
                 Some("Name"),
-                format!(
-                    "\"Name\" is {name:?}; it must use only lowercase letters, digits and underscores"
-                ),
+                format!("\"Name\" is {name:?}; it must use only lowercase letters, digits and underscores"),
             ));
         }
     }
@@ -188,9 +189,7 @@ pub fn ideas_to_json(entries: &[Value]) -> String {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    entries
-        .serialize(&mut ser)
-        .expect("JSON values always serialise");
+    entries.serialize(&mut ser).expect("JSON values always serialise");
     String::from_utf8(buf).expect("serde_json writes UTF-8")
 }
 
@@ -317,7 +316,11 @@ mod tests {
                        "Interestingness": 11, "Feasibility": 7.0, "Novelty": "5"});
         let issues = validate_idea(&v);
         let fields: Vec<_> = issues.iter().filter_map(|i| i.field.as_deref()).collect();
-        assert_eq!(fields, ["Title", "Name", "Interestingness", "Novelty"], "{issues:?}");
+        assert_eq!(
+            fields,
+            ["Title", "Name", "Interestingness", "Novelty"],
+            "{issues:?}"
+        );
         assert!(validate_idea(&json!([])).len() == 1);
     }
 
@@ -333,8 +336,7 @@ mod tests {
 
     #[test]
     fn final_info_is_lenient() {
-        let fi = FinalInfo::parse(r#"{"a": {"means": {"x": 1}}, "b": 0.5, "c": {"means": 2}}"#)
-            .unwrap();
+        let fi = FinalInfo::parse(r#"{"a": {"means": {"x": 1}}, "b": 0.5, "c": {"means": 2}}"#).unwrap();
         assert_eq!(fi.mean_count(), 3);
         assert!(FinalInfo::parse("[1]").is_err());
     }

@@ -91,10 +91,9 @@ impl Parser<'_> {
                         let ks = self.i;
                         self.string()?;
                         let key_span = (ks, self.i);
-                        let key = serde_json::from_str::<String>(
-                            std::str::from_utf8(&self.b[ks..self.i]).ok()?,
-                        )
-                        .ok()?;
+                        let key =
+                            serde_json::from_str::<String>(std::str::from_utf8(&self.b[ks..self.i]).ok()?)
+                                .ok()?;
                         self.ws();
                         (self.b.get(self.i) == Some(&b':')).then_some(())?;
                         self.i += 1;
@@ -153,10 +152,7 @@ impl Parser<'_> {
             }
             _ => {
                 while self.i < self.b.len()
-                    && !matches!(
-                        self.b[self.i],
-                        b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
-                    )
+                    && !matches!(self.b[self.i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
                 {
                     self.i += 1;
                 }
