@@ -5,9 +5,11 @@
 
 pub mod agent;
 pub mod config;
+pub mod demo;
 pub mod fsutil;
 pub mod jobs;
 pub mod llm;
 pub mod lsp;
 pub mod project;
+pub mod stages;
 pub mod workspace;

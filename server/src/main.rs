@@ -1,1 +1,164 @@
-fn main() {}
+//! The `aisci` command: the language server and the headless stages.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use aisci::config::{self, Sources};
+use aisci::jobs::Progress;
+use aisci::project::Template;
+use aisci::{demo, stages};
+
+#[derive(Parser)]
+#[command(name = "aisci", version, about = "The AI Scientist research loop as a language server and CLI")]
+struct Cli {
+    /// Model for this command (overrides config and AISCI_MODEL).
+    #[arg(long, global = true)]
+    model: Option<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Speak the Language Server Protocol on stdin/stdout.
+    Lsp,
+    /// Generate research ideas for a template and append them to its ideas.json.
+    Ideas {
+        /// The template folder (experiment.py, prompt.json, seed_ideas.json).
+        #[arg(long, default_value = ".")]
+        template: PathBuf,
+        /// Number of new ideas.
+        #[arg(short = 'n', long)]
+        num_ideas: Option<u32>,
+        /// Rounds per idea, the first included.
+        #[arg(long)]
+        reflections: Option<u32>,
+    },
+    /// Run the loop offline on the bundled demo template with a recorded model conversation.
+    Demo {
+        /// Where to put the demo project (default: a new temporary folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Progress for a terminal: one line per report on stderr.
+struct Stderr;
+
+impl Progress for Stderr {
+    fn report(&self, message: &str, percent: Option<u32>) {
+        match percent {
+            Some(p) => eprintln!("[{p:>3}%] {message}"),
+            None => eprintln!("       {message}"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AISCI_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async move {
+        match cli.command {
+            Cmd::Lsp => {
+                let code = aisci::lsp::serve(tokio::io::stdin(), tokio::io::stdout()).await;
+                ExitCode::from(code as u8)
+            }
+            Cmd::Ideas { template, num_ideas, reflections } => {
+                report(ideas(&template, cli.model, num_ideas, reflections, None).await)
+            }
+            Cmd::Demo { out } => report(run_demo(out, cli.model).await),
+        }
+    })
+}
+
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aisci: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels on Ctrl-C; the stage keeps what it finished.
+fn ctrl_c_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("aisci: cancelling (finished ideas are kept)…");
+            t.cancel();
+        }
+    });
+    token
+}
+
+async fn ideas(
+    dir: &Path,
+    model: Option<String>,
+    num_ideas: Option<u32>,
+    reflections: Option<u32>,
+    replay: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let template = Template::open(&root).ok_or_else(|| stages::StageError::NotATemplate(root.clone()))?;
+    let mut src = Sources::from_system(Some(&template.root));
+    src.cli_model = model;
+    let mut loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    let s = &mut loaded.settings;
+    if let Some(n) = num_ideas {
+        s.ideas.num_ideas = n.max(1);
+    }
+    if let Some(r) = reflections {
+        s.ideas.num_reflections = r.max(1);
+    }
+    if let Some(rec) = replay {
+        s.llm.provider = config::ProviderKind::Replay;
+        s.llm.replay_file = Some(rec);
+    }
+    let llm = stages::llm_for(s, &template.root)?;
+    eprintln!(
+        "aisci: generating {} idea(s) for {} with {} via {}",
+        s.ideas.num_ideas,
+        template.root.display(),
+        llm.provider().model(),
+        llm.provider().name()
+    );
+    let cancel = ctrl_c_token();
+    let outcome = stages::run_ideas(&template, s, &llm, None, &Stderr, &cancel).await?;
+    for idea in &outcome.report.accepted {
+        println!(
+            "{}: {} (interestingness {}, feasibility {}, novelty {})",
+            idea.name, idea.title, idea.interestingness, idea.feasibility, idea.novelty
+        );
+    }
+    println!("{}", outcome.summary());
+    Ok(())
+}
+
+async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
+    let project = demo::materialize(out.as_deref())?;
+    println!("aisci demo: project in {}", project.template.display());
+    println!(
+        "aisci demo: the model is a RECORDING ({}), not a live model; no network is used.",
+        project.recording.display()
+    );
+    if model.is_some() {
+        eprintln!("aisci demo: --model is ignored; the demo always replays its recording");
+    }
+    ideas(&project.template, None, Some(demo::DEMO_IDEAS), Some(demo::DEMO_REFLECTIONS), Some(project.recording))
+        .await
+}

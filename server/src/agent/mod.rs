@@ -1,1 +1,4 @@
 //! Prompts and stages of the research loop.
+
+pub mod ideas;
+pub mod json_extract;

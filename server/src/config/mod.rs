@@ -1,4 +1,6 @@
 //! Settings from files, the editor and the environment.
 
-mod settings;
+mod load;
+pub mod settings;
+pub use load::{load, user_config_path, Layer, Loaded, Sources, UNTRUSTED_KEYS};
 pub use settings::{IdeaSettings, LlmSettings, Price, ProviderKind, RunSettings, Settings};

@@ -13,3 +13,140 @@ pub struct NoProgress;
 impl Progress for NoProgress {
     fn report(&self, _message: &str, _percent: Option<u32>) {}
 }
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+pub type JobId = u64;
+
+/// A running job as others see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    pub id: JobId,
+    /// What it does, e.g. "Generate ideas".
+    pub title: String,
+    /// What it works on (a template or idea folder), for "one job per target" checks.
+    pub target: String,
+}
+
+/// The registry of running jobs and their cancellation tokens. Cancelling the
+/// registry's root token (shutdown) cancels every job.
+#[derive(Default)]
+pub struct Jobs {
+    next: AtomicU64,
+    root: CancellationToken,
+    running: Mutex<BTreeMap<JobId, (JobInfo, CancellationToken)>>,
+}
+
+/// Held by the task doing the work; dropping it unregisters the job.
+pub struct JobGuard {
+    pub info: JobInfo,
+    pub cancel: CancellationToken,
+    jobs: Arc<Jobs>,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        self.jobs.running.lock().unwrap().remove(&self.info.id);
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("\"{title}\" is already running for {target} (job {id}); cancel it first or wait for it to finish")]
+pub struct Busy {
+    pub id: JobId,
+    pub title: String,
+    pub target: String,
+}
+
+impl Jobs {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Registers a job. Only one job with the same title may run per target.
+    pub fn start(self: &Arc<Self>, title: &str, target: &str) -> Result<JobGuard, Busy> {
+        let mut running = self.running.lock().unwrap();
+        if let Some((info, _)) = running
+            .values()
+            .find(|(i, _)| i.title == title && i.target == target)
+        {
+            return Err(Busy {
+                id: info.id,
+                title: info.title.clone(),
+                target: info.target.clone(),
+            });
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = JobInfo {
+            id,
+            title: title.to_owned(),
+            target: target.to_owned(),
+        };
+        let cancel = self.root.child_token();
+        running.insert(id, (info.clone(), cancel.clone()));
+        Ok(JobGuard {
+            info,
+            cancel,
+            jobs: self.clone(),
+        })
+    }
+
+    /// Cancels one job; false if it is not running.
+    pub fn cancel(&self, id: JobId) -> bool {
+        match self.running.lock().unwrap().get(&id) {
+            Some((_, token)) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels every running job and any started later.
+    pub fn cancel_all(&self) {
+        self.root.cancel();
+    }
+
+    pub fn list(&self) -> Vec<JobInfo> {
+        self.running
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(i, _)| i.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_job_per_title_and_target() {
+        let jobs = Jobs::new();
+        let a = jobs.start("Generate ideas", "/t").unwrap();
+        let busy = jobs.start("Generate ideas", "/t").err().unwrap();
+        assert_eq!(busy.id, a.info.id);
+        let b = jobs.start("Generate ideas", "/other").unwrap();
+        assert_eq!(jobs.list().len(), 2);
+        drop(a);
+        assert_eq!(jobs.list(), vec![b.info.clone()]);
+        assert!(jobs.start("Generate ideas", "/t").is_ok());
+    }
+
+    #[test]
+    fn cancel_one_and_all() {
+        let jobs = Jobs::new();
+        let a = jobs.start("x", "1").unwrap();
+        let b = jobs.start("x", "2").unwrap();
+        assert!(jobs.cancel(a.info.id));
+        assert!(a.cancel.is_cancelled() && !b.cancel.is_cancelled());
+        assert!(!jobs.cancel(999));
+        jobs.cancel_all();
+        assert!(b.cancel.is_cancelled());
+    }
+}

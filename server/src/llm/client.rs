@@ -1,9 +1,18 @@
-//! `Llm`: the one door every stage uses to talk to a model.
+//! `Llm`: the one door every stage uses to talk to a model. It adds what the wire
+//! clients deliberately lack: bounded retries, per-attempt timeouts, cancellation, the
+//! usage/cost ledger and the budget cap.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::LlmSettings;
+
+use super::ledger::{CallRecord, Ledger, LedgerSnapshot};
+use super::pricing::PriceTable;
+use super::retry::RetryPolicy;
 use super::{ChatRequest, ChatResponse, LlmError, Provider, Usage};
 
 /// What a call is for, so the ledger can total per stage and per idea.
@@ -23,7 +32,7 @@ impl CallTag {
 }
 
 /// Totals over a set of calls.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     pub calls: u64,
     pub usage: Usage,
@@ -32,38 +41,202 @@ pub struct Totals {
 
 pub struct Llm {
     provider: Arc<dyn Provider>,
-    totals: Mutex<Totals>,
+    policy: RetryPolicy,
+    prices: PriceTable,
+    budget_usd: Option<f64>,
+    ledger: Mutex<Ledger>,
+}
+
+impl std::fmt::Debug for Llm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Llm")
+            .field("provider", &self.provider.name())
+            .field("model", &self.provider.model())
+            .field("policy", &self.policy)
+            .field("budget_usd", &self.budget_usd)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Llm {
+    /// Default retry policy (`LlmSettings::default()`), built-in prices, no budget.
     pub fn new(provider: Arc<dyn Provider>) -> Self {
         Self {
             provider,
-            totals: Mutex::new(Totals::default()),
+            policy: RetryPolicy::default(),
+            prices: PriceTable::builtin(),
+            budget_usd: None,
+            ledger: Mutex::new(Ledger::default()),
         }
+    }
+
+    /// Retries, price overrides and budget from `settings`.
+    pub fn with_settings(provider: Arc<dyn Provider>, settings: &LlmSettings) -> Self {
+        Self::new(provider)
+            .with_retry_policy(RetryPolicy::from_settings(settings))
+            .with_prices(PriceTable::with_overrides(&settings.prices))
+            .with_budget(settings.budget_usd)
+    }
+
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn with_prices(mut self, prices: PriceTable) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    pub fn with_budget(mut self, budget_usd: Option<f64>) -> Self {
+        self.budget_usd = budget_usd;
+        self
+    }
+
+    /// Seed the ledger with calls from an earlier session (e.g. a resumed run), so
+    /// totals and the budget cap include them.
+    pub fn with_records(self, records: Vec<CallRecord>) -> Self {
+        self.lock().extend(records);
+        self
     }
 
     pub fn provider(&self) -> &dyn Provider {
         self.provider.as_ref()
     }
 
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    pub fn budget_usd(&self) -> Option<f64> {
+        self.budget_usd
+    }
+
+    /// Send `req`, retrying transient failures within the policy's bounds.
+    ///
+    /// Refused with `BudgetExceeded` when the spend so far has reached `budget_usd`
+    /// (concurrent calls that pass the check together can overshoot by their own cost).
+    /// `cancel` aborts an in-flight request or a backoff wait at once.
     pub async fn chat(
         &self,
-        _tag: CallTag,
+        tag: CallTag,
         req: &ChatRequest,
         cancel: &CancellationToken,
     ) -> Result<ChatResponse, LlmError> {
-        let resp = self.provider.chat(req, cancel).await?;
-        let mut t = self.totals.lock().unwrap();
-        t.calls += 1;
-        t.usage.input_tokens += resp.usage.input_tokens;
-        t.usage.cached_input_tokens += resp.usage.cached_input_tokens;
-        t.usage.output_tokens += resp.usage.output_tokens;
-        Ok(resp)
+        if let Some(budget) = self.budget_usd {
+            let spent = self.lock().total().cost_usd;
+            if spent >= budget {
+                return Err(LlmError::BudgetExceeded { spent, budget });
+            }
+        }
+        let started = Instant::now();
+        let mut attempts: u32 = 0;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(LlmError::Cancelled);
+            }
+            attempts += 1;
+            let err = match self.attempt(req, cancel).await {
+                Ok(resp) => {
+                    self.record(&tag, &resp, attempts, started.elapsed());
+                    return Ok(resp);
+                }
+                Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) => e,
+            };
+            let exhausted = |err: &LlmError| LlmError::Exhausted {
+                provider: self.provider.name().to_owned(),
+                attempts,
+                elapsed_secs: started.elapsed().as_secs_f64(),
+                last: err.to_string(),
+            };
+            let retry = attempts - 1;
+            if retry >= self.policy.max_retries {
+                return Err(exhausted(&err));
+            }
+            // The server's own estimate beats our guess; a wait that would end past the
+            // total allowance is not worth starting (OpenAlex-style hour-long waits).
+            let delay = err
+                .retry_after()
+                .unwrap_or_else(|| self.policy.backoff(retry, &mut rand::thread_rng()));
+            if started.elapsed() + delay > self.policy.max_total {
+                return Err(exhausted(&err));
+            }
+            tracing::warn!(
+                provider = self.provider.name(),
+                stage = %tag.stage,
+                attempt = attempts,
+                delay_ms = delay.as_millis() as u64,
+                error = %err,
+                "model call failed; retrying"
+            );
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(LlmError::Cancelled),
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn attempt(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError> {
+        let timeout = self.policy.request_timeout;
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(LlmError::Cancelled),
+            r = tokio::time::timeout(timeout, self.provider.chat(req, cancel)) => match r {
+                Ok(r) => r,
+                Err(_) => Err(LlmError::Timeout {
+                    provider: self.provider.name().to_owned(),
+                    secs: timeout.as_secs_f64().ceil() as u64,
+                }),
+            },
+        }
+    }
+
+    fn record(&self, tag: &CallTag, resp: &ChatResponse, attempts: u32, elapsed: Duration) {
+        let model = if resp.model.is_empty() {
+            self.provider.model()
+        } else {
+            &resp.model
+        };
+        // Price by the answering model's name, falling back to the configured one (a
+        // proxy may rename the model to something we have no price for).
+        let mut cost = self.prices.cost(model, &resp.usage);
+        if !cost.price_known {
+            cost = self.prices.cost(self.provider.model(), &resp.usage);
+        }
+        self.lock().push(CallRecord {
+            at: chrono::Utc::now().to_rfc3339(),
+            stage: tag.stage.clone(),
+            idea: tag.idea.clone(),
+            provider: self.provider.name().to_owned(),
+            model: model.to_owned(),
+            usage: resp.usage,
+            cost_usd: cost.usd,
+            price_known: cost.price_known,
+            attempts,
+            elapsed_ms: elapsed.as_millis() as u64,
+            finish_reason: resp.finish_reason.clone(),
+        });
     }
 
     /// Everything spent through this `Llm` so far.
     pub fn totals(&self) -> Totals {
-        *self.totals.lock().unwrap()
+        self.lock().total()
+    }
+
+    /// Totals per stage, per idea and overall, plus which models had no price.
+    pub fn ledger_snapshot(&self) -> LedgerSnapshot {
+        self.lock().snapshot(self.budget_usd)
+    }
+
+    /// Every successful call so far, in order; serialisable for persistence.
+    pub fn records(&self) -> Vec<CallRecord> {
+        self.lock().records().to_vec()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ledger> {
+        // The ledger holds plain data; a panic elsewhere cannot leave it half-updated.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -1,8 +1,30 @@
 //! The model layer: one `Provider` trait, concrete wire clients behind it, and the
 //! `Llm` front door that adds retries, the usage ledger and the budget cap.
 
+mod anthropic;
 mod client;
+mod endpoint;
+mod errors;
+mod ledger;
+mod openai;
+mod pricing;
+mod replay;
+mod retry;
+pub mod sse;
+
+pub use anthropic::AnthropicClient;
 pub use client::{CallTag, Llm, Totals};
+pub use endpoint::{infer_provider, resolve_endpoint, ApiKey, Endpoint, Env, ProcessEnv, Wire};
+pub use ledger::{CallRecord, LedgerSnapshot};
+pub use openai::{is_reasoning_model, OpenAiClient};
+pub use pricing::{CostBreakdown, PriceTable};
+pub use replay::{RecordedExchange, RecordedResponse, Recording, ReplayProvider};
+pub use retry::{parse_retry_after, RetryPolicy};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{LlmSettings, ProviderKind};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -88,8 +110,24 @@ pub enum LlmError {
         elapsed_secs: f64,
         last: String,
     },
+    /// A transient HTTP failure (408/409/429/5xx/529): worth retrying, after
+    /// `retry_after` when the server said how long to wait.
+    #[error("{provider} is temporarily unavailable ({status}): {message}")]
+    Unavailable {
+        provider: String,
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Connection refused/reset, DNS, TLS: nothing usable came back. Retryable.
     #[error("{provider}: {message}")]
     Transport { provider: String, message: String },
+    /// No complete answer within `request_timeout_secs`. Retryable.
+    #[error("{provider} did not answer within {secs}s (request_timeout_secs)")]
+    Timeout { provider: String, secs: u64 },
+    /// A 200 whose body is not the documented shape. Not retried: it would repeat.
+    #[error("{provider} sent a response aisci cannot read: {message}")]
+    Protocol { provider: String, message: String },
     #[error("the stream from {provider} broke off: {message}")]
     Stream { provider: String, message: String },
     #[error("replay: {0}")]
@@ -98,6 +136,35 @@ pub enum LlmError {
     Cancelled,
     #[error("configuration: {0}")]
     Config(String),
+}
+
+impl LlmError {
+    /// Whether `Llm` should try the same request again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            LlmError::Unavailable { .. }
+                | LlmError::Transport { .. }
+                | LlmError::Timeout { .. }
+                | LlmError::Stream { .. }
+        )
+    }
+
+    /// The wait the server asked for (`retry-after-ms`, `retry-after`, Google `retryDelay`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            LlmError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status behind the error, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            LlmError::Unavailable { status, .. } | LlmError::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// A chat endpoint. Implementations do one HTTP exchange (or one replayed answer);
@@ -109,4 +176,43 @@ pub trait Provider: Send + Sync {
     /// The model requests are sent to.
     fn model(&self) -> &str;
     async fn chat(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError>;
+}
+
+/// Builds the provider `settings` name and wraps it in an `Llm` with the settings'
+/// retry policy, price overrides and budget. `env` supplies API keys and base-URL
+/// variables; a missing key fails here, before any network traffic.
+pub fn from_settings(settings: &LlmSettings, env: &dyn Env) -> Result<Llm, LlmError> {
+    let provider = build_provider(settings, env)?;
+    Ok(Llm::with_settings(provider, settings))
+}
+
+/// `from_settings` with the real process environment.
+pub fn from_process_env(settings: &LlmSettings) -> Result<Llm, LlmError> {
+    from_settings(settings, &ProcessEnv)
+}
+
+/// The bare provider for `settings` (no retries, ledger or budget).
+pub fn build_provider(settings: &LlmSettings, env: &dyn Env) -> Result<Arc<dyn Provider>, LlmError> {
+    if infer_provider(settings.provider, &settings.model) == ProviderKind::Replay {
+        let path = settings.replay_file.as_ref().ok_or_else(|| {
+            LlmError::Config("provider \"replay\" needs llm.replay_file (a recording to serve)".into())
+        })?;
+        return Ok(Arc::new(ReplayProvider::from_file(path)?));
+    }
+    let endpoint = resolve_endpoint(settings, env)?;
+    let http = http_client()?;
+    Ok(match endpoint.wire {
+        Wire::OpenAi => Arc::new(OpenAiClient::new(http, endpoint, settings)),
+        Wire::Anthropic => Arc::new(AnthropicClient::new(http, endpoint, settings)),
+    })
+}
+
+/// One reqwest client per provider: rustls, bounded connect time. The whole-request
+/// timeout is applied per attempt by `Llm`, so it also covers slow streams.
+fn http_client() -> Result<reqwest::Client, LlmError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .user_agent(concat!("aisci/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {e}")))
 }

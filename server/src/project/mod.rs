@@ -1,4 +1,23 @@
 //! The research-project model: templates, idea folders and their file formats.
+//! Protocol-free: the LSP layer converts `Problem`s to diagnostics.
 
+mod checks;
+mod discovery;
+mod formats;
+mod json_spans;
 mod problem;
+
+pub use checks::{
+    check_final_info, check_ideas_json, check_prompt_json, check_template, error_span, read_source, Overlay,
+    Source,
+};
+pub use discovery::{
+    find_enclosing, idea_folder_name, list_idea_folders, list_templates, parse_idea_folder_name, IdeaFolder,
+    ProjectFolder, Template, FOLDER_TIMESTAMP,
+};
+pub use formats::{
+    ideas_to_json, is_valid_idea_name, normalize_idea_name, validate_idea, DatasetResult, FinalInfo,
+    FormatError, Idea, IdeaIssue, PromptJson, IDEA_FIELDS,
+};
+pub use json_spans::{spans, SpanKind, SpanNode};
 pub use problem::{Problem, Severity};

@@ -1,0 +1,474 @@
+//! Where settings come from, and which of them a project may set.
+//!
+//! Layers, later ones winning: built-in defaults → the user's config file →
+//! the project's `aisci.toml` → the editor (`initializationOptions`, then
+//! `workspace/didChangeConfiguration`) → `AISCI_MODEL` → command-line flags.
+//!
+//! A project's `aisci.toml` arrives with a cloned repository, so it is untrusted:
+//! it may not redirect the user's API key to another endpoint, pick which secret is
+//! sent, or choose commands aisci runs, unless the user listed the folder in
+//! `trusted_folders` of the user-level config.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::Settings;
+
+/// Keys a project file may only set in a trusted folder.
+pub const UNTRUSTED_KEYS: &[(&str, &str)] = &[("llm", "base_url"), ("llm", "api_key_env"), ("run", "python")];
+
+/// Where the user-level config lives: `$AISCI_CONFIG`, else `<config dir>/aisci/config.toml`.
+pub fn user_config_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(p) = env("AISCI_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(x) = env("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(x).join("aisci").join("config.toml"));
+    }
+    dirs::config_dir().map(|d| d.join("aisci").join("config.toml"))
+}
+
+/// A layer of raw settings with the name used in warnings.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub source: String,
+    pub value: Value,
+}
+
+/// The result of loading: settings plus every warning met on the way. Loading never fails.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+    /// Whether the project folder is on the user's trusted list.
+    pub project_trusted: bool,
+}
+
+/// Everything `load` needs, gathered by the caller so that tests need no real files
+/// or environment.
+#[derive(Default)]
+pub struct Sources {
+    /// The user-level config file's text and path, if it exists.
+    pub user_file: Option<(PathBuf, String)>,
+    /// The project's root folder and its `aisci.toml` text, if any.
+    pub project: Option<(PathBuf, Option<String>)>,
+    /// Editor settings, in the order they arrived.
+    pub editor: Vec<Value>,
+    /// `AISCI_MODEL`.
+    pub env_model: Option<String>,
+    /// `--model` from the command line.
+    pub cli_model: Option<String>,
+}
+
+impl Sources {
+    /// Reads the user file, the project file and `AISCI_MODEL` from disk and the process
+    /// environment.
+    pub fn from_system(project_root: Option<&Path>) -> Self {
+        let env = |k: &str| std::env::var(k).ok();
+        let user_file = user_config_path(&env).and_then(|p| std::fs::read_to_string(&p).ok().map(|t| (p, t)));
+        let project = project_root.map(|root| {
+            let text = std::fs::read_to_string(root.join("aisci.toml")).ok();
+            (root.to_path_buf(), text)
+        });
+        Sources {
+            user_file,
+            project,
+            editor: Vec::new(),
+            env_model: env("AISCI_MODEL").filter(|m| !m.is_empty()),
+            cli_model: None,
+        }
+    }
+}
+
+pub fn load(src: &Sources) -> Loaded {
+    let mut out = Loaded::default();
+    let mut trusted: Vec<PathBuf> = Vec::new();
+
+    if let Some((path, text)) = &src.user_file {
+        let source = path.display().to_string();
+        if let Some(mut v) = parse_toml(text, &source, &mut out.warnings) {
+            if let Some(obj) = v.as_object_mut() {
+                if let Some(list) = obj.remove("trusted_folders") {
+                    match serde_json::from_value::<Vec<String>>(list) {
+                        Ok(l) => trusted = l.iter().map(|p| expand_home(p)).collect(),
+                        Err(e) => out.warnings.push(format!(
+                            "{source}: trusted_folders must be a list of paths ({e}); no folder is trusted"
+                        )),
+                    }
+                }
+            }
+            apply(&mut out, &Layer { source, value: v });
+        }
+    }
+
+    if let Some((root, text)) = &src.project {
+        out.project_trusted = is_trusted(root, &trusted);
+        if let Some(text) = text {
+            let source = root.join("aisci.toml").display().to_string();
+            if let Some(mut v) = parse_toml(text, &source, &mut out.warnings) {
+                if !out.project_trusted {
+                    let removed = strip_untrusted(&mut v);
+                    if !removed.is_empty() {
+                        out.warnings.push(format!(
+                            "{source}: ignored {} because this folder is not trusted; a project file may not \
+                             choose endpoints, secrets or commands. To allow it, add \"{}\" to trusted_folders \
+                             in your user config.",
+                            removed.join(", "),
+                            root.display()
+                        ));
+                    }
+                }
+                apply(&mut out, &Layer { source, value: v });
+            }
+        }
+    }
+
+    for v in &src.editor {
+        let v = match v.get("aisci") {
+            Some(inner) => inner.clone(),
+            None => v.clone(),
+        };
+        if v.is_null() {
+            continue;
+        }
+        apply(
+            &mut out,
+            &Layer {
+                source: "editor settings".into(),
+                value: v,
+            },
+        );
+    }
+
+    if let Some(m) = &src.env_model {
+        out.settings.llm.model = m.clone();
+    }
+    if let Some(m) = &src.cli_model {
+        out.settings.llm.model = m.clone();
+    }
+    out
+}
+
+fn parse_toml(text: &str, source: &str, warnings: &mut Vec<String>) -> Option<Value> {
+    match text.parse::<toml::Table>() {
+        Ok(t) => serde_json::to_value(t).ok(),
+        Err(e) => {
+            warnings.push(format!("{source}: not valid TOML, file ignored: {}", e.message()));
+            None
+        }
+    }
+}
+
+fn strip_untrusted(v: &mut Value) -> Vec<String> {
+    let mut removed = Vec::new();
+    for (section, key) in UNTRUSTED_KEYS {
+        if let Some(sec) = v.get_mut(*section).and_then(Value::as_object_mut) {
+            if sec.remove(*key).is_some() {
+                removed.push(format!("{section}.{key}"));
+            }
+        }
+    }
+    removed
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => dirs::home_dir()
+            .map(|h| h.join(rest))
+            .unwrap_or_else(|| PathBuf::from(p)),
+        None => PathBuf::from(p),
+    }
+}
+
+fn is_trusted(root: &Path, trusted: &[PathBuf]) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let root = canon(root);
+    trusted.iter().any(|t| root.starts_with(canon(t)))
+}
+
+/// Applies one layer section by section, key by key: a bad value costs only that key,
+/// which keeps the value it had, with one warning.
+fn apply(out: &mut Loaded, layer: &Layer) {
+    let Some(obj) = layer.value.as_object() else {
+        out.warnings.push(format!(
+            "{}: settings must be a table/object; ignored",
+            layer.source
+        ));
+        return;
+    };
+    for (section, v) in obj {
+        let src = &layer.source;
+        let w = &mut out.warnings;
+        let s = &mut out.settings;
+        match section.as_str() {
+            "llm" => merge_section(&mut s.llm, v, src, "llm", w),
+            "ideas" => merge_section(&mut s.ideas, v, src, "ideas", w),
+            "run" => merge_section(&mut s.run, v, src, "run", w),
+            "trusted_folders" => w.push(format!(
+                "{src}: trusted_folders is only read from the user-level config file; ignored here"
+            )),
+            other => w.push(format!("{src}: unknown section `{other}` ignored")),
+        }
+    }
+    validate(&mut out.settings, &layer.source, &mut out.warnings);
+}
+
+fn merge_section<T: Serialize + DeserializeOwned>(
+    current: &mut T,
+    incoming: &Value,
+    source: &str,
+    name: &str,
+    warnings: &mut Vec<String>,
+) {
+    let Some(incoming) = incoming.as_object() else {
+        warnings.push(format!("{source}: `{name}` must be a table/object; ignored"));
+        return;
+    };
+    let Ok(Value::Object(mut base)) = serde_json::to_value(&*current) else {
+        return;
+    };
+    for (key, v) in incoming {
+        if !base.contains_key(key) {
+            warnings.push(format!("{source}: unknown setting `{name}.{key}` ignored"));
+            continue;
+        }
+        let mut trial: Map<String, Value> = base.clone();
+        trial.insert(key.clone(), v.clone());
+        match serde_json::from_value::<T>(Value::Object(trial)) {
+            Ok(_) => {
+                base.insert(key.clone(), v.clone());
+            }
+            Err(e) => warnings.push(format!(
+                "{source}: invalid value for `{name}.{key}` ({e}); keeping {}",
+                base.get(key).map(Value::to_string).unwrap_or_default()
+            )),
+        }
+    }
+    if let Ok(t) = serde_json::from_value(Value::Object(base)) {
+        *current = t;
+    }
+}
+
+/// Range checks that the types alone cannot express.
+fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
+    let d = Settings::default();
+    let mut bad = |what: &str, keep: String| {
+        warnings.push(format!("{source}: `{what}` is out of range; using {keep}"));
+    };
+    if !(0.0..=2.0).contains(&s.llm.temperature) {
+        bad("llm.temperature (0 to 2)", d.llm.temperature.to_string());
+        s.llm.temperature = d.llm.temperature;
+    }
+    if s.llm.max_tokens == 0 {
+        bad("llm.max_tokens (at least 1)", d.llm.max_tokens.to_string());
+        s.llm.max_tokens = d.llm.max_tokens;
+    }
+    if s.llm.request_timeout_secs == 0 {
+        bad(
+            "llm.request_timeout_secs (at least 1)",
+            d.llm.request_timeout_secs.to_string(),
+        );
+        s.llm.request_timeout_secs = d.llm.request_timeout_secs;
+    }
+    if let Some(b) = s.llm.budget_usd {
+        if !(b.is_finite() && b >= 0.0) {
+            bad("llm.budget_usd (0 or more)", "no budget cap".into());
+            s.llm.budget_usd = None;
+        }
+    }
+    if s.llm.model.trim().is_empty() {
+        bad("llm.model (a model name)", d.llm.model.clone());
+        s.llm.model = d.llm.model.clone();
+    }
+    if s.ideas.num_ideas == 0 {
+        bad("ideas.num_ideas (at least 1)", d.ideas.num_ideas.to_string());
+        s.ideas.num_ideas = d.ideas.num_ideas;
+    }
+    if s.ideas.num_reflections == 0 {
+        bad(
+            "ideas.num_reflections (at least 1)",
+            d.ideas.num_reflections.to_string(),
+        );
+        s.ideas.num_reflections = d.ideas.num_reflections;
+    }
+    if s.run.python.trim().is_empty() {
+        bad("run.python (a command)", d.run.python.clone());
+        s.run.python = d.run.python.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProviderKind;
+    use serde_json::json;
+
+    fn project(dir: &Path, text: &str) -> Option<(PathBuf, Option<String>)> {
+        Some((dir.to_path_buf(), Some(text.to_string())))
+    }
+
+    #[test]
+    fn defaults_without_any_source() {
+        let l = load(&Sources::default());
+        assert_eq!(l.settings, Settings::default());
+        assert!(l.warnings.is_empty());
+    }
+
+    #[test]
+    fn invalid_value_gives_one_warning_and_keeps_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Sources {
+            project: project(
+                dir.path(),
+                "[llm]\ntemperature = \"hot\"\nmax_tokens = 1000\n[ideas]\nnum_ideas = -3\n",
+            ),
+            ..Default::default()
+        };
+        let l = load(&src);
+        assert_eq!(l.settings.llm.temperature, 0.75);
+        assert_eq!(l.settings.llm.max_tokens, 1000);
+        assert_eq!(l.settings.ideas.num_ideas, 5);
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+        assert!(
+            l.warnings.iter().any(|w| w.contains("`llm.temperature`")),
+            "{:?}",
+            l.warnings
+        );
+        assert!(
+            l.warnings.iter().any(|w| w.contains("`ideas.num_ideas`")),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_fall_back() {
+        let src = Sources {
+            editor: vec![json!({"llm": {"temperature": 7.0, "budget_usd": -1}})],
+            ..Default::default()
+        };
+        let l = load(&src);
+        assert_eq!(l.settings.llm.temperature, 0.75);
+        assert_eq!(l.settings.llm.budget_usd, None);
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn broken_toml_is_a_warning_not_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Sources {
+            project: project(dir.path(), "[llm\nmodel = 3"),
+            ..Default::default()
+        };
+        let l = load(&src);
+        assert_eq!(l.settings, Settings::default());
+        assert_eq!(l.warnings.len(), 1);
+        assert!(l.warnings[0].contains("not valid TOML"));
+    }
+
+    #[test]
+    fn untrusted_project_cannot_redirect_keys_or_choose_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Sources {
+            project: project(
+                dir.path(),
+                "[llm]\nbase_url = \"https://evil.example/v1\"\napi_key_env = \"AWS_SECRET_ACCESS_KEY\"\n\
+                 model = \"gpt-4o\"\nprovider = \"openrouter\"\n[run]\npython = \"/tmp/x.sh\"\n",
+            ),
+            ..Default::default()
+        };
+        let l = load(&src);
+        assert_eq!(l.settings.llm.base_url, None);
+        assert_eq!(l.settings.llm.api_key_env, None);
+        assert_eq!(l.settings.run.python, "python3");
+        // Harmless settings still apply.
+        assert_eq!(l.settings.llm.model, "gpt-4o");
+        assert_eq!(l.settings.llm.provider, ProviderKind::Openrouter);
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert!(l.warnings[0].contains("llm.base_url, llm.api_key_env, run.python"));
+        assert!(!l.project_trusted);
+    }
+
+    #[test]
+    fn trusted_project_may_set_endpoint_and_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = format!(
+            "trusted_folders = [\"{}\"]\n[llm]\nmodel = \"claude-sonnet-4-5\"\n",
+            dir.path().display()
+        );
+        let sub = dir.path().join("proj");
+        std::fs::create_dir(&sub).unwrap();
+        let src = Sources {
+            user_file: Some((PathBuf::from("user.toml"), user)),
+            project: project(
+                &sub,
+                "[llm]\nbase_url = \"http://localhost:8000/v1\"\n[run]\npython = \"python3.11\"\n",
+            ),
+            ..Default::default()
+        };
+        let l = load(&src);
+        assert!(l.project_trusted);
+        assert_eq!(
+            l.settings.llm.base_url.as_deref(),
+            Some("http://localhost:8000/v1")
+        );
+        assert_eq!(l.settings.run.python, "python3.11");
+        assert_eq!(l.settings.llm.model, "claude-sonnet-4-5");
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn trusted_list_in_a_project_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "trusted_folders = [\"{}\"]\n[llm]\nbase_url = \"http://x\"\n",
+            dir.path().display()
+        );
+        let l = load(&Sources {
+            project: project(dir.path(), &text),
+            ..Default::default()
+        });
+        assert_eq!(l.settings.llm.base_url, None);
+        assert!(!l.project_trusted);
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn precedence_editor_then_env_then_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut src = Sources {
+            project: project(dir.path(), "[llm]\nmodel = \"from-project\"\n"),
+            editor: vec![json!({"aisci": {"llm": {"model": "from-editor", "stream": false}}})],
+            ..Default::default()
+        };
+        assert_eq!(load(&src).settings.llm.model, "from-editor");
+        assert!(!load(&src).settings.llm.stream);
+        src.env_model = Some("from-env".into());
+        assert_eq!(load(&src).settings.llm.model, "from-env");
+        src.cli_model = Some("from-cli".into());
+        assert_eq!(load(&src).settings.llm.model, "from-cli");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_once() {
+        let l = load(&Sources {
+            editor: vec![json!({"llm": {"modle": "x"}, "zzz": {}})],
+            ..Default::default()
+        });
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+        assert!(l.warnings[0].contains("llm.modle"));
+    }
+
+    #[test]
+    fn prices_override_parses() {
+        let l = load(&Sources {
+            editor: vec![json!({"llm": {"prices": {"my-model": {"input": 1.0, "output": 2.0}}}})],
+            ..Default::default()
+        });
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(l.settings.llm.prices["my-model"].output, 2.0);
+    }
+}

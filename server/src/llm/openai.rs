@@ -1,0 +1,503 @@
+//! OpenAI Chat Completions client, also used for every server that copies its wire
+//! format (DeepSeek, OpenRouter, Gemini's compatibility endpoint, Ollama, vLLM,
+//! llama.cpp). One HTTP exchange per `chat`; retries live in `Llm`.
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{LlmSettings, ProviderKind};
+
+use super::endpoint::{provider_name, Endpoint};
+use super::errors::{classify_http, redact, transport_error, truncate};
+use super::sse::{SseEvent, SseParser};
+use super::{ChatRequest, ChatResponse, LlmError, Provider, Role, Usage};
+
+/// OpenAI's reasoning families (o1, o3, o4, gpt-5…) reject `max_tokens` and any
+/// non-default temperature. A `vendor/` prefix (OpenRouter) is ignored.
+pub fn is_reasoning_model(model: &str) -> bool {
+    let m = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    let family = |p: &str| {
+        m.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+    };
+    family("o1") || family("o3") || family("o4") || m.starts_with("gpt-5")
+}
+
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    name: &'static str,
+    model: String,
+    stream: bool,
+    temperature: f32,
+    max_tokens: u32,
+}
+
+impl std::fmt::Debug for OpenAiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiClient")
+            .field("endpoint", &self.endpoint)
+            .field("model", &self.model)
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiClient {
+    pub fn new(http: reqwest::Client, endpoint: Endpoint, settings: &LlmSettings) -> Self {
+        Self {
+            http,
+            name: provider_name(endpoint.kind),
+            endpoint,
+            model: settings.model.clone(),
+            stream: settings.stream,
+            temperature: settings.temperature,
+            max_tokens: settings.max_tokens,
+        }
+    }
+
+    /// The JSON body for `req`, with the reasoning-model rules applied.
+    pub fn request_body(&self, req: &ChatRequest) -> Value {
+        let mut messages = Vec::with_capacity(req.messages.len() + 1);
+        if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        for m in &req.messages {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            messages.push(json!({"role": role, "content": m.content}));
+        }
+        let max_tokens = if req.max_tokens > 0 {
+            req.max_tokens
+        } else {
+            self.max_tokens
+        };
+        let mut body = json!({"model": self.model, "messages": messages});
+        let reasoning = is_reasoning_model(&self.model)
+            && matches!(
+                self.endpoint.kind,
+                ProviderKind::Openai | ProviderKind::Openrouter
+            );
+        if reasoning && self.endpoint.kind == ProviderKind::Openai {
+            body["max_completion_tokens"] = json!(max_tokens);
+        } else {
+            body["max_tokens"] = json!(max_tokens);
+        }
+        if !reasoning {
+            body["temperature"] = json!(req.temperature.unwrap_or(self.temperature));
+        }
+        if self.stream {
+            body["stream"] = json!(true);
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        body
+    }
+
+    fn url(&self) -> String {
+        format!("{}/chat/completions", self.endpoint.base_url)
+    }
+
+    async fn exchange(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let key = self.endpoint.api_key.as_ref();
+        let mut builder = self.http.post(self.url()).json(&self.request_body(req));
+        if let Some(k) = key {
+            builder = builder.bearer_auth(k.expose());
+        }
+        if self.endpoint.kind == ProviderKind::Openrouter {
+            builder = builder.header("X-Title", "aisci");
+        }
+        if self.stream {
+            builder = builder.header(reqwest::header::ACCEPT, "text/event-stream");
+        }
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| transport_error(self.name, &e, key))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let headers = resp.headers().clone();
+            let body = resp.text().await.unwrap_or_default();
+            return Err(classify_http(self.name, status.as_u16(), &headers, &body, key));
+        }
+        // Servers fall back to a plain JSON body when they ignore `stream`.
+        let is_sse = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        if self.stream && is_sse {
+            self.read_stream(resp).await
+        } else {
+            let body = resp
+                .text()
+                .await
+                .map_err(|e| transport_error(self.name, &e, key))?;
+            self.parse_body(&body)
+        }
+    }
+
+    fn parse_body(&self, body: &str) -> Result<ChatResponse, LlmError> {
+        let key = self.endpoint.api_key.as_ref();
+        if body.trim().is_empty() {
+            // DeepSeek holds the connection with blank lines and may close without a body.
+            return Err(LlmError::Transport {
+                provider: self.name.into(),
+                message: "empty response body".into(),
+            });
+        }
+        let value: Value = serde_json::from_str(body).map_err(|e| LlmError::Protocol {
+            provider: self.name.into(),
+            message: format!("{e}: {}", truncate(&redact(body, key), 200)),
+        })?;
+        if value.get("error").is_some_and(|e| !e.is_null()) {
+            // OpenRouter reports failures after generation started inside a 200.
+            return Err(body_error(self.name, &value, key));
+        }
+        let parsed: Completion = serde_json::from_value(value).map_err(|e| LlmError::Protocol {
+            provider: self.name.into(),
+            message: e.to_string(),
+        })?;
+        let choice = parsed
+            .choices
+            .into_iter()
+            .min_by_key(|c| c.index)
+            .ok_or_else(|| LlmError::Protocol {
+                provider: self.name.into(),
+                message: "response has no choices".into(),
+            })?;
+        Ok(ChatResponse {
+            text: choice.message.content.unwrap_or_default(),
+            usage: parsed.usage.map(WireUsage::normalise).unwrap_or_default(),
+            model: parsed.model.unwrap_or_else(|| self.model.clone()),
+            finish_reason: choice.finish_reason,
+        })
+    }
+
+    async fn read_stream(&self, resp: reqwest::Response) -> Result<ChatResponse, LlmError> {
+        let key = self.endpoint.api_key.as_ref();
+        let mut acc = StreamAcc {
+            model: self.model.clone(),
+            ..StreamAcc::default()
+        };
+        let mut parser = SseParser::new();
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| LlmError::Stream {
+                provider: self.name.into(),
+                message: transport_error(self.name, &e, key).to_string(),
+            })?;
+            for ev in parser.push(&chunk) {
+                if self.on_event(&ev, &mut acc)? {
+                    return Ok(acc.finish());
+                }
+            }
+        }
+        if let Some(ev) = parser.finish() {
+            if self.on_event(&ev, &mut acc)? {
+                return Ok(acc.finish());
+            }
+        }
+        // No `[DONE]`: complete only if the model had finished its answer.
+        if acc.finish_reason.is_some() {
+            Ok(acc.finish())
+        } else {
+            Err(LlmError::Stream {
+                provider: self.name.into(),
+                message: "connection closed before the answer was complete".into(),
+            })
+        }
+    }
+
+    /// Returns true at `[DONE]`.
+    fn on_event(&self, ev: &SseEvent, acc: &mut StreamAcc) -> Result<bool, LlmError> {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            return Ok(true);
+        }
+        if data.is_empty() {
+            return Ok(false);
+        }
+        let key = self.endpoint.api_key.as_ref();
+        let value: Value = serde_json::from_str(data).map_err(|e| LlmError::Stream {
+            provider: self.name.into(),
+            message: format!("unreadable chunk ({e}): {}", truncate(&redact(data, key), 200)),
+        })?;
+        if value.get("error").is_some_and(|e| !e.is_null()) {
+            return Err(match body_error(self.name, &value, key) {
+                // An error object after a 200 is the server giving up mid-answer: the
+                // SDKs raise; retrying the whole request is the useful reaction.
+                LlmError::Rejected { message, .. } | LlmError::Unavailable { message, .. } => {
+                    LlmError::Stream {
+                        provider: self.name.into(),
+                        message,
+                    }
+                }
+                other => other,
+            });
+        }
+        let chunk: Chunk = serde_json::from_value(value).map_err(|e| LlmError::Stream {
+            provider: self.name.into(),
+            message: format!("unexpected chunk shape: {e}"),
+        })?;
+        if let Some(m) = chunk.model.filter(|m| !m.is_empty()) {
+            acc.model = m;
+        }
+        for c in chunk.choices.iter().filter(|c| c.index == 0) {
+            if let Some(t) = c.delta.as_ref().and_then(|d| d.content.as_deref()) {
+                acc.text.push_str(t);
+            }
+            if let Some(f) = &c.finish_reason {
+                acc.finish_reason = Some(f.clone());
+            }
+        }
+        if let Some(u) = chunk.usage {
+            acc.usage = Some(u.normalise());
+        }
+        Ok(false)
+    }
+}
+
+/// An `{"error": ...}` object that arrived with a 200.
+fn body_error(provider: &str, value: &Value, key: Option<&super::endpoint::ApiKey>) -> LlmError {
+    // OpenRouter puts the real status in `error.code`; otherwise treat as a server error.
+    let status = value
+        .pointer("/error/code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| (400..600).contains(c))
+        .unwrap_or(500);
+    classify_http(
+        provider,
+        status,
+        &reqwest::header::HeaderMap::new(),
+        &value.to_string(),
+        key,
+    )
+}
+
+#[derive(Default)]
+struct StreamAcc {
+    text: String,
+    model: String,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl StreamAcc {
+    fn finish(self) -> ChatResponse {
+        ChatResponse {
+            text: self.text,
+            usage: self.usage.unwrap_or_default(),
+            model: self.model,
+            finish_reason: self.finish_reason,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    index: u32,
+    message: ChoiceMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    /// DeepSeek's own name for cached prompt tokens.
+    #[serde(default)]
+    prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// OpenAI already reports cached tokens as a subset of `prompt_tokens`.
+    fn normalise(self) -> Usage {
+        let input = self.prompt_tokens.unwrap_or(0);
+        let cached = self
+            .prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .or(self.prompt_cache_hit_tokens)
+            .unwrap_or(0)
+            .min(input);
+        Usage {
+            input_tokens: input,
+            cached_input_tokens: cached,
+            cache_write_tokens: 0,
+            output_tokens: self.completion_tokens.unwrap_or(0),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAiClient {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    async fn chat(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError> {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(LlmError::Cancelled),
+            r = self.exchange(req) => r,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::endpoint::ApiKey;
+    use crate::llm::{Message, Wire};
+
+    fn client(kind: ProviderKind, model: &str, stream: bool) -> OpenAiClient {
+        let settings = LlmSettings {
+            model: model.into(),
+            stream,
+            ..LlmSettings::default()
+        };
+        let endpoint = Endpoint {
+            kind,
+            wire: Wire::OpenAi,
+            base_url: "http://127.0.0.1:9/v1".into(),
+            api_key: Some(ApiKey::new("k")),
+            key_var: None,
+        };
+        OpenAiClient::new(reqwest::Client::new(), endpoint, &settings)
+    }
+
+    fn req() -> ChatRequest {
+        ChatRequest {
+            system: Some("sys".into()),
+            messages: vec![Message::user("hi")],
+            temperature: Some(0.5),
+            max_tokens: 100,
+        }
+    }
+
+    #[test]
+    fn reasoning_family_detection() {
+        for m in [
+            "o1",
+            "o1-mini",
+            "o3-mini-2025-01-31",
+            "o4-mini",
+            "gpt-5",
+            "gpt-5-mini",
+            "gpt-5.2",
+            "openai/o3",
+        ] {
+            assert!(is_reasoning_model(m), "{m}");
+        }
+        for m in [
+            "gpt-4o",
+            "gpt-4.1-mini",
+            "o10x",
+            "claude-opus-4",
+            "deepseek-reasoner",
+            "llama3",
+        ] {
+            assert!(!is_reasoning_model(m), "{m}");
+        }
+    }
+
+    #[test]
+    fn body_for_reasoning_and_classic_models() {
+        let b = client(ProviderKind::Openai, "o3-mini", false).request_body(&req());
+        assert_eq!(b["max_completion_tokens"], 100);
+        assert!(b.get("max_tokens").is_none());
+        assert!(b.get("temperature").is_none());
+        assert!(b.get("stream").is_none());
+
+        let b = client(ProviderKind::Openai, "gpt-4o", true).request_body(&req());
+        assert_eq!(b["max_tokens"], 100);
+        assert_eq!(b["temperature"], 0.5);
+        assert_eq!(b["stream"], true);
+        assert_eq!(b["stream_options"]["include_usage"], true);
+        assert_eq!(b["messages"][0]["role"], "system");
+        assert_eq!(b["messages"][1]["content"], "hi");
+
+        // Only OpenAI itself gets the reasoning rules' token field; local servers keep max_tokens.
+        let b = client(ProviderKind::Ollama, "o3-local", false).request_body(&req());
+        assert_eq!(b["max_tokens"], 100);
+        assert_eq!(b["temperature"], 0.5);
+    }
+
+    #[test]
+    fn parses_lenient_bodies() {
+        let c = client(ProviderKind::Deepseek, "deepseek-reasoner", false);
+        let body = "\n\n\n{\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\",\"reasoning_content\":\"r\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,\"prompt_cache_hit_tokens\":4}}";
+        let r = c.parse_body(body).unwrap();
+        assert_eq!(r.text, "hi");
+        assert_eq!(r.usage.cached_input_tokens, 4);
+        assert!(matches!(c.parse_body("   \n"), Err(LlmError::Transport { .. })));
+        assert!(matches!(c.parse_body("<html>"), Err(LlmError::Protocol { .. })));
+        let err = c
+            .parse_body(r#"{"error":{"code":502,"message":"upstream down"}}"#)
+            .unwrap_err();
+        assert!(err.is_retryable());
+    }
+}

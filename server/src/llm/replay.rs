@@ -1,0 +1,195 @@
+//! The offline provider: serves a recorded conversation in order. Used by default in
+//! tests and demos so the whole loop runs without a network or a key.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{ChatRequest, ChatResponse, LlmError, Provider, Role, Usage};
+
+/// A recording file: `{"about", "model", "exchanges": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    #[serde(default)]
+    pub about: String,
+    pub model: String,
+    pub exchanges: Vec<RecordedExchange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedExchange {
+    /// The stage the exchange was recorded for; informational, shown in errors.
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// A substring the last user message must contain, so a recording that drifted
+    /// from the prompts fails loudly instead of answering the wrong question.
+    #[serde(default)]
+    pub expect: Option<String>,
+    pub response: RecordedResponse,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedResponse {
+    pub text: String,
+    #[serde(default)]
+    pub usage: Usage,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ReplayProvider {
+    recording: Recording,
+    source: String,
+    next: Mutex<usize>,
+}
+
+impl ReplayProvider {
+    pub fn new(recording: Recording, source: impl Into<String>) -> Self {
+        Self {
+            recording,
+            source: source.into(),
+            next: Mutex::new(0),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, LlmError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LlmError::Replay(format!("cannot read recording {}: {e}", path.display())))?;
+        Self::from_json(&text, path.display().to_string())
+    }
+
+    pub fn from_json(json: &str, source: impl Into<String>) -> Result<Self, LlmError> {
+        let source = source.into();
+        let recording: Recording = serde_json::from_str(json)
+            .map_err(|e| LlmError::Replay(format!("recording {source} is not valid: {e}")))?;
+        Ok(Self::new(recording, source))
+    }
+
+    /// Exchanges served so far.
+    pub fn served(&self) -> usize {
+        *self.next.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.recording.exchanges.len().saturating_sub(self.served())
+    }
+
+    fn serve(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let i = *next;
+        let Some(ex) = self.recording.exchanges.get(i) else {
+            return Err(LlmError::Replay(format!(
+                "recording {} has {} exchange(s); exchange #{i} was requested (the run asked for more calls than were recorded)",
+                self.source,
+                self.recording.exchanges.len()
+            )));
+        };
+        if let Some(expect) = ex.expect.as_deref() {
+            let last_user = req
+                .messages
+                .iter()
+                .rev()
+                .find(|m| m.role == Role::User)
+                .map(|m| m.content.as_str())
+                .unwrap_or("");
+            if !last_user.contains(expect) {
+                // The index is not advanced: the same exchange is still the next one.
+                return Err(LlmError::Replay(format!(
+                    "exchange #{i}{} of {}: the last user message does not contain {expect:?}",
+                    ex.stage
+                        .as_deref()
+                        .map(|s| format!(" (stage {s})"))
+                        .unwrap_or_default(),
+                    self.source
+                )));
+            }
+        }
+        *next += 1;
+        Ok(ChatResponse {
+            text: ex.response.text.clone(),
+            usage: ex.response.usage,
+            model: self.recording.model.clone(),
+            finish_reason: ex.response.finish_reason.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Provider for ReplayProvider {
+    fn name(&self) -> &str {
+        "replay"
+    }
+
+    fn model(&self) -> &str {
+        &self.recording.model
+    }
+
+    async fn chat(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError> {
+        if cancel.is_cancelled() {
+            return Err(LlmError::Cancelled);
+        }
+        self.serve(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Message;
+
+    const REC: &str = r#"{
+      "about": "two idea exchanges",
+      "model": "gpt-4o-2024-11-20",
+      "exchanges": [
+        {"stage": "ideas", "expect": "warmup", "response": {"text": "idea one", "usage": {"input_tokens": 100, "cached_input_tokens": 0, "cache_write_tokens": 0, "output_tokens": 20}, "finish_reason": "stop"}},
+        {"stage": "ideas", "response": {"text": "idea two"}}
+      ]
+    }"#;
+
+    fn req(text: &str) -> ChatRequest {
+        ChatRequest {
+            system: None,
+            messages: vec![Message::user(text)],
+            temperature: None,
+            max_tokens: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn serves_in_order_then_runs_out() {
+        let p = ReplayProvider::from_json(REC, "rec.json").unwrap();
+        let c = CancellationToken::new();
+        assert_eq!(p.name(), "replay");
+        assert_eq!(p.model(), "gpt-4o-2024-11-20");
+        let r = p.chat(&req("about warmup"), &c).await.unwrap();
+        assert_eq!(r.text, "idea one");
+        assert_eq!(r.usage.input_tokens, 100);
+        assert_eq!(r.model, "gpt-4o-2024-11-20");
+        assert_eq!(p.chat(&req("anything"), &c).await.unwrap().text, "idea two");
+        let err = p.chat(&req("more"), &c).await.unwrap_err();
+        assert!(err.to_string().contains("exchange #2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn mismatch_names_the_exchange_and_does_not_advance() {
+        let p = ReplayProvider::from_json(REC, "rec.json").unwrap();
+        let c = CancellationToken::new();
+        let err = p.chat(&req("about dropout"), &c).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("exchange #0 (stage ideas)"), "{text}");
+        assert!(text.contains("warmup"));
+        assert_eq!(p.served(), 0);
+    }
+
+    #[test]
+    fn invalid_recording_is_a_replay_error() {
+        assert!(matches!(
+            ReplayProvider::from_json("{}", "x"),
+            Err(LlmError::Replay(_))
+        ));
+    }
+}

@@ -1,0 +1,466 @@
+//! The `LanguageServer` implementation. Handlers convert, touch state briefly and
+//! return; anything slow is spawned.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tower_lsp::jsonrpc::{Error as RpcError, Result as RpcResult};
+use tower_lsp::lsp_types::*;
+use tower_lsp::{Client, LanguageServer};
+
+use super::convert::{self, path_of, uri_of};
+use super::ideas_view;
+use super::progress::{job_of_token, CLIENT_REPLY_TIMEOUT};
+use super::state::{ClientCaps, OpenDoc, State};
+use crate::project::{check_template, find_enclosing, Problem, ProjectFolder};
+use crate::workspace::{python, Document, Language};
+
+pub const CMD_GENERATE_IDEAS: &str = "aisci.generateIdeas";
+pub const CMD_CANCEL: &str = "aisci.cancel";
+pub const CMD_SHOW_IDEA: &str = "aisci.showIdea";
+pub const COMMANDS: &[&str] = &[CMD_GENERATE_IDEAS, CMD_CANCEL, CMD_SHOW_IDEA];
+
+/// Time to wait after the last edit before re-checking a project.
+const CHECK_DEBOUNCE: Duration = Duration::from_millis(150);
+
+#[derive(Clone)]
+pub struct Backend {
+    pub client: Client,
+    pub state: Arc<State>,
+}
+
+impl Backend {
+    pub fn new(client: Client) -> Self {
+        Self { client, state: Arc::new(State::default()) }
+    }
+
+    async fn show_new_warnings(&self, loaded: &crate::config::Loaded) {
+        for w in self.state.new_warnings(loaded) {
+            self.client.show_message(MessageType::WARNING, format!("aisci: {w}")).await;
+        }
+    }
+
+    /// Re-checks a project folder after a short quiet period; a newer request for the
+    /// same folder supersedes this one.
+    fn schedule_check(&self, root: PathBuf) {
+        let generation = {
+            let mut gens = self.state.check_generation.lock().unwrap();
+            let g = gens.entry(root.clone()).or_insert(0);
+            *g += 1;
+            *g
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(CHECK_DEBOUNCE).await;
+            let current = this.state.check_generation.lock().unwrap().get(&root).copied();
+            if current == Some(generation) {
+                this.publish_checks(&root).await;
+            }
+        });
+    }
+
+    /// Runs the checks of one project folder and publishes the result for every file
+    /// concerned, clearing files that became clean.
+    pub async fn publish_checks(&self, root: &Path) {
+        let overlay = self.state.overlay_under(root);
+        let state = self.state.clone();
+        let root_owned = root.to_path_buf();
+        let problems = tokio::task::spawn_blocking(move || {
+            let mut problems = check_template(&root_owned, &overlay);
+            problems.extend(experiment_syntax_problems(&state, &root_owned));
+            problems
+        })
+        .await
+        .unwrap_or_default();
+
+        let mut by_file: std::collections::BTreeMap<PathBuf, Vec<Problem>> = Default::default();
+        for p in problems {
+            by_file.entry(p.path.clone()).or_default().push(p);
+        }
+        let before = self
+            .state
+            .published
+            .lock()
+            .unwrap()
+            .insert(root.to_path_buf(), by_file.keys().cloned().collect())
+            .unwrap_or_default();
+        let enc = self.state.encoding();
+        for (path, problems) in &by_file {
+            let Some(uri) = uri_of(path) else { continue };
+            let rope = match self.state.text_of(path) {
+                Ok(t) => ropey::Rope::from_str(&t),
+                Err(_) => ropey::Rope::new(),
+            };
+            let diags = problems.iter().map(|p| convert::diagnostic(p, &rope, enc)).collect();
+            self.client.publish_diagnostics(uri, diags, None).await;
+        }
+        for gone in before.iter().filter(|p| !by_file.contains_key(*p)) {
+            if let Some(uri) = uri_of(gone) {
+                self.client.publish_diagnostics(uri, Vec::new(), None).await;
+            }
+        }
+    }
+
+    fn after_edit(&self, path: &Path) {
+        if let Some(folder) = self.state.folder_of(path) {
+            self.schedule_check(folder.root().to_path_buf());
+        }
+    }
+}
+
+/// Problems found in the syntax of an open `experiment.py` (the open buffer's tree).
+fn experiment_syntax_problems(state: &State, root: &Path) -> Vec<Problem> {
+    let path = root.join("experiment.py");
+    let mut docs = state.docs.lock().unwrap();
+    let Some(open) = docs.get_mut(&path) else {
+        return match std::fs::read_to_string(&path) {
+            Ok(src) => crate::workspace::syntax::parse_python(&src, None)
+                .and_then(|tree| python::out_dir_problem(&path, &tree, &src))
+                .into_iter()
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+    };
+    let src = open.doc.to_string();
+    match open.doc.python_tree() {
+        Some(tree) => python::out_dir_problem(&path, tree, &src).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+fn is_file(path: &Path, name: &str) -> bool {
+    path.file_name().and_then(|n| n.to_str()) == Some(name)
+}
+
+/// The template a command argument names: a path, a file URI, or `{ "template": ... }`.
+fn template_arg(args: &[Value]) -> Option<PathBuf> {
+    let v = args.first()?;
+    let s = match v {
+        Value::String(s) => s.as_str(),
+        Value::Object(o) => o.get("template").or_else(|| o.get("uri"))?.as_str()?,
+        _ => return None,
+    };
+    let path = match Url::parse(s) {
+        Ok(u) if u.scheme() == "file" => u.to_file_path().ok()?,
+        _ => PathBuf::from(s),
+    };
+    Some(path)
+}
+
+#[tower_lsp::async_trait]
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> RpcResult<InitializeResult> {
+        let enc = convert::negotiate_encoding(&params.capabilities);
+        *self.state.encoding.write().unwrap() = enc;
+        let caps = &params.capabilities;
+        *self.state.caps.write().unwrap() = ClientCaps {
+            work_done_progress: caps.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+            show_document: caps
+                .window
+                .as_ref()
+                .and_then(|w| w.show_document.as_ref())
+                .map(|s| s.support)
+                .unwrap_or(false),
+            configuration: caps.workspace.as_ref().and_then(|w| w.configuration).unwrap_or(false),
+            code_lens_refresh: caps
+                .workspace
+                .as_ref()
+                .and_then(|w| w.code_lens.as_ref())
+                .and_then(|c| c.refresh_support)
+                .unwrap_or(false),
+        };
+        let mut roots: Vec<PathBuf> = params
+            .workspace_folders
+            .iter()
+            .flatten()
+            .filter_map(|f| path_of(&f.uri))
+            .collect();
+        if roots.is_empty() {
+            #[allow(deprecated)]
+            if let Some(p) = params.root_uri.as_ref().and_then(path_of) {
+                roots.push(p);
+            }
+        }
+        *self.state.roots.write().unwrap() = roots;
+        self.state.editor_settings.lock().unwrap().0 = params.initialization_options;
+
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                position_encoding: Some(convert::encoding_kind(enc)),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                    ..Default::default()
+                })),
+                code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+                    code_action_kinds: Some(vec![CodeActionKind::SOURCE]),
+                    ..Default::default()
+                })),
+                code_lens_provider: Some(CodeLensOptions { resolve_provider: Some(false) }),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: COMMANDS.iter().map(|c| c.to_string()).collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "aisci".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        // Settings warnings for each workspace root, said once, after initialization
+        // (messages sent earlier would be dropped).
+        let roots = self.state.roots.read().unwrap().clone();
+        if roots.is_empty() {
+            let loaded = self.state.settings_for(None);
+            self.show_new_warnings(&loaded).await;
+        }
+        for root in roots {
+            let loaded = self.state.settings_for(Some(&root));
+            self.show_new_warnings(&loaded).await;
+        }
+    }
+
+    async fn shutdown(&self) -> RpcResult<()> {
+        self.state.jobs.cancel_all();
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let td = params.text_document;
+        let Some(path) = path_of(&td.uri) else { return };
+        let language = Language::detect(&td.language_id, &path);
+        let folder = find_enclosing(&path);
+        let doc = Document::new(&td.text, td.version, language);
+        self.state.docs.lock().unwrap().insert(path.clone(), OpenDoc { doc, folder });
+        self.after_edit(&path);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let Some(path) = path_of(&params.text_document.uri) else { return };
+        let enc = self.state.encoding();
+        let result = {
+            let mut docs = self.state.docs.lock().unwrap();
+            let Some(open) = docs.get_mut(&path) else { return };
+            let changes: Vec<_> = params.content_changes.into_iter().map(convert::change_from).collect();
+            open.doc.apply(params.text_document.version, &changes, enc)
+        };
+        match result {
+            Ok(()) => self.after_edit(&path),
+            Err(e) => {
+                tracing::warn!("{}: {e}", path.display());
+            }
+        }
+    }
+
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        // A save may have created the file that makes a folder a template.
+        self.state.refresh_folders();
+        if let Some(path) = path_of(&params.text_document.uri) {
+            self.after_edit(&path);
+        }
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let Some(path) = path_of(&params.text_document.uri) else { return };
+        let removed = self.state.docs.lock().unwrap().remove(&path);
+        if let Some(folder) = removed.and_then(|d| d.folder) {
+            // Disk content replaces the closed buffer's in the checks.
+            self.schedule_check(folder.root().to_path_buf());
+        }
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let settings = params.settings;
+        let pull = settings.is_null() || settings.as_object().is_some_and(|o| o.is_empty());
+        if !pull {
+            self.state.editor_settings.lock().unwrap().1 = Some(settings);
+            let loaded = self.state.settings_for(None);
+            self.show_new_warnings(&loaded).await;
+            return;
+        }
+        if !self.state.caps().configuration {
+            return;
+        }
+        // Pull model: ask for our section, off the handler path and with a timeout.
+        let this = self.clone();
+        tokio::spawn(async move {
+            let item = ConfigurationItem { scope_uri: None, section: Some("aisci".into()) };
+            let reply = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, this.client.configuration(vec![item])).await;
+            if let Ok(Ok(mut values)) = reply {
+                if let Some(v) = values.pop().filter(|v| !v.is_null()) {
+                    this.state.editor_settings.lock().unwrap().1 = Some(json!({ "aisci": v }));
+                    let loaded = this.state.settings_for(None);
+                    this.show_new_warnings(&loaded).await;
+                }
+            }
+        });
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> RpcResult<Option<CodeActionResponse>> {
+        let Some(path) = path_of(&params.text_document.uri) else { return Ok(None) };
+        if let Some(only) = &params.context.only {
+            if !only.iter().any(|k| "source.aisci".starts_with(k.as_str())) {
+                return Ok(None);
+            }
+        }
+        let Some(ProjectFolder::Template(t)) = self.state.folder_of(&path) else { return Ok(None) };
+        if !is_file(&path, "experiment.py") {
+            return Ok(None);
+        }
+        let action = CodeAction {
+            title: "Generate research ideas".into(),
+            kind: Some(CodeActionKind::new("source.aisci.generateIdeas")),
+            command: Some(Command {
+                title: "Generate research ideas".into(),
+                command: CMD_GENERATE_IDEAS.into(),
+                arguments: Some(vec![json!({ "template": t.root })]),
+            }),
+            ..Default::default()
+        };
+        Ok(Some(vec![CodeActionOrCommand::CodeAction(action)]))
+    }
+
+    async fn code_lens(&self, params: CodeLensParams) -> RpcResult<Option<Vec<CodeLens>>> {
+        let Some(path) = path_of(&params.text_document.uri) else { return Ok(None) };
+        let Some(folder) = self.state.folder_of(&path) else { return Ok(None) };
+        if is_file(&path, "experiment.py") {
+            let ProjectFolder::Template(t) = folder else { return Ok(None) };
+            let line = {
+                let mut docs = self.state.docs.lock().unwrap();
+                docs.get_mut(&path)
+                    .and_then(|d| d.doc.python_tree().and_then(python::first_definition_line))
+                    .unwrap_or(0)
+            };
+            let range = Range::new(Position::new(line, 0), Position::new(line, 0));
+            let target = t.root.display().to_string();
+            let running = self.state.jobs.list().into_iter().find(|j| j.target == target);
+            let command = match running {
+                Some(job) => Command {
+                    title: format!("{}… (cancel)", job.title),
+                    command: CMD_CANCEL.into(),
+                    arguments: Some(vec![json!(job.id)]),
+                },
+                None => Command {
+                    title: "Generate ideas".into(),
+                    command: CMD_GENERATE_IDEAS.into(),
+                    arguments: Some(vec![json!({ "template": t.root })]),
+                },
+            };
+            return Ok(Some(vec![CodeLens { range, command: Some(command), data: None }]));
+        }
+        if is_file(&path, "ideas.json") {
+            let Some(rope) = self.state.docs.lock().unwrap().get(&path).map(|d| d.doc.rope().clone()) else {
+                return Ok(None);
+            };
+            let text = rope.to_string();
+            let enc = self.state.encoding();
+            let lenses = ideas_view::entries(&text)
+                .into_iter()
+                .map(|e| {
+                    let at = convert::byte_range(&rope, Some((e.start, e.start)), enc);
+                    CodeLens {
+                        range: at,
+                        command: Some(Command {
+                            title: ideas_view::lens_title(&e.value),
+                            command: CMD_SHOW_IDEA.into(),
+                            arguments: Some(vec![json!({ "file": path, "index": e.index })]),
+                        }),
+                        data: None,
+                    }
+                })
+                .collect();
+            return Ok(Some(lenses));
+        }
+        Ok(None)
+    }
+
+    async fn hover(&self, params: HoverParams) -> RpcResult<Option<Hover>> {
+        let tdp = params.text_document_position_params;
+        let Some(path) = path_of(&tdp.text_document.uri) else { return Ok(None) };
+        if !is_file(&path, "ideas.json") {
+            return Ok(None);
+        }
+        let Some(rope) = self.state.docs.lock().unwrap().get(&path).map(|d| d.doc.rope().clone()) else {
+            return Ok(None);
+        };
+        let enc = self.state.encoding();
+        let char_idx = crate::workspace::position::to_char(&rope, convert::pos_from(tdp.position), enc);
+        let byte = rope.char_to_byte(char_idx);
+        let text = rope.to_string();
+        let Some(entry) = ideas_view::entries(&text).into_iter().find(|e| e.start <= byte && byte < e.end) else {
+            return Ok(None);
+        };
+        Ok(Some(Hover {
+            contents: HoverContents::Markup(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value: ideas_view::hover_markdown(&entry.value),
+            }),
+            range: Some(convert::byte_range(&rope, Some((entry.start, entry.end)), enc)),
+        }))
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> RpcResult<Option<Value>> {
+        match params.command.as_str() {
+            CMD_GENERATE_IDEAS => {
+                let Some(dir) = template_arg(&params.arguments) else {
+                    return Err(RpcError::invalid_params(
+                        "aisci.generateIdeas needs the template folder: [{\"template\": \"/path/to/template\"}]",
+                    ));
+                };
+                let job = super::ideas_job::start(self.clone(), dir)
+                    .map_err(|e| RpcError { code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest, message: e.into(), data: None })?;
+                Ok(Some(json!({ "job": job })))
+            }
+            CMD_CANCEL => {
+                let ids: Vec<u64> = match params.arguments.first() {
+                    Some(Value::Number(n)) => n.as_u64().into_iter().collect(),
+                    Some(other) => {
+                        return Err(RpcError::invalid_params(format!(
+                            "aisci.cancel takes a job id (a number) or nothing, not {other}"
+                        )))
+                    }
+                    None => self.state.jobs.list().into_iter().map(|j| j.id).collect(),
+                };
+                let cancelled: Vec<u64> = ids.into_iter().filter(|id| self.state.jobs.cancel(*id)).collect();
+                Ok(Some(json!({ "cancelled": cancelled })))
+            }
+            CMD_SHOW_IDEA => {
+                let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
+                let (Some(file), Some(index)) =
+                    (arg.get("file").and_then(Value::as_str), arg.get("index").and_then(Value::as_u64))
+                else {
+                    return Err(RpcError::invalid_params("aisci.showIdea needs {\"file\": path, \"index\": n}"));
+                };
+                let text = self
+                    .state
+                    .text_of(Path::new(file))
+                    .map_err(|e| RpcError::invalid_params(format!("cannot read {file}: {e}")))?;
+                let entry = ideas_view::entries(&text).into_iter().nth(index as usize);
+                let Some(entry) = entry else {
+                    return Err(RpcError::invalid_params(format!("{file} has no idea number {index}")));
+                };
+                self.client.show_message(MessageType::INFO, ideas_view::plain_summary(&entry.value)).await;
+                Ok(None)
+            }
+            other => Err(RpcError::invalid_params(format!("unknown command {other}"))),
+        }
+    }
+}
+
+impl Backend {
+    /// `window/workDoneProgress/cancel`: the user pressed cancel on our progress.
+    pub async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
+        if let Some(job) = job_of_token(&params.token) {
+            self.state.jobs.cancel(job);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What the server knows between messages. Locks are std locks held only for
+//! short, await-free sections, so `didChange` is applied in arrival order.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::Value;
+
+use crate::config::{self, Loaded, Sources};
+use crate::jobs::Jobs;
+use crate::project::{find_enclosing, Overlay, ProjectFolder};
+use crate::workspace::{Document, PosEncoding};
+
+/// What the client said it can do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCaps {
+    pub work_done_progress: bool,
+    pub show_document: bool,
+    pub configuration: bool,
+    pub code_lens_refresh: bool,
+}
+
+pub struct OpenDoc {
+    pub doc: Document,
+    /// The template or idea folder the file belongs to, found when it was opened.
+    pub folder: Option<ProjectFolder>,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub docs: Mutex<HashMap<PathBuf, OpenDoc>>,
+    pub encoding: RwLock<PosEncoding>,
+    pub caps: RwLock<ClientCaps>,
+    pub roots: RwLock<Vec<PathBuf>>,
+    /// `initializationOptions` then the latest `didChangeConfiguration` settings.
+    pub editor_settings: Mutex<(Option<Value>, Option<Value>)>,
+    pub jobs: Arc<Jobs>,
+    /// Settings warnings already shown, so each is said once.
+    pub warned: Mutex<HashSet<String>>,
+    /// Per project root: a counter that lets a newer diagnostics pass supersede an older one.
+    pub check_generation: Mutex<HashMap<PathBuf, u64>>,
+    /// Per project root: files that currently carry our diagnostics.
+    pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
+}
+
+impl State {
+    pub fn encoding(&self) -> PosEncoding {
+        *self.encoding.read().unwrap()
+    }
+
+    pub fn caps(&self) -> ClientCaps {
+        *self.caps.read().unwrap()
+    }
+
+    /// Settings for a project root (or for no project), with every warning met.
+    pub fn settings_for(&self, root: Option<&Path>) -> Loaded {
+        let mut src = Sources::from_system(root);
+        let (init, changed) = self.editor_settings.lock().unwrap().clone();
+        src.editor = init.into_iter().chain(changed).collect();
+        config::load(&src)
+    }
+
+    /// The warnings of `loaded` not yet shown to the user.
+    pub fn new_warnings(&self, loaded: &Loaded) -> Vec<String> {
+        let mut warned = self.warned.lock().unwrap();
+        loaded.warnings.iter().filter(|w| warned.insert((*w).clone())).cloned().collect()
+    }
+
+    pub fn folder_of(&self, path: &Path) -> Option<ProjectFolder> {
+        if let Some(d) = self.docs.lock().unwrap().get(path) {
+            return d.folder.clone();
+        }
+        find_enclosing(path)
+    }
+
+    /// The open buffers under `root`, path → text: what the checks must see instead of disk.
+    pub fn overlay_under(&self, root: &Path) -> Overlay {
+        self.docs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.starts_with(root))
+            .map(|(p, d)| (p.clone(), d.doc.to_string()))
+            .collect()
+    }
+
+    /// The editor's text of `path` when open, else the file on disk.
+    pub fn text_of(&self, path: &Path) -> std::io::Result<String> {
+        if let Some(d) = self.docs.lock().unwrap().get(path) {
+            return Ok(d.doc.to_string());
+        }
+        std::fs::read_to_string(path)
+    }
+
+    /// Re-finds every open document's project folder (files appeared or vanished).
+    pub fn refresh_folders(&self) {
+        for (path, d) in self.docs.lock().unwrap().iter_mut() {
+            d.folder = find_enclosing(path);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Stages as the CLI and the language server run them: load the project's inputs,
+//! build the model client from settings, run the agent, summarise what it cost.
+
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::ideas::{generate_ideas, IdeaError, IdeaInputs, IdeaOptions, IdeaReport};
+use crate::config::{LlmSettings, ProviderKind, Settings};
+use crate::jobs::Progress;
+use crate::llm::{self, Llm, LlmError, Totals};
+use crate::project::{Idea, PromptJson, Template};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("{} is not a template: it needs experiment.py and prompt.json", .0.display())]
+    NotATemplate(PathBuf),
+    #[error("{}: {message}", path.display())]
+    Input { path: PathBuf, message: String },
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Ideas(#[from] IdeaError),
+}
+
+/// Relative paths in the model settings (the replay recording) are relative to the
+/// project they came from.
+pub fn resolve_llm_paths(mut llm: LlmSettings, root: &Path) -> LlmSettings {
+    if let Some(p) = &llm.replay_file {
+        if p.is_relative() {
+            llm.replay_file = Some(root.join(p));
+        }
+    }
+    if llm.replay_file.is_some() && llm.provider == ProviderKind::Auto && llm.model == "replay" {
+        llm.provider = ProviderKind::Replay;
+    }
+    llm
+}
+
+/// The model client for a project, or the one clear error (missing key, bad
+/// recording) before anything is spent.
+pub fn llm_for(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
+    llm::from_process_env(&resolve_llm_paths(settings.llm.clone(), root))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StageError::Input { path: path.to_path_buf(), message: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| StageError::Input { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// What a finished idea run reports.
+pub struct IdeasOutcome {
+    pub report: IdeaReport,
+    pub totals: Totals,
+    pub provider: String,
+    pub model: String,
+}
+
+impl IdeasOutcome {
+    /// One paragraph for a person: what came out and what it cost.
+    pub fn summary(&self) -> String {
+        let r = &self.report;
+        let mut s = format!(
+            "{} new idea(s) in {}",
+            r.accepted.len(),
+            r.ideas_path.display()
+        );
+        if !r.dropped.is_empty() {
+            let reasons: Vec<String> = r
+                .dropped
+                .iter()
+                .map(|d| format!("#{} {}: {}", d.index, d.name.as_deref().unwrap_or("(unnamed)"), d.reason))
+                .collect();
+            s.push_str(&format!("; {} dropped ({})", r.dropped.len(), reasons.join("; ")));
+        }
+        if r.cancelled {
+            s.push_str("; cancelled, ideas finished before that are kept");
+        }
+        s.push_str(&format!(". {}", cost_line(&self.totals, &self.provider, &self.model)));
+        s
+    }
+}
+
+/// "12 calls, 34,567 input (1,200 cached) + 2,345 output tokens, $0.1234 (gpt-4o via openai)".
+pub fn cost_line(t: &Totals, provider: &str, model: &str) -> String {
+    let recording = if provider == "replay" { ", a recorded conversation, not a live model" } else { "" };
+    format!(
+        "{} model call(s), {} input ({} cached) + {} output tokens, ${:.4} ({model} via {provider}{recording})",
+        t.calls,
+        group(t.usage.input_tokens),
+        group(t.usage.cached_input_tokens),
+        group(t.usage.output_tokens),
+        t.cost_usd
+    )
+}
+
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Generates ideas for `template`, appending them to its `ideas.json`.
+/// `experiment_text` is the editor's buffer when open (saved or not).
+pub async fn run_ideas(
+    template: &Template,
+    settings: &Settings,
+    llm: &Llm,
+    experiment_text: Option<String>,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> Result<IdeasOutcome, StageError> {
+    let prompt: PromptJson = read_json(&template.prompt_json())?;
+    let seeds: Vec<Idea> = if template.seed_ideas_json().exists() {
+        read_json(&template.seed_ideas_json())?
+    } else {
+        Vec::new()
+    };
+    let experiment_py = match experiment_text {
+        Some(t) => t,
+        None => std::fs::read_to_string(template.experiment_py()).map_err(|e| StageError::Input {
+            path: template.experiment_py(),
+            message: e.to_string(),
+        })?,
+    };
+    let opts = IdeaOptions::from_settings(&settings.ideas, &settings.llm);
+    let inputs = IdeaInputs { prompt: &prompt, seeds: &seeds, experiment_py: &experiment_py };
+    let report = generate_ideas(llm, inputs, &opts, &template.ideas_json(), progress, cancel).await?;
+    Ok(IdeasOutcome {
+        report,
+        totals: llm.totals(),
+        provider: llm.provider().name().to_owned(),
+        model: llm.provider().model().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn replay_paths_resolve_against_the_project() {
+        let mut s = LlmSettings { model: "replay".into(), ..Default::default() };
+        s.replay_file = Some(".aisci/replay/ideas.json".into());
+        let r = resolve_llm_paths(s, Path::new("/t"));
+        assert_eq!(r.replay_file.as_deref(), Some(Path::new("/t/.aisci/replay/ideas.json")));
+        assert_eq!(r.provider, ProviderKind::Replay);
+    }
+}
