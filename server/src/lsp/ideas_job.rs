@@ -30,15 +30,30 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     let b = backend.clone();
     let work = tokio::spawn(async move {
         for w in b.state.new_warnings(&loaded) {
-            b.client.show_message(MessageType::WARNING, format!("aisci: {w}")).await;
+            b.client
+                .show_message(MessageType::WARNING, format!("aisci: {w}"))
+                .await;
         }
         let caps = b.state.caps();
         let progress = LspProgress::begin(&b.client, caps.work_done_progress, id, TITLE).await;
         refresh_lenses(&b).await;
         // The open buffer, saved or not, is what the ideas are about.
-        let experiment = b.state.docs.lock().unwrap().get(&template.experiment_py()).map(|d| d.doc.to_string());
-        let result =
-            stages::run_ideas(&template, &loaded.settings, &llm, experiment, &progress, &guard.cancel).await;
+        let experiment = b
+            .state
+            .docs
+            .lock()
+            .unwrap()
+            .get(&template.experiment_py())
+            .map(|d| d.doc.to_string());
+        let result = stages::run_ideas(
+            &template,
+            &loaded.settings,
+            &llm,
+            experiment,
+            &progress,
+            &guard.cancel,
+        )
+        .await;
         match result {
             Ok(outcome) => {
                 let summary = outcome.summary();
@@ -46,13 +61,22 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
                 drop(progress);
                 drop(guard);
                 refresh_lenses(&b).await;
-                let kind = if outcome.report.accepted.is_empty() { MessageType::WARNING } else { MessageType::INFO };
+                let kind = if outcome.report.accepted.is_empty() {
+                    MessageType::WARNING
+                } else {
+                    MessageType::INFO
+                };
                 b.client.show_message(kind, format!("aisci: {summary}")).await;
                 if caps.show_document && !outcome.report.accepted.is_empty() {
                     if let Some(uri) = uri_of(&outcome.report.ideas_path) {
-                        let params =
-                            ShowDocumentParams { uri, external: Some(false), take_focus: Some(true), selection: None };
-                        let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, b.client.show_document(params)).await;
+                        let params = ShowDocumentParams {
+                            uri,
+                            external: Some(false),
+                            take_focus: Some(true),
+                            selection: None,
+                        };
+                        let _ =
+                            tokio::time::timeout(CLIENT_REPLY_TIMEOUT, b.client.show_document(params)).await;
                     }
                 }
                 b.publish_checks(&template.root).await;
@@ -72,7 +96,9 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     tokio::spawn(async move {
         if let Err(e) = work.await {
             if e.is_panic() {
-                b.client.show_message(MessageType::ERROR, "aisci: the idea job crashed; see the log").await;
+                b.client
+                    .show_message(MessageType::ERROR, "aisci: the idea job crashed; see the log")
+                    .await;
                 tracing::error!("idea job panicked: {e}");
             }
         }

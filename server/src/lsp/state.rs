@@ -64,7 +64,12 @@ impl State {
     /// The warnings of `loaded` not yet shown to the user.
     pub fn new_warnings(&self, loaded: &Loaded) -> Vec<String> {
         let mut warned = self.warned.lock().unwrap();
-        loaded.warnings.iter().filter(|w| warned.insert((*w).clone())).cloned().collect()
+        loaded
+            .warnings
+            .iter()
+            .filter(|w| warned.insert((*w).clone()))
+            .cloned()
+            .collect()
     }
 
     pub fn folder_of(&self, path: &Path) -> Option<ProjectFolder> {
