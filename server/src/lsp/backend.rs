@@ -131,7 +131,7 @@ fn experiment_syntax_problems(state: &State, root: &Path) -> Vec<Problem> {
             Err(_) => Vec::new(),
         };
     };
-    let src = open.doc.to_string();
+    let src = open.doc.text();
     match open.doc.python_tree() {
         Some(tree) => python::out_dir_problem(&path, tree, &src).into_iter().collect(),
         None => Vec::new(),

@@ -44,7 +44,7 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
             .lock()
             .unwrap()
             .get(&template.experiment_py())
-            .map(|d| d.doc.to_string());
+            .map(|d| d.doc.text());
         let result = stages::run_ideas(
             &template,
             &loaded.settings,

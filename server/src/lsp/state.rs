@@ -86,14 +86,14 @@ impl State {
             .unwrap()
             .iter()
             .filter(|(p, _)| p.starts_with(root))
-            .map(|(p, d)| (p.clone(), d.doc.to_string()))
+            .map(|(p, d)| (p.clone(), d.doc.text()))
             .collect()
     }
 
     /// The editor's text of `path` when open, else the file on disk.
     pub fn text_of(&self, path: &Path) -> std::io::Result<String> {
         if let Some(d) = self.docs.lock().unwrap().get(path) {
-            return Ok(d.doc.to_string());
+            return Ok(d.doc.text());
         }
         std::fs::read_to_string(path)
     }
