@@ -18,6 +18,15 @@ pub const TITLE: &str = "Generate ideas";
 /// template, already running, missing API key) come back immediately.
 pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     let template = Template::open(&dir).ok_or_else(|| StageError::NotATemplate(dir.clone()).to_string())?;
+    // The archive is appended on disk; unsaved edits to it in the editor would be
+    // overwritten or lost, so they must be saved first.
+    let ideas = template.ideas_json();
+    if let Some(open) = backend.state.docs.lock().unwrap().get(&ideas) {
+        let disk = std::fs::read_to_string(&ideas).unwrap_or_default();
+        if open.doc.text() != disk {
+            return Err(format!("{} has unsaved changes; save it first so no idea is lost", ideas.display()));
+        }
+    }
     let loaded = backend.state.settings_for(Some(&template.root));
     let llm = stages::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
     let guard = backend
