@@ -1,9 +1,9 @@
 //! "Generate ideas" through the protocol: progress, result, cost, cancellation and
 //! the errors that must come before any model call.
 
-mod support;
 #[path = "support/fake_llm.rs"]
 mod fake_llm;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -41,7 +41,10 @@ fn caps() -> Value {
 }
 
 fn progress_of(c: &TestClient, kind: &str) -> Vec<Value> {
-    c.messages("$/progress").into_iter().filter(|m| m["params"]["value"]["kind"] == kind).collect()
+    c.messages("$/progress")
+        .into_iter()
+        .filter(|m| m["params"]["value"]["kind"] == kind)
+        .collect()
 }
 
 #[tokio::test]
@@ -60,10 +63,15 @@ async fn generates_ideas_with_progress_cost_and_show_document() {
     c.open(&file_uri(&exp), "python", &text).await;
 
     let r = c
-        .request("workspace/executeCommand", json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": t }] }))
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": t }] }),
+        )
         .await;
     let job = r["job"].as_u64().unwrap();
-    let end = c.wait_for("progress end", 10, |m| m["params"]["value"]["kind"] == "end").await;
+    let end = c
+        .wait_for("progress end", 10, |m| m["params"]["value"]["kind"] == "end")
+        .await;
     assert_eq!(end["params"]["token"], format!("aisci-job-{job}"));
     let begin = progress_of(&c, "begin");
     assert_eq!(begin.len(), 1);
@@ -77,11 +85,17 @@ async fn generates_ideas_with_progress_cost_and_show_document() {
     // The create request came before begin.
     assert_eq!(c.messages("window/workDoneProgress/create").len(), 1);
 
-    let shown = c.wait_for("showDocument", 5, |m| m["method"] == "window/showDocument").await;
+    let shown = c
+        .wait_for("showDocument", 5, |m| m["method"] == "window/showDocument")
+        .await;
     assert_eq!(shown["params"]["uri"], file_uri(&t.join("ideas.json")));
     let msg = c
         .wait_for("summary message", 5, |m| {
-            m["method"] == "window/showMessage" && m["params"]["message"].as_str().unwrap_or("").contains("model call")
+            m["method"] == "window/showMessage"
+                && m["params"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("model call")
         })
         .await;
     let summary = msg["params"]["message"].as_str().unwrap();
@@ -90,9 +104,18 @@ async fn generates_ideas_with_progress_cost_and_show_document() {
     assert!(summary.contains("recorded conversation"), "{summary}");
     assert!(summary.contains('$'), "{summary}");
 
-    let ideas: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(t.join("ideas.json")).unwrap()).unwrap();
+    let ideas: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(t.join("ideas.json")).unwrap()).unwrap();
     let names: Vec<&str> = ideas.iter().map(|i| i["Name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["learning_rate_warmup", "init_scale_regimes", "edge_of_stability_tiny_mlp", "margin_curriculum"]);
+    assert_eq!(
+        names,
+        [
+            "learning_rate_warmup",
+            "init_scale_regimes",
+            "edge_of_stability_tiny_mlp",
+            "margin_curriculum"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -124,29 +147,54 @@ async fn cancel_from_progress_stops_the_job_and_keeps_the_archive_valid() {
     });
     c.initialize(caps(), options).await;
     let r = c
-        .request("workspace/executeCommand", json!({ "command": "aisci.generateIdeas", "arguments": [t.display().to_string()] }))
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.generateIdeas", "arguments": [t.display().to_string()] }),
+        )
         .await;
     let token = format!("aisci-job-{}", r["job"]);
     c.wait_for("round 2 report", 10, |m| {
-        m["params"]["value"]["message"].as_str().is_some_and(|s| s.contains("round 2"))
+        m["params"]["value"]["message"]
+            .as_str()
+            .is_some_and(|s| s.contains("round 2"))
     })
     .await;
     // A second start for the same template is refused while the first runs.
     let again = c
-        .request_raw("workspace/executeCommand", json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": t }] }))
+        .request_raw(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": t }] }),
+        )
         .await;
-    assert!(again["error"]["message"].as_str().unwrap().contains("already running"), "{again}");
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already running"),
+        "{again}"
+    );
     let asked = Instant::now();
-    c.notify("window/workDoneProgress/cancel", json!({ "token": token })).await;
-    c.wait_for("progress end", 5, |m| m["params"]["value"]["kind"] == "end").await;
-    assert!(asked.elapsed() < Duration::from_secs(3), "cancel took {:?}", asked.elapsed());
+    c.notify("window/workDoneProgress/cancel", json!({ "token": token }))
+        .await;
+    c.wait_for("progress end", 5, |m| m["params"]["value"]["kind"] == "end")
+        .await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "cancel took {:?}",
+        asked.elapsed()
+    );
     assert_eq!(fake.hits(), 2, "no call after the cancel");
     // Nothing was accepted, so nothing was written; a present file must be valid.
     if let Ok(text) = std::fs::read_to_string(t.join("ideas.json")) {
         serde_json::from_str::<Value>(&text).expect("ideas.json stays valid JSON");
     }
     // The job is gone: the lens offers generation again.
-    let lenses = c.request("textDocument/codeLens", json!({ "textDocument": { "uri": file_uri(&t.join("experiment.py")) } })).await;
+    let lenses = c
+        .request(
+            "textDocument/codeLens",
+            json!({ "textDocument": { "uri": file_uri(&t.join("experiment.py")) } }),
+        )
+        .await;
     assert_eq!(lenses[0]["command"]["command"], "aisci.generateIdeas", "{lenses}");
 }
 
@@ -161,7 +209,10 @@ async fn missing_key_is_one_clear_error_before_any_call() {
     } });
     c.initialize(caps(), options).await;
     let r = c
-        .request_raw("workspace/executeCommand", json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": t }] }))
+        .request_raw(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": t }] }),
+        )
         .await;
     let msg = r["error"]["message"].as_str().unwrap();
     assert!(msg.contains("AISCI_TEST_KEY_THAT_IS_NOT_SET"), "{msg}");
@@ -175,9 +226,15 @@ async fn not_a_template_is_refused() {
     let c = TestClient::start(Value::Null);
     c.initialize(caps(), Value::Null).await;
     let r = c
-        .request_raw("workspace/executeCommand", json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": dir.path() }] }))
+        .request_raw(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": dir.path() }] }),
+        )
         .await;
-    assert!(r["error"]["message"].as_str().unwrap().contains("not a template"), "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("not a template"),
+        "{r}"
+    );
 }
 
 #[tokio::test]
@@ -186,12 +243,27 @@ async fn unsaved_ideas_json_is_protected() {
     let t = demo_copy(dir.path());
     std::fs::write(t.join("ideas.json"), "[]").unwrap();
     let c = TestClient::start(Value::Null);
-    let options = json!({ "llm": { "provider": "replay", "replay_file": t.join(".aisci/replay/ideas.json") } });
+    let options =
+        json!({ "llm": { "provider": "replay", "replay_file": t.join(".aisci/replay/ideas.json") } });
     c.initialize(caps(), options).await;
-    c.open(&file_uri(&t.join("ideas.json")), "json", "[{\"Name\": \"typed_but_unsaved\"}]").await;
+    c.open(
+        &file_uri(&t.join("ideas.json")),
+        "json",
+        "[{\"Name\": \"typed_but_unsaved\"}]",
+    )
+    .await;
     let r = c
-        .request_raw("workspace/executeCommand", json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": t }] }))
+        .request_raw(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": t }] }),
+        )
         .await;
-    assert!(r["error"]["message"].as_str().unwrap().contains("unsaved changes"), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unsaved changes"),
+        "{r}"
+    );
     assert_eq!(std::fs::read_to_string(t.join("ideas.json")).unwrap(), "[]");
 }

@@ -47,22 +47,31 @@ impl Backend {
         }
     }
 
-    /// Re-checks a project folder after a short quiet period; a newer request for the
-    /// same folder supersedes this one.
+    /// Re-checks a project folder once edits to it have paused for `CHECK_DEBOUNCE`.
+    /// One waiting task per folder: later edits only push its deadline back.
     fn schedule_check(&self, root: PathBuf) {
-        let generation = {
-            let mut gens = self.state.check_generation.lock().unwrap();
-            let g = gens.entry(root.clone()).or_insert(0);
-            *g += 1;
-            *g
-        };
+        let deadline = tokio::time::Instant::now() + CHECK_DEBOUNCE;
+        {
+            let mut pending = self.state.pending_checks.lock().unwrap();
+            if pending.insert(root.clone(), deadline).is_some() {
+                return;
+            }
+        }
         let this = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(CHECK_DEBOUNCE).await;
-            let current = this.state.check_generation.lock().unwrap().get(&root).copied();
-            if current == Some(generation) {
-                this.publish_checks(&root).await;
+            let mut until = deadline;
+            loop {
+                tokio::time::sleep_until(until).await;
+                let mut pending = this.state.pending_checks.lock().unwrap();
+                match pending.get(&root) {
+                    Some(d) if *d > until => until = *d,
+                    _ => {
+                        pending.remove(&root);
+                        break;
+                    }
+                }
             }
+            this.publish_checks(&root).await;
         });
     }
 

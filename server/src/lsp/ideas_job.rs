@@ -24,7 +24,10 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     if let Some(open) = backend.state.docs.lock().unwrap().get(&ideas) {
         let disk = std::fs::read_to_string(&ideas).unwrap_or_default();
         if open.doc.text() != disk {
-            return Err(format!("{} has unsaved changes; save it first so no idea is lost", ideas.display()));
+            return Err(format!(
+                "{} has unsaved changes; save it first so no idea is lost",
+                ideas.display()
+            ));
         }
     }
     let loaded = backend.state.settings_for(Some(&template.root));

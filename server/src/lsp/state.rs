@@ -38,8 +38,8 @@ pub struct State {
     pub jobs: Arc<Jobs>,
     /// Settings warnings already shown, so each is said once.
     pub warned: Mutex<HashSet<String>>,
-    /// Per project root: a counter that lets a newer diagnostics pass supersede an older one.
-    pub check_generation: Mutex<HashMap<PathBuf, u64>>,
+    /// Per project root: when its pending re-check is due.
+    pub pending_checks: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
     /// Per project root: files that currently carry our diagnostics.
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
 }
