@@ -98,6 +98,11 @@ impl State {
         std::fs::read_to_string(path)
     }
 
+    /// A snapshot of an open document's text (ropes clone in O(1)).
+    pub fn open_rope(&self, path: &Path) -> Option<ropey::Rope> {
+        self.docs.lock().unwrap().get(path).map(|d| d.doc.rope().clone())
+    }
+
     /// Re-finds every open document's project folder (files appeared or vanished).
     pub fn refresh_folders(&self) {
         for (path, d) in self.docs.lock().unwrap().iter_mut() {
