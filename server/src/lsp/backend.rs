@@ -414,14 +414,7 @@ impl LanguageServer for Backend {
             }]));
         }
         if is_file(&path, "ideas.json") {
-            let Some(rope) = self
-                .state
-                .docs
-                .lock()
-                .unwrap()
-                .get(&path)
-                .map(|d| d.doc.rope().clone())
-            else {
+            let Some(rope) = self.state.open_rope(&path) else {
                 return Ok(None);
             };
             let text = rope.to_string();
