@@ -12,7 +12,11 @@ use aisci::project::Template;
 use aisci::{demo, stages};
 
 #[derive(Parser)]
-#[command(name = "aisci", version, about = "The AI Scientist research loop as a language server and CLI")]
+#[command(
+    name = "aisci",
+    version,
+    about = "The AI Scientist research loop as a language server and CLI"
+)]
 struct Cli {
     /// Model for this command (overrides config and AISCI_MODEL).
     #[arg(long, global = true)]
@@ -65,19 +69,28 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("AISCI_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    rt.block_on(async move {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = rt.block_on(async move {
         match cli.command {
             Cmd::Lsp => {
                 let code = aisci::lsp::serve(tokio::io::stdin(), tokio::io::stdout()).await;
                 ExitCode::from(code as u8)
             }
-            Cmd::Ideas { template, num_ideas, reflections } => {
-                report(ideas(&template, cli.model, num_ideas, reflections, None).await)
-            }
+            Cmd::Ideas {
+                template,
+                num_ideas,
+                reflections,
+            } => report(ideas(&template, cli.model, num_ideas, reflections, None).await),
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
         }
-    })
+    });
+    // stdin is read on a blocking thread that would keep the process alive after
+    // `exit` while the client holds the pipe open; don't wait for it.
+    rt.shutdown_timeout(std::time::Duration::from_millis(20));
+    code
 }
 
 fn report(r: anyhow::Result<()>) -> ExitCode {
@@ -159,6 +172,12 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
     if model.is_some() {
         eprintln!("aisci demo: --model is ignored; the demo always replays its recording");
     }
-    ideas(&project.template, None, Some(demo::DEMO_IDEAS), Some(demo::DEMO_REFLECTIONS), Some(project.recording))
-        .await
+    ideas(
+        &project.template,
+        None,
+        Some(demo::DEMO_IDEAS),
+        Some(demo::DEMO_REFLECTIONS),
+        Some(project.recording),
+    )
+    .await
 }

@@ -44,9 +44,14 @@ pub fn llm_for(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StageError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| StageError::Input { path: path.to_path_buf(), message: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| StageError::Input { path: path.to_path_buf(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|e| StageError::Input {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| StageError::Input {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// What a finished idea run reports.
@@ -61,30 +66,40 @@ impl IdeasOutcome {
     /// One paragraph for a person: what came out and what it cost.
     pub fn summary(&self) -> String {
         let r = &self.report;
-        let mut s = format!(
-            "{} new idea(s) in {}",
-            r.accepted.len(),
-            r.ideas_path.display()
-        );
+        let mut s = format!("{} new idea(s) in {}", r.accepted.len(), r.ideas_path.display());
         if !r.dropped.is_empty() {
             let reasons: Vec<String> = r
                 .dropped
                 .iter()
-                .map(|d| format!("#{} {}: {}", d.index, d.name.as_deref().unwrap_or("(unnamed)"), d.reason))
+                .map(|d| {
+                    format!(
+                        "#{} {}: {}",
+                        d.index,
+                        d.name.as_deref().unwrap_or("(unnamed)"),
+                        d.reason
+                    )
+                })
                 .collect();
             s.push_str(&format!("; {} dropped ({})", r.dropped.len(), reasons.join("; ")));
         }
         if r.cancelled {
             s.push_str("; cancelled, ideas finished before that are kept");
         }
-        s.push_str(&format!(". {}", cost_line(&self.totals, &self.provider, &self.model)));
+        s.push_str(&format!(
+            ". {}",
+            cost_line(&self.totals, &self.provider, &self.model)
+        ));
         s
     }
 }
 
 /// "12 calls, 34,567 input (1,200 cached) + 2,345 output tokens, $0.1234 (gpt-4o via openai)".
 pub fn cost_line(t: &Totals, provider: &str, model: &str) -> String {
-    let recording = if provider == "replay" { ", a recorded conversation, not a live model" } else { "" };
+    let recording = if provider == "replay" {
+        ", a recorded conversation, not a live model"
+    } else {
+        ""
+    };
     format!(
         "{} model call(s), {} input ({} cached) + {} output tokens, ${:.4} ({model} via {provider}{recording})",
         t.calls,
@@ -131,7 +146,11 @@ pub async fn run_ideas(
         })?,
     };
     let opts = IdeaOptions::from_settings(&settings.ideas, &settings.llm);
-    let inputs = IdeaInputs { prompt: &prompt, seeds: &seeds, experiment_py: &experiment_py };
+    let inputs = IdeaInputs {
+        prompt: &prompt,
+        seeds: &seeds,
+        experiment_py: &experiment_py,
+    };
     let report = generate_ideas(llm, inputs, &opts, &template.ideas_json(), progress, cancel).await?;
     Ok(IdeasOutcome {
         report,
@@ -154,10 +173,16 @@ mod tests {
 
     #[test]
     fn replay_paths_resolve_against_the_project() {
-        let mut s = LlmSettings { model: "replay".into(), ..Default::default() };
+        let mut s = LlmSettings {
+            model: "replay".into(),
+            ..Default::default()
+        };
         s.replay_file = Some(".aisci/replay/ideas.json".into());
         let r = resolve_llm_paths(s, Path::new("/t"));
-        assert_eq!(r.replay_file.as_deref(), Some(Path::new("/t/.aisci/replay/ideas.json")));
+        assert_eq!(
+            r.replay_file.as_deref(),
+            Some(Path::new("/t/.aisci/replay/ideas.json"))
+        );
         assert_eq!(r.provider, ProviderKind::Replay);
     }
 }

@@ -16,7 +16,7 @@ pub const NEW_IDEA_MARKER: &str = "NEW IDEA JSON:";
 pub fn extract_all(text: &str) -> Vec<Value> {
     let fenced: Vec<Value> = fenced_blocks(text)
         .into_iter()
-        .filter_map(|block| parse_lenient(block))
+        .filter_map(parse_lenient)
         .collect();
     if !fenced.is_empty() {
         return fenced;

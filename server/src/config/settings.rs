@@ -6,22 +6,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     pub llm: LlmSettings,
     pub ideas: IdeaSettings,
     pub run: RunSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            llm: LlmSettings::default(),
-            ideas: IdeaSettings::default(),
-            run: RunSettings::default(),
-        }
-    }
 }
 
 /// Which wire protocol and default endpoint to use.

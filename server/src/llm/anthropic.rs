@@ -196,11 +196,12 @@ impl AnthropicClient {
                     acc.usage.merge(u);
                 }
             }
-            "content_block_delta" => {
-                if value.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta") {
-                    if let Some(t) = value.pointer("/delta/text").and_then(Value::as_str) {
-                        acc.text.push_str(t);
-                    }
+            // Thinking, signature and tool-input deltas are not part of the answer text.
+            "content_block_delta"
+                if value.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta") =>
+            {
+                if let Some(t) = value.pointer("/delta/text").and_then(Value::as_str) {
+                    acc.text.push_str(t);
                 }
             }
             "message_delta" => {

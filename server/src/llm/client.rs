@@ -240,3 +240,97 @@ impl Llm {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+
+    /// Answers from a script of results, one per call.
+    struct Scripted(Mutex<Vec<Result<ChatResponse, LlmError>>>);
+
+    #[async_trait]
+    impl Provider for Scripted {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        fn model(&self) -> &str {
+            "gpt-4o"
+        }
+        async fn chat(
+            &self,
+            _req: &ChatRequest,
+            _cancel: &CancellationToken,
+        ) -> Result<ChatResponse, LlmError> {
+            self.0.lock().unwrap().remove(0)
+        }
+    }
+
+    fn ok(input: u64, output: u64) -> Result<ChatResponse, LlmError> {
+        Ok(ChatResponse {
+            text: "ok".into(),
+            usage: Usage {
+                input_tokens: input,
+                output_tokens: output,
+                ..Usage::default()
+            },
+            model: String::new(),
+            finish_reason: Some("stop".into()),
+        })
+    }
+
+    fn req() -> ChatRequest {
+        ChatRequest {
+            system: None,
+            messages: vec![super::super::Message::user("hi")],
+            temperature: None,
+            max_tokens: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn new_keeps_defaults_and_prices_by_configured_model() {
+        let busy = LlmError::Unavailable {
+            provider: "scripted".into(),
+            status: 503,
+            message: "busy".into(),
+            retry_after: Some(Duration::from_millis(5)),
+        };
+        let llm = Llm::new(Arc::new(Scripted(Mutex::new(vec![Err(busy), ok(1_000_000, 0)]))));
+        assert_eq!(llm.retry_policy(), &RetryPolicy::default());
+        assert_eq!(llm.budget_usd(), None);
+        let c = CancellationToken::new();
+        llm.chat(CallTag::new("ideas", None), &req(), &c).await.unwrap();
+        let t = llm.totals();
+        assert_eq!(t.calls, 1);
+        // Empty response model: priced as the provider's gpt-4o, $2.50 per million input.
+        assert!((t.cost_usd - 2.5).abs() < 1e-9);
+        assert_eq!(llm.records()[0].attempts, 2);
+        assert_eq!(llm.records()[0].model, "gpt-4o");
+    }
+
+    #[tokio::test]
+    async fn non_retryable_errors_return_at_once() {
+        let bad = LlmError::Rejected {
+            provider: "scripted".into(),
+            status: 400,
+            message: "bad".into(),
+        };
+        let llm = Llm::new(Arc::new(Scripted(Mutex::new(vec![Err(bad), ok(1, 1)]))));
+        let e = llm
+            .chat(CallTag::new("ideas", None), &req(), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LlmError::Rejected { status: 400, .. }));
+        assert_eq!(llm.totals().calls, 0);
+    }
+
+    #[tokio::test]
+    async fn cancelled_token_refuses_before_calling() {
+        let llm = Llm::new(Arc::new(Scripted(Mutex::new(vec![ok(1, 1)]))));
+        let c = CancellationToken::new();
+        c.cancel();
+        let e = llm.chat(CallTag::new("x", None), &req(), &c).await;
+        assert!(matches!(e, Err(LlmError::Cancelled)));
+    }
+}

@@ -74,6 +74,7 @@ pub struct ChatRequest {
 /// from the provider's cache (a subset of `input_tokens` for OpenAI, reported
 /// separately by Anthropic; clients normalise to "subset of input").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Usage {
     pub input_tokens: u64,
     pub cached_input_tokens: u64,

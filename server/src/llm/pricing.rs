@@ -16,8 +16,10 @@ use super::Usage;
 
 /// (model, input, cached input, cache write, output), USD per million tokens.
 /// Anthropic's cache write is the 5-minute rate, the default TTL.
+type Row = (&'static str, f64, Option<f64>, Option<f64>, f64);
+
 #[rustfmt::skip]
-const BUILTIN: &[(&str, f64, Option<f64>, Option<f64>, f64)] = &[
+const BUILTIN: &[Row] = &[
     // OpenAI (platform.openai.com/docs/pricing)
     ("gpt-4o",        2.50, Some(1.25),  None, 10.00),
     ("gpt-4o-mini",   0.15, Some(0.075), None, 0.60),

@@ -146,7 +146,7 @@ mod tests {
       "model": "gpt-4o-2024-11-20",
       "exchanges": [
         {"stage": "ideas", "expect": "warmup", "response": {"text": "idea one", "usage": {"input_tokens": 100, "cached_input_tokens": 0, "cache_write_tokens": 0, "output_tokens": 20}, "finish_reason": "stop"}},
-        {"stage": "ideas", "response": {"text": "idea two"}}
+        {"stage": "ideas", "response": {"text": "idea two", "usage": {"input_tokens": 7, "output_tokens": 3}}}
       ]
     }"#;
 
@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(r.text, "idea one");
         assert_eq!(r.usage.input_tokens, 100);
         assert_eq!(r.model, "gpt-4o-2024-11-20");
-        assert_eq!(p.chat(&req("anything"), &c).await.unwrap().text, "idea two");
+        let r = p.chat(&req("anything"), &c).await.unwrap();
+        assert_eq!(r.text, "idea two");
+        assert_eq!(r.usage.output_tokens, 3);
+        assert_eq!(r.usage.cached_input_tokens, 0);
         let err = p.chat(&req("more"), &c).await.unwrap_err();
         assert!(err.to_string().contains("exchange #2"), "{err}");
     }

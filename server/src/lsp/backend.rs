@@ -33,31 +33,45 @@ pub struct Backend {
 
 impl Backend {
     pub fn new(client: Client) -> Self {
-        Self { client, state: Arc::new(State::default()) }
+        Self {
+            client,
+            state: Arc::new(State::default()),
+        }
     }
 
     async fn show_new_warnings(&self, loaded: &crate::config::Loaded) {
         for w in self.state.new_warnings(loaded) {
-            self.client.show_message(MessageType::WARNING, format!("aisci: {w}")).await;
+            self.client
+                .show_message(MessageType::WARNING, format!("aisci: {w}"))
+                .await;
         }
     }
 
-    /// Re-checks a project folder after a short quiet period; a newer request for the
-    /// same folder supersedes this one.
+    /// Re-checks a project folder once edits to it have paused for `CHECK_DEBOUNCE`.
+    /// One waiting task per folder: later edits only push its deadline back.
     fn schedule_check(&self, root: PathBuf) {
-        let generation = {
-            let mut gens = self.state.check_generation.lock().unwrap();
-            let g = gens.entry(root.clone()).or_insert(0);
-            *g += 1;
-            *g
-        };
+        let deadline = tokio::time::Instant::now() + CHECK_DEBOUNCE;
+        {
+            let mut pending = self.state.pending_checks.lock().unwrap();
+            if pending.insert(root.clone(), deadline).is_some() {
+                return;
+            }
+        }
         let this = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(CHECK_DEBOUNCE).await;
-            let current = this.state.check_generation.lock().unwrap().get(&root).copied();
-            if current == Some(generation) {
-                this.publish_checks(&root).await;
+            let mut until = deadline;
+            loop {
+                tokio::time::sleep_until(until).await;
+                let mut pending = this.state.pending_checks.lock().unwrap();
+                match pending.get(&root) {
+                    Some(d) if *d > until => until = *d,
+                    _ => {
+                        pending.remove(&root);
+                        break;
+                    }
+                }
             }
+            this.publish_checks(&root).await;
         });
     }
 
@@ -93,7 +107,10 @@ impl Backend {
                 Ok(t) => ropey::Rope::from_str(&t),
                 Err(_) => ropey::Rope::new(),
             };
-            let diags = problems.iter().map(|p| convert::diagnostic(p, &rope, enc)).collect();
+            let diags = problems
+                .iter()
+                .map(|p| convert::diagnostic(p, &rope, enc))
+                .collect();
             self.client.publish_diagnostics(uri, diags, None).await;
         }
         for gone in before.iter().filter(|p| !by_file.contains_key(*p)) {
@@ -123,7 +140,7 @@ fn experiment_syntax_problems(state: &State, root: &Path) -> Vec<Problem> {
             Err(_) => Vec::new(),
         };
     };
-    let src = open.doc.to_string();
+    let src = open.doc.text();
     match open.doc.python_tree() {
         Some(tree) => python::out_dir_problem(&path, tree, &src).into_iter().collect(),
         None => Vec::new(),
@@ -156,14 +173,22 @@ impl LanguageServer for Backend {
         *self.state.encoding.write().unwrap() = enc;
         let caps = &params.capabilities;
         *self.state.caps.write().unwrap() = ClientCaps {
-            work_done_progress: caps.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+            work_done_progress: caps
+                .window
+                .as_ref()
+                .and_then(|w| w.work_done_progress)
+                .unwrap_or(false),
             show_document: caps
                 .window
                 .as_ref()
                 .and_then(|w| w.show_document.as_ref())
                 .map(|s| s.support)
                 .unwrap_or(false),
-            configuration: caps.workspace.as_ref().and_then(|w| w.configuration).unwrap_or(false),
+            configuration: caps
+                .workspace
+                .as_ref()
+                .and_then(|w| w.configuration)
+                .unwrap_or(false),
             code_lens_refresh: caps
                 .workspace
                 .as_ref()
@@ -199,7 +224,9 @@ impl LanguageServer for Backend {
                     code_action_kinds: Some(vec![CodeActionKind::SOURCE]),
                     ..Default::default()
                 })),
-                code_lens_provider: Some(CodeLensOptions { resolve_provider: Some(false) }),
+                code_lens_provider: Some(CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
                 execute_command_provider: Some(ExecuteCommandOptions {
                     commands: COMMANDS.iter().map(|c| c.to_string()).collect(),
@@ -211,7 +238,6 @@ impl LanguageServer for Backend {
                 name: "aisci".into(),
                 version: Some(env!("CARGO_PKG_VERSION").into()),
             }),
-            offset_encoding: None,
         })
     }
 
@@ -240,17 +266,27 @@ impl LanguageServer for Backend {
         let language = Language::detect(&td.language_id, &path);
         let folder = find_enclosing(&path);
         let doc = Document::new(&td.text, td.version, language);
-        self.state.docs.lock().unwrap().insert(path.clone(), OpenDoc { doc, folder });
+        self.state
+            .docs
+            .lock()
+            .unwrap()
+            .insert(path.clone(), OpenDoc { doc, folder });
         self.after_edit(&path);
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
-        let Some(path) = path_of(&params.text_document.uri) else { return };
+        let Some(path) = path_of(&params.text_document.uri) else {
+            return;
+        };
         let enc = self.state.encoding();
         let result = {
             let mut docs = self.state.docs.lock().unwrap();
             let Some(open) = docs.get_mut(&path) else { return };
-            let changes: Vec<_> = params.content_changes.into_iter().map(convert::change_from).collect();
+            let changes: Vec<_> = params
+                .content_changes
+                .into_iter()
+                .map(convert::change_from)
+                .collect();
             open.doc.apply(params.text_document.version, &changes, enc)
         };
         match result {
@@ -270,7 +306,9 @@ impl LanguageServer for Backend {
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
-        let Some(path) = path_of(&params.text_document.uri) else { return };
+        let Some(path) = path_of(&params.text_document.uri) else {
+            return;
+        };
         let removed = self.state.docs.lock().unwrap().remove(&path);
         if let Some(folder) = removed.and_then(|d| d.folder) {
             // Disk content replaces the closed buffer's in the checks.
@@ -293,8 +331,12 @@ impl LanguageServer for Backend {
         // Pull model: ask for our section, off the handler path and with a timeout.
         let this = self.clone();
         tokio::spawn(async move {
-            let item = ConfigurationItem { scope_uri: None, section: Some("aisci".into()) };
-            let reply = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, this.client.configuration(vec![item])).await;
+            let item = ConfigurationItem {
+                scope_uri: None,
+                section: Some("aisci".into()),
+            };
+            let reply =
+                tokio::time::timeout(CLIENT_REPLY_TIMEOUT, this.client.configuration(vec![item])).await;
             if let Ok(Ok(mut values)) = reply {
                 if let Some(v) = values.pop().filter(|v| !v.is_null()) {
                     this.state.editor_settings.lock().unwrap().1 = Some(json!({ "aisci": v }));
@@ -306,13 +348,17 @@ impl LanguageServer for Backend {
     }
 
     async fn code_action(&self, params: CodeActionParams) -> RpcResult<Option<CodeActionResponse>> {
-        let Some(path) = path_of(&params.text_document.uri) else { return Ok(None) };
+        let Some(path) = path_of(&params.text_document.uri) else {
+            return Ok(None);
+        };
         if let Some(only) = &params.context.only {
             if !only.iter().any(|k| "source.aisci".starts_with(k.as_str())) {
                 return Ok(None);
             }
         }
-        let Some(ProjectFolder::Template(t)) = self.state.folder_of(&path) else { return Ok(None) };
+        let Some(ProjectFolder::Template(t)) = self.state.folder_of(&path) else {
+            return Ok(None);
+        };
         if !is_file(&path, "experiment.py") {
             return Ok(None);
         }
@@ -330,10 +376,16 @@ impl LanguageServer for Backend {
     }
 
     async fn code_lens(&self, params: CodeLensParams) -> RpcResult<Option<Vec<CodeLens>>> {
-        let Some(path) = path_of(&params.text_document.uri) else { return Ok(None) };
-        let Some(folder) = self.state.folder_of(&path) else { return Ok(None) };
+        let Some(path) = path_of(&params.text_document.uri) else {
+            return Ok(None);
+        };
+        let Some(folder) = self.state.folder_of(&path) else {
+            return Ok(None);
+        };
         if is_file(&path, "experiment.py") {
-            let ProjectFolder::Template(t) = folder else { return Ok(None) };
+            let ProjectFolder::Template(t) = folder else {
+                return Ok(None);
+            };
             let line = {
                 let mut docs = self.state.docs.lock().unwrap();
                 docs.get_mut(&path)
@@ -355,10 +407,14 @@ impl LanguageServer for Backend {
                     arguments: Some(vec![json!({ "template": t.root })]),
                 },
             };
-            return Ok(Some(vec![CodeLens { range, command: Some(command), data: None }]));
+            return Ok(Some(vec![CodeLens {
+                range,
+                command: Some(command),
+                data: None,
+            }]));
         }
         if is_file(&path, "ideas.json") {
-            let Some(rope) = self.state.docs.lock().unwrap().get(&path).map(|d| d.doc.rope().clone()) else {
+            let Some(rope) = self.state.open_rope(&path) else {
                 return Ok(None);
             };
             let text = rope.to_string();
@@ -385,18 +441,23 @@ impl LanguageServer for Backend {
 
     async fn hover(&self, params: HoverParams) -> RpcResult<Option<Hover>> {
         let tdp = params.text_document_position_params;
-        let Some(path) = path_of(&tdp.text_document.uri) else { return Ok(None) };
+        let Some(path) = path_of(&tdp.text_document.uri) else {
+            return Ok(None);
+        };
         if !is_file(&path, "ideas.json") {
             return Ok(None);
         }
-        let Some(rope) = self.state.docs.lock().unwrap().get(&path).map(|d| d.doc.rope().clone()) else {
+        let Some(rope) = self.state.open_rope(&path) else {
             return Ok(None);
         };
         let enc = self.state.encoding();
         let char_idx = crate::workspace::position::to_char(&rope, convert::pos_from(tdp.position), enc);
         let byte = rope.char_to_byte(char_idx);
         let text = rope.to_string();
-        let Some(entry) = ideas_view::entries(&text).into_iter().find(|e| e.start <= byte && byte < e.end) else {
+        let Some(entry) = ideas_view::entries(&text)
+            .into_iter()
+            .find(|e| e.start <= byte && byte < e.end)
+        else {
             return Ok(None);
         };
         Ok(Some(Hover {
@@ -416,8 +477,11 @@ impl LanguageServer for Backend {
                         "aisci.generateIdeas needs the template folder: [{\"template\": \"/path/to/template\"}]",
                     ));
                 };
-                let job = super::ideas_job::start(self.clone(), dir)
-                    .map_err(|e| RpcError { code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest, message: e.into(), data: None })?;
+                let job = super::ideas_job::start(self.clone(), dir).map_err(|e| RpcError {
+                    code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest,
+                    message: e.into(),
+                    data: None,
+                })?;
                 Ok(Some(json!({ "job": job })))
             }
             CMD_CANCEL => {
@@ -435,10 +499,13 @@ impl LanguageServer for Backend {
             }
             CMD_SHOW_IDEA => {
                 let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
-                let (Some(file), Some(index)) =
-                    (arg.get("file").and_then(Value::as_str), arg.get("index").and_then(Value::as_u64))
-                else {
-                    return Err(RpcError::invalid_params("aisci.showIdea needs {\"file\": path, \"index\": n}"));
+                let (Some(file), Some(index)) = (
+                    arg.get("file").and_then(Value::as_str),
+                    arg.get("index").and_then(Value::as_u64),
+                ) else {
+                    return Err(RpcError::invalid_params(
+                        "aisci.showIdea needs {\"file\": path, \"index\": n}",
+                    ));
                 };
                 let text = self
                     .state
@@ -446,9 +513,13 @@ impl LanguageServer for Backend {
                     .map_err(|e| RpcError::invalid_params(format!("cannot read {file}: {e}")))?;
                 let entry = ideas_view::entries(&text).into_iter().nth(index as usize);
                 let Some(entry) = entry else {
-                    return Err(RpcError::invalid_params(format!("{file} has no idea number {index}")));
+                    return Err(RpcError::invalid_params(format!(
+                        "{file} has no idea number {index}"
+                    )));
                 };
-                self.client.show_message(MessageType::INFO, ideas_view::plain_summary(&entry.value)).await;
+                self.client
+                    .show_message(MessageType::INFO, ideas_view::plain_summary(&entry.value))
+                    .await;
                 Ok(None)
             }
             other => Err(RpcError::invalid_params(format!("unknown command {other}"))),

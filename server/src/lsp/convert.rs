@@ -18,7 +18,10 @@ pub fn pos_to(p: Pos) -> lsp::Position {
 }
 
 pub fn change_from(c: lsp::TextDocumentContentChangeEvent) -> Change {
-    Change { range: c.range.map(|r| (pos_from(r.start), pos_from(r.end))), text: c.text }
+    Change {
+        range: c.range.map(|r| (pos_from(r.start), pos_from(r.end))),
+        text: c.text,
+    }
 }
 
 /// A file URI as a path; other schemes are not ours to handle.

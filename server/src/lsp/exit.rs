@@ -1,8 +1,13 @@
-//! tower-lsp 0.20 only stops serving when stdin closes, even after `exit`. This
-//! wrapper notices `exit` going through the service and signals the process to end.
+//! A thin tower layer in front of tower-lsp's service:
+//! - tower-lsp 0.20 only stops serving when stdin closes, even after `exit`; this
+//!   notices `exit` and signals the process to end, with the exit code the spec
+//!   asks for (0 after `shutdown`, 1 without);
+//! - `"params": null` (sent by some clients for param-less methods such as
+//!   `shutdown`) is treated as absent instead of being rejected.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -10,14 +15,31 @@ use tokio::sync::Notify;
 use tower::Service;
 use tower_lsp::jsonrpc::{Request, Response};
 
+#[derive(Default)]
+pub struct ExitSignal {
+    pub notify: Notify,
+    shutdown_seen: AtomicBool,
+}
+
+impl ExitSignal {
+    /// The process exit code: 0 when `shutdown` came before the end, 1 otherwise.
+    pub fn code(&self) -> i32 {
+        if self.shutdown_seen.load(Ordering::SeqCst) {
+            0
+        } else {
+            1
+        }
+    }
+}
+
 pub struct ExitWatch<S> {
     inner: S,
-    exit: Arc<Notify>,
+    signal: Arc<ExitSignal>,
 }
 
 impl<S> ExitWatch<S> {
-    pub fn new(inner: S, exit: Arc<Notify>) -> Self {
-        Self { inner, exit }
+    pub fn new(inner: S, signal: Arc<ExitSignal>) -> Self {
+        Self { inner, signal }
     }
 }
 
@@ -35,13 +57,26 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let is_exit = req.method() == "exit";
+        let req = if req.params().is_some_and(|p| p.is_null()) {
+            let (method, id, _) = req.into_parts();
+            let b = Request::build(method);
+            match id {
+                Some(id) => b.id(id).finish(),
+                None => b.finish(),
+            }
+        } else {
+            req
+        };
+        let method = req.method().to_owned();
+        if method == "shutdown" {
+            self.signal.shutdown_seen.store(true, Ordering::SeqCst);
+        }
         let fut = self.inner.call(req);
-        let exit = self.exit.clone();
+        let signal = self.signal.clone();
         Box::pin(async move {
             let out = fut.await;
-            if is_exit {
-                exit.notify_one();
+            if method == "exit" {
+                signal.notify.notify_one();
             }
             out
         })

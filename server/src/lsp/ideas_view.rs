@@ -17,13 +17,22 @@ pub fn entries(text: &str) -> Vec<IdeaEntry> {
     let Ok(Value::Array(items)) = serde_json::from_str::<Value>(text) else {
         return Vec::new();
     };
-    let Some(root) = spans(text) else { return Vec::new() };
-    let SpanKind::Array(nodes) = root.kind else { return Vec::new() };
+    let Some(root) = spans(text) else {
+        return Vec::new();
+    };
+    let SpanKind::Array(nodes) = root.kind else {
+        return Vec::new();
+    };
     items
         .into_iter()
         .zip(nodes)
         .enumerate()
-        .map(|(index, (value, node))| IdeaEntry { index, start: node.start, end: node.end, value })
+        .map(|(index, (value, node))| IdeaEntry {
+            index,
+            start: node.start,
+            end: node.end,
+            value,
+        })
         .collect()
 }
 
@@ -61,7 +70,12 @@ pub fn lens_title(v: &Value) -> String {
 /// Markdown for hovering an idea.
 pub fn hover_markdown(v: &Value) -> String {
     let text = |k: &str| field(v, k).as_str().unwrap_or("").to_owned();
-    let mut out = format!("**{}**\n\n`{}`{}\n\n", text("Title"), text("Name"), novelty_verdict(v));
+    let mut out = format!(
+        "**{}**\n\n`{}`{}\n\n",
+        text("Title"),
+        text("Name"),
+        novelty_verdict(v)
+    );
     out.push_str(&format!(
         "| Interestingness | Feasibility | Novelty |\n|:-:|:-:|:-:|\n| {} / 10 | {} / 10 | {} / 10 |\n\n",
         score(v, "Interestingness"),
@@ -81,7 +95,13 @@ pub fn hover_markdown(v: &Value) -> String {
 /// Plain text of an idea, for a message window.
 pub fn plain_summary(v: &Value) -> String {
     let text = |k: &str| field(v, k).as_str().unwrap_or("").to_owned();
-    format!("{} ({}): {}. {}", text("Title"), text("Name"), lens_title(v), text("Experiment"))
+    format!(
+        "{} ({}): {}. {}",
+        text("Title"),
+        text("Name"),
+        lens_title(v),
+        text("Experiment")
+    )
 }
 
 #[cfg(test)]
@@ -97,7 +117,10 @@ mod tests {
         let e = entries(text);
         assert_eq!(e.len(), 2);
         assert!(text[e[1].start..e[1].end].starts_with("{\"Name\": \"c\""));
-        assert_eq!(lens_title(&e[0].value), "Interestingness 8 · Feasibility 7 · Novelty 6");
+        assert_eq!(
+            lens_title(&e[0].value),
+            "Interestingness 8 · Feasibility 7 · Novelty 6"
+        );
         assert!(lens_title(&e[1].value).ends_with("· not novel"));
         let md = hover_markdown(&e[0].value);
         assert!(md.starts_with("**T1**"), "{md}");

@@ -3,6 +3,7 @@
 mod backend;
 mod convert;
 mod exit;
+mod framing;
 mod ideas_job;
 mod ideas_view;
 mod progress;
@@ -11,7 +12,6 @@ mod state;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Notify;
 use tower_lsp::{LspService, Server};
 
 pub use backend::{Backend, COMMANDS};
@@ -20,18 +20,20 @@ pub use backend::{Backend, COMMANDS};
 /// Returns the process exit code the LSP spec asks for: 0 after `shutdown`, else 1.
 pub async fn serve<I, O>(input: I, output: O) -> i32
 where
-    I: AsyncRead + Unpin,
+    I: AsyncRead + Unpin + Send + 'static,
     O: AsyncWrite,
 {
+    let (guarded_in, guarded_out) = tokio::io::duplex(1 << 20);
+    tokio::spawn(framing::forward_messages(input, guarded_out));
     let (service, socket) = LspService::build(Backend::new)
         .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
         .finish();
-    let exit = Arc::new(Notify::new());
-    let service = exit::ExitWatch::new(service, exit.clone());
-    let server = Server::new(input, output, socket);
+    let signal = Arc::new(exit::ExitSignal::default());
+    let service = exit::ExitWatch::new(service, signal.clone());
+    let server = Server::new(guarded_in, output, socket);
     tokio::select! {
         _ = server.serve(service) => {}
-        _ = exit.notified() => {}
+        _ = signal.notify.notified() => {}
     }
-    0
+    signal.code()
 }

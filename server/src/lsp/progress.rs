@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tower_lsp::lsp_types::{
     notification::Progress as ProgressNotification, request::WorkDoneProgressCreate, NumberOrString,
-    ProgressParams, ProgressParamsValue, WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressCreateParams,
-    WorkDoneProgressEnd, WorkDoneProgressReport,
+    ProgressParams, ProgressParamsValue, WorkDoneProgress, WorkDoneProgressBegin,
+    WorkDoneProgressCreateParams, WorkDoneProgressEnd, WorkDoneProgressReport,
 };
 use tower_lsp::Client;
 
@@ -55,7 +55,10 @@ impl LspProgress {
                 Ok(Ok(()))
             );
         if !created {
-            return Self { tx: None, end_message: Default::default() };
+            return Self {
+                tx: None,
+                end_message: Default::default(),
+            };
         }
         let (tx, mut rx) = mpsc::unbounded_channel();
         let client = client.clone();
@@ -77,9 +80,12 @@ impl LspProgress {
                         }),
                         false,
                     ),
-                    Msg::End(message) => {
-                        (WorkDoneProgress::End(WorkDoneProgressEnd { message: Some(message) }), true)
-                    }
+                    Msg::End(message) => (
+                        WorkDoneProgress::End(WorkDoneProgressEnd {
+                            message: Some(message),
+                        }),
+                        true,
+                    ),
                 };
                 send(&client, &token, value).await;
                 if last {
@@ -87,7 +93,10 @@ impl LspProgress {
                 }
             }
         });
-        Self { tx: Some(tx), end_message: Default::default() }
+        Self {
+            tx: Some(tx),
+            end_message: Default::default(),
+        }
     }
 
     /// The message the final `end` will carry.
@@ -116,7 +125,12 @@ impl Progress for LspProgress {
 impl Drop for LspProgress {
     fn drop(&mut self) {
         if let Some(tx) = &self.tx {
-            let msg = self.end_message.lock().unwrap().take().unwrap_or_else(|| "done".into());
+            let msg = self
+                .end_message
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or_else(|| "done".into());
             let _ = tx.send(Msg::End(msg));
         }
     }

@@ -38,8 +38,8 @@ pub struct State {
     pub jobs: Arc<Jobs>,
     /// Settings warnings already shown, so each is said once.
     pub warned: Mutex<HashSet<String>>,
-    /// Per project root: a counter that lets a newer diagnostics pass supersede an older one.
-    pub check_generation: Mutex<HashMap<PathBuf, u64>>,
+    /// Per project root: when its pending re-check is due.
+    pub pending_checks: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
     /// Per project root: files that currently carry our diagnostics.
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
 }
@@ -64,7 +64,12 @@ impl State {
     /// The warnings of `loaded` not yet shown to the user.
     pub fn new_warnings(&self, loaded: &Loaded) -> Vec<String> {
         let mut warned = self.warned.lock().unwrap();
-        loaded.warnings.iter().filter(|w| warned.insert((*w).clone())).cloned().collect()
+        loaded
+            .warnings
+            .iter()
+            .filter(|w| warned.insert((*w).clone()))
+            .cloned()
+            .collect()
     }
 
     pub fn folder_of(&self, path: &Path) -> Option<ProjectFolder> {
@@ -81,16 +86,21 @@ impl State {
             .unwrap()
             .iter()
             .filter(|(p, _)| p.starts_with(root))
-            .map(|(p, d)| (p.clone(), d.doc.to_string()))
+            .map(|(p, d)| (p.clone(), d.doc.text()))
             .collect()
     }
 
     /// The editor's text of `path` when open, else the file on disk.
     pub fn text_of(&self, path: &Path) -> std::io::Result<String> {
         if let Some(d) = self.docs.lock().unwrap().get(path) {
-            return Ok(d.doc.to_string());
+            return Ok(d.doc.text());
         }
         std::fs::read_to_string(path)
+    }
+
+    /// A snapshot of an open document's text (ropes clone in O(1)).
+    pub fn open_rope(&self, path: &Path) -> Option<ropey::Rope> {
+        self.docs.lock().unwrap().get(path).map(|d| d.doc.rope().clone())
     }
 
     /// Re-finds every open document's project folder (files appeared or vanished).

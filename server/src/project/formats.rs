@@ -184,13 +184,28 @@ impl Idea {
     }
 }
 
-/// Serialise an idea archive the way v1 writes it (`json.dump(..., indent=4)`).
+/// Serialise an idea archive the way v1 writes it (`json.dump(..., indent=4)`):
+/// four-space indent and, like Python's default `ensure_ascii`, non-ASCII characters
+/// as `\uXXXX` escapes, so rewriting a v1 archive changes only what was added.
 pub fn ideas_to_json(entries: &[Value]) -> String {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     entries.serialize(&mut ser).expect("JSON values always serialise");
-    String::from_utf8(buf).expect("serde_json writes UTF-8")
+    let text = String::from_utf8(buf).expect("serde_json writes UTF-8");
+    // Non-ASCII can only occur inside strings, where an escape means the same.
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// Results of one dataset in `final_info.json`. v1 templates write
@@ -345,5 +360,8 @@ mod tests {
     fn v1_indent_is_four_spaces() {
         let s = ideas_to_json(&[json!({"Name": "a"})]);
         assert_eq!(s, "[\n    {\n        \"Name\": \"a\"\n    }\n]");
+        let s = ideas_to_json(&[json!("ε😀")]);
+        assert_eq!(s, "[\n    \"\\u03b5\\ud83d\\ude00\"\n]");
+        assert_eq!(serde_json::from_str::<Vec<String>>(&s).unwrap()[0], "ε😀");
     }
 }

@@ -116,7 +116,7 @@ impl Document {
         self.syntax.as_mut().and_then(|s| s.tree(text))
     }
 
-    pub fn to_string(&self) -> String {
+    pub fn text(&self) -> String {
         self.text.to_string()
     }
 }
@@ -138,14 +138,14 @@ mod tests {
         // Replace the closing quote after the emoji (UTF-16 column 7).
         d.apply(2, &[change(0, 7, 0, 8, "\"")], PosEncoding::Utf16)
             .unwrap();
-        assert_eq!(d.to_string(), "x = '😀\"\ny = 2\n");
+        assert_eq!(d.text(), "x = '😀\"\ny = 2\n");
         d.apply(
             3,
             &[change(1, 4, 1, 5, "42"), change(0, 0, 0, 0, "# hi\n")],
             PosEncoding::Utf16,
         )
         .unwrap();
-        assert_eq!(d.to_string(), "# hi\nx = '😀\"\ny = 42\n");
+        assert_eq!(d.text(), "# hi\nx = '😀\"\ny = 42\n");
     }
 
     #[test]
@@ -155,7 +155,7 @@ mod tests {
             .apply(5, &[change(0, 0, 0, 0, "x")], PosEncoding::Utf16)
             .unwrap_err();
         assert_eq!(err, DocError::StaleVersion { have: 5, got: 5 });
-        assert_eq!(d.to_string(), "abc");
+        assert_eq!(d.text(), "abc");
         d.apply(
             6,
             &[Change {
@@ -165,7 +165,7 @@ mod tests {
             PosEncoding::Utf16,
         )
         .unwrap();
-        assert_eq!(d.to_string(), "new");
+        assert_eq!(d.text(), "new");
     }
 
     #[test]
@@ -173,7 +173,7 @@ mod tests {
         let mut d = Document::new("ab\ncd", 1, Language::Other);
         d.apply(2, &[change(1, 50, 9, 9, "!")], PosEncoding::Utf8)
             .unwrap();
-        assert_eq!(d.to_string(), "ab\ncd!");
+        assert_eq!(d.text(), "ab\ncd!");
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub fn first_definition_line(tree: &Tree) -> Option<u32> {
     let mut cursor = root.walk();
     let line = root
         .children(&mut cursor)
-        .find(|n| matches!(n.kind(), "function_definition" | "class_definition" | "decorated_definition"))
+        .find(|n| {
+            matches!(
+                n.kind(),
+                "function_definition" | "class_definition" | "decorated_definition"
+            )
+        })
         .map(|n| n.start_position().row as u32);
     line
 }

@@ -25,7 +25,9 @@ pub struct TestClient {
 
 async fn write_msg(w: &mut WriteHalf<DuplexStream>, v: &Value) {
     let body = serde_json::to_vec(v).unwrap();
-    w.write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes()).await.unwrap();
+    w.write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+        .await
+        .unwrap();
     w.write_all(&body).await.unwrap();
     w.flush().await.unwrap();
 }
@@ -78,7 +80,11 @@ impl TestClient {
                 let msg: Value = serde_json::from_slice(&body).unwrap();
                 let is_response = msg.get("method").is_none();
                 if is_response {
-                    let id = msg["id"].as_i64().unwrap();
+                    // A parse error is answered with id null: nobody waits for it.
+                    let Some(id) = msg["id"].as_i64() else {
+                        r.lock().unwrap().push(msg);
+                        continue;
+                    };
                     if let Some(tx) = p.lock().unwrap().remove(&id) {
                         let _ = tx.send(msg);
                     }
@@ -96,7 +102,14 @@ impl TestClient {
                 a.notify_waiters();
             }
         });
-        Self { writer, pending, next_id: Mutex::new(0), received, arrived, server }
+        Self {
+            writer,
+            pending,
+            next_id: Mutex::new(0),
+            received,
+            arrived,
+            server,
+        }
     }
 
     /// Sends a request and returns the whole response (with `result` or `error`).
@@ -131,13 +144,18 @@ impl TestClient {
     /// Sends raw bytes (for malformed-input tests).
     pub async fn send_raw(&self, body: &str) {
         let mut w = self.writer.lock().await;
-        w.write_all(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).await.unwrap();
+        w.write_all(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes())
+            .await
+            .unwrap();
         w.flush().await.unwrap();
     }
 
     pub async fn initialize(&self, capabilities: Value, options: Value) -> Value {
         let result = self
-            .request("initialize", json!({ "capabilities": capabilities, "initializationOptions": options }))
+            .request(
+                "initialize",
+                json!({ "capabilities": capabilities, "initializationOptions": options }),
+            )
             .await;
         self.notify("initialized", json!({})).await;
         result
@@ -153,13 +171,22 @@ impl TestClient {
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 let got = self.received.lock().unwrap().clone();
-                panic!("timed out waiting for {what}; received: {}", serde_json::to_string_pretty(&got).unwrap());
+                panic!(
+                    "timed out waiting for {what}; received: {}",
+                    serde_json::to_string_pretty(&got).unwrap()
+                );
             }
         }
     }
 
     pub fn messages(&self, method: &str) -> Vec<Value> {
-        self.received.lock().unwrap().iter().filter(|m| m["method"] == method).cloned().collect()
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m["method"] == method)
+            .cloned()
+            .collect()
     }
 
     pub async fn open(&self, uri: &str, language: &str, text: &str) {

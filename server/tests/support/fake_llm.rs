@@ -1,0 +1,220 @@
+//! A local fake of the OpenAI / Anthropic HTTP APIs for hermetic tests. It replays
+//! scripted replies (built from the recorded fixtures in `tests/fixtures/llm/`) in order
+//! and records every request it saw, so tests can check headers and bodies.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::Router;
+
+/// Read a fixture from `tests/fixtures/llm/`.
+pub fn fixture(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/llm")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A complete response.
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Sends `body`, then breaks the connection instead of ending the response.
+    Cut { body: String },
+    /// Waits before replying (for timeouts and in-flight cancellation).
+    Delay(Duration, Box<Reply>),
+}
+
+impl Reply {
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Reply::Full {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into(),
+        }
+    }
+
+    pub fn json_fixture(status: u16, name: &str) -> Self {
+        Self::json(status, fixture(name))
+    }
+
+    /// A 200 `text/event-stream` whose body is the fixture, byte for byte.
+    pub fn sse_fixture(name: &str) -> Self {
+        Self::sse(fixture(name))
+    }
+
+    pub fn sse(body: impl Into<String>) -> Self {
+        Reply::Full {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body: body.into(),
+        }
+    }
+
+    /// A recorded `.http` fixture: status line, headers, blank line, body.
+    pub fn http_fixture(name: &str) -> Self {
+        let text = fixture(name);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .or_else(|| text.split_once("\n\n"))
+            .expect("http fixture has a blank line");
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Reply::Full {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    pub fn with_header(self, name: &str, value: &str) -> Self {
+        match self {
+            Reply::Full {
+                status,
+                mut headers,
+                body,
+            } => {
+                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                headers.push((name.to_ascii_lowercase(), value.to_owned()));
+                Reply::Full {
+                    status,
+                    headers,
+                    body,
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub fn delayed(self, by: Duration) -> Self {
+        Reply::Delay(by, Box::new(self))
+    }
+}
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: serde_json::Value,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct Shared {
+    script: VecDeque<Reply>,
+    seen: Vec<Seen>,
+}
+
+pub struct FakeLlm {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl FakeLlm {
+    pub async fn start(script: Vec<Reply>) -> Self {
+        let shared = Arc::new(Mutex::new(Shared {
+            script: script.into(),
+            seen: Vec::new(),
+        }));
+        let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        FakeLlm {
+            url: format!("http://{addr}"),
+            shared,
+        }
+    }
+
+    /// The OpenAI-style base URL (`…/v1`).
+    pub fn v1(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.lock().unwrap().seen.clone()
+    }
+
+    pub fn hits(&self) -> usize {
+        self.shared.lock().unwrap().seen.len()
+    }
+}
+
+async fn handle(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let reply = {
+        let mut s = shared.lock().unwrap();
+        s.seen.push(Seen {
+            path: uri.path().to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                .collect(),
+            body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            at: Instant::now(),
+        });
+        s.script.pop_front()
+    };
+    let mut reply = reply.unwrap_or_else(|| {
+        Reply::json(
+            500,
+            r#"{"error":{"message":"fake server: no scripted reply left","type":"server_error"}}"#,
+        )
+    });
+    while let Reply::Delay(by, inner) = reply {
+        tokio::time::sleep(by).await;
+        reply = *inner;
+    }
+    match reply {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let mut b = Response::builder().status(StatusCode::from_u16(status).unwrap());
+            for (k, v) in headers {
+                b = b.header(k, v);
+            }
+            b.body(Body::from(body)).unwrap()
+        }
+        Reply::Cut { body } => {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from(body)),
+                Err(std::io::Error::other("fake server cut the connection")),
+            ];
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(futures::stream::iter(chunks)))
+                .unwrap()
+        }
+        Reply::Delay(..) => unreachable!("delays are unwrapped above"),
+    }
+}
