@@ -4,12 +4,11 @@
 mod client;
 mod docgen;
 mod report;
+mod session;
 
-use client::Client;
-use report::{EditStats, Latency, Measure, ServerResult};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const USAGE: &str = "\
 usage: lspbench --server CMD [--server CMD ...] [options]
@@ -25,6 +24,8 @@ usage: lspbench --server CMD [--server CMD ...] [options]
   --timeout-ms N        per-request timeout (default 10000)
   --lsp-ai-config FILE  initializationOptions for commands whose program is lsp-ai
                         (default: built-in offline config, see README)
+  --no-interleave       time each server's requests back to back instead of
+                        alternating servers request by request
   --baseline LABEL      server the ratios are relative to (default: lsp-ai if present, else last)
   --json FILE           also write the results as JSON
   --keep                keep the temporary workspaces and server stderr logs";
@@ -43,6 +44,7 @@ struct Opts {
     baseline: Option<String>,
     json: Option<PathBuf>,
     keep: bool,
+    interleave: bool,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -60,6 +62,7 @@ fn parse_args() -> Result<Opts, String> {
         baseline: None,
         json: None,
         keep: false,
+        interleave: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -79,6 +82,7 @@ fn parse_args() -> Result<Opts, String> {
             "--baseline" => o.baseline = Some(val()?),
             "--json" => o.json = Some(val()?.into()),
             "--keep" => o.keep = true,
+            "--no-interleave" => o.interleave = false,
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
@@ -102,21 +106,7 @@ fn main() {
     };
     let root = std::env::temp_dir().join(format!("lspbench-{}", std::process::id()));
     let doc = docgen::experiment_py(opts.lines);
-    let mut results = Vec::new();
-    for (i, cmd) in opts.servers.iter().enumerate() {
-        let label = label_of(cmd, &opts.servers);
-        eprintln!("== {label}: {cmd}");
-        let dir = root.join(format!("{i}-{label}"));
-        let r = bench_server(&opts, cmd, &label, &dir, &doc).unwrap_or_else(|e| {
-            let mut r = ServerResult::new(&label, cmd);
-            r.notes.push(format!("aborted: {e}"));
-            r
-        });
-        for n in &r.notes {
-            eprintln!("   note: {n}");
-        }
-        results.push(r);
-    }
+    let results = session::run_all(&opts, &root, &doc);
     let baseline = opts
         .baseline
         .clone()
@@ -133,6 +123,7 @@ fn main() {
     });
     let setup = json!({
         "requests": opts.requests, "warmup": opts.warmup, "edits": opts.edits,
+        "interleaved": opts.interleave, "settle_ms": opts.settle.as_millis() as u64,
         "document": doc_info,
     });
     print!("{}", report::table(&results, &baseline, &setup));
@@ -248,9 +239,6 @@ fn rss_kb(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// Builds the params of the i-th request of one method.
-type ParamsFn<'a> = dyn Fn(usize) -> Value + 'a;
-
 fn capable(caps: &Value, key: &str) -> bool {
     match caps.get(key) {
         None | Some(Value::Null) | Some(Value::Bool(false)) => false,
@@ -275,236 +263,4 @@ fn line_infos(doc: &str) -> Vec<LineInfo> {
 
 fn pos(line: u32, character: u32) -> Value {
     json!({"line": line, "character": character})
-}
-
-fn bench_server(opts: &Opts, cmd: &str, label: &str, dir: &Path, doc: &str) -> Result<ServerResult, String> {
-    let mut r = ServerResult::new(label, cmd);
-    let ws = dir.join("ws");
-    let exp = write_workspace(&ws, doc).map_err(|e| format!("workspace: {e}"))?;
-    let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
-    let stderr_log = dir.join("stderr.log");
-    let mut c = Client::spawn(&argv, &ws, &stderr_log).map_err(|e| format!("spawn {cmd}: {e}"))?;
-    let pid = c.pid();
-
-    // initialize / initialized
-    let root_uri = file_uri(&ws);
-    let init = json!({
-        "processId": std::process::id(),
-        "clientInfo": {"name": "lspbench", "version": env!("CARGO_PKG_VERSION")},
-        "rootUri": root_uri,
-        "rootPath": ws.display().to_string(),
-        "workspaceFolders": [{"uri": root_uri, "name": "template"}],
-        "initializationOptions": init_options(opts, cmd)?,
-        "capabilities": {
-            "general": {"positionEncodings": ["utf-16"]},
-            "workspace": {"configuration": true, "workspaceFolders": true, "applyEdit": true},
-            "window": {"workDoneProgress": true},
-            "textDocument": {
-                "synchronization": {"dynamicRegistration": false, "didSave": true},
-                "hover": {"contentFormat": ["markdown", "plaintext"]},
-                "codeLens": {},
-                "codeAction": {
-                    "codeActionLiteralSupport": {"codeActionKind": {"valueSet": [
-                        "", "quickfix", "refactor", "refactor.rewrite", "source"]}},
-                    "resolveSupport": {"properties": ["edit", "command"]},
-                    "dataSupport": true
-                },
-                "publishDiagnostics": {}
-            }
-        }
-    });
-    let t0 = Instant::now();
-    let resp = c.request("initialize", init, Duration::from_secs(30))?;
-    if let Some(err) = resp.get("error") {
-        return Err(format!("initialize failed: {err}"));
-    }
-    r.initialize_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
-    let result = &resp["result"];
-    let caps = result["capabilities"].clone();
-    r.server_info = result.get("serverInfo").cloned();
-    r.sync = caps.get("textDocumentSync").cloned();
-    c.notify("initialized", json!({})).map_err(|e| e.to_string())?;
-    std::thread::sleep(opts.settle);
-    r.rss_init_kb = rss_kb(pid);
-
-    // Open experiment.py.
-    let uri = file_uri(&exp);
-    c.notify(
-        "textDocument/didOpen",
-        json!({"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": doc}}),
-    )
-    .map_err(|e| e.to_string())?;
-    let lines = line_infos(doc);
-    let n_lines = lines.len() as u32 - 1; // the text ends with '\n'
-    let line_of = |i: usize| ((i as u64 * 37 + 11) % n_lines as u64) as u32;
-    let td = json!({"uri": uri});
-
-    let code_action = |i: usize| {
-        let l = line_of(i);
-        json!({
-            "textDocument": td,
-            "range": {"start": pos(l, 0), "end": pos(l, lines[l as usize].len16)},
-            "context": {"diagnostics": [], "triggerKind": 1}
-        })
-    };
-    let code_lens = |_: usize| json!({"textDocument": td});
-    let hover = |i: usize| {
-        let l = line_of(i);
-        let info = &lines[l as usize];
-        json!({"textDocument": td, "position": pos(l, (info.indent + 1).min(info.len16))})
-    };
-
-    // The first request after didOpen also waits for the open to be processed.
-    let methods: [(&str, &str, &ParamsFn); 3] = [
-        ("textDocument/codeAction", "codeActionProvider", &code_action),
-        ("textDocument/codeLens", "codeLensProvider", &code_lens),
-        ("textDocument/hover", "hoverProvider", &hover),
-    ];
-    for (method, cap, params) in methods {
-        let m = if capable(&caps, cap) {
-            time_requests(&mut c, method, opts, params)
-        } else {
-            Measure::Unsupported
-        };
-        r.latency
-            .push((method.trim_start_matches("textDocument/").to_string(), m));
-    }
-    r.rss_open_kb = rss_kb(pid);
-
-    // A request every server answers, used as a barrier after notifications.
-    let barrier: Option<(&str, &ParamsFn)> = methods
-        .iter()
-        .find(|(_, cap, _)| capable(&caps, cap))
-        .map(|(m, _, p)| (*m, *p));
-
-    // Single-character incremental edits, typed as comment lines after the marker.
-    r.edits = Some(match barrier {
-        None => Err("no request to synchronise on (no codeAction/codeLens/hover)".into()),
-        Some((method, params)) => {
-            let marker = doc.lines().position(|l| l == docgen::EDIT_MARKER).unwrap() as u32;
-            let at = (marker, lines[marker as usize].len16);
-            type_edits(&mut c, &uri, at, opts.edits, method, params(0))
-        }
-    });
-    r.rss_edits_kb = rss_kb(pid);
-
-    // Ten (by default) 1 MB documents.
-    if opts.big_docs > 0 {
-        let mut last_uri = String::new();
-        for k in 0..opts.big_docs {
-            let text = docgen::large_module(k as u64, opts.big_doc_bytes);
-            let path = ws.join(format!("module_{k}.py"));
-            std::fs::write(&path, &text).map_err(|e| e.to_string())?;
-            last_uri = file_uri(&path);
-            c.notify(
-                "textDocument/didOpen",
-                json!({"textDocument": {"uri": last_uri, "languageId": "python", "version": 1, "text": text}}),
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        if let Some((method, params)) = barrier {
-            let mut p = params(0);
-            p["textDocument"] = json!({"uri": last_uri});
-            if let Some(range) = p.get_mut("range") {
-                *range = json!({"start": pos(0, 0), "end": pos(0, 0)});
-            }
-            if let Some(position) = p.get_mut("position") {
-                *position = pos(0, 0);
-            }
-            if let Err(e) = c.request(method, p, Duration::from_secs(60)) {
-                r.notes.push(format!("after opening big documents: {e}"));
-            }
-        }
-        std::thread::sleep(opts.settle);
-        r.rss_docs_kb = rss_kb(pid);
-    }
-
-    r.notifications = c.notifications.load(std::sync::atomic::Ordering::Relaxed);
-    r.server_requests = c.server_requests.load(std::sync::atomic::Ordering::Relaxed);
-    if let Some(note) = c.shutdown(Duration::from_secs(2)) {
-        r.notes.push(format!("shutdown: {note}"));
-    }
-    if opts.keep {
-        r.notes.push(format!("stderr log: {}", stderr_log.display()));
-    }
-    Ok(r)
-}
-
-/// `warmup` untimed then `requests` timed sequential round trips.
-fn time_requests(c: &mut Client, method: &str, opts: &Opts, params: &ParamsFn) -> Measure {
-    let mut samples = Vec::with_capacity(opts.requests);
-    let mut errors = 0;
-    let mut first_error = None;
-    for i in 0..opts.warmup + opts.requests {
-        let p = params(i);
-        let start = Instant::now();
-        let resp = match c.request(method, p, opts.timeout) {
-            Ok(resp) => resp,
-            Err(e) => return Measure::Failed(e),
-        };
-        let elapsed = start.elapsed();
-        if i < opts.warmup {
-            continue;
-        }
-        if let Some(err) = resp.get("error") {
-            errors += 1;
-            first_error.get_or_insert_with(|| err.to_string());
-        }
-        samples.push(elapsed);
-    }
-    if errors == samples.len() {
-        return Measure::Failed(format!("every response was an error: {}", first_error.unwrap()));
-    }
-    Measure::Latency(Latency::from_samples(samples, errors))
-}
-
-/// Types `n` characters as comment lines after (`line`, `col`); returns the wall time
-/// from the first send until a following request's response, divided by `n`.
-fn type_edits(
-    c: &mut Client,
-    uri: &str,
-    (mut line, mut col): (u32, u32),
-    n: usize,
-    barrier: &str,
-    barrier_params: Value,
-) -> Result<EditStats, String> {
-    const TEXT: &str = "tune β1 and the warm-up length, then compare val_loss across seeds; ";
-    const WIDTH: usize = 60; // characters per typed line, newline included
-    let text: Vec<char> = TEXT.chars().collect();
-    let start = Instant::now();
-    for i in 0..n {
-        let ch = match i % WIDTH {
-            0 => '\n',
-            1 => '#',
-            2 => ' ',
-            j => text[(i / WIDTH * WIDTH + j) % text.len()],
-        };
-        let at = pos(line, col);
-        let change = json!({
-            "textDocument": {"uri": uri, "version": i + 2},
-            "contentChanges": [{"range": {"start": at, "end": at}, "text": ch.to_string()}]
-        });
-        c.notify("textDocument/didChange", change)
-            .map_err(|e| format!("didChange #{i}: {e}"))?;
-        if ch == '\n' {
-            line += 1;
-            col = 0;
-        } else {
-            col += ch.len_utf16() as u32;
-        }
-    }
-    let sent = start.elapsed();
-    let resp = c.request(barrier, barrier_params, Duration::from_secs(120))?;
-    let total = start.elapsed();
-    let mut stats = EditStats {
-        edits: n,
-        send: sent,
-        total,
-        barrier: barrier.to_string(),
-        error: None,
-    };
-    if let Some(err) = resp.get("error") {
-        stats.error = Some(err.to_string());
-    }
-    Ok(stats)
 }

@@ -1,0 +1,360 @@
+//! The benchmark phases. All servers run side by side: each phase is applied to
+//! every server before the next begins, and timed requests alternate between
+//! servers, so load from elsewhere on the machine falls on all of them alike.
+
+use crate::client::Client;
+use crate::report::{EditStats, Latency, Measure, ServerResult};
+use crate::{capable, docgen, file_uri, init_options, label_of, line_infos, pos, rss_kb, write_workspace};
+use crate::{LineInfo, Opts};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+struct Session {
+    r: ServerResult,
+    /// `None` once the server failed; the failure is in `r.notes`.
+    client: Option<Client>,
+    pid: u32,
+    caps: Value,
+    ws: PathBuf,
+    uri: String,
+}
+
+impl Session {
+    fn fail(&mut self, e: String) {
+        eprintln!("   {}: {e}", self.r.label);
+        self.r.notes.push(format!("aborted: {e}"));
+        self.client = None; // Drop kills the child
+    }
+
+    fn rss(&self) -> Option<(u64, u64)> {
+        self.client.as_ref().and_then(|_| rss_kb(self.pid))
+    }
+}
+
+/// The three timed methods: (method, capability, params for request i on a document).
+type ParamsFn<'a> = Box<dyn Fn(usize, &str) -> Value + 'a>;
+
+fn methods(lines: &[LineInfo]) -> Vec<(&'static str, &'static str, ParamsFn<'_>)> {
+    let n_lines = lines.len() as u64 - 1; // the text ends with '\n'
+                                          // Requests walk the file rather than hitting one cached position.
+    let line_of = move |i: usize| ((i as u64 * 37 + 11) % n_lines) as u32;
+    vec![
+        (
+            "textDocument/codeAction",
+            "codeActionProvider",
+            Box::new(move |i, uri| {
+                let l = line_of(i);
+                json!({
+                    "textDocument": {"uri": uri},
+                    "range": {"start": pos(l, 0), "end": pos(l, lines[l as usize].len16)},
+                    "context": {"diagnostics": [], "triggerKind": 1}
+                })
+            }),
+        ),
+        (
+            "textDocument/codeLens",
+            "codeLensProvider",
+            Box::new(|_, uri| json!({"textDocument": {"uri": uri}})),
+        ),
+        (
+            "textDocument/hover",
+            "hoverProvider",
+            Box::new(move |i, uri| {
+                let l = line_of(i);
+                let info = &lines[l as usize];
+                json!({"textDocument": {"uri": uri}, "position": pos(l, (info.indent + 1).min(info.len16))})
+            }),
+        ),
+    ]
+}
+
+pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
+    let mut sessions: Vec<Session> = opts
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, cmd)| {
+            let label = label_of(cmd, &opts.servers);
+            eprintln!("== {label}: {cmd}");
+            let dir = root.join(format!("{i}-{label}"));
+            start(opts, cmd, &label, &dir, doc).unwrap_or_else(|e| {
+                let mut r = ServerResult::new(&label, cmd);
+                r.notes.push(format!("aborted: {e}"));
+                Session {
+                    r,
+                    client: None,
+                    pid: 0,
+                    caps: Value::Null,
+                    ws: dir,
+                    uri: String::new(),
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(opts.settle);
+    for s in &mut sessions {
+        s.r.rss_init_kb = s.rss();
+    }
+
+    // Open experiment.py, then let work deferred by the open (parsing, checks) finish.
+    for s in &mut sessions {
+        let Some(c) = &s.client else { continue };
+        let open = json!({"textDocument": {"uri": s.uri, "languageId": "python", "version": 1, "text": doc}});
+        if let Err(e) = c.notify("textDocument/didOpen", open) {
+            s.fail(format!("didOpen: {e}"));
+        }
+    }
+    std::thread::sleep(opts.settle);
+
+    let lines = line_infos(doc);
+    let methods = methods(&lines);
+    for (method, cap, params) in &methods {
+        eprintln!("   timing {method}");
+        time_requests(&mut sessions, opts, method, cap, params);
+    }
+    for s in &mut sessions {
+        s.r.rss_open_kb = s.rss();
+    }
+
+    // The first supported method doubles as the barrier after notifications.
+    let barrier = |caps: &Value| methods.iter().find(|(_, cap, _)| capable(caps, cap));
+    let marker = doc.lines().position(|l| l == docgen::EDIT_MARKER).unwrap();
+    let at = (marker as u32, lines[marker].len16);
+    for s in &mut sessions {
+        let Some(c) = &mut s.client else { continue };
+        eprintln!("   {}: {} edits", s.r.label, opts.edits);
+        s.r.edits = Some(match barrier(&s.caps) {
+            None => Err("no request to synchronise on (no codeAction/codeLens/hover)".into()),
+            Some((method, _, params)) => type_edits(c, &s.uri, at, opts.edits, method, params(0, &s.uri)),
+        });
+        s.r.rss_edits_kb = s.rss();
+    }
+
+    if opts.big_docs > 0 {
+        for s in &mut sessions {
+            eprintln!("   {}: opening {} big documents", s.r.label, opts.big_docs);
+            let b = barrier(&s.caps).map(|(m, _, p)| (*m, p));
+            if let Err(e) = open_big_docs(s, opts, b) {
+                s.fail(e);
+            }
+        }
+        std::thread::sleep(opts.settle);
+        for s in &mut sessions {
+            s.r.rss_docs_kb = s.rss();
+        }
+    }
+
+    sessions
+        .into_iter()
+        .map(|mut s| {
+            if let Some(c) = s.client.take() {
+                s.r.notifications = c.notifications.load(Ordering::Relaxed);
+                s.r.server_requests = c.server_requests.load(Ordering::Relaxed);
+                if let Some(note) = c.shutdown(Duration::from_secs(2)) {
+                    s.r.notes.push(format!("shutdown: {note}"));
+                }
+            }
+            s.r
+        })
+        .collect()
+}
+
+/// Spawns the server in a fresh template workspace and runs initialize/initialized.
+fn start(opts: &Opts, cmd: &str, label: &str, dir: &Path, doc: &str) -> Result<Session, String> {
+    let mut r = ServerResult::new(label, cmd);
+    let ws = dir.join("ws");
+    let exp = write_workspace(&ws, doc).map_err(|e| format!("workspace: {e}"))?;
+    let mut argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+    // The child runs in the workspace, so resolve a relative program path here.
+    if argv[0].contains('/') {
+        if let Ok(abs) = std::fs::canonicalize(&argv[0]) {
+            argv[0] = abs.display().to_string();
+        }
+    }
+    let stderr_log = dir.join("stderr.log");
+    let mut c = Client::spawn(&argv, &ws, &stderr_log).map_err(|e| format!("spawn {cmd}: {e}"))?;
+    if opts.keep {
+        r.notes.push(format!("stderr log: {}", stderr_log.display()));
+    }
+    let root_uri = file_uri(&ws);
+    let init = json!({
+        "processId": std::process::id(),
+        "clientInfo": {"name": "lspbench", "version": env!("CARGO_PKG_VERSION")},
+        "rootUri": root_uri,
+        "rootPath": ws.display().to_string(),
+        "workspaceFolders": [{"uri": root_uri, "name": "template"}],
+        "initializationOptions": init_options(opts, cmd)?,
+        "capabilities": {
+            "general": {"positionEncodings": ["utf-16"]},
+            "workspace": {"configuration": true, "workspaceFolders": true, "applyEdit": true},
+            "window": {"workDoneProgress": true},
+            "textDocument": {
+                "synchronization": {"dynamicRegistration": false, "didSave": true},
+                "hover": {"contentFormat": ["markdown", "plaintext"]},
+                "codeLens": {},
+                "codeAction": {
+                    "codeActionLiteralSupport": {"codeActionKind": {"valueSet": [
+                        "", "quickfix", "refactor", "refactor.rewrite", "source"]}},
+                    "resolveSupport": {"properties": ["edit", "command"]},
+                    "dataSupport": true
+                },
+                "publishDiagnostics": {}
+            }
+        }
+    });
+    let t0 = Instant::now();
+    let resp = c.request("initialize", init, Duration::from_secs(30))?;
+    if let Some(err) = resp.get("error") {
+        return Err(format!("initialize failed: {err}"));
+    }
+    r.initialize_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
+    let result = &resp["result"];
+    r.server_info = result.get("serverInfo").cloned();
+    r.sync = result["capabilities"].get("textDocumentSync").cloned();
+    c.notify("initialized", json!({}))
+        .map_err(|e| format!("initialized: {e}"))?;
+    Ok(Session {
+        r,
+        pid: c.pid(),
+        client: Some(c),
+        caps: result["capabilities"].clone(),
+        ws,
+        uri: file_uri(&exp),
+    })
+}
+
+/// `warmup` untimed then `requests` timed sequential round trips per server.
+fn time_requests(sessions: &mut [Session], opts: &Opts, method: &str, cap: &str, params: &ParamsFn) {
+    let n = sessions.len();
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(opts.requests); n];
+    let mut errors = vec![0usize; n];
+    let mut first_error: Vec<Option<String>> = vec![None; n];
+    let active: Vec<bool> = sessions.iter().map(|s| capable(&s.caps, cap)).collect();
+    let rounds = opts.warmup + opts.requests;
+    // Interleaved: request i goes to every server before request i + 1 (rotating who
+    // goes first). Otherwise each server gets all its requests back to back.
+    let order: Vec<(usize, usize)> = if opts.interleave {
+        (0..rounds)
+            .flat_map(|i| (0..n).map(move |k| (i, (k + i) % n)))
+            .collect()
+    } else {
+        (0..n).flat_map(|k| (0..rounds).map(move |i| (i, k))).collect()
+    };
+    for (i, k) in order {
+        let s = &mut sessions[k];
+        let Some(c) = &mut s.client else { continue };
+        if !active[k] {
+            continue;
+        }
+        let p = params(i, &s.uri);
+        let start = Instant::now();
+        let resp = c.request(method, p, opts.timeout);
+        let elapsed = start.elapsed();
+        match resp {
+            Err(e) => s.fail(e),
+            Ok(_) if i < opts.warmup => {}
+            Ok(resp) => {
+                if let Some(err) = resp.get("error") {
+                    errors[k] += 1;
+                    first_error[k].get_or_insert_with(|| err.to_string());
+                }
+                samples[k].push(elapsed);
+            }
+        }
+    }
+    let name = method.trim_start_matches("textDocument/").to_string();
+    for (k, s) in sessions.iter_mut().enumerate() {
+        let m = if !active[k] {
+            Measure::Unsupported
+        } else if samples[k].len() < opts.requests {
+            Measure::Failed("server failed before all requests were answered".into())
+        } else if errors[k] == samples[k].len() {
+            Measure::Failed(format!(
+                "every response was an error: {}",
+                first_error[k].take().unwrap()
+            ))
+        } else {
+            Measure::Latency(Latency::from_samples(std::mem::take(&mut samples[k]), errors[k]))
+        };
+        s.r.latency.push((name.clone(), m));
+    }
+}
+
+/// Types `n` characters as comment lines after (`line`, `col`); returns the wall time
+/// from the first send until a following request's response, divided by `n`.
+fn type_edits(
+    c: &mut Client,
+    uri: &str,
+    (mut line, mut col): (u32, u32),
+    n: usize,
+    barrier: &str,
+    barrier_params: Value,
+) -> Result<EditStats, String> {
+    const TEXT: &str = "tune β1 and the warm-up length, then compare val_loss across seeds; ";
+    const WIDTH: usize = 60; // characters per typed line, newline included
+    let text: Vec<char> = TEXT.chars().collect();
+    let start = Instant::now();
+    for i in 0..n {
+        let ch = match i % WIDTH {
+            0 => '\n',
+            1 => '#',
+            2 => ' ',
+            j => text[(i / WIDTH * WIDTH + j) % text.len()],
+        };
+        let at = pos(line, col);
+        let change = json!({
+            "textDocument": {"uri": uri, "version": i + 2},
+            "contentChanges": [{"range": {"start": at, "end": at}, "text": ch.to_string()}]
+        });
+        c.notify("textDocument/didChange", change)
+            .map_err(|e| format!("didChange #{i}: {e}"))?;
+        if ch == '\n' {
+            line += 1;
+            col = 0;
+        } else {
+            col += ch.len_utf16() as u32;
+        }
+    }
+    let send = start.elapsed();
+    let resp = c.request(barrier, barrier_params, Duration::from_secs(120))?;
+    let total = start.elapsed();
+    let error = resp.get("error").map(Value::to_string);
+    Ok(EditStats {
+        edits: n,
+        send,
+        total,
+        barrier: barrier.to_string(),
+        error,
+    })
+}
+
+/// Writes and opens the big documents, then waits for one request on the last one.
+fn open_big_docs(s: &mut Session, opts: &Opts, barrier: Option<(&str, &ParamsFn)>) -> Result<(), String> {
+    let Some(c) = &mut s.client else { return Ok(()) };
+    let mut last_uri = String::new();
+    for k in 0..opts.big_docs {
+        let text = docgen::large_module(k as u64, opts.big_doc_bytes);
+        let path = s.ws.join(format!("module_{k}.py"));
+        std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+        last_uri = file_uri(&path);
+        let open =
+            json!({"textDocument": {"uri": last_uri, "languageId": "python", "version": 1, "text": text}});
+        c.notify("textDocument/didOpen", open)
+            .map_err(|e| format!("didOpen big document: {e}"))?;
+    }
+    if let Some((method, params)) = barrier {
+        let mut p = params(0, &last_uri);
+        // Line 0 exists in every document.
+        if let Some(range) = p.get_mut("range") {
+            *range = json!({"start": pos(0, 0), "end": pos(0, 0)});
+        }
+        if let Some(position) = p.get_mut("position") {
+            *position = pos(0, 0);
+        }
+        c.request(method, p, Duration::from_secs(60))
+            .map_err(|e| format!("after opening big documents: {e}"))?;
+    }
+    Ok(())
+}
