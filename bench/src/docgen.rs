@@ -227,6 +227,46 @@ pub fn large_module(seed: u64, bytes: usize) -> String {
     s
 }
 
+const TOPICS: &[&str] = &[
+    "learning-rate warm-up",
+    "weight decay on norms",
+    "gradient clipping thresholds",
+    "label smoothing",
+    "dropout schedules",
+    "initialisation scale",
+    "batch-size ramps",
+    "cosine restarts",
+];
+
+/// An aisci ideas archive (`ideas.json`): a pretty-printed array of `n` ideas.
+/// Written by hand so the key order does not depend on serde_json's features.
+pub fn ideas_json(n: usize) -> String {
+    let mut rng = Rng(0x1dea_5eed_0000_0001);
+    let mut s = String::from("[\n");
+    for i in 0..n {
+        let topic = rng.pick(TOPICS);
+        let settings = 3 + rng.next() % 4;
+        let (int, feas, nov) = (1 + rng.next() % 10, 1 + rng.next() % 10, 1 + rng.next() % 10);
+        let _ = write!(
+            s,
+            r#"    {{
+        "Name": "{name}_{i}",
+        "Title": "Does {topic} help small transformers? Study {i} on character-level data",
+        "Experiment": "Vary {topic} over {settings} settings in experiment.py, keep every other hyper-parameter fixed, and report final validation loss and steps to reach loss 1.5 per dataset.",
+        "Interestingness": {int},
+        "Feasibility": {feas},
+        "Novelty": {nov}"#,
+            name = topic.replace([' ', '-'], "_"),
+        );
+        if i % 3 == 0 {
+            let _ = write!(s, ",\n        \"novel\": {}", rng.next() % 2 == 0);
+        }
+        s.push_str(if i + 1 < n { "\n    },\n" } else { "\n    }\n" });
+    }
+    s.push_str("]\n");
+    s
+}
+
 fn count_lines(s: &str) -> usize {
     s.matches('\n').count()
 }
@@ -243,6 +283,12 @@ mod tests {
             assert_eq!(doc.matches(EDIT_MARKER).count(), 1);
         }
         assert_eq!(experiment_py(5000), experiment_py(5000));
+    }
+
+    #[test]
+    fn ideas_json_parses() {
+        let v: serde_json::Value = serde_json::from_str(&ideas_json(50)).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 50);
     }
 
     #[test]

@@ -173,6 +173,7 @@ fn write_workspace(ws: &Path, doc: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(ws.join("run_0"))?;
     let exp = ws.join("experiment.py");
     std::fs::write(&exp, doc)?;
+    std::fs::write(ws.join("ideas.json"), docgen::ideas_json(session::IDEAS))?;
     let prompt = json!({
         "system": "You are an ambitious AI PhD student who is looking to publish a paper that will contribute significantly to the field.",
         "task_description": "You are given the following file to work with, which trains a small transformer on character-level data."

@@ -7,9 +7,13 @@ use crate::report::{EditStats, Latency, Measure, ServerResult};
 use crate::{capable, docgen, file_uri, init_options, label_of, line_infos, pos, rss_kb, write_workspace};
 use crate::{LineInfo, Opts};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// Ideas in the generated `ideas.json` (aisci's ideas archive, hovered and lensed).
+pub const IDEAS: usize = 50;
 
 struct Session {
     r: ServerResult,
@@ -19,6 +23,7 @@ struct Session {
     caps: Value,
     ws: PathBuf,
     uri: String,
+    ideas_uri: String,
 }
 
 impl Session {
@@ -33,40 +38,82 @@ impl Session {
     }
 }
 
-/// The three timed methods: (method, capability, params for request i on a document).
+/// A timed request kind; `row` names it in the report.
+struct Timed<'a> {
+    row: &'static str,
+    method: &'static str,
+    cap: &'static str,
+    on_ideas: bool,
+    /// Params of request `i` on the document at `uri`.
+    params: ParamsFn<'a>,
+}
+
 type ParamsFn<'a> = Box<dyn Fn(usize, &str) -> Value + 'a>;
 
-fn methods(lines: &[LineInfo]) -> Vec<(&'static str, &'static str, ParamsFn<'_>)> {
-    let n_lines = lines.len() as u64 - 1; // the text ends with '\n'
-                                          // Requests walk the file rather than hitting one cached position.
-    let line_of = move |i: usize| ((i as u64 * 37 + 11) % n_lines) as u32;
+/// Requests walk a file (`line = 37·i + 11 mod lines`) rather than hitting one cached position.
+fn walk(lines: &[LineInfo]) -> impl Fn(usize) -> u32 + Copy {
+    let n = lines.len() as u64 - 1; // the text ends with '\n'
+    move |i| ((i as u64 * 37 + 11) % n) as u32
+}
+
+/// Hover on the first non-blank character of the walked line.
+fn hover_on<'a>(
+    lines: &'a [LineInfo],
+    line_of: impl Fn(usize) -> u32 + 'a,
+) -> impl Fn(usize, &str) -> Value + 'a {
+    move |i, uri| {
+        let l = line_of(i);
+        let info = &lines[l as usize];
+        json!({"textDocument": {"uri": uri}, "position": pos(l, (info.indent + 1).min(info.len16))})
+    }
+}
+
+fn timed<'a>(exp: &'a [LineInfo], ideas: &'a [LineInfo]) -> Vec<Timed<'a>> {
+    let (exp_line, ideas_line) = (walk(exp), walk(ideas));
+    let lens = |_: usize, uri: &str| json!({"textDocument": {"uri": uri}});
     vec![
-        (
-            "textDocument/codeAction",
-            "codeActionProvider",
-            Box::new(move |i, uri| {
-                let l = line_of(i);
+        Timed {
+            row: "codeAction",
+            method: "textDocument/codeAction",
+            cap: "codeActionProvider",
+            on_ideas: false,
+            params: Box::new(move |i, uri| {
+                let l = exp_line(i);
                 json!({
                     "textDocument": {"uri": uri},
-                    "range": {"start": pos(l, 0), "end": pos(l, lines[l as usize].len16)},
+                    "range": {"start": pos(l, 0), "end": pos(l, exp[l as usize].len16)},
                     "context": {"diagnostics": [], "triggerKind": 1}
                 })
             }),
-        ),
-        (
-            "textDocument/codeLens",
-            "codeLensProvider",
-            Box::new(|_, uri| json!({"textDocument": {"uri": uri}})),
-        ),
-        (
-            "textDocument/hover",
-            "hoverProvider",
-            Box::new(move |i, uri| {
-                let l = line_of(i);
-                let info = &lines[l as usize];
-                json!({"textDocument": {"uri": uri}, "position": pos(l, (info.indent + 1).min(info.len16))})
-            }),
-        ),
+        },
+        Timed {
+            row: "codeLens",
+            method: "textDocument/codeLens",
+            cap: "codeLensProvider",
+            on_ideas: false,
+            params: Box::new(lens),
+        },
+        Timed {
+            row: "hover",
+            method: "textDocument/hover",
+            cap: "hoverProvider",
+            on_ideas: false,
+            params: Box::new(hover_on(exp, exp_line)),
+        },
+        Timed {
+            row: "codeLens ideas.json",
+            method: "textDocument/codeLens",
+            cap: "codeLensProvider",
+            on_ideas: true,
+            params: Box::new(lens),
+        },
+        Timed {
+            row: "hover ideas.json",
+            method: "textDocument/hover",
+            cap: "hoverProvider",
+            on_ideas: true,
+            params: Box::new(hover_on(ideas, ideas_line)),
+        },
     ]
 }
 
@@ -89,6 +136,7 @@ pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
                     caps: Value::Null,
                     ws: dir,
                     uri: String::new(),
+                    ideas_uri: String::new(),
                 }
             })
         })
@@ -98,28 +146,34 @@ pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
         s.r.rss_init_kb = s.rss();
     }
 
-    // Open experiment.py, then let work deferred by the open (parsing, checks) finish.
+    // Open experiment.py and ideas.json, then let work deferred by the opens
+    // (parsing, checks) finish.
+    let ideas = docgen::ideas_json(IDEAS);
     for s in &mut sessions {
         let Some(c) = &s.client else { continue };
-        let open = json!({"textDocument": {"uri": s.uri, "languageId": "python", "version": 1, "text": doc}});
-        if let Err(e) = c.notify("textDocument/didOpen", open) {
+        let docs = [(&s.uri, "python", doc), (&s.ideas_uri, "json", ideas.as_str())];
+        let opened: Result<(), _> = docs.into_iter().try_for_each(|(uri, language, text)| {
+            let doc = json!({"uri": uri, "languageId": language, "version": 1, "text": text});
+            c.notify("textDocument/didOpen", json!({ "textDocument": doc }))
+        });
+        if let Err(e) = opened {
             s.fail(format!("didOpen: {e}"));
         }
     }
     std::thread::sleep(opts.settle);
 
-    let lines = line_infos(doc);
-    let methods = methods(&lines);
-    for (method, cap, params) in &methods {
-        eprintln!("   timing {method}");
-        time_requests(&mut sessions, opts, method, cap, params);
+    let (lines, ideas_lines) = (line_infos(doc), line_infos(&ideas));
+    let timed = timed(&lines, &ideas_lines);
+    for t in &timed {
+        eprintln!("   timing {}", t.row);
+        time_requests(&mut sessions, opts, t);
     }
     for s in &mut sessions {
         s.r.rss_open_kb = s.rss();
     }
 
     // The first supported method doubles as the barrier after notifications.
-    let barrier = |caps: &Value| methods.iter().find(|(_, cap, _)| capable(caps, cap));
+    let barrier = |caps: &Value| timed.iter().find(|t| !t.on_ideas && capable(caps, t.cap));
     let marker = doc.lines().position(|l| l == docgen::EDIT_MARKER).unwrap();
     let at = (marker as u32, lines[marker].len16);
     for s in &mut sessions {
@@ -127,7 +181,7 @@ pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
         eprintln!("   {}: {} edits", s.r.label, opts.edits);
         s.r.edits = Some(match barrier(&s.caps) {
             None => Err("no request to synchronise on (no codeAction/codeLens/hover)".into()),
-            Some((method, _, params)) => type_edits(c, &s.uri, at, opts.edits, method, params(0, &s.uri)),
+            Some(t) => type_edits(c, &s.uri, at, opts.edits, t.method, (t.params)(0, &s.uri)),
         });
         s.r.rss_edits_kb = s.rss();
     }
@@ -135,8 +189,7 @@ pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
     if opts.big_docs > 0 {
         for s in &mut sessions {
             eprintln!("   {}: opening {} big documents", s.r.label, opts.big_docs);
-            let b = barrier(&s.caps).map(|(m, _, p)| (*m, p));
-            if let Err(e) = open_big_docs(s, opts, b) {
+            if let Err(e) = open_big_docs(s, opts, barrier(&s.caps)) {
                 s.fail(e);
             }
         }
@@ -220,18 +273,20 @@ fn start(opts: &Opts, cmd: &str, label: &str, dir: &Path, doc: &str) -> Result<S
         pid: c.pid(),
         client: Some(c),
         caps: result["capabilities"].clone(),
+        ideas_uri: file_uri(&ws.join("ideas.json")),
         ws,
         uri: file_uri(&exp),
     })
 }
 
 /// `warmup` untimed then `requests` timed sequential round trips per server.
-fn time_requests(sessions: &mut [Session], opts: &Opts, method: &str, cap: &str, params: &ParamsFn) {
+fn time_requests(sessions: &mut [Session], opts: &Opts, t: &Timed) {
     let n = sessions.len();
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(opts.requests); n];
     let mut errors = vec![0usize; n];
     let mut first_error: Vec<Option<String>> = vec![None; n];
-    let active: Vec<bool> = sessions.iter().map(|s| capable(&s.caps, cap)).collect();
+    let mut shapes: Vec<BTreeMap<String, usize>> = vec![BTreeMap::new(); n];
+    let active: Vec<bool> = sessions.iter().map(|s| capable(&s.caps, t.cap)).collect();
     let rounds = opts.warmup + opts.requests;
     // Interleaved: request i goes to every server before request i + 1 (rotating who
     // goes first). Otherwise each server gets all its requests back to back.
@@ -248,9 +303,9 @@ fn time_requests(sessions: &mut [Session], opts: &Opts, method: &str, cap: &str,
         if !active[k] {
             continue;
         }
-        let p = params(i, &s.uri);
+        let p = (t.params)(i, if t.on_ideas { &s.ideas_uri } else { &s.uri });
         let start = Instant::now();
-        let resp = c.request(method, p, opts.timeout);
+        let resp = c.request(t.method, p, opts.timeout);
         let elapsed = start.elapsed();
         match resp {
             Err(e) => s.fail(e),
@@ -260,11 +315,12 @@ fn time_requests(sessions: &mut [Session], opts: &Opts, method: &str, cap: &str,
                     errors[k] += 1;
                     first_error[k].get_or_insert_with(|| err.to_string());
                 }
+                *shapes[k].entry(shape(&resp)).or_default() += 1;
                 samples[k].push(elapsed);
             }
         }
     }
-    let name = method.trim_start_matches("textDocument/").to_string();
+    let name = t.row.to_string();
     for (k, s) in sessions.iter_mut().enumerate() {
         let m = if !active[k] {
             Measure::Unsupported
@@ -276,9 +332,23 @@ fn time_requests(sessions: &mut [Session], opts: &Opts, method: &str, cap: &str,
                 first_error[k].take().unwrap()
             ))
         } else {
-            Measure::Latency(Latency::from_samples(std::mem::take(&mut samples[k]), errors[k]))
+            let mut l = Latency::from_samples(std::mem::take(&mut samples[k]), errors[k]);
+            let parts: Vec<String> = shapes[k].iter().map(|(s, n)| format!("{s} ×{n}")).collect();
+            l.shapes = parts.join(", ");
+            Measure::Latency(l)
         };
         s.r.latency.push((name.clone(), m));
+    }
+}
+
+/// A short description of a response, to show what a server actually answered.
+fn shape(resp: &Value) -> String {
+    match (resp.get("error"), resp.get("result")) {
+        (Some(e), _) => format!("error {}", e["code"]),
+        (None, Some(Value::Array(a))) if a.len() == 1 => "1 item".into(),
+        (None, Some(Value::Array(a))) => format!("{} items", a.len()),
+        (None, Some(Value::Null) | None) => "null".into(),
+        (None, Some(_)) => "object".into(),
     }
 }
 
@@ -331,7 +401,7 @@ fn type_edits(
 }
 
 /// Writes and opens the big documents, then waits for one request on the last one.
-fn open_big_docs(s: &mut Session, opts: &Opts, barrier: Option<(&str, &ParamsFn)>) -> Result<(), String> {
+fn open_big_docs(s: &mut Session, opts: &Opts, barrier: Option<&Timed>) -> Result<(), String> {
     let Some(c) = &mut s.client else { return Ok(()) };
     let mut last_uri = String::new();
     for k in 0..opts.big_docs {
@@ -344,8 +414,8 @@ fn open_big_docs(s: &mut Session, opts: &Opts, barrier: Option<(&str, &ParamsFn)
         c.notify("textDocument/didOpen", open)
             .map_err(|e| format!("didOpen big document: {e}"))?;
     }
-    if let Some((method, params)) = barrier {
-        let mut p = params(0, &last_uri);
+    if let Some(t) = barrier {
+        let mut p = (t.params)(0, &last_uri);
         // Line 0 exists in every document.
         if let Some(range) = p.get_mut("range") {
             *range = json!({"start": pos(0, 0), "end": pos(0, 0)});
@@ -353,7 +423,7 @@ fn open_big_docs(s: &mut Session, opts: &Opts, barrier: Option<(&str, &ParamsFn)
         if let Some(position) = p.get_mut("position") {
             *position = pos(0, 0);
         }
-        c.request(method, p, Duration::from_secs(60))
+        c.request(t.method, p, Duration::from_secs(60))
             .map_err(|e| format!("after opening big documents: {e}"))?;
     }
     Ok(())
