@@ -72,15 +72,17 @@ function M.attach(bufnr)
     return nil
   end
   local cfg = M.config
+  local has_settings = next(cfg.settings) ~= nil
   return vim.lsp.start({
     name = NAME,
     cmd = cfg.cmd,
     cmd_env = cfg.cmd_env,
     root_dir = root,
     workspace_folders = { { uri = vim.uri_from_fname(root), name = vim.fs.basename(root) } },
-    init_options = cfg.settings,
-    -- For `workspace/configuration` (section "aisci"); the server reads both shapes.
-    settings = next(cfg.settings) and { aisci = cfg.settings } or {},
+    -- An empty Lua table would go out as `[]`, which the server rejects: send nothing.
+    init_options = has_settings and cfg.settings or nil,
+    -- Also for `workspace/configuration` (section "aisci"); the server reads both shapes.
+    settings = has_settings and { aisci = cfg.settings } or {},
     on_attach = cfg.on_attach,
   }, { bufnr = bufnr })
 end
