@@ -7,8 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::ideas::{generate_ideas, IdeaError, IdeaInputs, IdeaOptions, IdeaReport};
 use crate::config::{LlmSettings, ProviderKind, Settings};
+use crate::fsutil::write_atomic;
 use crate::jobs::Progress;
-use crate::llm::{self, Llm, LlmError, Totals};
+use crate::llm::{self, CallRecord, Llm, LlmError, Totals};
 use crate::project::{Idea, PromptJson, Template};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,8 @@ pub struct IdeasOutcome {
     pub totals: Totals,
     pub provider: String,
     pub model: String,
+    /// Models that answered without a known price (their calls count as $0).
+    pub unpriced_models: Vec<String>,
 }
 
 impl IdeasOutcome {
@@ -151,13 +154,51 @@ pub async fn run_ideas(
         seeds: &seeds,
         experiment_py: &experiment_py,
     };
-    let report = generate_ideas(llm, inputs, &opts, &template.ideas_json(), progress, cancel).await?;
+    let result = generate_ideas(llm, inputs, &opts, &template.ideas_json(), progress, cancel).await;
+    // What was spent is recorded whether or not the stage succeeded.
+    if let Err(e) = append_usage(&template.root, &llm.records()) {
+        tracing::warn!(
+            "could not record usage in {}: {e}",
+            usage_path(&template.root).display()
+        );
+    }
+    let report = result?;
+    let snapshot = llm.ledger_snapshot();
     Ok(IdeasOutcome {
         report,
-        totals: llm.totals(),
+        totals: snapshot.total,
         provider: llm.provider().name().to_owned(),
         model: llm.provider().model().to_owned(),
+        unpriced_models: snapshot.unpriced_models.into_iter().collect(),
     })
+}
+
+/// The project's usage ledger: one JSON line per model call, kept across runs.
+pub fn usage_path(root: &Path) -> PathBuf {
+    root.join(".aisci").join("usage.jsonl")
+}
+
+/// Adds `records` to the project's ledger (rewritten atomically: a crash leaves the
+/// old ledger or the new one).
+pub fn append_usage(root: &Path, records: &[CallRecord]) -> std::io::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let path = usage_path(root);
+    std::fs::create_dir_all(path.parent().expect("ledger has a parent"))?;
+    let mut text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for r in records {
+        text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+        text.push('\n');
+    }
+    write_atomic(&path, text.as_bytes())
 }
 
 #[cfg(test)]
@@ -169,6 +210,31 @@ mod tests {
         assert_eq!(group(0), "0");
         assert_eq!(group(999), "999");
         assert_eq!(group(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn usage_ledger_appends_across_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |stage: &str| CallRecord {
+            at: "2026-11-26T00:00:00Z".into(),
+            stage: stage.into(),
+            idea: Some("idea-1".into()),
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            usage: Default::default(),
+            cost_usd: 0.5,
+            price_known: true,
+            attempts: 1,
+            elapsed_ms: 3,
+            finish_reason: Some("stop".into()),
+        };
+        append_usage(dir.path(), &[rec("ideas")]).unwrap();
+        append_usage(dir.path(), &[]).unwrap();
+        append_usage(dir.path(), &[rec("ideas"), rec("novelty")]).unwrap();
+        let text = std::fs::read_to_string(usage_path(dir.path())).unwrap();
+        let lines: Vec<CallRecord> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2].stage, "novelty");
     }
 
     #[test]

@@ -267,3 +267,55 @@ async fn unsaved_ideas_json_is_protected() {
     );
     assert_eq!(std::fs::read_to_string(t.join("ideas.json")).unwrap(), "[]");
 }
+
+/// An OpenAI-style completion whose message is `text`.
+fn completion(text: &str) -> Reply {
+    let body = json!({
+        "id": "chatcmpl-broken", "object": "chat.completion", "created": 1, "model": "local-model",
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
+        "usage": { "prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100 }
+    });
+    Reply::json(200, body.to_string())
+}
+
+#[tokio::test]
+async fn a_model_that_never_gives_valid_json_costs_bounded_calls_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = demo_copy(dir.path());
+    let broken =
+        "THOUGHT: great idea\n\nNEW IDEA JSON:\n```json\n{\"Name\": \"x\", \"Title\": \"unterminated";
+    // More answers than allowed: the test checks how many were used.
+    let fake = FakeLlm::start((0..10).map(|_| completion(broken)).collect()).await;
+    let c = TestClient::start(Value::Null);
+    let reflections = 3;
+    let options = json!({
+        "llm": { "provider": "vllm", "base_url": fake.v1(), "model": "local-model", "stream": false },
+        "ideas": { "num_ideas": 1, "num_reflections": reflections }
+    });
+    c.initialize(caps(), options).await;
+    c.request(
+        "workspace/executeCommand",
+        json!({ "command": "aisci.generateIdeas", "arguments": [{ "template": t }] }),
+    )
+    .await;
+    let msg = c
+        .wait_for("summary", 10, |m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["message"].as_str().unwrap_or("").contains("dropped")
+        })
+        .await;
+    assert_eq!(msg["params"]["type"], 2, "a run with no idea is a warning: {msg}");
+    let text = msg["params"]["message"].as_str().unwrap();
+    assert!(text.contains("0 new idea(s)"), "{text}");
+    // At most 1 + R + 1 calls for the idea (first answer, reflections, one repair).
+    assert!(fake.hits() <= 1 + reflections + 1, "{} calls", fake.hits());
+    assert!(
+        fake.hits() >= 2,
+        "the repair prompt was tried: {} calls",
+        fake.hits()
+    );
+    assert!(
+        !t.join("ideas.json").exists(),
+        "nothing accepted, nothing written"
+    );
+}

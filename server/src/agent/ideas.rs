@@ -205,7 +205,7 @@ pub async fn generate_ideas(
     }
     progress.report(
         &format!(
-            "Ideas: {} accepted, {} dropped, {} calls",
+            "Ideas: {} accepted, {} dropped, {} model call(s)",
             report.accepted.len(),
             report.dropped.len(),
             report.calls

@@ -192,6 +192,9 @@ fn is_trusted(root: &Path, trusted: &[PathBuf]) -> bool {
 /// Applies one layer section by section, key by key: a bad value costs only that key,
 /// which keeps the value it had, with one warning.
 fn apply(out: &mut Loaded, layer: &Layer) {
+    if layer.value.as_array().is_some_and(|a| a.is_empty()) {
+        return;
+    }
     let Some(obj) = layer.value.as_object() else {
         out.warnings.push(format!(
             "{}: settings must be a table/object; ignored",
@@ -223,6 +226,10 @@ fn merge_section<T: Serialize + DeserializeOwned>(
     name: &str,
     warnings: &mut Vec<String>,
 ) {
+    // Lua clients encode an empty table as `[]`: that is "nothing set", not an error.
+    if incoming.as_array().is_some_and(|a| a.is_empty()) {
+        return;
+    }
     let Some(incoming) = incoming.as_object() else {
         warnings.push(format!("{source}: `{name}` must be a table/object; ignored"));
         return;
@@ -460,6 +467,16 @@ mod tests {
         });
         assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
         assert!(l.warnings[0].contains("llm.modle"));
+    }
+
+    #[test]
+    fn empty_lua_tables_mean_nothing_set() {
+        let l = load(&Sources {
+            editor: vec![json!([]), json!({"llm": [], "ideas": {"num_ideas": 2}})],
+            ..Default::default()
+        });
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(l.settings.ideas.num_ideas, 2);
     }
 
     #[test]

@@ -69,8 +69,7 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
         match result {
             Ok(outcome) => {
                 let summary = outcome.summary();
-                progress.set_end_message(summary.clone());
-                drop(progress);
+                progress.finish(summary.clone()).await;
                 drop(guard);
                 refresh_lenses(&b).await;
                 let kind = if outcome.report.accepted.is_empty() {
@@ -95,8 +94,7 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
             }
             Err(e) => {
                 let msg = format!("aisci: generating ideas failed: {e}");
-                progress.set_end_message(msg.clone());
-                drop(progress);
+                progress.finish(msg.clone()).await;
                 drop(guard);
                 refresh_lenses(&b).await;
                 b.client.show_message(MessageType::ERROR, msg).await;

@@ -35,7 +35,7 @@ enum Msg {
 
 pub struct LspProgress {
     tx: Option<mpsc::UnboundedSender<Msg>>,
-    end_message: std::sync::Mutex<Option<String>>,
+    forwarder: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl LspProgress {
@@ -57,7 +57,7 @@ impl LspProgress {
         if !created {
             return Self {
                 tx: None,
-                end_message: Default::default(),
+                forwarder: None,
             };
         }
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -68,7 +68,7 @@ impl LspProgress {
             message: None,
             percentage: Some(0),
         });
-        tokio::spawn(async move {
+        let forwarder = tokio::spawn(async move {
             send(&client, &token, begin).await;
             while let Some(msg) = rx.recv().await {
                 let (value, last) = match msg {
@@ -95,13 +95,19 @@ impl LspProgress {
         });
         Self {
             tx: Some(tx),
-            end_message: Default::default(),
+            forwarder: Some(forwarder),
         }
     }
 
-    /// The message the final `end` will carry.
-    pub fn set_end_message(&self, message: String) {
-        *self.end_message.lock().unwrap() = Some(message);
+    /// Ends the progress with `message` and waits until the client has been sent
+    /// everything, so that what the caller says next arrives after the `end`.
+    pub async fn finish(mut self, message: String) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::End(message));
+        }
+        if let Some(f) = self.forwarder.take() {
+            let _ = f.await;
+        }
     }
 }
 
@@ -124,14 +130,9 @@ impl Progress for LspProgress {
 
 impl Drop for LspProgress {
     fn drop(&mut self) {
+        // Ended without `finish` (a panic unwinding the job): close the progress anyway.
         if let Some(tx) = &self.tx {
-            let msg = self
-                .end_message
-                .lock()
-                .unwrap()
-                .take()
-                .unwrap_or_else(|| "done".into());
-            let _ = tx.send(Msg::End(msg));
+            let _ = tx.send(Msg::End("stopped".into()));
         }
     }
 }

@@ -1,0 +1,198 @@
+--- aisci for Neovim (0.11+): starts the `aisci lsp` language server for buffers inside a
+--- research template (a folder with experiment.py and prompt.json) or an idea folder
+--- (results/<template>/<YYYYmmdd_HHMMSS>_<name>/), and adds :AisciGenerateIdeas and
+--- :AisciCancel.
+---
+---   require('aisci').setup({
+---     cmd = { 'aisci', 'lsp' },
+---     settings = { llm = { model = 'gpt-4o-2024-11-20' }, ideas = { num_ideas = 2 } },
+---   })
+local M = {}
+
+local NAME = 'aisci'
+
+--- @class aisci.Config
+--- @field cmd string[] the server command
+--- @field settings table sent as `initializationOptions` (and as the `aisci` settings section)
+--- @field filetypes string[] buffers of these filetypes attach when inside a project folder
+--- @field cmd_env? table extra environment for the server
+--- @field on_attach? fun(client: vim.lsp.Client, bufnr: integer)
+M.config = {
+  cmd = { 'aisci', 'lsp' },
+  settings = {},
+  filetypes = { 'python', 'json', 'jsonc', 'tex', 'plaintex' },
+}
+
+local function resolve(bufnr)
+  return (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+end
+
+local function is_file(path)
+  local st = vim.uv.fs_stat(path)
+  return st ~= nil and st.type == 'file'
+end
+
+local function is_template(dir)
+  return is_file(dir .. '/experiment.py') and is_file(dir .. '/prompt.json')
+end
+
+--- `results/<template>/<YYYYmmdd_HHMMSS>_<name>/`
+local function is_idea_folder(dir)
+  local base = vim.fs.basename(dir)
+  local results = vim.fs.dirname(vim.fs.dirname(dir))
+  return base:match('^%d%d%d%d%d%d%d%d_%d%d%d%d%d%d_.') ~= nil and vim.fs.basename(results) == 'results'
+end
+
+--- The project folder (template or idea folder) that encloses `path`, or nil.
+--- @param path string
+--- @return string?
+function M.root(path)
+  if path == '' then
+    return nil
+  end
+  path = vim.fs.normalize(vim.fn.fnamemodify(path, ':p'))
+  for dir in vim.fs.parents(path) do
+    if is_template(dir) or is_idea_folder(dir) then
+      return dir
+    end
+  end
+  return nil
+end
+
+--- Starts (or reuses) the server for `bufnr` when it lies in a project folder.
+--- @param bufnr? integer
+--- @return integer? client_id
+function M.attach(bufnr)
+  bufnr = resolve(bufnr)
+  if vim.bo[bufnr].buftype ~= '' then
+    return nil
+  end
+  local root = M.root(vim.api.nvim_buf_get_name(bufnr))
+  if not root then
+    return nil
+  end
+  local cfg = M.config
+  local has_settings = next(cfg.settings) ~= nil
+  return vim.lsp.start({
+    name = NAME,
+    cmd = cfg.cmd,
+    cmd_env = cfg.cmd_env,
+    root_dir = root,
+    workspace_folders = { { uri = vim.uri_from_fname(root), name = vim.fs.basename(root) } },
+    -- An empty Lua table would go out as `[]`, which the server rejects: send nothing.
+    init_options = has_settings and cfg.settings or nil,
+    -- Also for `workspace/configuration` (section "aisci"); the server reads both shapes.
+    settings = has_settings and { aisci = cfg.settings } or {},
+    on_attach = cfg.on_attach,
+  }, { bufnr = bufnr })
+end
+
+--- The aisci client for `bufnr` (attached, or serving the buffer's project folder).
+--- @param bufnr? integer
+--- @return vim.lsp.Client?
+function M.client(bufnr)
+  bufnr = resolve(bufnr)
+  local c = vim.lsp.get_clients({ bufnr = bufnr, name = NAME })[1]
+  if c then
+    return c
+  end
+  local root = M.root(vim.api.nvim_buf_get_name(bufnr))
+  for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do
+    if root and client.root_dir == root then
+      return client
+    end
+  end
+  return nil
+end
+
+local function notify(msg, level)
+  vim.notify('aisci: ' .. msg, level or vim.log.levels.INFO)
+end
+
+--- Runs `aisci.generateIdeas` for the template of `bufnr`. `on_done(err, result)` gets the
+--- server's answer (`{ job = id }`); the job itself reports through `$/progress`.
+--- @param bufnr? integer
+--- @param on_done? fun(err: lsp.ResponseError?, result: any)
+function M.generate_ideas(bufnr, on_done)
+  bufnr = resolve(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('this buffer is not inside a template (a folder with experiment.py and prompt.json)', vim.log.levels.ERROR)
+    return
+  end
+  local root = client.root_dir or M.root(vim.api.nvim_buf_get_name(bufnr))
+  client:exec_cmd({
+    title = 'Generate research ideas',
+    command = 'aisci.generateIdeas',
+    arguments = { { template = root } },
+  }, { bufnr = bufnr }, function(err, result)
+    if err then
+      notify(err.message, vim.log.levels.ERROR)
+    elseif result and result.job then
+      notify(('generating ideas (job %d); :AisciCancel stops it'):format(result.job))
+    end
+    if on_done then
+      on_done(err, result)
+    end
+  end)
+end
+
+--- Runs `aisci.cancel`: the job `id`, or every running job when nil.
+--- @param id? integer
+function M.cancel(id)
+  local clients = vim.lsp.get_clients({ name = NAME })
+  if #clients == 0 then
+    notify('no aisci server is running', vim.log.levels.WARN)
+    return
+  end
+  for _, client in ipairs(clients) do
+    client:exec_cmd({ title = 'Cancel', command = 'aisci.cancel', arguments = { id } }, {}, function(err, result)
+      if err then
+        notify(err.message, vim.log.levels.ERROR)
+      elseif result and result.cancelled and #result.cancelled > 0 then
+        notify('cancelled job(s) ' .. table.concat(result.cancelled, ', '))
+      end
+    end)
+  end
+end
+
+function M.create_commands()
+  vim.api.nvim_create_user_command('AisciGenerateIdeas', function()
+    M.generate_ideas(0)
+  end, { desc = 'aisci: generate research ideas for this template' })
+  vim.api.nvim_create_user_command('AisciCancel', function(opts)
+    local id = opts.args ~= '' and tonumber(opts.args) or nil
+    if opts.args ~= '' and not id then
+      notify('usage: :AisciCancel [job id]', vim.log.levels.ERROR)
+      return
+    end
+    M.cancel(id)
+  end, { nargs = '?', desc = 'aisci: cancel a running job (all when no id is given)' })
+end
+
+--- @param opts? aisci.Config
+function M.setup(opts)
+  opts = opts or {}
+  local cfg = vim.tbl_deep_extend('force', M.config, opts)
+  -- Lists replace the defaults instead of merging into them index by index.
+  cfg.cmd = opts.cmd or M.config.cmd
+  cfg.filetypes = opts.filetypes or M.config.filetypes
+  M.config = cfg
+  M.create_commands()
+  local group = vim.api.nvim_create_augroup('aisci', { clear = true })
+  vim.api.nvim_create_autocmd('FileType', {
+    group = group,
+    pattern = M.config.filetypes,
+    callback = function(ev)
+      M.attach(ev.buf)
+    end,
+  })
+  -- Buffers loaded before setup().
+  for _, buf in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(buf) and vim.list_contains(M.config.filetypes, vim.bo[buf].filetype) then
+      M.attach(buf)
+    end
+  end
+end
+
+return M
