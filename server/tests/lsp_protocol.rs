@@ -282,6 +282,28 @@ async fn ideas_json_has_hover_and_lenses_per_idea() {
         )
         .await;
     assert!(none.is_null());
+    // An edit is seen at once (parsed entries are cached per version).
+    let title_at = text.lines().nth(2).unwrap().find("Second idea").unwrap() as u32;
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": uri, "version": 2 }, "contentChanges": [{
+            "range": { "start": { "line": 2, "character": title_at }, "end": { "line": 2, "character": title_at + 6 } },
+            "text": "Renamed" }] }),
+    )
+    .await;
+    let hover = c
+        .request(
+            "textDocument/hover",
+            json!({ "textDocument": { "uri": uri }, "position": { "line": 2, "character": 20 } }),
+        )
+        .await;
+    assert!(
+        hover["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("**Renamed idea**"),
+        "{hover}"
+    );
     // Clicking the lens shows the idea.
     c.request("workspace/executeCommand", lenses[0]["command"].clone())
         .await;

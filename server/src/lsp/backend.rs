@@ -270,7 +270,7 @@ impl LanguageServer for Backend {
             .docs
             .lock()
             .unwrap()
-            .insert(path.clone(), OpenDoc { doc, folder });
+            .insert(path.clone(), OpenDoc::new(doc, folder));
         self.after_edit(&path);
     }
 
@@ -414,13 +414,12 @@ impl LanguageServer for Backend {
             }]));
         }
         if is_file(&path, "ideas.json") {
-            let Some(rope) = self.state.open_rope(&path) else {
+            let Some((rope, entries)) = self.state.ideas_of(&path) else {
                 return Ok(None);
             };
-            let text = rope.to_string();
             let enc = self.state.encoding();
-            let lenses = ideas_view::entries(&text)
-                .into_iter()
+            let lenses = entries
+                .iter()
                 .map(|e| {
                     let at = convert::byte_range(&rope, Some((e.start, e.start)), enc);
                     CodeLens {
@@ -447,17 +446,13 @@ impl LanguageServer for Backend {
         if !is_file(&path, "ideas.json") {
             return Ok(None);
         }
-        let Some(rope) = self.state.open_rope(&path) else {
+        let Some((rope, entries)) = self.state.ideas_of(&path) else {
             return Ok(None);
         };
         let enc = self.state.encoding();
         let char_idx = crate::workspace::position::to_char(&rope, convert::pos_from(tdp.position), enc);
         let byte = rope.char_to_byte(char_idx);
-        let text = rope.to_string();
-        let Some(entry) = ideas_view::entries(&text)
-            .into_iter()
-            .find(|e| e.start <= byte && byte < e.end)
-        else {
+        let Some(entry) = entries.iter().find(|e| e.start <= byte && byte < e.end) else {
             return Ok(None);
         };
         Ok(Some(Hover {

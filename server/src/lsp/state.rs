@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
+use super::ideas_view::{self, IdeaEntry};
 use crate::config::{self, Loaded, Sources};
 use crate::jobs::Jobs;
 use crate::project::{find_enclosing, Overlay, ProjectFolder};
@@ -25,6 +26,18 @@ pub struct OpenDoc {
     pub doc: Document,
     /// The template or idea folder the file belongs to, found when it was opened.
     pub folder: Option<ProjectFolder>,
+    /// For an ideas archive: its entries, parsed once per document version.
+    pub ideas: Option<(i32, Arc<Vec<IdeaEntry>>)>,
+}
+
+impl OpenDoc {
+    pub fn new(doc: Document, folder: Option<ProjectFolder>) -> Self {
+        Self {
+            doc,
+            folder,
+            ideas: None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -98,9 +111,21 @@ impl State {
         std::fs::read_to_string(path)
     }
 
-    /// A snapshot of an open document's text (ropes clone in O(1)).
-    pub fn open_rope(&self, path: &Path) -> Option<ropey::Rope> {
-        self.docs.lock().unwrap().get(path).map(|d| d.doc.rope().clone())
+    /// An open ideas archive's text and entries; parsing happens once per version so
+    /// lenses and hovers stay cheap.
+    pub fn ideas_of(&self, path: &Path) -> Option<(ropey::Rope, Arc<Vec<IdeaEntry>>)> {
+        let mut docs = self.docs.lock().unwrap();
+        let open = docs.get_mut(path)?;
+        let version = open.doc.version();
+        let entries = match &open.ideas {
+            Some((v, e)) if *v == version => e.clone(),
+            _ => {
+                let e = Arc::new(ideas_view::entries(&open.doc.text()));
+                open.ideas = Some((version, e.clone()));
+                e
+            }
+        };
+        Some((open.doc.rope().clone(), entries))
     }
 
     /// Re-finds every open document's project folder (files appeared or vanished).
