@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod fsutil;
 pub mod jobs;
+pub mod literature;
 pub mod llm;
 pub mod lsp;
 pub mod project;

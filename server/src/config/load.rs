@@ -18,7 +18,17 @@ use serde_json::{Map, Value};
 use super::Settings;
 
 /// Keys a project file may only set in a trusted folder.
-pub const UNTRUSTED_KEYS: &[(&str, &str)] = &[("llm", "base_url"), ("llm", "api_key_env"), ("run", "python")];
+pub const UNTRUSTED_KEYS: &[(&str, &str)] = &[
+    ("llm", "base_url"),
+    ("llm", "api_key_env"),
+    ("run", "python"),
+    ("literature", "s2_url"),
+    ("literature", "openalex_url"),
+    ("literature", "arxiv_url"),
+    ("literature", "s2_api_key_env"),
+    ("literature", "openalex_api_key_env"),
+    ("literature", "cache_dir"),
+];
 
 /// Where the user-level config lives: `$AISCI_CONFIG`, else `<config dir>/aisci/config.toml`.
 pub fn user_config_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
@@ -59,6 +69,8 @@ pub struct Sources {
     pub editor: Vec<Value>,
     /// `AISCI_MODEL`.
     pub env_model: Option<String>,
+    /// Settings named by other `AISCI_*` variables (engines and their endpoints).
+    pub env_settings: Option<Value>,
     /// `--model` from the command line.
     pub cli_model: Option<String>,
 }
@@ -78,9 +90,33 @@ impl Sources {
             project,
             editor: Vec::new(),
             env_model: env("AISCI_MODEL").filter(|m| !m.is_empty()),
+            env_settings: env_layer(&env),
             cli_model: None,
         }
     }
+}
+
+/// `AISCI_ENGINES=semanticscholar,openalex`, `AISCI_S2_URL`, `AISCI_OPENALEX_URL`,
+/// `AISCI_ARXIV_URL` as a settings layer.
+pub fn env_layer(env: &dyn Fn(&str) -> Option<String>) -> Option<Value> {
+    let mut lit = Map::new();
+    if let Some(list) = env("AISCI_ENGINES").filter(|v| !v.trim().is_empty()) {
+        let engines: Vec<Value> = list
+            .split(',')
+            .map(|e| Value::String(e.trim().to_owned()))
+            .collect();
+        lit.insert("engines".into(), Value::Array(engines));
+    }
+    for (var, key) in [
+        ("AISCI_S2_URL", "s2_url"),
+        ("AISCI_OPENALEX_URL", "openalex_url"),
+        ("AISCI_ARXIV_URL", "arxiv_url"),
+    ] {
+        if let Some(v) = env(var).filter(|v| !v.trim().is_empty()) {
+            lit.insert(key.into(), Value::String(v));
+        }
+    }
+    (!lit.is_empty()).then(|| serde_json::json!({ "literature": lit }))
 }
 
 pub fn load(src: &Sources) -> Loaded {
@@ -143,6 +179,15 @@ pub fn load(src: &Sources) -> Loaded {
         );
     }
 
+    if let Some(v) = &src.env_settings {
+        apply(
+            &mut out,
+            &Layer {
+                source: "environment (AISCI_*)".into(),
+                value: v.clone(),
+            },
+        );
+    }
     if let Some(m) = &src.env_model {
         out.settings.llm.model = m.clone();
     }
@@ -210,6 +255,8 @@ fn apply(out: &mut Loaded, layer: &Layer) {
             "llm" => merge_section(&mut s.llm, v, src, "llm", w),
             "ideas" => merge_section(&mut s.ideas, v, src, "ideas", w),
             "run" => merge_section(&mut s.run, v, src, "run", w),
+            "literature" => merge_section(&mut s.literature, v, src, "literature", w),
+            "novelty" => merge_section(&mut s.novelty, v, src, "novelty", w),
             "trusted_folders" => w.push(format!(
                 "{src}: trusted_folders is only read from the user-level config file; ignored here"
             )),
@@ -300,6 +347,70 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
             d.ideas.num_reflections.to_string(),
         );
         s.ideas.num_reflections = d.ideas.num_reflections;
+    }
+    let lit = &mut s.literature;
+    let known: Vec<String> = lit
+        .engines
+        .iter()
+        .filter_map(|e| crate::literature::Engine::parse(e).map(|k| k.as_str().to_owned()))
+        .collect();
+    if known.len() != lit.engines.len() || known.is_empty() {
+        let unknown: Vec<&String> = lit
+            .engines
+            .iter()
+            .filter(|e| crate::literature::Engine::parse(e).is_none())
+            .collect();
+        let keep = if known.is_empty() {
+            d.literature.engines.clone()
+        } else {
+            known
+        };
+        bad(
+            &format!("literature.engines (unknown: {unknown:?}; known: semanticscholar, openalex, arxiv)"),
+            format!("{keep:?}"),
+        );
+        lit.engines = keep;
+    }
+    for (name, v, def) in [
+        (
+            "literature.s2_rate_per_sec",
+            &mut lit.s2_rate_per_sec,
+            d.literature.s2_rate_per_sec,
+        ),
+        (
+            "literature.s2_rate_per_sec_no_key",
+            &mut lit.s2_rate_per_sec_no_key,
+            d.literature.s2_rate_per_sec_no_key,
+        ),
+        (
+            "literature.openalex_rate_per_sec",
+            &mut lit.openalex_rate_per_sec,
+            d.literature.openalex_rate_per_sec,
+        ),
+        (
+            "literature.arxiv_rate_per_sec",
+            &mut lit.arxiv_rate_per_sec,
+            d.literature.arxiv_rate_per_sec,
+        ),
+    ] {
+        if !(v.is_finite() && *v > 0.0) {
+            bad(&format!("{name} (above 0)"), def.to_string());
+            *v = def;
+        }
+    }
+    if s.novelty.max_rounds == 0 {
+        bad(
+            "novelty.max_rounds (at least 1)",
+            d.novelty.max_rounds.to_string(),
+        );
+        s.novelty.max_rounds = d.novelty.max_rounds;
+    }
+    if !(1..=100).contains(&s.novelty.results_per_query) {
+        bad(
+            "novelty.results_per_query (1 to 100)",
+            d.novelty.results_per_query.to_string(),
+        );
+        s.novelty.results_per_query = d.novelty.results_per_query;
     }
     if s.run.python.trim().is_empty() {
         bad("run.python (a command)", d.run.python.clone());
@@ -477,6 +588,49 @@ mod tests {
         });
         assert!(l.warnings.is_empty(), "{:?}", l.warnings);
         assert_eq!(l.settings.ideas.num_ideas, 2);
+    }
+
+    #[test]
+    fn literature_engines_from_environment_and_validation() {
+        let env = |k: &str| match k {
+            "AISCI_ENGINES" => Some("openalex, arxiv".to_string()),
+            "AISCI_S2_URL" => Some("http://127.0.0.1:9/graph/v1".to_string()),
+            _ => None,
+        };
+        let src = Sources {
+            env_settings: env_layer(&env),
+            ..Default::default()
+        };
+        let l = load(&src);
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(l.settings.literature.engines, ["openalex", "arxiv"]);
+        assert_eq!(
+            l.settings.literature.s2_url.as_deref(),
+            Some("http://127.0.0.1:9/graph/v1")
+        );
+
+        let l = load(&Sources {
+            editor: vec![json!({"literature": {"engines": ["S2", "google"], "arxiv_rate_per_sec": 0}})],
+            ..Default::default()
+        });
+        assert_eq!(l.settings.literature.engines, ["semanticscholar"]);
+        assert_eq!(l.settings.literature.arxiv_rate_per_sec, 0.33);
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn untrusted_project_cannot_send_literature_keys_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = load(&Sources {
+            project: project(
+                dir.path(),
+                "[literature]\ns2_url = \"https://evil.example\"\nengines = [\"arxiv\"]\n",
+            ),
+            ..Default::default()
+        });
+        assert_eq!(l.settings.literature.s2_url, None);
+        assert_eq!(l.settings.literature.engines, ["arxiv"]);
+        assert!(l.warnings[0].contains("literature.s2_url"), "{:?}", l.warnings);
     }
 
     #[test]

@@ -3,4 +3,7 @@
 mod load;
 pub mod settings;
 pub use load::{load, user_config_path, Layer, Loaded, Sources, UNTRUSTED_KEYS};
-pub use settings::{IdeaSettings, LlmSettings, Price, ProviderKind, RunSettings, Settings};
+pub use settings::{
+    IdeaSettings, LiteratureSettings, LlmSettings, NoveltySettings, Price, ProviderKind, RunSettings,
+    Settings,
+};

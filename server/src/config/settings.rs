@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     pub llm: LlmSettings,
     pub ideas: IdeaSettings,
+    pub literature: LiteratureSettings,
+    pub novelty: NoveltySettings,
     pub run: RunSettings,
 }
 
@@ -112,6 +114,87 @@ impl Default for RunSettings {
     fn default() -> Self {
         Self {
             python: "python3".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiteratureSettings {
+    /// Engines in the order they are tried: `semanticscholar`, `openalex`, `arxiv`.
+    pub engines: Vec<String>,
+    /// Endpoint overrides (proxies, mirrors). Only from the user's own settings or a
+    /// trusted project: the S2 and OpenAlex keys travel to these hosts.
+    pub s2_url: Option<String>,
+    pub openalex_url: Option<String>,
+    pub arxiv_url: Option<String>,
+    /// Environment variables holding the keys (user-level or trusted projects only).
+    pub s2_api_key_env: String,
+    pub openalex_api_key_env: String,
+    /// Sent to OpenAlex as `mailto` (polite pool).
+    pub openalex_mailto: Option<String>,
+    /// Requests per second to Semantic Scholar with a key, and without one.
+    pub s2_rate_per_sec: f64,
+    pub s2_rate_per_sec_no_key: f64,
+    /// Requests per second to OpenAlex and arXiv (arXiv asks for one every 3 s).
+    pub openalex_rate_per_sec: f64,
+    pub arxiv_rate_per_sec: f64,
+    /// Retries of one request on 429/5xx, and the total time one search may take
+    /// on an engine before the next engine is asked.
+    pub max_retries: u32,
+    pub max_retry_secs: u64,
+    pub request_timeout_secs: u64,
+    /// Failures in a row after which an engine is skipped, and for how long.
+    pub breaker_failures: u32,
+    pub breaker_cooldown_secs: u64,
+    /// Cache folder (default: the user cache dir, e.g. ~/.cache/aisci/literature).
+    pub cache_dir: Option<PathBuf>,
+    /// Cached answers older than this are asked again; 0 keeps them forever.
+    pub cache_ttl_days: u64,
+}
+
+impl Default for LiteratureSettings {
+    fn default() -> Self {
+        Self {
+            engines: vec!["semanticscholar".into(), "openalex".into(), "arxiv".into()],
+            s2_url: None,
+            openalex_url: None,
+            arxiv_url: None,
+            s2_api_key_env: "S2_API_KEY".into(),
+            openalex_api_key_env: "OPENALEX_API_KEY".into(),
+            openalex_mailto: None,
+            s2_rate_per_sec: 1.0,
+            s2_rate_per_sec_no_key: 0.2,
+            openalex_rate_per_sec: 5.0,
+            arxiv_rate_per_sec: 0.33,
+            max_retries: 5,
+            max_retry_secs: 60,
+            request_timeout_secs: 30,
+            breaker_failures: 3,
+            breaker_cooldown_secs: 600,
+            cache_dir: None,
+            cache_ttl_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NoveltySettings {
+    /// Rounds of search per idea before "no decision" counts as not novel (v1: 10).
+    pub max_rounds: u32,
+    /// Papers shown to the model per query (v1: 10).
+    pub results_per_query: u32,
+    /// How many of the closest papers are kept as evidence in ideas.json.
+    pub evidence_papers: u32,
+}
+
+impl Default for NoveltySettings {
+    fn default() -> Self {
+        Self {
+            max_rounds: 10,
+            results_per_query: 10,
+            evidence_papers: 5,
         }
     }
 }

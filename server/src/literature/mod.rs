@@ -1,0 +1,114 @@
+//! Literature search: Semantic Scholar, OpenAlex and arXiv behind one paper type,
+//! with a process-wide rate limiter, an engine fallback with a circuit breaker,
+//! an on-disk cache and BibTeX for every paper.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// Which service a paper or an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    #[serde(rename = "semanticscholar")]
+    SemanticScholar,
+    OpenAlex,
+    Arxiv,
+}
+
+impl Engine {
+    /// The name used in settings, `AISCI_ENGINES` and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::SemanticScholar => "semanticscholar",
+            Engine::OpenAlex => "openalex",
+            Engine::Arxiv => "arxiv",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Engine> {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', '_', ' '], "")
+            .as_str()
+        {
+            "semanticscholar" | "s2" => Some(Engine::SemanticScholar),
+            "openalex" => Some(Engine::OpenAlex),
+            "arxiv" => Some(Engine::Arxiv),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A paper as every engine reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Paper {
+    pub engine: Engine,
+    /// The engine's own id: S2 `paperId`, OpenAlex `W…`, arXiv `2401.01234v2`.
+    pub id: String,
+    pub title: String,
+    /// Display names in order.
+    pub authors: Vec<String>,
+    pub venue: Option<String>,
+    pub year: Option<i32>,
+    #[serde(rename = "abstract")]
+    pub abstract_text: Option<String>,
+    pub citation_count: Option<u64>,
+    pub doi: Option<String>,
+    pub arxiv_id: Option<String>,
+    /// A page a person can open.
+    pub url: Option<String>,
+    /// BibTeX as the engine gave it, or built from the metadata.
+    pub bibtex: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LitError {
+    #[error("{engine}: the API key was refused ({message}); check {key_var}")]
+    BadKey {
+        engine: Engine,
+        key_var: String,
+        message: String,
+    },
+    #[error("{engine} rejected the request: {message}")]
+    BadRequest { engine: Engine, message: String },
+    #[error("{engine} is rate limiting and did not recover within {secs:.0}s")]
+    RateLimited { engine: Engine, secs: f64 },
+    #[error("{engine} has used up its budget for today ({message})")]
+    BudgetExhausted { engine: Engine, message: String },
+    #[error("{engine} is unavailable: {message}")]
+    Unavailable { engine: Engine, message: String },
+    #[error("{engine} answered something unreadable: {message}")]
+    Malformed { engine: Engine, message: String },
+    #[error("no engine could answer: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    AllFailed(Vec<LitError>),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What a search returned and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResult {
+    pub papers: Vec<Paper>,
+    pub engine: Engine,
+    pub from_cache: bool,
+}
+
+/// Searching the literature, as the stages need it. `literature::Literature`
+/// implements it over real engines; tests script it.
+#[async_trait]
+pub trait PaperSearch: Send + Sync {
+    async fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        cancel: &CancellationToken,
+    ) -> Result<SearchResult, LitError>;
+}
