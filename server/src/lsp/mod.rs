@@ -7,6 +7,7 @@ mod framing;
 mod ideas_job;
 mod ideas_view;
 mod progress;
+mod stage_job;
 mod state;
 
 use std::sync::Arc;
