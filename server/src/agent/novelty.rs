@@ -513,8 +513,9 @@ fn format_paper(number: usize, p: &Paper) -> String {
         .filter(|a| !a.is_empty())
         .map_or("(no abstract)".to_string(), |a| cut(a, MAX_ABSTRACT_CHARS));
     format!(
-        "[{number}] {}. {authors}. {venue}, {year}.\nCitations: {cites}\nAbstract: {abstract_text}",
-        p.title.trim().trim_end_matches('.')
+        "[{number}] {}. {}. {venue}, {year}.\nCitations: {cites}\nAbstract: {abstract_text}",
+        p.title.trim().trim_end_matches('.'),
+        authors.trim_end_matches('.')
     )
 }
 
