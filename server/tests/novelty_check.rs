@@ -241,7 +241,7 @@ async fn run_simple(model: Arc<Model>, search: &Search, path: &Path, o: &Novelty
 }
 
 #[tokio::test]
-async fn novel_after_two_queries_records_evidence_and_keeps_other_ideas() {
+async fn novelty_novel_after_two_queries_records_evidence_and_keeps_other_ideas() {
     let dir = tempfile::tempdir().unwrap();
     let mut seed = idea("seed_idea");
     seed["novel"] = json!(true);
@@ -354,7 +354,7 @@ async fn novel_after_two_queries_records_evidence_and_keeps_other_ideas() {
 }
 
 #[tokio::test]
-async fn not_novel_names_the_closest_paper() {
+async fn novelty_not_novel_names_the_closest_paper() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("dup_idea")]);
     let model = Arc::new(Model::new(&[
@@ -389,7 +389,7 @@ async fn not_novel_names_the_closest_paper() {
 }
 
 #[tokio::test]
-async fn decision_without_json_falls_back_to_reason_line_and_last_results() {
+async fn novelty_decision_without_json_falls_back_to_reason_line_and_last_results() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("x")]);
     let model = Arc::new(Model::new(&[
@@ -409,7 +409,7 @@ async fn decision_without_json_falls_back_to_reason_line_and_last_results() {
 }
 
 #[tokio::test]
-async fn no_decision_within_max_rounds_is_not_novel() {
+async fn novelty_no_decision_within_max_rounds_is_not_novel() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("undecided")]);
     let model = Arc::new(Model::new(&[query("q1"), query("q2"), query("q3")]));
@@ -440,7 +440,7 @@ async fn no_decision_within_max_rounds_is_not_novel() {
 }
 
 #[tokio::test]
-async fn malformed_answer_gets_one_repair() {
+async fn novelty_malformed_answer_gets_one_repair() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("m")]);
     let model = Arc::new(Model::new(&[
@@ -463,7 +463,7 @@ async fn malformed_answer_gets_one_repair() {
 }
 
 #[tokio::test]
-async fn failed_repair_consumes_the_round() {
+async fn novelty_failed_repair_consumes_the_round() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("m")]);
     let model = Arc::new(Model::new(&[
@@ -481,7 +481,7 @@ async fn failed_repair_consumes_the_round() {
 }
 
 #[tokio::test]
-async fn search_error_is_shown_and_the_check_goes_on() {
+async fn novelty_search_error_is_shown_and_the_check_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("e")]);
     let model = Arc::new(Model::new(&[
@@ -509,7 +509,7 @@ async fn search_error_is_shown_and_the_check_goes_on() {
 }
 
 #[tokio::test]
-async fn all_engines_down_leaves_the_idea_unchecked() {
+async fn novelty_all_engines_down_leaves_the_idea_unchecked() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("down"), idea("also_down")]);
     let before = std::fs::read_to_string(&path).unwrap();
@@ -548,7 +548,7 @@ async fn all_engines_down_leaves_the_idea_unchecked() {
 }
 
 #[tokio::test]
-async fn checked_ideas_are_skipped_unless_forced() {
+async fn novelty_checked_ideas_are_skipped_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let mut done = idea("done");
     done["novel"] = json!(false);
@@ -584,7 +584,7 @@ async fn checked_ideas_are_skipped_unless_forced() {
 }
 
 #[tokio::test]
-async fn unknown_names_in_only_are_reported() {
+async fn novelty_unknown_names_in_only_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("a")]);
     let only = vec!["nope".to_string()];
@@ -613,7 +613,7 @@ fn assert_no_temp_files(dir: &Path) {
 }
 
 #[tokio::test]
-async fn cancellation_mid_idea_keeps_earlier_verdicts() {
+async fn novelty_cancellation_mid_idea_keeps_earlier_verdicts() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("first"), idea("second"), idea("third")]);
     let cancel = CancellationToken::new();
@@ -644,7 +644,7 @@ async fn cancellation_mid_idea_keeps_earlier_verdicts() {
 }
 
 #[tokio::test]
-async fn cancellation_during_a_search_stops_promptly() {
+async fn novelty_cancellation_during_a_search_stops_promptly() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("only")]);
     let before = std::fs::read_to_string(&path).unwrap();
@@ -675,7 +675,7 @@ async fn cancellation_during_a_search_stops_promptly() {
 }
 
 #[tokio::test]
-async fn prompts_show_the_previous_results_with_abstracts() {
+async fn novelty_prompts_show_the_previous_results_with_abstracts() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("shown")]);
     let model = Arc::new(Model::new(&[
@@ -756,7 +756,7 @@ async fn prompts_show_the_previous_results_with_abstracts() {
 }
 
 #[tokio::test]
-async fn calls_per_idea_are_bounded_by_rounds_and_repairs() {
+async fn novelty_calls_per_idea_are_bounded_by_rounds_and_repairs() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("junk_a"), idea("junk_b")]);
     let junk: Vec<String> = (0..16).map(|i| format!("THOUGHT: hmm {i} {{ not json")).collect();
@@ -781,7 +781,7 @@ impl Progress for Recorder {
 }
 
 #[tokio::test]
-async fn progress_names_idea_and_round() {
+async fn novelty_progress_names_idea_and_round() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_archive(dir.path(), &[idea("a"), idea("b")]);
     let model = Arc::new(Model::new(&[
@@ -820,7 +820,7 @@ async fn progress_names_idea_and_round() {
 }
 
 #[tokio::test]
-async fn v1_corpus_archive_round_trips_with_the_new_key() {
+async fn novelty_v1_corpus_archive_round_trips_with_the_new_key() {
     let src =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/templates/nanoGPT/ideas.json");
     let original_text = std::fs::read_to_string(&src).unwrap();

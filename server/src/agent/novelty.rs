@@ -403,9 +403,11 @@ fn thought_tail(text: &str) -> Option<String> {
     thought
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.to_lowercase().contains("decision made:"))
-        .filter(|l| !l.eq_ignore_ascii_case("THOUGHT:"))
-        .last()
+        .rfind(|l| {
+            !l.is_empty()
+                && !l.to_lowercase().contains("decision made:")
+                && !l.eq_ignore_ascii_case("THOUGHT:")
+        })
         .map(|l| one_line(l.trim_start_matches("THOUGHT:")))
         .filter(|l| !l.is_empty())
 }

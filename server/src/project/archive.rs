@@ -142,7 +142,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn update_keeps_other_entries_and_key_order() {
+    fn novelty_update_keeps_other_entries_and_key_order() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ideas.json");
         let start = json!([{"Name": "a", "novel": true, "x": 1}, {"Name": "b", "y": "é"}]);
@@ -162,7 +162,7 @@ mod tests {
     }
 
     #[test]
-    fn evidence_reads_leniently() {
+    fn novelty_evidence_reads_leniently() {
         let e = NoveltyEvidence::of(&json!({"novelty": {"queries": ["q"], "reason": "r"}})).unwrap();
         assert_eq!(e.queries, ["q"]);
         assert!(e.decided);
