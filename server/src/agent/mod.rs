@@ -2,3 +2,4 @@
 
 pub mod ideas;
 pub mod json_extract;
+pub mod novelty;

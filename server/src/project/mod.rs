@@ -1,12 +1,17 @@
 //! The research-project model: templates, idea folders and their file formats.
 //! Protocol-free: the LSP layer converts `Problem`s to diagnostics.
 
+mod archive;
 mod checks;
 mod discovery;
 mod formats;
 mod json_spans;
 mod problem;
 
+pub use archive::{
+    entry_name, read_ideas_archive, record_novelty, update_idea_by_name, ArchiveError, EvidencePaper,
+    NoveltyEvidence, NOVELTY_KEY,
+};
 pub use checks::{
     check_final_info, check_ideas_json, check_prompt_json, check_template, error_span, read_source, Overlay,
     Source,
