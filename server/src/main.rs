@@ -41,6 +41,17 @@ enum Cmd {
         #[arg(long)]
         reflections: Option<u32>,
     },
+    /// Check the ideas in a template's ideas.json against the literature and record the verdicts.
+    Novelty {
+        #[arg(long, default_value = ".")]
+        template: PathBuf,
+        /// Only these ideas (by Name); repeatable. Default: every unchecked idea.
+        #[arg(long = "idea")]
+        ideas: Vec<String>,
+        /// Check again ideas that already have a verdict.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the loop offline on the bundled demo template with a recorded model conversation.
     Demo {
         /// Where to put the demo project (default: a new temporary folder).
@@ -84,6 +95,7 @@ fn main() -> ExitCode {
                 num_ideas,
                 reflections,
             } => report(ideas(&template, cli.model, num_ideas, reflections, None).await),
+            Cmd::Novelty { template, ideas, force } => report(novelty(&template, cli.model, ideas, force).await),
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
         }
     });
@@ -116,6 +128,51 @@ fn ctrl_c_token() -> CancellationToken {
     token
 }
 
+/// The template at `dir` and its settings (warnings printed), with `--model` applied.
+fn open_template(dir: &Path, model: Option<String>) -> anyhow::Result<(Template, config::Loaded)> {
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let template = Template::open(&root).ok_or_else(|| stages::StageError::NotATemplate(root.clone()))?;
+    let mut src = Sources::from_system(Some(&template.root));
+    src.cli_model = model;
+    let loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    Ok((template, loaded))
+}
+
+async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: bool) -> anyhow::Result<()> {
+    let (template, loaded) = open_template(dir, model)?;
+    let s = &loaded.settings;
+    let llm = stages::llm_for(s, &template.root)?;
+    let search = stages::literature_for(s)?;
+    eprintln!(
+        "aisci: checking novelty in {} with {} via {}; engines: {}",
+        template.ideas_json().display(),
+        llm.provider().model(),
+        llm.provider().name(),
+        s.literature.engines.join(", ")
+    );
+    let cancel = ctrl_c_token();
+    let only = (!ideas.is_empty()).then_some(ideas.as_slice());
+    let outcome =
+        stages::run_novelty(&template, s, &llm, search.as_ref(), None, only, force, &Stderr, &cancel).await;
+    for notice in search.notices() {
+        eprintln!("aisci: {notice}");
+    }
+    let outcome = outcome?;
+    for r in &outcome.report.results {
+        let verdict = match r.verdict.novel {
+            Some(true) => "novel",
+            Some(false) => "not novel",
+            None => "not checked",
+        };
+        println!("{}: {verdict} — {}", r.name, r.verdict.reason);
+    }
+    println!("{}", outcome.summary());
+    Ok(())
+}
+
 async fn ideas(
     dir: &Path,
     model: Option<String>,
@@ -123,14 +180,7 @@ async fn ideas(
     reflections: Option<u32>,
     replay: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let template = Template::open(&root).ok_or_else(|| stages::StageError::NotATemplate(root.clone()))?;
-    let mut src = Sources::from_system(Some(&template.root));
-    src.cli_model = model;
-    let mut loaded = config::load(&src);
-    for w in &loaded.warnings {
-        eprintln!("aisci: warning: {w}");
-    }
+    let (template, mut loaded) = open_template(dir, model)?;
     let s = &mut loaded.settings;
     if let Some(n) = num_ideas {
         s.ideas.num_ideas = n.max(1);

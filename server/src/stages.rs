@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::ideas::{generate_ideas, IdeaError, IdeaInputs, IdeaOptions, IdeaReport};
+use crate::agent::novelty::{check_archive, NoveltyError, NoveltyInputs, NoveltyOptions, NoveltyReport};
+use crate::literature::PaperSearch;
 use crate::config::{LlmSettings, ProviderKind, Settings};
 use crate::fsutil::write_atomic;
 use crate::jobs::Progress;
@@ -22,6 +24,8 @@ pub enum StageError {
     Llm(#[from] LlmError),
     #[error(transparent)]
     Ideas(#[from] IdeaError),
+    #[error(transparent)]
+    Novelty(#[from] NoveltyError),
 }
 
 /// Relative paths in the model settings (the replay recording) are relative to the
@@ -125,6 +129,93 @@ fn group(n: u64) -> String {
     out
 }
 
+/// Loads what every model stage of a template reads: prompt.json and the code
+/// (the editor's buffer when given).
+fn prompt_and_code(template: &Template, experiment_text: Option<String>) -> Result<(PromptJson, String), StageError> {
+    let prompt: PromptJson = read_json(&template.prompt_json())?;
+    let code = match experiment_text {
+        Some(t) => t,
+        None => std::fs::read_to_string(template.experiment_py())
+            .map_err(|e| StageError::Input { path: template.experiment_py(), message: e.to_string() })?,
+    };
+    Ok((prompt, code))
+}
+
+/// Records what `llm` spent under the project, whatever the stage's outcome.
+fn record_usage(root: &Path, llm: &Llm) {
+    if let Err(e) = append_usage(root, &llm.records()) {
+        tracing::warn!("could not record usage in {}: {e}", usage_path(root).display());
+    }
+}
+
+/// What a finished novelty run reports.
+pub struct NoveltyOutcome {
+    pub report: NoveltyReport,
+    pub totals: Totals,
+    pub provider: String,
+    pub model: String,
+}
+
+impl NoveltyOutcome {
+    pub fn summary(&self) -> String {
+        let r = &self.report;
+        let checked: Vec<_> = r.results.iter().filter(|v| v.verdict.novel.is_some()).collect();
+        let novel = r.novel();
+        let mut s = format!("novelty checked for {} idea(s): {} novel", checked.len(), novel.len());
+        if !novel.is_empty() {
+            s.push_str(&format!(" ({})", novel.join(", ")));
+        }
+        let unchecked: Vec<String> = r
+            .results
+            .iter()
+            .filter(|v| v.verdict.novel.is_none())
+            .map(|v| format!("{}: {}", v.name, v.verdict.reason))
+            .collect();
+        if !unchecked.is_empty() {
+            s.push_str(&format!("; not checked: {}", unchecked.join("; ")));
+        }
+        if !r.skipped.is_empty() {
+            s.push_str(&format!("; {} already checked, skipped", r.skipped.len()));
+        }
+        if !r.unknown.is_empty() {
+            s.push_str(&format!("; no such idea: {}", r.unknown.join(", ")));
+        }
+        if r.cancelled {
+            s.push_str("; cancelled, verdicts finished before that are kept");
+        }
+        s.push_str(&format!(". {}", cost_line(&self.totals, &self.provider, &self.model)));
+        s
+    }
+}
+
+/// Checks the novelty of the ideas in `template`'s ideas.json (`only`: these
+/// names; `force`: also ideas already checked), writing each verdict as it comes.
+#[allow(clippy::too_many_arguments)] // the stage's distinct inputs
+pub async fn run_novelty(
+    template: &Template,
+    settings: &Settings,
+    llm: &Llm,
+    search: &dyn PaperSearch,
+    experiment_text: Option<String>,
+    only: Option<&[String]>,
+    force: bool,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> Result<NoveltyOutcome, StageError> {
+    let (prompt, code) = prompt_and_code(template, experiment_text)?;
+    let opts = NoveltyOptions::from_settings(&settings.novelty, &settings.llm);
+    let inputs = NoveltyInputs { prompt: &prompt, experiment_py: &code };
+    let result =
+        check_archive(llm, search, inputs, &template.ideas_json(), &opts, only, force, progress, cancel).await;
+    record_usage(&template.root, llm);
+    Ok(NoveltyOutcome {
+        report: result?,
+        totals: llm.ledger_snapshot().total,
+        provider: llm.provider().name().to_owned(),
+        model: llm.provider().model().to_owned(),
+    })
+}
+
 /// Generates ideas for `template`, appending them to its `ideas.json`.
 /// `experiment_text` is the editor's buffer when open (saved or not).
 pub async fn run_ideas(
@@ -135,18 +226,11 @@ pub async fn run_ideas(
     progress: &dyn Progress,
     cancel: &CancellationToken,
 ) -> Result<IdeasOutcome, StageError> {
-    let prompt: PromptJson = read_json(&template.prompt_json())?;
+    let (prompt, experiment_py) = prompt_and_code(template, experiment_text)?;
     let seeds: Vec<Idea> = if template.seed_ideas_json().exists() {
         read_json(&template.seed_ideas_json())?
     } else {
         Vec::new()
-    };
-    let experiment_py = match experiment_text {
-        Some(t) => t,
-        None => std::fs::read_to_string(template.experiment_py()).map_err(|e| StageError::Input {
-            path: template.experiment_py(),
-            message: e.to_string(),
-        })?,
     };
     let opts = IdeaOptions::from_settings(&settings.ideas, &settings.llm);
     let inputs = IdeaInputs {

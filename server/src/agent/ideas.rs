@@ -18,6 +18,7 @@
 //! An existing `ideas.json` is the starting archive; its entries are kept verbatim,
 //! and seeds it lacks are put in front.
 
+use super::prompt::fill;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -374,37 +375,9 @@ fn accept(v: &Value, taken: &HashSet<String>) -> Result<Idea, Vec<String>> {
     Idea::from_value(&v).map_err(|issues| issues.into_iter().map(|i| i.message).collect())
 }
 
-/// Replace `{key}` placeholders of the template in one pass, so that braces inside
-/// the substituted values (code, JSON) are never treated as placeholders.
-fn fill(template: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + vars.iter().map(|v| v.1.len()).sum::<usize>());
-    let mut rest = template;
-    'outer: while let Some(pos) = rest.find('{') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        for (key, val) in vars {
-            if let Some(tail) = after.strip_prefix(key).and_then(|t| t.strip_prefix('}')) {
-                out.push_str(val);
-                rest = tail;
-                continue 'outer;
-            }
-        }
-        out.push('{');
-        rest = after;
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fill_does_not_touch_braces_in_values() {
-        let out = fill("a {x} b {y} {z}", &[("x", "{y}"), ("y", "2")]);
-        assert_eq!(out, "a {y} b 2 {z}");
-    }
 
     #[test]
     fn prompts_keep_the_protocol_sentinels() {

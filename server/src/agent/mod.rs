@@ -3,3 +3,5 @@
 pub mod ideas;
 pub mod json_extract;
 pub mod novelty;
+
+pub mod prompt;

@@ -26,6 +26,7 @@
 //! - After each idea, `ideas.json` is re-read and only that idea is updated (by
 //!   Name), atomically: `novel` plus the evidence under `"novelty"`.
 
+use super::prompt::fill;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -818,28 +819,6 @@ fn idea_for_prompt(entry: &Value) -> String {
         })
         .unwrap_or_default();
     serde_json::to_string_pretty(&shown).expect("JSON values serialise")
-}
-
-/// Replace `{key}` placeholders in one pass, so braces inside the values (code,
-/// JSON, abstracts) are never taken for placeholders.
-fn fill(template: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + vars.iter().map(|v| v.1.len()).sum::<usize>());
-    let mut rest = template;
-    'outer: while let Some(pos) = rest.find('{') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        for (key, val) in vars {
-            if let Some(tail) = after.strip_prefix(key).and_then(|t| t.strip_prefix('}')) {
-                out.push_str(val);
-                rest = tail;
-                continue 'outer;
-            }
-        }
-        out.push('{');
-        rest = after;
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]

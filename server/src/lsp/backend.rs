@@ -20,7 +20,8 @@ use crate::workspace::{python, Document, Language};
 pub const CMD_GENERATE_IDEAS: &str = "aisci.generateIdeas";
 pub const CMD_CANCEL: &str = "aisci.cancel";
 pub const CMD_SHOW_IDEA: &str = "aisci.showIdea";
-pub const COMMANDS: &[&str] = &[CMD_GENERATE_IDEAS, CMD_CANCEL, CMD_SHOW_IDEA];
+pub const CMD_CHECK_NOVELTY: &str = "aisci.checkNovelty";
+pub const COMMANDS: &[&str] = &[CMD_GENERATE_IDEAS, CMD_CANCEL, CMD_SHOW_IDEA, CMD_CHECK_NOVELTY];
 
 /// Time to wait after the last edit before re-checking a project.
 const CHECK_DEBOUNCE: Duration = Duration::from_millis(150);
@@ -418,21 +419,57 @@ impl LanguageServer for Backend {
                 return Ok(None);
             };
             let enc = self.state.encoding();
-            let lenses = entries
-                .iter()
-                .map(|e| {
-                    let at = convert::byte_range(&rope, Some((e.start, e.start)), enc);
-                    CodeLens {
-                        range: at,
-                        command: Some(Command {
-                            title: ideas_view::lens_title(&e.value),
-                            command: CMD_SHOW_IDEA.into(),
-                            arguments: Some(vec![json!({ "file": path, "index": e.index })]),
-                        }),
-                        data: None,
-                    }
-                })
-                .collect();
+            let template = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+            let running = self
+                .state
+                .jobs
+                .list()
+                .into_iter()
+                .find(|j| j.title == super::novelty_job::TITLE && j.target == template.display().to_string());
+            let top = Range::new(Position::new(0, 0), Position::new(0, 0));
+            let mut lenses = vec![CodeLens {
+                range: top,
+                command: Some(match &running {
+                    Some(job) => Command {
+                        title: format!("{}… (cancel)", job.title),
+                        command: CMD_CANCEL.into(),
+                        arguments: Some(vec![json!(job.id)]),
+                    },
+                    None => Command {
+                        title: "Check novelty of all unchecked ideas".into(),
+                        command: CMD_CHECK_NOVELTY.into(),
+                        arguments: Some(vec![json!({ "template": template })]),
+                    },
+                }),
+                data: None,
+            }];
+            for e in entries.iter() {
+                let at = convert::byte_range(&rope, Some((e.start, e.start)), enc);
+                lenses.push(CodeLens {
+                    range: at,
+                    command: Some(Command {
+                        title: ideas_view::lens_title(&e.value),
+                        command: CMD_SHOW_IDEA.into(),
+                        arguments: Some(vec![json!({ "file": path, "index": e.index })]),
+                    }),
+                    data: None,
+                });
+                let name = e.value.get("Name").and_then(Value::as_str);
+                let novelty = match (ideas_view::novelty_lens_title(&e.value), name) {
+                    (Some(verdict), _) => Command {
+                        title: verdict,
+                        command: CMD_SHOW_IDEA.into(),
+                        arguments: Some(vec![json!({ "file": path, "index": e.index })]),
+                    },
+                    (None, Some(name)) if running.is_none() => Command {
+                        title: "Check novelty".into(),
+                        command: CMD_CHECK_NOVELTY.into(),
+                        arguments: Some(vec![json!({ "template": template, "ideas": [name] })]),
+                    },
+                    _ => continue,
+                };
+                lenses.push(CodeLens { range: at, command: Some(novelty), data: None });
+            }
             return Ok(Some(lenses));
         }
         Ok(None)
@@ -473,6 +510,33 @@ impl LanguageServer for Backend {
                     ));
                 };
                 let job = super::ideas_job::start(self.clone(), dir).map_err(|e| RpcError {
+                    code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest,
+                    message: e.into(),
+                    data: None,
+                })?;
+                Ok(Some(json!({ "job": job })))
+            }
+            CMD_CHECK_NOVELTY => {
+                let Some(dir) = template_arg(&params.arguments) else {
+                    return Err(RpcError::invalid_params(
+                        "aisci.checkNovelty needs the template folder: [{\"template\": \"/path\", \"ideas\": [names], \"force\": false}]",
+                    ));
+                };
+                let opts = params.arguments.first().cloned().unwrap_or(Value::Null);
+                let names = match opts.get("ideas") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+                        Some(a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    }
+                    Some(other) => {
+                        return Err(RpcError::invalid_params(format!(
+                            "aisci.checkNovelty: \"ideas\" must be a list of idea names, not {other}"
+                        )))
+                    }
+                };
+                let force = opts.get("force").and_then(Value::as_bool).unwrap_or(false);
+                let req = super::novelty_job::NoveltyRequest { template: dir, names, force };
+                let job = super::novelty_job::start(self.clone(), req).map_err(|e| RpcError {
                     code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest,
                     message: e.into(),
                     data: None,

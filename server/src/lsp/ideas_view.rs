@@ -48,6 +48,56 @@ fn score(v: &Value, key: &str) -> String {
     }
 }
 
+/// The novelty check's evidence, when the idea has been checked (`novelty` key).
+fn evidence(v: &Value) -> Option<&serde_json::Map<String, Value>> {
+    v.get("novelty").and_then(Value::as_object)
+}
+
+fn closest_titles(v: &Value) -> Vec<(String, Option<i64>, Option<String>)> {
+    evidence(v)
+        .and_then(|e| e.get("closest"))
+        .and_then(Value::as_array)
+        .map(|papers| {
+            papers
+                .iter()
+                .map(|p| {
+                    (
+                        p.get("title")
+                            .and_then(Value::as_str)
+                            .unwrap_or("(untitled)")
+                            .to_owned(),
+                        p.get("year").and_then(Value::as_i64),
+                        p.get("url").and_then(Value::as_str).map(str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The novelty lens: the verdict when checked, else None (the caller offers the check).
+pub fn novelty_lens_title(v: &Value) -> Option<String> {
+    let novel = v.get("novel")?.as_bool()?;
+    let ev = evidence(v);
+    let queries = ev
+        .and_then(|e| e.get("queries"))
+        .and_then(Value::as_array)
+        .map(|q| q.len());
+    let papers = ev.and_then(|e| e.get("papers_seen")).and_then(Value::as_u64);
+    if novel {
+        Some(match (queries, papers) {
+            (Some(q), Some(p)) => format!("novel ✓ ({q} queries, {p} papers)"),
+            (Some(q), None) => format!("novel ✓ ({q} queries)"),
+            _ => "novel ✓".into(),
+        })
+    } else {
+        Some(match closest_titles(v).first() {
+            Some((title, _, _)) => format!("not novel — {title}"),
+            None => "not novel".into(),
+        })
+    }
+}
+
 fn novelty_verdict(v: &Value) -> &'static str {
     match field(v, "novel") {
         Value::Bool(true) => " · novel",
@@ -85,6 +135,34 @@ pub fn hover_markdown(v: &Value) -> String {
     let exp = text("Experiment");
     if !exp.is_empty() {
         out.push_str(&format!("**Experiment.** {exp}\n"));
+    }
+    if let Some(ev) = evidence(v) {
+        if let Some(reason) = ev.get("reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+            out.push_str(&format!("\n**Novelty.** {reason}\n"));
+        }
+        let closest = closest_titles(v);
+        if !closest.is_empty() {
+            out.push_str("\n**Closest papers**\n\n");
+            for (title, year, url) in closest {
+                let year = year.map(|y| format!(" ({y})")).unwrap_or_default();
+                match url {
+                    Some(u) => out.push_str(&format!("- [{title}]({u}){year}\n")),
+                    None => out.push_str(&format!("- {title}{year}\n")),
+                }
+            }
+        }
+        if let Some(q) = ev
+            .get("queries")
+            .and_then(Value::as_array)
+            .filter(|q| !q.is_empty())
+        {
+            let qs: Vec<String> = q
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|s| format!("`{s}`"))
+                .collect();
+            out.push_str(&format!("\nSearched: {}\n", qs.join(", ")));
+        }
     }
     if let Some(s) = v.get("Score") {
         out.push_str(&format!("\n**Review score:** {s}\n"));
@@ -126,5 +204,31 @@ mod tests {
         assert!(md.starts_with("**T1**"), "{md}");
         assert!(md.contains("| 8 / 10 | 7 / 10 | 6 / 10 |"));
         assert!(entries("{not json").is_empty());
+        assert_eq!(novelty_lens_title(&e[0].value), None);
+        assert_eq!(novelty_lens_title(&e[1].value).as_deref(), Some("not novel"));
+    }
+
+    #[test]
+    fn novelty_evidence_in_lens_and_hover() {
+        let v: Value = serde_json::from_str(
+            r#"{"Name": "n", "Title": "T", "novel": false, "novelty": {
+                "queries": ["a b", "c d"], "papers_seen": 20, "reason": "Already done by X.",
+                "closest": [{"id": "1", "title": "Prior Work", "year": 2021, "url": "https://example.org/p", "engine": "openalex"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(novelty_lens_title(&v).as_deref(), Some("not novel — Prior Work"));
+        let md = hover_markdown(&v);
+        assert!(
+            md.contains("- [Prior Work](https://example.org/p) (2021)"),
+            "{md}"
+        );
+        assert!(md.contains("Already done by X."), "{md}");
+        assert!(md.contains("`a b`, `c d`"), "{md}");
+        let mut ok = v.clone();
+        ok["novel"] = Value::Bool(true);
+        assert_eq!(
+            novelty_lens_title(&ok).as_deref(),
+            Some("novel ✓ (2 queries, 20 papers)")
+        );
     }
 }

@@ -6,6 +6,7 @@ mod exit;
 mod framing;
 mod ideas_job;
 mod ideas_view;
+mod novelty_job;
 mod progress;
 mod stage_job;
 mod state;

@@ -1,0 +1,58 @@
+//! "Check novelty" as an editor job.
+
+use std::path::PathBuf;
+
+use super::backend::Backend;
+use super::stage_job::{self, StageDone};
+use crate::jobs::JobId;
+use crate::project::Template;
+use crate::stages::{self, StageError};
+
+pub const TITLE: &str = "Check novelty";
+
+/// What to check: every unchecked idea, or these names; `force` rechecks.
+pub struct NoveltyRequest {
+    pub template: PathBuf,
+    pub names: Option<Vec<String>>,
+    pub force: bool,
+}
+
+pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
+    let template =
+        Template::open(&req.template).ok_or_else(|| StageError::NotATemplate(req.template.clone()).to_string())?;
+    if !template.ideas_json().exists() {
+        return Err(format!("{} has no ideas.json yet; generate ideas first", template.root.display()));
+    }
+    stage_job::require_saved(&backend, &template.ideas_json())?;
+    let loaded = backend.state.settings_for(Some(&template.root));
+    let llm = stages::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
+    let search = stages::literature_for(&loaded.settings).map_err(|e| e.to_string())?;
+    let experiment = backend.state.docs.lock().unwrap().get(&template.experiment_py()).map(|d| d.doc.text());
+    let settings = loaded.settings.clone();
+    let t = template.clone();
+    let client = backend.client.clone();
+    stage_job::spawn(backend, TITLE, &template, loaded, move |ctx| async move {
+        let outcome = stages::run_novelty(
+            &t,
+            &settings,
+            &llm,
+            search.as_ref(),
+            experiment,
+            req.names.as_deref(),
+            req.force,
+            ctx.progress.as_ref(),
+            &ctx.cancel,
+        )
+        .await;
+        // Engine switches (rate limits, budgets) are said once each, whatever the outcome.
+        for notice in search.notices() {
+            client.show_message(tower_lsp::lsp_types::MessageType::WARNING, format!("aisci: {notice}")).await;
+        }
+        let outcome = outcome.map_err(|e| e.to_string())?;
+        Ok(StageDone {
+            summary: outcome.summary(),
+            empty: outcome.report.results.iter().all(|r| r.verdict.novel.is_none()),
+            show: None,
+        })
+    })
+}
