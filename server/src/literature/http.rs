@@ -256,6 +256,12 @@ pub fn describe(content_type: &str, text: &str) -> String {
             _ => "an HTML page".to_owned(),
         };
     }
+    // arXiv reports errors as an Atom entry; its summary says what was wrong.
+    if let Some(start) = text.find("<summary>") {
+        if let Some(len) = text[start + 9..].find("</summary>") {
+            return truncate(text[start + 9..start + 9 + len].trim(), 300);
+        }
+    }
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
         let field = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_owned);
         let msg = match (field("error"), field("message")) {
