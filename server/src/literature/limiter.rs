@@ -102,7 +102,8 @@ fn interval(rate_per_sec: f64) -> Duration {
 
 /// The process-wide limiter for `engine` at `endpoint`; the latest configured rate wins.
 pub fn shared(engine: Engine, endpoint: &str, rate_per_sec: f64) -> Arc<RateLimiter> {
-    static ALL: OnceLock<Mutex<HashMap<(Engine, String), Arc<RateLimiter>>>> = OnceLock::new();
+    type Registry = Mutex<HashMap<(Engine, String), Arc<RateLimiter>>>;
+    static ALL: OnceLock<Registry> = OnceLock::new();
     let mut all = ALL.get_or_init(Default::default).lock().unwrap();
     let limiter = all
         .entry((engine, endpoint.trim_end_matches('/').to_owned()))
