@@ -105,23 +105,42 @@ pub fn make_key(first_author: Option<&str>, year: Option<i32>, title: &str) -> S
 }
 
 /// Makes keys unique within a set, in order: the first keeps its key, later clashes
-/// get `b`, `c`, ... so that adding a paper never renames one already cited.
+/// get `b`, `c`, ... so that adding a paper never renames one already cited. BibTeX
+/// compares keys without regard to case, and so does this.
 pub fn dedupe_keys<'a>(keys: impl IntoIterator<Item = &'a mut String>) {
     let mut taken = std::collections::HashSet::new();
     for key in keys {
-        if taken.contains(key.as_str()) {
+        if taken.contains(&key.to_lowercase()) {
             let base = key.clone();
             let mut n = 1;
             *key = loop {
                 let candidate = format!("{base}{}", suffix(n));
-                if !taken.contains(&candidate) {
+                if !taken.contains(&candidate.to_lowercase()) {
                     break candidate;
                 }
                 n += 1;
             };
         }
-        taken.insert(key.clone());
+        taken.insert(key.to_lowercase());
     }
+}
+
+/// One `.bib` text from entries gathered from several searches, keys made unique
+/// (see `dedupe_keys`). Returns the text and each input's final key; an entry that
+/// does not parse is left out and gets `None`.
+pub fn bibliography<S: AsRef<str>>(entries: &[S]) -> (String, Vec<Option<String>>) {
+    let mut parsed: Vec<Option<BibEntry>> = entries
+        .iter()
+        .map(|e| sanitize(e.as_ref()).ok().and_then(|s| parse_entry(&s).ok()))
+        .collect();
+    dedupe_keys(parsed.iter_mut().flatten().map(|e| &mut e.key));
+    let text = parsed
+        .iter()
+        .flatten()
+        .map(BibEntry::render)
+        .collect::<Vec<_>>()
+        .join("\n");
+    (text, parsed.into_iter().map(|e| e.map(|e| e.key)).collect())
 }
 
 /// 1 → "b", 2 → "c", ... 25 → "z", 26 → "ba" (base 26 on letters, "a" being the bare key).
@@ -480,9 +499,9 @@ mod tests {
         dedupe_keys(keys.iter_mut());
         assert_eq!(keys, ["a2020x", "a2020xb", "b", "a2020xc"]);
         // A literal key that looks like a suffixed one is not reused.
-        let mut keys = vec!["k".to_string(), "kb".into(), "k".into()];
+        let mut keys = vec!["k".to_string(), "kb".into(), "K".into()];
         dedupe_keys(keys.iter_mut());
-        assert_eq!(keys, ["k", "kb", "kc"]);
+        assert_eq!(keys, ["k", "kb", "Kc"]);
     }
 
     #[test]
@@ -512,6 +531,19 @@ mod tests {
         assert!(out.contains(r"{T \& U}"), "{out}");
         assert!(out.contains("{1--5}"), "{out}");
         validate(&out).unwrap();
+    }
+
+    #[test]
+    fn bibliography_makes_keys_unique() {
+        let a = "@article{smith2020deep,\n title = {Deep A},\n year = {2020}\n}\n";
+        let b = "@misc{Smith2020deep,\n title = {Deep B},\n year = {2020}\n}\n";
+        let (text, keys) = bibliography(&[a, "junk", b]);
+        assert_eq!(
+            keys,
+            [Some("smith2020deep".into()), None, Some("Smith2020deepb".into())]
+        );
+        assert!(text.contains("@misc{Smith2020deepb,"), "{text}");
+        assert_eq!(text.matches('@').count(), 2);
     }
 
     #[test]

@@ -177,7 +177,7 @@ impl Literature {
             breakers: Mutex::new(Default::default()),
             breaker_failures: s.breaker_failures.max(1),
             cooldown: Duration::from_secs(s.breaker_cooldown_secs),
-            per_engine: Duration::from_secs(s.max_retry_secs),
+            per_engine: Duration::from_secs(s.max_retry_secs.max(1)),
             cache: Cache::new(cache_dir, s.cache_ttl_days),
             notices: Mutex::new(Vec::new()),
             on_notice: None,
@@ -227,15 +227,20 @@ impl Literature {
         }
         let mut cacheable = true;
         let mut found = None;
-        if paper.engine == Engine::SemanticScholar && self.open_for(Engine::SemanticScholar).is_none() {
-            let deadline = Instant::now() + self.per_engine;
-            match self.s2.paper(&paper.id, deadline, cancel).await {
-                Ok(details) => found = details.bibtex,
-                Err(LitError::Cancelled) => return Err(LitError::Cancelled),
-                Err(e) => {
-                    tracing::debug!("no BibTeX from semanticscholar for {}: {e}", paper.id);
-                    // A transient failure: build one now, ask again next time.
-                    cacheable = matches!(e, LitError::BadRequest { .. });
+        if paper.engine == Engine::SemanticScholar {
+            if self.open_for(Engine::SemanticScholar).is_some() {
+                // S2 is being skipped: build one now, ask S2 another time.
+                cacheable = false;
+            } else {
+                let deadline = Instant::now() + self.per_engine;
+                match self.s2.paper(&paper.id, deadline, cancel).await {
+                    Ok(details) => found = details.bibtex,
+                    Err(LitError::Cancelled) => return Err(LitError::Cancelled),
+                    Err(e) => {
+                        tracing::debug!("no BibTeX from semanticscholar for {}: {e}", paper.id);
+                        // A transient failure: build one now, ask again next time.
+                        cacheable = matches!(e, LitError::BadRequest { .. });
+                    }
                 }
             }
         }
