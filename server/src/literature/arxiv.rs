@@ -13,7 +13,7 @@ const ARXIV: &str = "http://arxiv.org/schemas/atom";
 const MAX_LIMIT: usize = 200;
 
 #[derive(Debug)]
-pub struct Arxiv {
+pub(crate) struct Arxiv {
     pub http: EngineHttp,
 }
 

@@ -9,7 +9,7 @@ mod http;
 pub mod limiter;
 pub mod openalex;
 mod search;
-pub mod semantic_scholar;
+mod semantic_scholar;
 
 pub use cache::normalise_query;
 pub use search::{Literature, Notice, DEFAULT_ARXIV_URL, DEFAULT_OPENALEX_URL, DEFAULT_S2_URL};

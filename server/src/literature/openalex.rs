@@ -12,7 +12,7 @@ use crate::llm::ApiKey;
 const MAX_LIMIT: usize = 100;
 
 #[derive(Debug)]
-pub struct OpenAlex {
+pub(crate) struct OpenAlex {
     pub http: EngineHttp,
     pub key: Option<ApiKey>,
     pub mailto: Option<String>,

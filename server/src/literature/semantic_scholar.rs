@@ -16,7 +16,7 @@ const DETAIL_FIELDS: &str =
 const MAX_LIMIT: usize = 100;
 
 #[derive(Debug)]
-pub struct SemanticScholar {
+pub(crate) struct SemanticScholar {
     pub http: EngineHttp,
     pub key: Option<ApiKey>,
 }
