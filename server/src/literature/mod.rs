@@ -2,6 +2,18 @@
 //! with a process-wide rate limiter, an engine fallback with a circuit breaker,
 //! an on-disk cache and BibTeX for every paper.
 
+pub mod arxiv;
+pub mod bibtex;
+mod cache;
+mod http;
+pub mod limiter;
+pub mod openalex;
+mod search;
+mod semantic_scholar;
+
+pub use cache::normalise_query;
+pub use search::{Literature, Notice, DEFAULT_ARXIV_URL, DEFAULT_OPENALEX_URL, DEFAULT_S2_URL};
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -91,6 +103,9 @@ pub enum LitError {
     AllFailed(Vec<LitError>),
     #[error("cancelled")]
     Cancelled,
+    /// Settings that cannot work (unknown engine, no engine).
+    #[error("literature settings: {0}")]
+    Config(String),
 }
 
 /// What a search returned and where it came from.
