@@ -95,7 +95,11 @@ fn main() -> ExitCode {
                 num_ideas,
                 reflections,
             } => report(ideas(&template, cli.model, num_ideas, reflections, None).await),
-            Cmd::Novelty { template, ideas, force } => report(novelty(&template, cli.model, ideas, force).await),
+            Cmd::Novelty {
+                template,
+                ideas,
+                force,
+            } => report(novelty(&template, cli.model, ideas, force).await),
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
         }
     });
@@ -155,8 +159,18 @@ async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: b
     );
     let cancel = ctrl_c_token();
     let only = (!ideas.is_empty()).then_some(ideas.as_slice());
-    let outcome =
-        stages::run_novelty(&template, s, &llm, search.as_ref(), None, only, force, &Stderr, &cancel).await;
+    let outcome = stages::run_novelty(
+        &template,
+        s,
+        &llm,
+        search.as_ref(),
+        None,
+        only,
+        force,
+        &Stderr,
+        &cancel,
+    )
+    .await;
     for notice in search.notices() {
         eprintln!("aisci: {notice}");
     }

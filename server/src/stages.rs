@@ -2,15 +2,16 @@
 //! build the model client from settings, run the agent, summarise what it cost.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::ideas::{generate_ideas, IdeaError, IdeaInputs, IdeaOptions, IdeaReport};
 use crate::agent::novelty::{check_archive, NoveltyError, NoveltyInputs, NoveltyOptions, NoveltyReport};
-use crate::literature::PaperSearch;
 use crate::config::{LlmSettings, ProviderKind, Settings};
 use crate::fsutil::write_atomic;
 use crate::jobs::Progress;
+use crate::literature::{LitError, Literature, PaperSearch};
 use crate::llm::{self, CallRecord, Llm, LlmError, Totals};
 use crate::project::{Idea, PromptJson, Template};
 
@@ -26,6 +27,8 @@ pub enum StageError {
     Ideas(#[from] IdeaError),
     #[error(transparent)]
     Novelty(#[from] NoveltyError),
+    #[error(transparent)]
+    Literature(#[from] LitError),
 }
 
 /// Relative paths in the model settings (the replay recording) are relative to the
@@ -46,6 +49,23 @@ pub fn resolve_llm_paths(mut llm: LlmSettings, root: &Path) -> LlmSettings {
 /// recording) before anything is spent.
 pub fn llm_for(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
     llm::from_process_env(&resolve_llm_paths(settings.llm.clone(), root))
+}
+
+/// The literature engines for these settings. One instance per distinct
+/// literature configuration is kept for the whole process, so every job shares its
+/// circuit breakers and in-memory cache (the rate limiters are process-wide anyway).
+pub fn literature_for(settings: &Settings) -> Result<Arc<Literature>, LitError> {
+    static SHARED: Mutex<Option<(String, Arc<Literature>)>> = Mutex::new(None);
+    let fingerprint = serde_json::to_string(&settings.literature).unwrap_or_default();
+    let mut slot = SHARED.lock().unwrap();
+    if let Some((fp, lit)) = slot.as_ref() {
+        if *fp == fingerprint {
+            return Ok(lit.clone());
+        }
+    }
+    let lit = Arc::new(Literature::from_settings(&settings.literature, &llm::ProcessEnv)?);
+    *slot = Some((fingerprint, lit.clone()));
+    Ok(lit)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StageError> {
@@ -131,12 +151,17 @@ fn group(n: u64) -> String {
 
 /// Loads what every model stage of a template reads: prompt.json and the code
 /// (the editor's buffer when given).
-fn prompt_and_code(template: &Template, experiment_text: Option<String>) -> Result<(PromptJson, String), StageError> {
+fn prompt_and_code(
+    template: &Template,
+    experiment_text: Option<String>,
+) -> Result<(PromptJson, String), StageError> {
     let prompt: PromptJson = read_json(&template.prompt_json())?;
     let code = match experiment_text {
         Some(t) => t,
-        None => std::fs::read_to_string(template.experiment_py())
-            .map_err(|e| StageError::Input { path: template.experiment_py(), message: e.to_string() })?,
+        None => std::fs::read_to_string(template.experiment_py()).map_err(|e| StageError::Input {
+            path: template.experiment_py(),
+            message: e.to_string(),
+        })?,
     };
     Ok((prompt, code))
 }
@@ -161,7 +186,11 @@ impl NoveltyOutcome {
         let r = &self.report;
         let checked: Vec<_> = r.results.iter().filter(|v| v.verdict.novel.is_some()).collect();
         let novel = r.novel();
-        let mut s = format!("novelty checked for {} idea(s): {} novel", checked.len(), novel.len());
+        let mut s = format!(
+            "novelty checked for {} idea(s): {} novel",
+            checked.len(),
+            novel.len()
+        );
         if !novel.is_empty() {
             s.push_str(&format!(" ({})", novel.join(", ")));
         }
@@ -183,7 +212,10 @@ impl NoveltyOutcome {
         if r.cancelled {
             s.push_str("; cancelled, verdicts finished before that are kept");
         }
-        s.push_str(&format!(". {}", cost_line(&self.totals, &self.provider, &self.model)));
+        s.push_str(&format!(
+            ". {}",
+            cost_line(&self.totals, &self.provider, &self.model)
+        ));
         s
     }
 }
@@ -204,9 +236,22 @@ pub async fn run_novelty(
 ) -> Result<NoveltyOutcome, StageError> {
     let (prompt, code) = prompt_and_code(template, experiment_text)?;
     let opts = NoveltyOptions::from_settings(&settings.novelty, &settings.llm);
-    let inputs = NoveltyInputs { prompt: &prompt, experiment_py: &code };
-    let result =
-        check_archive(llm, search, inputs, &template.ideas_json(), &opts, only, force, progress, cancel).await;
+    let inputs = NoveltyInputs {
+        prompt: &prompt,
+        experiment_py: &code,
+    };
+    let result = check_archive(
+        llm,
+        search,
+        inputs,
+        &template.ideas_json(),
+        &opts,
+        only,
+        force,
+        progress,
+        cancel,
+    )
+    .await;
     record_usage(&template.root, llm);
     Ok(NoveltyOutcome {
         report: result?,

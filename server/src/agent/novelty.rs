@@ -655,7 +655,7 @@ impl<'a> Check<'a> {
         &mut self,
         inputs: &NoveltyInputs<'_>,
         entry: &Value,
-        on_round: &mut dyn FnMut(u32, u32),
+        on_round: &mut (dyn FnMut(u32, u32) + Send),
     ) -> Result<Verdict, LlmError> {
         let rounds = self.opts.max_rounds.max(1);
         self.system = fill(

@@ -420,12 +420,10 @@ impl LanguageServer for Backend {
             };
             let enc = self.state.encoding();
             let template = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-            let running = self
-                .state
-                .jobs
-                .list()
-                .into_iter()
-                .find(|j| j.title == super::novelty_job::TITLE && j.target == template.display().to_string());
+            let running =
+                self.state.jobs.list().into_iter().find(|j| {
+                    j.title == super::novelty_job::TITLE && j.target == template.display().to_string()
+                });
             let top = Range::new(Position::new(0, 0), Position::new(0, 0));
             let mut lenses = vec![CodeLens {
                 range: top,
@@ -468,7 +466,11 @@ impl LanguageServer for Backend {
                     },
                     _ => continue,
                 };
-                lenses.push(CodeLens { range: at, command: Some(novelty), data: None });
+                lenses.push(CodeLens {
+                    range: at,
+                    command: Some(novelty),
+                    data: None,
+                });
             }
             return Ok(Some(lenses));
         }
@@ -535,7 +537,11 @@ impl LanguageServer for Backend {
                     }
                 };
                 let force = opts.get("force").and_then(Value::as_bool).unwrap_or(false);
-                let req = super::novelty_job::NoveltyRequest { template: dir, names, force };
+                let req = super::novelty_job::NoveltyRequest {
+                    template: dir,
+                    names,
+                    force,
+                };
                 let job = super::novelty_job::start(self.clone(), req).map_err(|e| RpcError {
                     code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest,
                     message: e.into(),

@@ -18,16 +18,25 @@ pub struct NoveltyRequest {
 }
 
 pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
-    let template =
-        Template::open(&req.template).ok_or_else(|| StageError::NotATemplate(req.template.clone()).to_string())?;
+    let template = Template::open(&req.template)
+        .ok_or_else(|| StageError::NotATemplate(req.template.clone()).to_string())?;
     if !template.ideas_json().exists() {
-        return Err(format!("{} has no ideas.json yet; generate ideas first", template.root.display()));
+        return Err(format!(
+            "{} has no ideas.json yet; generate ideas first",
+            template.root.display()
+        ));
     }
     stage_job::require_saved(&backend, &template.ideas_json())?;
     let loaded = backend.state.settings_for(Some(&template.root));
     let llm = stages::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
     let search = stages::literature_for(&loaded.settings).map_err(|e| e.to_string())?;
-    let experiment = backend.state.docs.lock().unwrap().get(&template.experiment_py()).map(|d| d.doc.text());
+    let experiment = backend
+        .state
+        .docs
+        .lock()
+        .unwrap()
+        .get(&template.experiment_py())
+        .map(|d| d.doc.text());
     let settings = loaded.settings.clone();
     let t = template.clone();
     let client = backend.client.clone();
@@ -46,7 +55,12 @@ pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
         .await;
         // Engine switches (rate limits, budgets) are said once each, whatever the outcome.
         for notice in search.notices() {
-            client.show_message(tower_lsp::lsp_types::MessageType::WARNING, format!("aisci: {notice}")).await;
+            client
+                .show_message(
+                    tower_lsp::lsp_types::MessageType::WARNING,
+                    format!("aisci: {notice}"),
+                )
+                .await;
         }
         let outcome = outcome.map_err(|e| e.to_string())?;
         Ok(StageDone {
