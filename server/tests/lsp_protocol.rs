@@ -260,12 +260,37 @@ async fn ideas_json_has_hover_and_lenses_per_idea() {
     let lenses = c
         .request("textDocument/codeLens", json!({ "textDocument": { "uri": uri } }))
         .await;
-    assert_eq!(lenses.as_array().unwrap().len(), 2);
-    assert_eq!(lenses[1]["range"]["start"]["line"], 2);
+    let titles: Vec<(u64, &str, &str)> = lenses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["range"]["start"]["line"].as_u64().unwrap(),
+                l["command"]["title"].as_str().unwrap(),
+                l["command"]["command"].as_str().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        lenses[1]["command"]["title"],
-        "Interestingness 8 · Feasibility 7 · Novelty 6 · novel"
+        titles,
+        [
+            (0, "Check novelty of all unchecked ideas", "aisci.checkNovelty"),
+            (
+                1,
+                "Interestingness 6 · Feasibility 9 · Novelty 4",
+                "aisci.showIdea"
+            ),
+            (1, "Check novelty", "aisci.checkNovelty"),
+            (
+                2,
+                "Interestingness 8 · Feasibility 7 · Novelty 6 · novel",
+                "aisci.showIdea"
+            ),
+            (2, "novel ✓", "aisci.showIdea"),
+        ]
     );
+    assert_eq!(lenses[2]["command"]["arguments"][0]["ideas"], json!(["seed_one"]));
     let hover = c
         .request(
             "textDocument/hover",
@@ -305,7 +330,7 @@ async fn ideas_json_has_hover_and_lenses_per_idea() {
         "{hover}"
     );
     // Clicking the lens shows the idea.
-    c.request("workspace/executeCommand", lenses[0]["command"].clone())
+    c.request("workspace/executeCommand", lenses[1]["command"].clone())
         .await;
     c.wait_for("showMessage of the idea", 5, |m| {
         m["method"] == "window/showMessage"
