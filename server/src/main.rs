@@ -159,22 +159,14 @@ async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: b
     );
     let cancel = ctrl_c_token();
     let only = (!ideas.is_empty()).then_some(ideas.as_slice());
-    let outcome = stages::run_novelty(
-        &template,
-        s,
-        &llm,
-        search.as_ref(),
-        None,
-        only,
-        force,
-        &Stderr,
-        &cancel,
-    )
-    .await;
-    for notice in search.notices() {
-        eprintln!("aisci: {notice}");
-    }
-    let outcome = outcome?;
+    // Engine switches are said as they happen.
+    let on_notice = |n: String| eprintln!("aisci: {n}");
+    let noticed = stages::NoticedSearch {
+        lit: search.as_ref(),
+        on_notice: &on_notice,
+    };
+    let outcome =
+        stages::run_novelty(&template, s, &llm, &noticed, None, only, force, &Stderr, &cancel).await?;
     for r in &outcome.report.results {
         let verdict = match r.verdict.novel {
             Some(true) => "novel",

@@ -68,6 +68,30 @@ pub fn literature_for(settings: &Settings) -> Result<Arc<Literature>, LitError> 
     Ok(lit)
 }
 
+/// Literature search that passes the engines' notices ("S2 is rate limiting,
+/// switching to OpenAlex") on as soon as a search produced them, so the user hears
+/// of a switch while the check runs, once.
+pub struct NoticedSearch<'a> {
+    pub lit: &'a Literature,
+    pub on_notice: &'a (dyn Fn(String) + Send + Sync),
+}
+
+#[async_trait::async_trait]
+impl PaperSearch for NoticedSearch<'_> {
+    async fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        cancel: &CancellationToken,
+    ) -> Result<crate::literature::SearchResult, LitError> {
+        let out = self.lit.search(query, limit, cancel).await;
+        for n in self.lit.notices() {
+            (self.on_notice)(n.to_string());
+        }
+        out
+    }
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StageError> {
     let text = std::fs::read_to_string(path).map_err(|e| StageError::Input {
         path: path.to_path_buf(),

@@ -6,7 +6,8 @@ use super::backend::Backend;
 use super::stage_job::{self, StageDone};
 use crate::jobs::JobId;
 use crate::project::Template;
-use crate::stages::{self, StageError};
+use crate::stages::{self, NoticedSearch, StageError};
+use tower_lsp::lsp_types::MessageType;
 
 pub const TITLE: &str = "Check novelty";
 
@@ -41,11 +42,27 @@ pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
     let t = template.clone();
     let client = backend.client.clone();
     stage_job::spawn(backend, TITLE, &template, loaded, move |ctx| async move {
+        // Engine switches (rate limits, budgets) are said once each, as they happen.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let shown = tokio::spawn(async move {
+            while let Some(notice) = rx.recv().await {
+                client
+                    .show_message(MessageType::WARNING, format!("aisci: {notice}"))
+                    .await;
+            }
+        });
+        let on_notice = move |n: String| {
+            let _ = tx.send(n);
+        };
+        let noticed = NoticedSearch {
+            lit: search.as_ref(),
+            on_notice: &on_notice,
+        };
         let outcome = stages::run_novelty(
             &t,
             &settings,
             &llm,
-            search.as_ref(),
+            &noticed,
             experiment,
             req.names.as_deref(),
             req.force,
@@ -53,15 +70,9 @@ pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
             &ctx.cancel,
         )
         .await;
-        // Engine switches (rate limits, budgets) are said once each, whatever the outcome.
-        for notice in search.notices() {
-            client
-                .show_message(
-                    tower_lsp::lsp_types::MessageType::WARNING,
-                    format!("aisci: {notice}"),
-                )
-                .await;
-        }
+        drop(noticed);
+        drop(on_notice);
+        let _ = shown.await;
         let outcome = outcome.map_err(|e| e.to_string())?;
         Ok(StageDone {
             summary: outcome.summary(),
