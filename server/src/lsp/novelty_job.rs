@@ -70,7 +70,6 @@ pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
             &ctx.cancel,
         )
         .await;
-        drop(noticed);
         drop(on_notice);
         let _ = shown.await;
         let outcome = outcome.map_err(|e| e.to_string())?;
