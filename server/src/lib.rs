@@ -12,5 +12,6 @@ pub mod literature;
 pub mod llm;
 pub mod lsp;
 pub mod project;
+pub mod runner;
 pub mod stages;
 pub mod workspace;

@@ -1,5 +1,6 @@
 //! Prompts and stages of the research loop.
 
+pub mod edit_sink;
 pub mod ideas;
 pub mod json_extract;
 pub mod novelty;

@@ -257,6 +257,7 @@ fn apply(out: &mut Loaded, layer: &Layer) {
             "run" => merge_section(&mut s.run, v, src, "run", w),
             "literature" => merge_section(&mut s.literature, v, src, "literature", w),
             "novelty" => merge_section(&mut s.novelty, v, src, "novelty", w),
+            "experiment" => merge_section(&mut s.experiment, v, src, "experiment", w),
             "trusted_folders" => w.push(format!(
                 "{src}: trusted_folders is only read from the user-level config file; ignored here"
             )),
@@ -411,6 +412,52 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
             d.novelty.results_per_query.to_string(),
         );
         s.novelty.results_per_query = d.novelty.results_per_query;
+    }
+    let e = &mut s.experiment;
+    for (name, v, def) in [
+        ("experiment.max_runs", &mut e.max_runs, d.experiment.max_runs),
+        (
+            "experiment.max_attempts",
+            &mut e.max_attempts,
+            d.experiment.max_attempts,
+        ),
+        (
+            "experiment.plot_attempts",
+            &mut e.plot_attempts,
+            d.experiment.plot_attempts,
+        ),
+        (
+            "experiment.stderr_tail_chars",
+            &mut e.stderr_tail_chars,
+            d.experiment.stderr_tail_chars,
+        ),
+    ] {
+        if *v == 0 {
+            bad(&format!("{name} (at least 1)"), def.to_string());
+            *v = def;
+        }
+    }
+    for (name, v, def) in [
+        (
+            "experiment.timeout_secs",
+            &mut e.timeout_secs,
+            d.experiment.timeout_secs,
+        ),
+        (
+            "experiment.plot_timeout_secs",
+            &mut e.plot_timeout_secs,
+            d.experiment.plot_timeout_secs,
+        ),
+        (
+            "experiment.output_cap_bytes",
+            &mut e.output_cap_bytes,
+            d.experiment.output_cap_bytes,
+        ),
+    ] {
+        if *v == 0 {
+            bad(&format!("{name} (at least 1)"), def.to_string());
+            *v = def;
+        }
     }
     if s.run.python.trim().is_empty() {
         bad("run.python (a command)", d.run.python.clone());

@@ -4,6 +4,6 @@ mod load;
 pub mod settings;
 pub use load::{load, user_config_path, Layer, Loaded, Sources, UNTRUSTED_KEYS};
 pub use settings::{
-    IdeaSettings, LiteratureSettings, LlmSettings, NoveltySettings, Price, ProviderKind, RunSettings,
-    Settings,
+    ExperimentSettings, IdeaSettings, LiteratureSettings, LlmSettings, NoveltySettings, Price, ProviderKind,
+    RunSettings, Settings,
 };

@@ -13,6 +13,7 @@ pub struct Settings {
     pub ideas: IdeaSettings,
     pub literature: LiteratureSettings,
     pub novelty: NoveltySettings,
+    pub experiment: ExperimentSettings,
     pub run: RunSettings,
 }
 
@@ -195,6 +196,38 @@ impl Default for NoveltySettings {
             max_rounds: 10,
             results_per_query: 10,
             evidence_papers: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExperimentSettings {
+    /// Runs after the baseline (v1: 5).
+    pub max_runs: u32,
+    /// Model turns allowed for each run, the same for every run (v1: 4 for run 1, 3 after).
+    pub max_attempts: u32,
+    /// Wall-clock limit of one experiment run, enforced by aisci (v1: 7200).
+    pub timeout_secs: u64,
+    /// How much of a failed run's stderr the model sees (v1: 1500 characters).
+    pub stderr_tail_chars: u32,
+    /// `python plot.py`: wall-clock limit and attempts (v1: 600 s, 4).
+    pub plot_timeout_secs: u64,
+    pub plot_attempts: u32,
+    /// Largest stdout/stderr file kept per run; beyond it only the tail is kept.
+    pub output_cap_bytes: u64,
+}
+
+impl Default for ExperimentSettings {
+    fn default() -> Self {
+        Self {
+            max_runs: 5,
+            max_attempts: 4,
+            timeout_secs: 7200,
+            stderr_tail_chars: 1500,
+            plot_timeout_secs: 600,
+            plot_attempts: 4,
+            output_cap_bytes: 64 << 20,
         }
     }
 }
