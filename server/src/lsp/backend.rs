@@ -90,8 +90,9 @@ impl Backend {
         .await
         .unwrap_or_default();
 
+        let run_problems = self.state.run_problems.lock().unwrap().get(root).cloned().unwrap_or_default();
         let mut by_file: std::collections::BTreeMap<PathBuf, Vec<Problem>> = Default::default();
-        for p in problems {
+        for p in problems.into_iter().chain(run_problems) {
             by_file.entry(p.path.clone()).or_default().push(p);
         }
         let before = self

@@ -2,6 +2,7 @@
 
 mod backend;
 mod convert;
+mod edit_sink;
 mod exit;
 mod framing;
 mod ideas_job;

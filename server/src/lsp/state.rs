@@ -53,6 +53,9 @@ pub struct State {
     pub warned: Mutex<HashSet<String>>,
     /// Per project root: when its pending re-check is due.
     pub pending_checks: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
+    /// Per project root: problems found by runs (tracebacks), shown until the next
+    /// successful run replaces them.
+    pub run_problems: Mutex<HashMap<PathBuf, Vec<crate::project::Problem>>>,
     /// Per project root: files that currently carry our diagnostics.
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
 }
