@@ -222,7 +222,13 @@ impl NoveltyOutcome {
             .results
             .iter()
             .filter(|v| v.verdict.novel.is_none())
-            .map(|v| format!("{}: {}", v.name, v.verdict.reason))
+            .map(|v| {
+                format!(
+                    "{}: {}",
+                    v.name,
+                    v.verdict.reason.trim_start_matches("not checked: ")
+                )
+            })
             .collect();
         if !unchecked.is_empty() {
             s.push_str(&format!("; not checked: {}", unchecked.join("; ")));

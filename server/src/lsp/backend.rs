@@ -90,7 +90,14 @@ impl Backend {
         .await
         .unwrap_or_default();
 
-        let run_problems = self.state.run_problems.lock().unwrap().get(root).cloned().unwrap_or_default();
+        let run_problems = self
+            .state
+            .run_problems
+            .lock()
+            .unwrap()
+            .get(root)
+            .cloned()
+            .unwrap_or_default();
         let mut by_file: std::collections::BTreeMap<PathBuf, Vec<Problem>> = Default::default();
         for p in problems.into_iter().chain(run_problems) {
             by_file.entry(p.path.clone()).or_default().push(p);
@@ -268,11 +275,10 @@ impl LanguageServer for Backend {
         let language = Language::detect(&td.language_id, &path);
         let folder = find_enclosing(&path);
         let doc = Document::new(&td.text, td.version, language);
-        self.state
-            .docs
-            .lock()
-            .unwrap()
-            .insert(path.clone(), OpenDoc::new(doc, folder));
+        self.state.docs.lock().unwrap().insert(
+            path.clone(),
+            OpenDoc::new(doc, folder, std::fs::read_to_string(&path).ok().as_deref()),
+        );
         self.after_edit(&path);
     }
 
@@ -303,6 +309,9 @@ impl LanguageServer for Backend {
         // A save may have created the file that makes a folder a template.
         self.state.refresh_folders();
         if let Some(path) = path_of(&params.text_document.uri) {
+            if let Some(d) = self.state.docs.lock().unwrap().get_mut(&path) {
+                d.mark_saved();
+            }
             self.after_edit(&path);
         }
     }

@@ -32,7 +32,11 @@ pub struct EditorSink {
 pub fn line_edits(base: &str, after: &str, enc: PosEncoding) -> Vec<TextEdit> {
     let rope = Rope::from_str(base);
     let at_line = |line: usize| {
-        let idx = if line >= rope.len_lines() { rope.len_chars() } else { rope.line_to_char(line) };
+        let idx = if line >= rope.len_lines() {
+            rope.len_chars()
+        } else {
+            rope.line_to_char(line)
+        };
         pos_to(position::from_char(&rope, idx, enc))
     };
     let diff = similar::TextDiff::from_lines(base, after);
@@ -53,7 +57,13 @@ pub fn line_edits(base: &str, after: &str, enc: PosEncoding) -> Vec<TextEdit> {
 
 impl EditorSink {
     fn open_state(&self, path: &Path) -> Option<(i32, String)> {
-        self.backend.state.docs.lock().unwrap().get(path).map(|d| (d.doc.version(), d.doc.text()))
+        self.backend
+            .state
+            .docs
+            .lock()
+            .unwrap()
+            .get(path)
+            .map(|d| (d.doc.version(), d.doc.text()))
     }
 
     /// Waits until the editor has reported the edit back (its didChange), so the next
@@ -76,7 +86,10 @@ impl EditorSink {
 impl EditSink for EditorSink {
     async fn read(&self, path: &Path) -> Result<Snapshot, SinkError> {
         match self.open_state(path) {
-            Some((version, text)) => Ok(Snapshot { text, version: Some(version) }),
+            Some((version, text)) => Ok(Snapshot {
+                text,
+                version: Some(version),
+            }),
             None => DiskSink.read(path).await,
         }
     }
@@ -92,13 +105,19 @@ impl EditSink for EditorSink {
         if current == after {
             return Ok(());
         }
-        let uri = uri_of(path).ok_or_else(|| SinkError::Rejected { path: shown.clone(), reason: "not a file path".into() })?;
+        let uri = uri_of(path).ok_or_else(|| SinkError::Rejected {
+            path: shown.clone(),
+            reason: "not a file path".into(),
+        })?;
         let edits = line_edits(&current, after, self.backend.state.encoding());
         let params = ApplyWorkspaceEditParams {
             label: Some(self.label.clone()),
             edit: WorkspaceEdit {
                 document_changes: Some(DocumentChanges::Edits(vec![TextDocumentEdit {
-                    text_document: OptionalVersionedTextDocumentIdentifier { uri, version: Some(version) },
+                    text_document: OptionalVersionedTextDocumentIdentifier {
+                        uri,
+                        version: Some(version),
+                    },
                     edits: edits.into_iter().map(OneOf::Left).collect(),
                 }])),
                 ..Default::default()
@@ -106,7 +125,9 @@ impl EditSink for EditorSink {
         };
         let reply = tokio::time::timeout(
             APPLY_TIMEOUT,
-            self.backend.client.send_request::<tower_lsp::lsp_types::request::ApplyWorkspaceEdit>(params),
+            self.backend
+                .client
+                .send_request::<tower_lsp::lsp_types::request::ApplyWorkspaceEdit>(params),
         )
         .await;
         match reply {
@@ -118,9 +139,17 @@ impl EditSink for EditorSink {
                 let reason = r.failure_reason.unwrap_or_else(|| "no reason given".into());
                 return Err(SinkError::Rejected { path: shown, reason });
             }
-            Ok(Err(e)) => return Err(SinkError::Rejected { path: shown, reason: e.to_string() }),
+            Ok(Err(e)) => {
+                return Err(SinkError::Rejected {
+                    path: shown,
+                    reason: e.to_string(),
+                })
+            }
             Err(_) => {
-                return Err(SinkError::Rejected { path: shown, reason: "the editor did not answer applyEdit".into() })
+                return Err(SinkError::Rejected {
+                    path: shown,
+                    reason: "the editor did not answer applyEdit".into(),
+                })
             }
         }
         if !self.wait_for_echo(path, after).await {
@@ -129,7 +158,8 @@ impl EditSink for EditorSink {
             return Err(SinkError::Changed(shown));
         }
         // The experiment runs what is on disk: keep it equal to the buffer.
-        crate::fsutil::write_atomic(path, after.as_bytes()).map_err(|source| SinkError::Io { path: shown, source })
+        crate::fsutil::write_atomic(path, after.as_bytes())
+            .map_err(|source| SinkError::Io { path: shown, source })
     }
 }
 
@@ -141,8 +171,16 @@ mod tests {
         // Apply back to front with UTF-16 positions.
         let mut rope = Rope::from_str(base);
         for e in edits.iter().rev() {
-            let s = position::to_char(&rope, crate::workspace::Pos::new(e.range.start.line, e.range.start.character), PosEncoding::Utf16);
-            let t = position::to_char(&rope, crate::workspace::Pos::new(e.range.end.line, e.range.end.character), PosEncoding::Utf16);
+            let s = position::to_char(
+                &rope,
+                crate::workspace::Pos::new(e.range.start.line, e.range.start.character),
+                PosEncoding::Utf16,
+            );
+            let t = position::to_char(
+                &rope,
+                crate::workspace::Pos::new(e.range.end.line, e.range.end.character),
+                PosEncoding::Utf16,
+            );
             rope.remove(s..t);
             rope.insert(s, &e.new_text);
         }

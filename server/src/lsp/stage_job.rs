@@ -35,14 +35,17 @@ pub struct StageCtx {
 /// Refuses when the editor holds unsaved changes to `path`: the stage rewrites the
 /// file on disk and those edits would be lost.
 pub fn require_saved(backend: &Backend, path: &std::path::Path) -> Result<(), String> {
-    if let Some(open) = backend.state.docs.lock().unwrap().get(path) {
-        let disk = std::fs::read_to_string(path).unwrap_or_default();
-        if open.doc.text() != disk {
-            return Err(format!(
-                "{} has unsaved changes; save it first so nothing is lost",
-                path.display()
-            ));
-        }
+    let disk = std::fs::read_to_string(path).ok();
+    let docs = backend.state.docs.lock().unwrap();
+    let dirty = docs
+        .get(path)
+        .is_some_and(|d| d.has_unsaved_edits(disk.as_deref()));
+    drop(docs);
+    if dirty {
+        return Err(format!(
+            "{} has unsaved changes; save it first so nothing is lost",
+            path.display()
+        ));
     }
     Ok(())
 }

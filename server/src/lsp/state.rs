@@ -28,15 +28,45 @@ pub struct OpenDoc {
     pub folder: Option<ProjectFolder>,
     /// For an ideas archive: its entries, parsed once per document version.
     pub ideas: Option<(i32, Arc<Vec<IdeaEntry>>)>,
+    /// Hash of the text when the buffer last matched the file (open, save): the
+    /// buffer has unsaved edits exactly when its text differs from that.
+    saved: u64,
+}
+
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 impl OpenDoc {
-    pub fn new(doc: Document, folder: Option<ProjectFolder>) -> Self {
+    /// `disk`: the file's text when it was opened (None: no file yet), so a buffer
+    /// opened with unsaved content counts as edited.
+    pub fn new(doc: Document, folder: Option<ProjectFolder>, disk: Option<&str>) -> Self {
+        let saved = match disk {
+            Some(text) => text_hash(text),
+            None => text_hash(&doc.text()),
+        };
         Self {
             doc,
             folder,
             ideas: None,
+            saved,
         }
+    }
+
+    /// The buffer was just saved: its text is the file's.
+    pub fn mark_saved(&mut self) {
+        self.saved = text_hash(&self.doc.text());
+    }
+
+    /// Whether the buffer holds edits that are not in the file `disk` (its current
+    /// text, if any): changed since it was opened or saved, and not merely reloaded.
+    /// A file rewritten by aisci while the buffer was left alone is not "unsaved edits".
+    pub fn has_unsaved_edits(&self, disk: Option<&str>) -> bool {
+        let text = self.doc.text();
+        text_hash(&text) != self.saved && disk != Some(text.as_str())
     }
 }
 

@@ -59,6 +59,21 @@ function M.root(path)
   return nil
 end
 
+--- Progress as Neovim shows it; when an aisci job ends, re-read files it may have
+--- rewritten (ideas.json, notes.txt) into unmodified buffers ('autoread').
+local function on_progress(err, result, ctx, config)
+  local default = vim.lsp.handlers['$/progress']
+  if default then
+    default(err, result, ctx, config)
+  end
+  local token = result and result.token
+  if type(token) == 'string' and token:match('^aisci%-job%-') and result.value and result.value.kind == 'end' then
+    vim.schedule(function()
+      pcall(vim.cmd.checktime)
+    end)
+  end
+end
+
 --- Starts (or reuses) the server for `bufnr` when it lies in a project folder.
 --- @param bufnr? integer
 --- @return integer? client_id
@@ -84,6 +99,7 @@ function M.attach(bufnr)
     -- Also for `workspace/configuration` (section "aisci"); the server reads both shapes.
     settings = has_settings and { aisci = cfg.settings } or {},
     on_attach = cfg.on_attach,
+    handlers = { ['$/progress'] = on_progress },
   }, { bufnr = bufnr })
 end
 
