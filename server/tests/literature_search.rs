@@ -285,6 +285,13 @@ mod literature {
         let notices = l.notices();
         assert_eq!(notices.len(), 1);
         assert!(notices[0].message.contains("budget"), "{}", notices[0]);
+        // Skipped until the budget resets (Retry-After 57539 s), not just the 10-minute cooldown.
+        assert!(
+            notices[0].cooldown >= std::time::Duration::from_secs(57_000),
+            "{:?}",
+            notices[0].cooldown
+        );
+        assert!(notices[0].message.contains("skipped for 16 h"), "{}", notices[0]);
         // Skipped from now on.
         l.search("other", 10, &none()).await.unwrap();
         assert_eq!(fake.hits(Route::OpenAlexWorks), 1);

@@ -195,7 +195,11 @@ fn classify(
                 || lower.contains("insufficient_quota")
                 || lower.contains("daily limit");
             if budget || retry_after.is_some_and(|w| w >= BUDGET_RETRY_AFTER) {
-                return Outcome::Fail(LitError::BudgetExhausted { engine, message });
+                return Outcome::Fail(LitError::BudgetExhausted {
+                    engine,
+                    message,
+                    resets_in: retry_after,
+                });
             }
             let error = LitError::RateLimited {
                 engine,

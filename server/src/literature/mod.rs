@@ -94,7 +94,12 @@ pub enum LitError {
     #[error("{engine} is rate limiting and did not recover within {secs:.0}s")]
     RateLimited { engine: Engine, secs: f64 },
     #[error("{engine} has used up its budget for today ({message})")]
-    BudgetExhausted { engine: Engine, message: String },
+    BudgetExhausted {
+        engine: Engine,
+        message: String,
+        /// Until the budget resets, when the service said (OpenAlex: midnight UTC).
+        resets_in: Option<std::time::Duration>,
+    },
     #[error("{engine} is unavailable: {message}")]
     Unavailable { engine: Engine, message: String },
     #[error("{engine} answered something unreadable: {message}")]

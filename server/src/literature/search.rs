@@ -252,6 +252,7 @@ impl Literature {
     }
 
     /// Remaining cooldown when `engine` is being skipped.
+    /// (An exhausted daily budget is skipped until it resets, not just the cooldown.)
     fn open_for(&self, engine: Engine) -> Option<Duration> {
         let b = self.breakers.lock().unwrap();
         let until = b[slot(engine)].open_until?;
@@ -277,7 +278,7 @@ impl Literature {
             } else {
                 b.failures += 1;
                 if immediate || b.failures >= self.breaker_failures {
-                    b.open_until = Some(now + self.cooldown);
+                    b.open_until = Some(now + skip_for(error, self.cooldown));
                     true
                 } else {
                     false
@@ -296,13 +297,11 @@ impl Literature {
             } else {
                 format!("using {} instead", others.join(", then "))
             };
+            let cooldown = skip_for(error, self.cooldown);
             let notice = Notice {
                 engine,
-                cooldown: self.cooldown,
-                message: format!(
-                    "{engine} is skipped for {} ({error}); {then}",
-                    human(self.cooldown)
-                ),
+                cooldown,
+                message: format!("{engine} is skipped for {} ({error}); {then}", human(cooldown)),
             };
             tracing::warn!("{notice}");
             if let Some(hook) = &self.on_notice {
@@ -329,11 +328,12 @@ impl Literature {
 }
 
 fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 120 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
+    // Rounded up: "skipped for 10 min" should not read 9 a moment after it opened.
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s.div_ceil(60)),
+        _ => format!("{} h", s.div_ceil(3600)),
     }
 }
 
@@ -370,7 +370,7 @@ impl PaperSearch for Literature {
             if let Some(left) = self.open_for(engine) {
                 errors.push(LitError::Unavailable {
                     engine,
-                    message: format!("skipped after repeated failures, for {} more", human(left)),
+                    message: format!("skipped for {} more after failing", human(left)),
                 });
                 continue;
             }
@@ -395,5 +395,16 @@ impl PaperSearch for Literature {
             }
         }
         Err(LitError::AllFailed(errors))
+    }
+}
+
+/// How long an engine is skipped after `error` opened its breaker.
+fn skip_for(error: &LitError, cooldown: Duration) -> Duration {
+    match error {
+        LitError::BudgetExhausted {
+            resets_in: Some(reset),
+            ..
+        } => (*reset).max(cooldown),
+        _ => cooldown,
     }
 }
