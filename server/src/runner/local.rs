@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -185,32 +186,38 @@ impl Runner for LocalRunner {
 
         let stop = CancellationToken::new();
         let cap = self.output_cap_bytes;
-        let mut out_task = tokio::spawn(pump(child.stdout.take(), stdout_file, cap, stop.clone()));
-        let mut err_task = tokio::spawn(pump(child.stderr.take(), stderr_file, cap, stop.clone()));
+        let out_task = tokio::spawn(pump(child.stdout.take(), stdout_file, cap, stop.clone()));
+        let err_task = tokio::spawn(pump(child.stderr.take(), stderr_file, cap, stop.clone()));
 
-        let mut exited = leader_exited(pgid);
+        // Shared: awaited once in the race and again after the kill.
+        let exited = leader_exited(pgid).map(|_| ()).shared();
         let ended = tokio::select! {
-            _ = &mut exited => None,
+            _ = exited.clone() => None,
             _ = tokio::time::sleep(spec.timeout) => Some(ExitKind::TimedOut),
             _ = cancel.cancelled() => Some(ExitKind::Cancelled),
         };
         if ended.is_some() {
             signal_group(pgid, Signal::TERM);
-            let _ = tokio::time::timeout(self.kill_grace, &mut exited).await;
+            let _ = tokio::time::timeout(self.kill_grace, exited.clone()).await;
         }
         // Whatever is left of the group goes now, whether the leader ended on its own or not.
         signal_group(pgid, Signal::KILL);
-        let _ = exited.await;
+        exited.await;
 
-        let pipes = futures::future::join(&mut out_task, &mut err_task);
-        if tokio::time::timeout(PIPE_GRACE, pipes).await.is_err() {
-            tracing::warn!(
-                program = %spec.program,
-                "output pipes still open after the process group was killed; a process left the group"
-            );
-            stop.cancel();
-        }
-        let (out, err) = (join(out_task).await?, join(err_task).await?);
+        let pipes = async { (join(out_task).await, join(err_task).await) };
+        tokio::pin!(pipes);
+        let (out, err) = match tokio::time::timeout(PIPE_GRACE, &mut pipes).await {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::warn!(
+                    program = %spec.program,
+                    "output pipes still open after the process group was killed; a process left the group"
+                );
+                stop.cancel();
+                pipes.await
+            }
+        };
+        let (out, err) = (out?, err?);
 
         let status = child.wait().await?;
         guard.armed = false;
