@@ -52,6 +52,18 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Apply the SEARCH/REPLACE blocks of a saved model reply to the files of the current
+    /// folder: all blocks or none; `--dry-run` prints the diff instead.
+    Apply {
+        /// The saved reply ('-' reads standard input).
+        reply: PathBuf,
+        /// Show the unified diff and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The folder whose files are edited.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Run the loop offline on the bundled demo template with a recorded model conversation.
     Demo {
         /// Where to put the demo project (default: a new temporary folder).
@@ -100,6 +112,7 @@ fn main() -> ExitCode {
                 ideas,
                 force,
             } => report(novelty(&template, cli.model, ideas, force).await),
+            Cmd::Apply { reply, dry_run, dir } => report(apply(&reply, dry_run, &dir)),
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
         }
     });
@@ -130,6 +143,31 @@ fn ctrl_c_token() -> CancellationToken {
         }
     });
     token
+}
+
+fn apply(reply: &Path, dry_run: bool, dir: &Path) -> anyhow::Result<()> {
+    let text = if reply == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(reply).map_err(|e| anyhow::anyhow!("{}: {e}", reply.display()))?
+    };
+    match aisci::agent::edits::apply_reply_to_folder(dir, &text, None, dry_run) {
+        Ok(report) => {
+            if dry_run {
+                print!("{}", report.diff);
+            }
+            let verb = if dry_run { "would change" } else { "changed" };
+            let files: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
+            eprintln!("aisci: {verb} {} file(s): {}", files.len(), files.join(", "));
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("aisci: {e}");
+            }
+            anyhow::bail!("{} block(s) failed; no file was changed", errors.len())
+        }
+    }
 }
 
 /// The template at `dir` and its settings (warnings printed), with `--model` applied.
