@@ -1,0 +1,262 @@
+//! Finding a block's SEARCH text in a file: exactly first, then line by line
+//! ignoring trailing whitespace, then also ignoring a consistent indentation
+//! shift (the replacement is shifted the same way). Matches are whole lines only,
+//! so `x = 1` never matches inside `max = 1`.
+
+pub(crate) enum Miss {
+    None { hint: String },
+    Many { lines: Vec<usize> },
+}
+
+/// Byte offsets of line starts, plus the end of the text.
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut v = vec![0];
+    v.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    if *v.last().unwrap() != text.len() {
+        v.push(text.len());
+    }
+    v
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text.as_bytes()[..byte].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+fn split_lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+fn indent(line: &str) -> &str {
+    &line[..line.len() - line.trim_start().len()]
+}
+
+/// How a fuzzy match shifts indentation: the file has `add` more (or `remove` less)
+/// leading whitespace than SEARCH on every non-blank line.
+#[derive(Clone, PartialEq, Eq)]
+struct Shift {
+    add: String,
+    remove: String,
+}
+
+fn shift_between(file: &str, search: &str) -> Option<Shift> {
+    let (f, s) = (indent(file), indent(search));
+    if let Some(extra) = f.strip_suffix(s) {
+        Some(Shift {
+            add: extra.into(),
+            remove: String::new(),
+        })
+    } else {
+        s.strip_suffix(f).map(|less| Shift {
+            add: String::new(),
+            remove: less.into(),
+        })
+    }
+}
+
+/// Whether `search` matches the file lines at `at`; with `loose`, a consistent
+/// indentation shift is allowed and returned.
+fn window_matches(file: &[&str], at: usize, search: &[&str], loose: bool) -> Option<Shift> {
+    let mut shift: Option<Shift> = None;
+    for (f, s) in file[at..at + search.len()].iter().zip(search) {
+        let (f, s) = (f.trim_end(), s.trim_end());
+        if s.is_empty() || f.is_empty() {
+            if s.is_empty() && f.is_empty() {
+                continue;
+            }
+            return None;
+        }
+        if !loose {
+            if f != s {
+                return None;
+            }
+            continue;
+        }
+        if f.trim_start() != s.trim_start() {
+            return None;
+        }
+        let here = shift_between(f, s)?;
+        match &shift {
+            Some(prev) if *prev != here => return None,
+            Some(_) => {}
+            None => shift = Some(here),
+        }
+    }
+    Some(shift.unwrap_or(Shift {
+        add: String::new(),
+        remove: String::new(),
+    }))
+}
+
+fn reindent(replace: &str, shift: &Shift) -> String {
+    let mut out = String::with_capacity(replace.len());
+    for line in replace.lines() {
+        if !line.trim().is_empty() {
+            if !shift.remove.is_empty() {
+                let stripped = line
+                    .strip_prefix(shift.remove.as_str())
+                    .unwrap_or_else(|| line.trim_start());
+                out.push_str(stripped);
+            } else {
+                out.push_str(&shift.add);
+                out.push_str(line);
+            }
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub(crate) fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, Miss> {
+    // Blocks from the parser end in a newline; hand-made ones may not.
+    let (search_owned, replace_owned);
+    let search = if search.ends_with('\n') {
+        search
+    } else {
+        search_owned = format!("{search}\n");
+        search_owned.as_str()
+    };
+    let replace = if replace.is_empty() || replace.ends_with('\n') {
+        replace
+    } else {
+        replace_owned = format!("{replace}\n");
+        replace_owned.as_str()
+    };
+    // Work on a text that ends in a newline so the last line matches like any other.
+    let had_newline = text.is_empty() || text.ends_with('\n');
+    let owned;
+    let text = if had_newline {
+        text
+    } else {
+        owned = format!("{text}\n");
+        owned.as_str()
+    };
+    let finish = |mut s: String| {
+        if !had_newline && s.ends_with('\n') {
+            s.pop();
+        }
+        s
+    };
+
+    // 1. Exact, line-aligned.
+    let mut hits = Vec::new();
+    let mut from = 0;
+    while let Some(off) = text[from..].find(search) {
+        let at = from + off;
+        if at == 0 || text.as_bytes()[at - 1] == b'\n' {
+            hits.push(at);
+        }
+        from = at + search[..].chars().next().map_or(1, char::len_utf8);
+    }
+    if hits.len() == 1 {
+        let at = hits[0];
+        let mut s = String::with_capacity(text.len() + replace.len());
+        s.push_str(&text[..at]);
+        s.push_str(replace);
+        s.push_str(&text[at + search.len()..]);
+        return Ok(finish(s));
+    }
+    if hits.len() > 1 {
+        return Err(Miss::Many {
+            lines: hits.iter().map(|&b| line_of(text, b)).collect(),
+        });
+    }
+
+    // 2./3. Line by line; blank lines around SEARCH do not count.
+    let file = split_lines(text);
+    let all = split_lines(search);
+    let first = all.iter().position(|l| !l.trim().is_empty());
+    let Some(first) = first else {
+        return Err(Miss::None { hint: String::new() });
+    };
+    let last = all.iter().rposition(|l| !l.trim().is_empty()).unwrap();
+    let want = &all[first..=last];
+    if want.len() <= file.len() {
+        for loose in [false, true] {
+            let found: Vec<(usize, Shift)> = (0..=file.len() - want.len())
+                .filter_map(|at| window_matches(&file, at, want, loose).map(|s| (at, s)))
+                .collect();
+            match found.len() {
+                0 => continue,
+                1 => {
+                    let (at, shift) = &found[0];
+                    let starts = line_starts(text);
+                    let (a, b) = (starts[*at], starts[at + want.len()]);
+                    let new = reindent(replace, shift);
+                    let mut s = String::with_capacity(text.len() + new.len());
+                    s.push_str(&text[..a]);
+                    s.push_str(&new);
+                    s.push_str(&text[b..]);
+                    return Ok(finish(s));
+                }
+                _ => {
+                    return Err(Miss::Many {
+                        lines: found.iter().map(|(at, _)| at + 1).collect(),
+                    })
+                }
+            }
+        }
+    }
+    Err(Miss::None {
+        hint: hint(&file, want, replace),
+    })
+}
+
+/// Points the model at the lines it probably meant: the window with the most lines
+/// equal (ignoring surrounding whitespace) to SEARCH, or failing that the single most
+/// similar line to SEARCH's first line.
+fn hint(file: &[&str], want: &[&str], replace: &str) -> String {
+    if file.is_empty() {
+        return "; the file is empty".into();
+    }
+    let replace_lines: Vec<&str> = replace.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut already = String::new();
+    if !replace_lines.is_empty() && replace_once_probe(file, &replace_lines) {
+        already = " (the REPLACE lines are already in the file: was this block applied before?)".into();
+    }
+    let m = want.len().min(file.len());
+    let mut best = (0usize, 0usize);
+    for at in 0..=file.len() - m {
+        let score = file[at..at + m]
+            .iter()
+            .zip(want)
+            .filter(|(f, s)| !s.trim().is_empty() && f.trim() == s.trim())
+            .count();
+        if score > best.1 {
+            best = (at, score);
+        }
+    }
+    if best.1 == 0 {
+        let target = want[0].trim();
+        let mut top = (0usize, 0.0f32);
+        for (i, l) in file.iter().enumerate() {
+            let l = l.trim();
+            if l.is_empty() {
+                continue;
+            }
+            let r = similar::TextDiff::from_chars(l, target).ratio();
+            if r > top.1 {
+                top = (i, r);
+            }
+        }
+        if top.1 < 0.5 {
+            return already;
+        }
+        best.0 = top.0;
+    }
+    let from = best.0;
+    let to = (from + m).min(file.len()).min(from + 20);
+    let mut s = format!("{already}; the closest lines are {}-{}:\n", from + 1, to);
+    for l in &file[from..to] {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+fn replace_once_probe(file: &[&str], want: &[&str]) -> bool {
+    let want: Vec<&str> = want.iter().map(|l| l.trim()).collect();
+    let nb: Vec<&str> = file.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+    want.len() <= nb.len() && nb.windows(want.len()).any(|w| w == want.as_slice())
+}
