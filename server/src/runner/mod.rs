@@ -8,6 +8,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+pub mod env;
+pub mod local;
+pub mod traceback;
+
+pub use local::{LocalRunner, ResourceLimits};
+pub use traceback::{Frame, Traceback};
+
 /// One program run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSpec {
@@ -58,4 +65,36 @@ pub enum RunError {
 #[async_trait]
 pub trait Runner: Send + Sync {
     async fn run(&self, spec: &RunSpec, cancel: &CancellationToken) -> Result<RunOutcome, RunError>;
+}
+
+/// The end of `text` as feedback for a model: `text` itself when it has at most
+/// `max_chars` characters, else `"..."` followed by its last `max_chars` characters
+/// (v1 feeds back the last 1,500 characters of a failed run's stderr this way).
+pub fn tail(text: &str, max_chars: usize) -> String {
+    match text.char_indices().rev().nth(max_chars.wrapping_sub(1)) {
+        _ if max_chars == 0 => {
+            if text.is_empty() {
+                String::new()
+            } else {
+                "...".into()
+            }
+        }
+        Some((0, _)) | None => text.to_owned(),
+        Some((i, _)) => format!("...{}", &text[i..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn tail_counts_chars_not_bytes() {
+        assert_eq!(tail("abc", 5), "abc");
+        assert_eq!(tail("abc", 3), "abc");
+        assert_eq!(tail("abcdef", 2), "...ef");
+        assert_eq!(tail("ééé", 2), "...éé");
+        assert_eq!(tail("", 0), "");
+        assert_eq!(tail("x", 0), "...");
+    }
 }
