@@ -23,7 +23,6 @@
 
 mod attempt;
 mod conversation;
-mod edits_shim;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,7 +36,9 @@ use crate::agent::prompt::fill;
 use crate::config::ExperimentSettings;
 use crate::jobs::Progress;
 use crate::llm::{Llm, LlmError};
-use crate::project::{py_repr, read_baseline, FinalInfo, Idea, IdeaFolder, ResultsError, RunRecord, Template};
+use crate::project::{
+    py_repr, read_baseline, FinalInfo, Idea, IdeaFolder, ResultsError, RunRecord, Template,
+};
 use crate::runner::{ExitKind, RunError, RunSpec, Runner};
 
 use attempt::{failure_message, run_attempt, AttemptSpec};
@@ -101,7 +102,9 @@ pub enum RunsEnd {
     /// All `max_runs` runs completed.
     MaxRuns,
     /// This run used its whole attempt budget; earlier runs are kept.
-    AttemptsExhausted { run: u32 },
+    AttemptsExhausted {
+        run: u32,
+    },
     Cancelled,
 }
 
@@ -149,7 +152,8 @@ impl ExperimentReport {
     /// Some runs completed but the stage did not finish (a run exhausted its
     /// attempts, or it was cancelled).
     pub fn partial(&self) -> bool {
-        !self.completed.is_empty() && matches!(self.end, RunsEnd::AttemptsExhausted { .. } | RunsEnd::Cancelled)
+        !self.completed.is_empty()
+            && matches!(self.end, RunsEnd::AttemptsExhausted { .. } | RunsEnd::Cancelled)
     }
 
     pub fn cancelled(&self) -> bool {
@@ -310,7 +314,11 @@ impl Stage<'_> {
             if done || run > max_runs {
                 // Notes for the last run usually come with the stop word; nothing is run.
                 self.apply_closing(&reply).await?;
-                return Ok(if done { RunsEnd::AllCompleted } else { RunsEnd::MaxRuns });
+                return Ok(if done {
+                    RunsEnd::AllCompleted
+                } else {
+                    RunsEnd::MaxRuns
+                });
             }
             attempt += 1;
             let attempt_note = format!("attempt {attempt} of {max_attempts} for run {run}");
@@ -338,7 +346,11 @@ impl Stage<'_> {
                 Applied::Done(_) => match self.run_once(run, attempt).await? {
                     None => return Ok(RunsEnd::Cancelled),
                     Some(Ok(results)) => {
-                        let template = if run == max_runs { LAST_RUN_DONE_PROMPT } else { RUN_DONE_PROMPT };
+                        let template = if run == max_runs {
+                            LAST_RUN_DONE_PROMPT
+                        } else {
+                            RUN_DONE_PROMPT
+                        };
                         prompt = fill(
                             template,
                             &[
@@ -412,10 +424,9 @@ impl Stage<'_> {
     /// they fail, the stage goes on (the model is not asked again here).
     async fn apply_closing(&mut self, reply: &str) -> Result<(), Fatal> {
         match self.conv.apply(reply).await? {
-            Applied::Failed(feedback) => self
-                .report
-                .warnings
-                .push(format!("edits in the model's closing reply were not applied: {feedback}")),
+            Applied::Failed(feedback) => self.report.warnings.push(format!(
+                "edits in the model's closing reply were not applied: {feedback}"
+            )),
             Applied::NoBlocks(_) | Applied::Done(_) => {}
         }
         Ok(())
@@ -486,11 +497,19 @@ impl Stage<'_> {
             stderr_path: logs.join("stderr.txt"),
             env: Vec::new(),
         };
-        let outcome = self.ctx.runner.run(&spec, self.ctx.cancel).await.map_err(Fatal::Run)?;
+        let outcome = self
+            .ctx
+            .runner
+            .run(&spec, self.ctx.cancel)
+            .await
+            .map_err(Fatal::Run)?;
         Ok(match outcome.exit {
             ExitKind::Success => None,
             ExitKind::Cancelled => return Err(Fatal::Cancelled),
-            ExitKind::TimedOut => Some(format!("Plotting timed out after {} seconds.", s.plot_timeout_secs)),
+            ExitKind::TimedOut => Some(format!(
+                "Plotting timed out after {} seconds.",
+                s.plot_timeout_secs
+            )),
             ExitKind::Failed(_) | ExitKind::Signaled(_) => Some(failure_message(
                 "Plotting",
                 &outcome,

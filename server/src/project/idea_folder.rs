@@ -19,7 +19,9 @@ const SKIPPED: [&str; 4] = [".aisci", "results", ".git", "__pycache__"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdeaFolderError {
-    #[error("the idea name {0:?} cannot be used as a folder name: only lowercase letters, digits and underscores")]
+    #[error(
+        "the idea name {0:?} cannot be used as a folder name: only lowercase letters, digits and underscores"
+    )]
     BadName(String),
     #[error("{} already exists", .0.display())]
     Exists(PathBuf),
@@ -77,12 +79,14 @@ pub fn create_idea_folder(
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(IdeaFolderError::Exists(root)),
         other => other.map_err(io(&root))?,
     }
-    let filled = copy_tree(&template.root, &root, &root)
-        .and_then(|_| {
-            let notes = root.join("notes.txt");
-            std::fs::write(&notes, initial_notes(idea, &Value::Object(baseline.means_by_dataset())))
-                .map_err(io(&notes))
-        });
+    let filled = copy_tree(&template.root, &root, &root).and_then(|_| {
+        let notes = root.join("notes.txt");
+        std::fs::write(
+            &notes,
+            initial_notes(idea, &Value::Object(baseline.means_by_dataset())),
+        )
+        .map_err(io(&notes))
+    });
     if let Err(e) = filled {
         let _ = std::fs::remove_dir_all(&root);
         return Err(e);
@@ -146,8 +150,10 @@ mod tests {
     use serde_json::json;
 
     fn idea() -> Idea {
-        Idea::from_value(&json!({"Name": "wide_mlp", "Title": "Wider MLPs", "Experiment": "Double the width.",
-            "Interestingness": 5, "Feasibility": 9, "Novelty": 3}))
+        Idea::from_value(
+            &json!({"Name": "wide_mlp", "Title": "Wider MLPs", "Experiment": "Double the width.",
+            "Interestingness": 5, "Feasibility": 9, "Novelty": 3}),
+        )
         .unwrap()
     }
 
@@ -171,7 +177,10 @@ mod tests {
         assert_eq!(root, tmp.path().join("results"));
         let now = NaiveDateTime::parse_from_str("20240802_090035", "%Y%m%d_%H%M%S").unwrap();
         let folder = create_idea_folder(&template, &root, &idea(), now).unwrap();
-        assert_eq!(folder.root, tmp.path().join("results/toy/20240802_090035_wide_mlp"));
+        assert_eq!(
+            folder.root,
+            tmp.path().join("results/toy/20240802_090035_wide_mlp")
+        );
         assert_eq!(IdeaFolder::from_path(&folder.root), Some(folder.clone()));
         assert!(folder.root.join("latex/template.tex").is_file());
         assert!(folder.root.join("run_0/final_info.json").is_file());

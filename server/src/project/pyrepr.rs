@@ -96,7 +96,11 @@ pub fn py_float(x: f64) -> String {
 /// Python does for the common cases (backslash, the quote, `\n`, `\r`, `\t`, other
 /// control characters); other non-ASCII text is printed as is.
 pub fn py_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {

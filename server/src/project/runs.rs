@@ -41,7 +41,9 @@ pub struct TraceFrame {
     /// As Python printed it (often absolute).
     pub file: String,
     pub line: u32,
-    pub function: String,
+    /// None for a `SyntaxError` location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
 }
 
 /// What aisci knows about one attempt at a run, persisted as `aisci_run.json` so
@@ -112,7 +114,9 @@ pub fn completed_runs(root: &Path) -> Vec<RunRecord> {
 
 /// The folder a failed attempt is moved to, relative to the idea folder.
 pub fn attempt_dir(run: u32, attempt: u32) -> PathBuf {
-    Path::new(ATTEMPTS_DIR).join(format!("run_{run}")).join(format!("attempt_{attempt}"))
+    Path::new(ATTEMPTS_DIR)
+        .join(format!("run_{run}"))
+        .join(format!("attempt_{attempt}"))
 }
 
 /// Why a run's results cannot be used. The messages are written for the model,
@@ -195,7 +199,11 @@ pub fn read_run_results(run_dir: &Path, expected: Option<&FinalInfo>) -> Result<
         } else {
             format!(
                 "{} ha{} no \"means\" key",
-                lacking.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "),
+                lacking
+                    .iter()
+                    .map(|k| format!("\"{k}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 if lacking.len() == 1 { "s" } else { "ve" }
             )
         };
@@ -208,7 +216,8 @@ pub fn read_run_results(run_dir: &Path, expected: Option<&FinalInfo>) -> Result<
     let datasets = top
         .into_iter()
         .map(|(k, v)| {
-            let r: DatasetResult = serde_json::from_value(v).expect("an object with means fits DatasetResult");
+            let r: DatasetResult =
+                serde_json::from_value(v).expect("an object with means fits DatasetResult");
             (k, r)
         })
         .collect();
@@ -279,7 +288,10 @@ mod tests {
         assert!(msg.contains(r#""blobs": {"means": {"acc": ...}}"#), "{msg}");
 
         write(&run, "{\"blobs\": ");
-        assert!(matches!(read_run_results(&run, None), Err(ResultsError::NotJson { .. })));
+        assert!(matches!(
+            read_run_results(&run, None),
+            Err(ResultsError::NotJson { .. })
+        ));
         write(&run, "[1, 2]");
         let e = read_run_results(&run, None).unwrap_err();
         assert!(e.to_string().contains("an array"), "{e}");

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::project::{attempt_dir, read_run_results, FinalInfo, RunExit, RunRecord, ATTEMPTS_DIR};
-use crate::runner::{ExitKind, RunOutcome, RunSpec, Runner};
+use crate::project::{
+    attempt_dir, read_run_results, FinalInfo, RunExit, RunRecord, TraceFrame, ATTEMPTS_DIR,
+};
+use crate::runner::{traceback, ExitKind, RunOutcome, RunSpec, Runner};
 
 use super::Fatal;
 
@@ -109,6 +111,18 @@ pub(super) async fn run_attempt(
         }
         ExitKind::Failed(_) | ExitKind::Signaled(_) => {
             record.error = Some(error_line(&outcome));
+            if let Some(tb) = traceback::parse(&outcome.stderr_tail) {
+                record.error = Some(tb.error.clone());
+                record.frames = tb
+                    .frames
+                    .into_iter()
+                    .map(|f| TraceFrame {
+                        file: f.file,
+                        line: f.line,
+                        function: f.function,
+                    })
+                    .collect();
+            }
             Some(failure_message("Run", &outcome, spec.tail_chars))
         }
     };
@@ -131,7 +145,9 @@ pub(super) async fn run_attempt(
             record.code = Some(dest_rel.join("experiment.py"));
         }
     }
-    record.save(root).map_err(|e| Fatal::io(&root.join(&record.dir), e))?;
+    record
+        .save(root)
+        .map_err(|e| Fatal::io(&root.join(&record.dir), e))?;
     Ok(Attempted {
         record,
         feedback: match outcome.exit {
@@ -164,7 +180,9 @@ pub(super) fn failure_message(what: &str, outcome: &RunOutcome, tail_chars: usiz
         if out.trim().is_empty() {
             return format!("{what} failed with {status} and printed nothing.");
         }
-        return format!("{what} failed with {status} and printed nothing on stderr. The end of its output:\n{out}");
+        return format!(
+            "{what} failed with {status} and printed nothing on stderr. The end of its output:\n{out}"
+        );
     }
     format!(
         "{what} failed ({status}) with the following error:\n{}",

@@ -14,8 +14,8 @@ use crate::agent::edit_sink::{EditSink, SinkError, Snapshot};
 use crate::agent::prompt::fill;
 use crate::llm::{CallTag, ChatRequest, Llm, Message};
 
-use super::edits_shim::{apply_blocks, feedback_for, parse_reply, ApplyOptions};
 use super::{ExperimentEvents, Fatal, EDITABLE};
+use crate::agent::edits::{apply_blocks, feedback_for, parse_reply, ApplyOptions};
 
 const FILES_PROMPT: &str = include_str!("../prompts/experiment_files.txt");
 
