@@ -177,6 +177,10 @@ pub fn parse_reply(reply: &str) -> ParsedReply {
             i += 1;
         }
         floor = i;
+        // A broken block still names the file for the unnamed blocks after it.
+        if named.is_some() {
+            last_path.clone_from(&named);
+        }
         if let Some(p) = problem {
             out.problems.push(p);
             continue;

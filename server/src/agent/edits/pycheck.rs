@@ -20,23 +20,27 @@ fn collect(node: Node, src: &str, out: &mut Vec<(usize, String)>) {
         ));
         return;
     }
-    if node.is_error() {
+    let found = out.len();
+    let mut cursor = node.walk();
+    for child in node.children(&mut cursor) {
+        collect(child, src, out);
+    }
+    // An ERROR node often wraps everything from the file's start; a nested error
+    // points at the real place.
+    if node.is_error() && out.len() == found {
         let text = node.utf8_text(src.as_bytes()).unwrap_or("");
         let first = text.lines().next().unwrap_or("").trim();
         let snippet: String = first.chars().take(60).collect();
+        // The node may begin with the previous line's stray punctuation (`:`).
+        let at = node.named_child(0).unwrap_or(node);
         out.push((
-            node.start_position().row + 1,
+            at.start_position().row + 1,
             if snippet.is_empty() {
                 "invalid syntax".into()
             } else {
                 format!("invalid syntax near `{snippet}`")
             },
         ));
-        return;
-    }
-    let mut cursor = node.walk();
-    for child in node.children(&mut cursor) {
-        collect(child, src, out);
     }
 }
 
