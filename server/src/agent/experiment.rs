@@ -20,6 +20,13 @@
 //!   the end of stdout; failed attempts keep their logs (see `project::runs`);
 //! - edits go through an `EditSink` (the editor's buffers in the LSP), all or none,
 //!   and are checked to parse as Python before they are written.
+//!
+//! Written in the idea folder: `run_<i>/` (completed runs only, with `stdout.txt`,
+//! `stderr.txt`, `aisci_run.json`), `run_<i>.py`, failed attempts under
+//! `.aisci/attempts/run_<i>/attempt_<k>/`, plot logs under `.aisci/plot/`, and
+//! whatever the model's edits and `plot.py` write (`notes.txt`, `*.png`).
+//! The sink must put edits on disk before `write` returns: the runner reads files
+//! from disk.
 
 mod attempt;
 mod conversation;

@@ -78,7 +78,8 @@ pub(super) async fn run_attempt(
         exit: run_exit(outcome.exit),
         completed: false,
         started,
-        duration_secs: outcome.elapsed.as_secs_f64(),
+        // Milliseconds: short decimals read back exactly.
+        duration_secs: (outcome.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         command: vec![spec.python.to_string(), "experiment.py".into(), out_arg],
         means: None,
         error: None,
