@@ -583,3 +583,64 @@ async fn the_baseline_runs_in_the_template() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Always reports that the user typed: the edit is redone once, then the stage stops.
+struct BusyTypist;
+
+#[async_trait]
+impl EditSink for BusyTypist {
+    async fn read(&self, path: &Path) -> Result<Snapshot, SinkError> {
+        DiskSink.read(path).await
+    }
+    async fn write(&self, path: &Path, _base: &Snapshot, _after: &str) -> Result<(), SinkError> {
+        Err(SinkError::Changed(path.display().to_string()))
+    }
+}
+
+#[tokio::test]
+async fn all_completed_at_once_and_a_sink_that_never_settles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = setup(tmp.path());
+    // v1: ALL_COMPLETED before any run goes straight to plotting.
+    let model = Model::new(&["Nothing to add. ALL_COMPLETED", no_blocks(), no_blocks()]);
+    let report = run(
+        &folder,
+        &model,
+        &DiskSink,
+        &NoEvents,
+        &settings(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(report.end, RunsEnd::AllCompleted);
+    assert!(report.completed.is_empty() && report.failed.is_empty());
+    assert!(report.plot.as_ref().unwrap().succeeded);
+    assert_eq!(model.calls(), 3);
+
+    let model = Model::new(&[&wider()]);
+    let llm = Llm::new(model.clone());
+    let s = settings();
+    let runner = LocalRunner::from_settings(&s);
+    let idea = idea();
+    let cancel = CancellationToken::new();
+    let ctx = ExperimentCtx {
+        llm: &llm,
+        sink: &BusyTypist,
+        runner: &runner,
+        folder: &folder,
+        idea: &idea,
+        settings: &s,
+        python: "python3",
+        temperature: None,
+        max_tokens: 4096,
+        progress: &NoProgress,
+        events: &NoEvents,
+        cancel: &cancel,
+    };
+    match run_experiments(&ctx).await {
+        Err(aisci::agent::experiment::ExperimentError::Edit { source, .. }) => {
+            assert!(matches!(source, SinkError::Changed(_)))
+        }
+        other => panic!("{other:?}"),
+    }
+}
