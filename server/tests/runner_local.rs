@@ -278,3 +278,30 @@ async fn hard_limits_cannot_be_raised() {
     assert!(tb.error.contains("File too large"), "{}", tb.error);
     assert!(std::fs::metadata(dir.path().join("big.bin")).unwrap().len() <= 1 << 20);
 }
+
+#[tokio::test]
+async fn real_syntax_error_and_chained_tracebacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runner");
+
+    let out = run(
+        &LocalRunner::new(CAP),
+        &spec(dir.path(), "syntax_error.py", Duration::from_secs(20)),
+    )
+    .await;
+    assert_eq!(out.exit, ExitKind::Failed(1));
+    let tb = traceback::parse(&out.stderr_tail).expect(&out.stderr_tail);
+    assert_eq!(tb.exception, "SyntaxError");
+    let (_, frame) = tb.innermost_in(dir.path(), &fixtures).unwrap();
+    assert_eq!((frame.line, frame.function.as_deref()), (3, None));
+
+    let out = run(
+        &LocalRunner::new(CAP),
+        &spec(dir.path(), "chained.py", Duration::from_secs(20)),
+    )
+    .await;
+    let tb = traceback::parse(&out.stderr_tail).expect(&out.stderr_tail);
+    assert_eq!(tb.error, "RuntimeError: could not load the dataset");
+    let (_, frame) = tb.innermost_in(dir.path(), &fixtures).unwrap();
+    assert_eq!(frame.line, 9);
+}

@@ -24,7 +24,8 @@ pub struct RunSpec {
     pub cwd: PathBuf,
     /// Killed (with everything it spawned) when this runs out.
     pub timeout: Duration,
-    /// Where stdout and stderr go in full (created/truncated).
+    /// Where stdout and stderr go (two different files, created/truncated), in full up
+    /// to the runner's output cap, then beginning + marker + end.
     pub stdout_path: PathBuf,
     pub stderr_path: PathBuf,
     /// Extra environment for the run (after secrets are removed).

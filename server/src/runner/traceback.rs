@@ -153,12 +153,22 @@ mod tests {
 
     #[test]
     fn plain_with_noise_and_carets() {
-        let text = "step 1 loss 0.3\r step 2 loss 0.2\nwarning: something\n\
-Traceback (most recent call last):\n  File \"/w/idea/experiment.py\", line 40, in <module>\n    main()\n\
-  File \"/w/idea/experiment.py\", line 12, in main\n    x = f(y)\n        ^^^^\n\
-  File \"/usr/lib/python3/site-packages/np.py\", line 7, in f\n    raise ValueError('bad')\n\
-ValueError: bad shape (3,) vs (4,)\nmore noise after\n";
-        let tb = parse(text).unwrap();
+        let text = r#"step 1 loss 0.3
+ step 2 loss 0.2
+warning: something
+Traceback (most recent call last):
+  File "/w/idea/experiment.py", line 40, in <module>
+    main()
+  File "/w/idea/experiment.py", line 12, in main
+    x = f(y)
+        ^^^^
+  File "/usr/lib/python3/site-packages/np.py", line 7, in f
+    raise ValueError('bad')
+ValueError: bad shape (3,) vs (4,)
+more noise after
+"#
+        .replace("\\r", "\r");
+        let tb = parse(&text).unwrap();
         assert_eq!(tb.error, "ValueError: bad shape (3,) vs (4,)");
         assert_eq!(tb.exception, "ValueError");
         assert_eq!(tb.frames.len(), 3);
@@ -172,10 +182,18 @@ ValueError: bad shape (3,) vs (4,)\nmore noise after\n";
 
     #[test]
     fn chained_uses_last() {
-        let text = "Traceback (most recent call last):\n  File \"a.py\", line 2, in <module>\n    x()\nKeyError: 'k'\n\n\
-During handling of the above exception, another exception occurred:\n\n\
-Traceback (most recent call last):\n  File \"a.py\", line 4, in <module>\n    raise RuntimeError('wrapped')\n\
-RuntimeError: wrapped\n";
+        let text = r#"Traceback (most recent call last):
+  File "a.py", line 2, in <module>
+    x()
+KeyError: 'k'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "a.py", line 4, in <module>
+    raise RuntimeError('wrapped')
+RuntimeError: wrapped
+"#;
         let tb = parse(text).unwrap();
         assert_eq!(tb.exception, "RuntimeError");
         assert_eq!(tb.frames, vec![f("a.py", 4, Some("<module>"))]);
@@ -194,16 +212,26 @@ RuntimeError: wrapped\n";
 
     #[test]
     fn syntax_error_on_import() {
-        let text = "Traceback (most recent call last):\n  File \"/w/experiment.py\", line 1, in <module>\n    import helper\n\
-  File \"/w/helper.py\", line 5\n    def f(:\n          ^\nSyntaxError: invalid syntax\n";
+        let text = r#"Traceback (most recent call last):
+  File "/w/experiment.py", line 1, in <module>
+    import helper
+  File "/w/helper.py", line 5
+    def f(:
+          ^
+SyntaxError: invalid syntax
+"#;
         let tb = parse(text).unwrap();
+        assert_eq!(tb.frames.len(), 2);
         assert_eq!(tb.frames.last().unwrap(), &f("/w/helper.py", 5, None));
     }
 
     #[test]
     fn pseudo_files_and_outside_frames_filtered() {
-        let text = "Traceback (most recent call last):\n  File \"<frozen runpy>\", line 198, in _run_module_as_main\n\
-  File \"/lib/x.py\", line 1, in g\nKeyboardInterrupt\n";
+        let text = r#"Traceback (most recent call last):
+  File "<frozen runpy>", line 198, in _run_module_as_main
+  File "/lib/x.py", line 1, in g
+KeyboardInterrupt
+"#;
         let tb = parse(text).unwrap();
         assert_eq!(tb.exception, "KeyboardInterrupt");
         assert!(tb.frames_in(Path::new("/w"), Path::new("/w")).is_empty());
