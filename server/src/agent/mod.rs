@@ -2,6 +2,7 @@
 
 pub mod edit_sink;
 pub mod edits;
+pub mod experiment;
 pub mod ideas;
 pub mod json_extract;
 pub mod novelty;

@@ -5,8 +5,11 @@ mod archive;
 mod checks;
 mod discovery;
 mod formats;
+mod idea_folder;
 mod json_spans;
 mod problem;
+mod pyrepr;
+mod runs;
 
 pub use archive::{
     entry_name, read_ideas_archive, record_novelty, update_idea_by_name, ArchiveError, EvidencePaper,
@@ -24,5 +27,11 @@ pub use formats::{
     ideas_to_json, is_valid_idea_name, normalize_idea_name, validate_idea, DatasetResult, FinalInfo,
     FormatError, Idea, IdeaIssue, PromptJson, IDEA_FIELDS,
 };
+pub use idea_folder::{create_idea_folder, default_results_root, initial_notes, IdeaFolderError};
 pub use json_spans::{spans, SpanKind, SpanNode};
 pub use problem::{Problem, Severity};
+pub use pyrepr::{parse_python_json, py_float, py_repr, py_str, PY_INF, PY_NAN, PY_NEG_INF};
+pub use runs::{
+    attempt_dir, completed_runs, read_baseline, read_run_results, ResultsError, RunExit, RunRecord,
+    TraceFrame, ATTEMPTS_DIR, RUN_RECORD_FILE,
+};

@@ -1,0 +1,247 @@
+//! One attempt at a run: prepare `run_<i>/`, run `python experiment.py
+//! --out_dir=run_<i>`, judge the result, and leave the folder so that only a
+//! completed run is a `run_<i>/` (see `project::runs` for the layout).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::project::{
+    attempt_dir, read_run_results, FinalInfo, RunExit, RunRecord, TraceFrame, ATTEMPTS_DIR,
+};
+use crate::runner::{traceback, ExitKind, RunOutcome, RunSpec, Runner};
+
+use super::Fatal;
+
+pub(super) struct AttemptSpec<'a> {
+    /// The folder the command runs in (idea folder, or the template for run 0).
+    pub root: &'a Path,
+    pub run: u32,
+    pub attempt: u32,
+    pub python: &'a str,
+    pub timeout_secs: u64,
+    /// How much of stderr the model sees.
+    pub tail_chars: usize,
+    /// The baseline, to show the expected `final_info.json` shape.
+    pub expected: Option<&'a FinalInfo>,
+    /// Copy `experiment.py` to `run_<i>.py` (v1's snapshot; not for the baseline).
+    pub snapshot_code: bool,
+}
+
+/// The record (already saved) and, unless the run completed, the message for the model.
+pub(super) struct Attempted {
+    pub record: RunRecord,
+    pub feedback: Option<String>,
+}
+
+pub(super) async fn run_attempt(
+    spec: &AttemptSpec<'_>,
+    runner: &dyn Runner,
+    cancel: &CancellationToken,
+) -> Result<Attempted, Fatal> {
+    let root = spec.root;
+    let run_name = format!("run_{}", spec.run);
+    let run_dir = root.join(&run_name);
+    if run_dir.exists() {
+        // Left over from an interrupted session: keep it out of the way, not deleted.
+        let stamp = chrono::Utc::now().format("%Y%m%d_%H%M%S");
+        let dest = root
+            .join(ATTEMPTS_DIR)
+            .join(&run_name)
+            .join(format!("leftover_{stamp}"));
+        move_dir(&run_dir, &dest)?;
+    }
+    mkdirs(&run_dir)?;
+    let code_name = format!("{run_name}.py");
+    if spec.snapshot_code {
+        let from = root.join("experiment.py");
+        std::fs::copy(&from, root.join(&code_name)).map_err(|e| Fatal::io(&from, e))?;
+    }
+
+    let out_arg = format!("--out_dir={run_name}");
+    let run_spec = RunSpec {
+        program: spec.python.to_string(),
+        args: vec!["experiment.py".into(), out_arg.clone()],
+        cwd: root.to_path_buf(),
+        timeout: Duration::from_secs(spec.timeout_secs),
+        stdout_path: run_dir.join("stdout.txt"),
+        stderr_path: run_dir.join("stderr.txt"),
+        env: Vec::new(),
+    };
+    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let outcome = runner.run(&run_spec, cancel).await.map_err(Fatal::Run)?;
+
+    let mut record = RunRecord {
+        run: spec.run,
+        attempt: spec.attempt,
+        exit: run_exit(outcome.exit),
+        completed: false,
+        started,
+        // Milliseconds: short decimals read back exactly.
+        duration_secs: (outcome.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        command: vec![spec.python.to_string(), "experiment.py".into(), out_arg],
+        means: None,
+        error: None,
+        frames: Vec::new(),
+        dir: PathBuf::from(&run_name),
+        stdout: Path::new(&run_name).join("stdout.txt"),
+        stderr: Path::new(&run_name).join("stderr.txt"),
+        code: spec.snapshot_code.then(|| PathBuf::from(&code_name)),
+    };
+    let feedback = match outcome.exit {
+        ExitKind::Success => match read_run_results(&run_dir, spec.expected) {
+            Ok(fi) => {
+                record.completed = true;
+                record.means = Some(serde_json::Value::Object(fi.means_by_dataset()));
+                None
+            }
+            Err(e) => {
+                record.error = Some(e.to_string());
+                Some(format!("The run exited normally, but {e}"))
+            }
+        },
+        ExitKind::TimedOut => {
+            let msg = format!("Run timed out after {} seconds.", spec.timeout_secs);
+            record.error = Some(msg.clone());
+            Some(msg)
+        }
+        ExitKind::Cancelled => {
+            record.error = Some("cancelled".into());
+            None
+        }
+        ExitKind::Failed(_) | ExitKind::Signaled(_) => {
+            record.error = Some(error_line(&outcome));
+            if let Some(tb) = traceback::parse(&outcome.stderr_tail) {
+                record.error = Some(tb.error.clone());
+                record.frames = tb
+                    .frames
+                    .into_iter()
+                    .map(|f| TraceFrame {
+                        file: f.file,
+                        line: f.line,
+                        function: f.function,
+                    })
+                    .collect();
+            }
+            Some(failure_message("Run", &outcome, spec.tail_chars))
+        }
+    };
+
+    if !record.completed {
+        // v1 deletes a failed run_<i>/; we keep it (logs, partial output) out of
+        // the way, with the code it ran, where plot.py's `run*` scan cannot see it.
+        let dest_rel = attempt_dir(spec.run, spec.attempt);
+        let dest = root.join(&dest_rel);
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).map_err(|e| Fatal::io(&dest, e))?;
+        }
+        move_dir(&run_dir, &dest)?;
+        record.dir = dest_rel.clone();
+        record.stdout = dest_rel.join("stdout.txt");
+        record.stderr = dest_rel.join("stderr.txt");
+        if spec.snapshot_code {
+            let code = root.join(&code_name);
+            std::fs::rename(&code, dest.join("experiment.py")).map_err(|e| Fatal::io(&code, e))?;
+            record.code = Some(dest_rel.join("experiment.py"));
+        }
+    }
+    record
+        .save(root)
+        .map_err(|e| Fatal::io(&root.join(&record.dir), e))?;
+    Ok(Attempted {
+        record,
+        feedback: match outcome.exit {
+            ExitKind::Cancelled => None,
+            _ => feedback,
+        },
+    })
+}
+
+pub(super) fn run_exit(exit: ExitKind) -> RunExit {
+    match exit {
+        ExitKind::Success => RunExit::Success,
+        ExitKind::Failed(code) => RunExit::Failed { code },
+        ExitKind::Signaled(signal) => RunExit::Signaled { signal },
+        ExitKind::TimedOut => RunExit::TimedOut,
+        ExitKind::Cancelled => RunExit::Cancelled,
+    }
+}
+
+/// "<what> failed with the following error:" and the end of stderr; with nothing on
+/// stderr, the exit status and the end of stdout instead.
+pub(super) fn failure_message(what: &str, outcome: &RunOutcome, tail_chars: usize) -> String {
+    let status = match outcome.exit {
+        ExitKind::Failed(code) => format!("exit code {code}"),
+        ExitKind::Signaled(sig) => format!("signal {sig}"),
+        _ => "an error".into(),
+    };
+    if outcome.stderr_tail.trim().is_empty() {
+        let out = tail(&outcome.stdout_tail, outcome.stdout_bytes, tail_chars);
+        if out.trim().is_empty() {
+            return format!("{what} failed with {status} and printed nothing.");
+        }
+        return format!(
+            "{what} failed with {status} and printed nothing on stderr. The end of its output:\n{out}"
+        );
+    }
+    format!(
+        "{what} failed ({status}) with the following error:\n{}",
+        tail(&outcome.stderr_tail, outcome.stderr_bytes, tail_chars)
+    )
+}
+
+/// The last `n` characters, after "..." when anything was cut (here, or already by
+/// the runner's bounded tail).
+fn tail(text: &str, total_bytes: u64, n: usize) -> String {
+    let count = text.chars().count();
+    if count > n {
+        let skip = count - n;
+        let at = text.char_indices().nth(skip).map_or(text.len(), |(i, _)| i);
+        format!("...{}", &text[at..])
+    } else if total_bytes > text.len() as u64 {
+        format!("...{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// One line for the record: the last line of stderr (Python puts the exception
+/// there), else the exit status.
+fn error_line(outcome: &RunOutcome) -> String {
+    outcome
+        .stderr_tail
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| match outcome.exit {
+            ExitKind::Failed(code) => format!("exit code {code}"),
+            ExitKind::Signaled(sig) => format!("killed by signal {sig}"),
+            _ => "failed".into(),
+        })
+}
+
+fn mkdirs(dir: &Path) -> Result<(), Fatal> {
+    std::fs::create_dir_all(dir).map_err(|e| Fatal::io(dir, e))
+}
+
+fn move_dir(from: &Path, to: &Path) -> Result<(), Fatal> {
+    if let Some(parent) = to.parent() {
+        mkdirs(parent)?;
+    }
+    std::fs::rename(from, to).map_err(|e| Fatal::io(from, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_are_marked_when_cut() {
+        assert_eq!(tail("abcdef", 6, 3), "...def");
+        assert_eq!(tail("abc", 3, 3), "abc");
+        assert_eq!(tail("abc", 10, 3), "...abc");
+        assert_eq!(tail("ééé", 6, 2), "...éé");
+    }
+}
