@@ -5,6 +5,7 @@ mod archive;
 mod checks;
 mod discovery;
 mod formats;
+mod headline;
 mod idea_folder;
 mod json_spans;
 mod problem;
@@ -31,6 +32,7 @@ pub use idea_folder::{create_idea_folder, default_results_root, initial_notes, I
 pub use json_spans::{spans, SpanKind, SpanNode};
 pub use problem::{Problem, Severity};
 pub use pyrepr::{parse_python_json, py_float, py_repr, py_str, PY_INF, PY_NAN, PY_NEG_INF};
+pub use headline::{headline, short_number};
 pub use runs::{
     attempt_dir, completed_runs, read_baseline, read_run_results, ResultsError, RunExit, RunRecord,
     TraceFrame, ATTEMPTS_DIR, RUN_RECORD_FILE,
