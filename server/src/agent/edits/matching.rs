@@ -173,8 +173,16 @@ pub(crate) fn replace_once(text: &str, search: &str, replace: &str) -> Result<St
     let last = all.iter().rposition(|l| !l.trim().is_empty()).unwrap();
     let want = &all[first..=last];
     if want.len() <= file.len() {
+        // Windows whose first line agrees up to whitespace: one cheap pass, so the
+        // two tiers below only look at a handful of places.
+        let head = want[0].trim();
+        let candidates: Vec<usize> = (0..=file.len() - want.len())
+            .filter(|&at| file[at].trim() == head)
+            .collect();
         for loose in [false, true] {
-            let found: Vec<(usize, Shift)> = (0..=file.len() - want.len())
+            let found: Vec<(usize, Shift)> = candidates
+                .iter()
+                .copied()
                 .filter_map(|at| window_matches(&file, at, want, loose).map(|s| (at, s)))
                 .collect();
             match found.len() {
