@@ -52,6 +52,23 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Implement an idea: the model edits experiment.py, aisci runs it (up to
+    /// experiment.max_runs runs), then plot.py and notes.txt.
+    Experiment {
+        /// An idea folder (results/<template>/<YYYYmmdd_HHMMSS>_<Name>/).
+        #[arg(long, conflicts_with_all = ["template", "idea"])]
+        idea_folder: Option<PathBuf>,
+        /// Or: a template and the Name of one of its ideas; the idea folder is created.
+        #[arg(long, requires = "idea")]
+        template: Option<PathBuf>,
+        #[arg(long, requires = "template")]
+        idea: Option<String>,
+    },
+    /// Run `python experiment.py --out_dir=run_0` in a template to make its baseline.
+    Baseline {
+        #[arg(long, default_value = ".")]
+        template: PathBuf,
+    },
     /// Apply the SEARCH/REPLACE blocks of a saved model reply to the files of the current
     /// folder: all blocks or none; `--dry-run` prints the diff instead.
     Apply {
@@ -113,6 +130,12 @@ fn main() -> ExitCode {
                 force,
             } => report(novelty(&template, cli.model, ideas, force).await),
             Cmd::Apply { reply, dry_run, dir } => report(apply(&reply, dry_run, &dir)),
+            Cmd::Experiment {
+                idea_folder,
+                template,
+                idea,
+            } => report(experiment(idea_folder, template, idea, cli.model).await),
+            Cmd::Baseline { template } => report(baseline(&template).await),
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
         }
     });
@@ -143,6 +166,117 @@ fn ctrl_c_token() -> CancellationToken {
         }
     });
     token
+}
+
+/// Run results for a terminal, as they arrive.
+struct PrintRuns {
+    baseline: Option<serde_json::Value>,
+}
+
+impl aisci::agent::experiment::ExperimentEvents for PrintRuns {
+    fn run_started(&self, run: u32, attempt: u32) {
+        eprintln!("aisci: run_{run}, attempt {attempt}…");
+    }
+    fn run_finished(&self, record: &aisci::project::RunRecord) {
+        println!("{}", aisci::project::headline(record, self.baseline.as_ref()));
+    }
+    fn edits_applied(&self, files: &[String]) {
+        eprintln!("aisci: the model edited {}", files.join(", "));
+    }
+}
+
+async fn experiment(
+    folder: Option<PathBuf>,
+    template: Option<PathBuf>,
+    idea_name: Option<String>,
+    model: Option<String>,
+) -> anyhow::Result<()> {
+    use aisci::project::{self, IdeaFolder};
+    // Settings and the model client come first, so a missing key stops us before
+    // anything is created or run.
+    let existing = match &folder {
+        Some(dir) => {
+            let dir = std::fs::canonicalize(dir).unwrap_or(dir.clone());
+            Some(IdeaFolder::from_path(&dir).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} is not an idea folder (results/<template>/<YYYYmmdd_HHMMSS>_<Name>/)",
+                    dir.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let template = match (&existing, template) {
+        (None, Some(t)) => Some(open_template(&t, None)?.0),
+        (None, None) => anyhow::bail!("give --idea-folder DIR, or --template DIR --idea NAME"),
+        _ => None,
+    };
+    let root = existing
+        .as_ref()
+        .map(|f| f.root.clone())
+        .or(template.as_ref().map(|t| t.root.clone()))
+        .unwrap();
+    let mut src = Sources::from_system(Some(&root));
+    src.cli_model = model;
+    let loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    let s = &loaded.settings;
+    let llm = stages::llm_for(s, &root)?;
+    let (folder, idea) = match (existing, template, idea_name) {
+        (Some(f), _, _) => {
+            let idea = stages::idea_of_folder(&f)?;
+            (f, idea)
+        }
+        (None, Some(template), Some(name)) => {
+            let idea = stages::idea_in_template(&template, &name)?;
+            let now = chrono::Local::now().naive_local();
+            let f = project::create_idea_folder(
+                &template,
+                &project::default_results_root(&template),
+                &idea,
+                now,
+            )?;
+            eprintln!("aisci: created {}", f.root.display());
+            (f, idea)
+        }
+        _ => anyhow::bail!("give --idea-folder DIR, or --template DIR --idea NAME"),
+    };
+    eprintln!(
+        "aisci: implementing {} in {} with {} via {}",
+        idea.name,
+        folder.root.display(),
+        llm.provider().model(),
+        llm.provider().name()
+    );
+    let events = PrintRuns {
+        baseline: project::read_baseline(&folder.root)
+            .ok()
+            .map(|b| serde_json::Value::Object(b.means_by_dataset())),
+    };
+    let cancel = ctrl_c_token();
+    let deps = stages::ExperimentDeps {
+        llm: &llm,
+        sink: &aisci::agent::edit_sink::DiskSink,
+        events: &events,
+        progress: &Stderr,
+        cancel: &cancel,
+    };
+    let outcome = stages::run_experiment(&folder, &idea, s, deps).await?;
+    println!("{}", outcome.summary());
+    Ok(())
+}
+
+async fn baseline(dir: &Path) -> anyhow::Result<()> {
+    let (template, loaded) = open_template(dir, None)?;
+    eprintln!("aisci: running the baseline in {}", template.root.display());
+    let record = stages::baseline(&template, &loaded.settings, &ctrl_c_token()).await?;
+    println!(
+        "{}",
+        aisci::project::headline(&record, None).replacen("run_0", "baseline (run_0)", 1)
+    );
+    Ok(())
 }
 
 fn apply(reply: &Path, dry_run: bool, dir: &Path) -> anyhow::Result<()> {

@@ -4,7 +4,11 @@ use std::path::Path;
 use std::process::Command;
 
 fn aisci(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_aisci")).args(args).current_dir(dir).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aisci"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -23,13 +27,22 @@ fn dry_run_shows_the_diff_and_changes_nothing_then_apply_changes_all() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("-lr = 0.1\n+lr = 0.2"), "{out}");
     assert!(out.contains("+Run 1: lr 0.2"), "{out}");
-    assert_eq!(std::fs::read_to_string(dir.path().join("experiment.py")).unwrap(), "import math\nlr = 0.1\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("experiment.py")).unwrap(),
+        "import math\nlr = 0.1\n"
+    );
     assert!(!dir.path().join("notes.txt").exists());
 
     let (code, _, err) = aisci(dir.path(), &["apply", "reply.md"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read_to_string(dir.path().join("experiment.py")).unwrap(), "import math\nlr = 0.2\n");
-    assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "Run 1: lr 0.2\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("experiment.py")).unwrap(),
+        "import math\nlr = 0.2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "Run 1: lr 0.2\n"
+    );
 }
 
 #[test]
@@ -44,7 +57,10 @@ fn one_failing_block_changes_no_file_and_is_named() {
     assert_eq!(code, 1);
     assert!(err.contains("block 3 (experiment.py)"), "{err}");
     assert!(err.contains("no file was changed"), "{err}");
-    assert_eq!(std::fs::read_to_string(dir.path().join("experiment.py")).unwrap(), "lr = 0.1\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("experiment.py")).unwrap(),
+        "lr = 0.1\n"
+    );
     assert!(!dir.path().join("notes.txt").exists());
 }
 
@@ -59,5 +75,8 @@ fn paths_outside_the_folder_are_refused() {
     let (code, _, err) = aisci(&dir, &["apply", "reply.md"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("victim.py"), "{err}");
-    assert_eq!(std::fs::read_to_string(outer.path().join("victim.py")).unwrap(), "x = 1\n");
+    assert_eq!(
+        std::fs::read_to_string(outer.path().join("victim.py")).unwrap(),
+        "x = 1\n"
+    );
 }

@@ -10,9 +10,9 @@ fn first_metric(means: &Value) -> Option<(String, String, f64)> {
     let (ds, m) = means.as_object()?.iter().next()?;
     match m {
         Value::Number(n) => Some((ds.clone(), ds.clone(), n.as_f64()?)),
-        Value::Object(metrics) => {
-            metrics.iter().find_map(|(k, v)| v.as_f64().map(|x| (ds.clone(), k.clone(), x)))
-        }
+        Value::Object(metrics) => metrics
+            .iter()
+            .find_map(|(k, v)| v.as_f64().map(|x| (ds.clone(), k.clone(), x))),
         _ => None,
     }
 }
@@ -90,19 +90,41 @@ mod tests {
     #[test]
     fn completed_run_against_the_baseline() {
         let base = json!({"circle": {"kl_divergence": 0.4, "eval_loss": 1.0}});
-        let r = record(2, true, Some(json!({"circle": {"kl_divergence": 0.352, "eval_loss": 0.9}})), None);
-        assert_eq!(headline(&r, Some(&base)), "run_2 ✓ kl_divergence 0.352 (−12% vs baseline)");
+        let r = record(
+            2,
+            true,
+            Some(json!({"circle": {"kl_divergence": 0.352, "eval_loss": 0.9}})),
+            None,
+        );
+        assert_eq!(
+            headline(&r, Some(&base)),
+            "run_2 ✓ kl_divergence 0.352 (−12% vs baseline)"
+        );
         let up = record(1, true, Some(json!({"circle": {"kl_divergence": 0.5}})), None);
-        assert_eq!(headline(&up, Some(&base)), "run_1 ✓ kl_divergence 0.5 (+25% vs baseline)");
+        assert_eq!(
+            headline(&up, Some(&base)),
+            "run_1 ✓ kl_divergence 0.5 (+25% vs baseline)"
+        );
         assert_eq!(headline(&up, None), "run_1 ✓ kl_divergence 0.5");
         let bare = record(3, true, Some(json!({"probe": 0.75})), None);
-        assert_eq!(headline(&bare, Some(&json!({"probe": 0.5}))), "run_3 ✓ probe 0.75 (+50% vs baseline)");
+        assert_eq!(
+            headline(&bare, Some(&json!({"probe": 0.5}))),
+            "run_3 ✓ probe 0.75 (+50% vs baseline)"
+        );
     }
 
     #[test]
     fn failed_run_shows_the_error() {
-        let r = record(2, false, None, Some("Traceback ...\nValueError: shapes do not match"));
-        assert_eq!(headline(&r, None), "run_2 ✗ ValueError: shapes do not match (attempt 2)");
+        let r = record(
+            2,
+            false,
+            None,
+            Some("Traceback ...\nValueError: shapes do not match"),
+        );
+        assert_eq!(
+            headline(&r, None),
+            "run_2 ✗ ValueError: shapes do not match (attempt 2)"
+        );
     }
 
     #[test]

@@ -28,11 +28,11 @@ pub use formats::{
     ideas_to_json, is_valid_idea_name, normalize_idea_name, validate_idea, DatasetResult, FinalInfo,
     FormatError, Idea, IdeaIssue, PromptJson, IDEA_FIELDS,
 };
+pub use headline::{headline, short_number};
 pub use idea_folder::{create_idea_folder, default_results_root, initial_notes, IdeaFolderError};
 pub use json_spans::{spans, SpanKind, SpanNode};
 pub use problem::{Problem, Severity};
 pub use pyrepr::{parse_python_json, py_float, py_repr, py_str, PY_INF, PY_NAN, PY_NEG_INF};
-pub use headline::{headline, short_number};
 pub use runs::{
     attempt_dir, completed_runs, read_baseline, read_run_results, ResultsError, RunExit, RunRecord,
     TraceFrame, ATTEMPTS_DIR, RUN_RECORD_FILE,
