@@ -21,7 +21,20 @@ pub const CMD_GENERATE_IDEAS: &str = "aisci.generateIdeas";
 pub const CMD_CANCEL: &str = "aisci.cancel";
 pub const CMD_SHOW_IDEA: &str = "aisci.showIdea";
 pub const CMD_CHECK_NOVELTY: &str = "aisci.checkNovelty";
-pub const COMMANDS: &[&str] = &[CMD_GENERATE_IDEAS, CMD_CANCEL, CMD_SHOW_IDEA, CMD_CHECK_NOVELTY];
+pub const CMD_IMPLEMENT_IDEA: &str = "aisci.implementIdea";
+pub const CMD_RUN_EXPERIMENTS: &str = "aisci.runExperiments";
+pub const CMD_RUN_BASELINE: &str = "aisci.runBaseline";
+pub const CMD_OPEN_RUN: &str = "aisci.openRun";
+pub const COMMANDS: &[&str] = &[
+    CMD_GENERATE_IDEAS,
+    CMD_CANCEL,
+    CMD_SHOW_IDEA,
+    CMD_CHECK_NOVELTY,
+    CMD_IMPLEMENT_IDEA,
+    CMD_RUN_EXPERIMENTS,
+    CMD_RUN_BASELINE,
+    CMD_OPEN_RUN,
+];
 
 /// Time to wait after the last edit before re-checking a project.
 const CHECK_DEBOUNCE: Duration = Duration::from_millis(150);
@@ -126,6 +139,13 @@ impl Backend {
             if let Some(uri) = uri_of(gone) {
                 self.client.publish_diagnostics(uri, Vec::new(), None).await;
             }
+        }
+    }
+
+    /// Asks the client to fetch code lenses again (when it can).
+    pub async fn refresh_lenses(&self) {
+        if self.state.caps().code_lens_refresh {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.client.code_lens_refresh()).await;
         }
     }
 
@@ -373,7 +393,7 @@ impl LanguageServer for Backend {
         if !is_file(&path, "experiment.py") {
             return Ok(None);
         }
-        let action = CodeAction {
+        let mut actions = vec![CodeActionOrCommand::CodeAction(CodeAction {
             title: "Generate research ideas".into(),
             kind: Some(CodeActionKind::new("source.aisci.generateIdeas")),
             command: Some(Command {
@@ -382,8 +402,20 @@ impl LanguageServer for Backend {
                 arguments: Some(vec![json!({ "template": t.root })]),
             }),
             ..Default::default()
-        };
-        Ok(Some(vec![CodeActionOrCommand::CodeAction(action)]))
+        })];
+        if !t.baseline_final_info().exists() {
+            actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title: "Run baseline (python experiment.py --out_dir=run_0)".into(),
+                kind: Some(CodeActionKind::new("source.aisci.runBaseline")),
+                command: Some(Command {
+                    title: "Run baseline".into(),
+                    command: CMD_RUN_BASELINE.into(),
+                    arguments: Some(vec![json!({ "template": t.root })]),
+                }),
+                ..Default::default()
+            }));
+        }
+        Ok(Some(actions))
     }
 
     async fn code_lens(&self, params: CodeLensParams) -> RpcResult<Option<Vec<CodeLens>>> {
@@ -394,9 +426,6 @@ impl LanguageServer for Backend {
             return Ok(None);
         };
         if is_file(&path, "experiment.py") {
-            let ProjectFolder::Template(t) = folder else {
-                return Ok(None);
-            };
             let line = {
                 let mut docs = self.state.docs.lock().unwrap();
                 docs.get_mut(&path)
@@ -404,25 +433,68 @@ impl LanguageServer for Backend {
                     .unwrap_or(0)
             };
             let range = Range::new(Position::new(line, 0), Position::new(line, 0));
-            let target = t.root.display().to_string();
-            let running = self.state.jobs.list().into_iter().find(|j| j.target == target);
-            let command = match running {
-                Some(job) => Command {
-                    title: format!("{}… (cancel)", job.title),
-                    command: CMD_CANCEL.into(),
-                    arguments: Some(vec![json!(job.id)]),
-                },
-                None => Command {
-                    title: "Generate ideas".into(),
-                    command: CMD_GENERATE_IDEAS.into(),
-                    arguments: Some(vec![json!({ "template": t.root })]),
-                },
-            };
-            return Ok(Some(vec![CodeLens {
+            let lens = |command: Command| CodeLens {
                 range,
                 command: Some(command),
                 data: None,
-            }]));
+            };
+            let root = folder.root().to_path_buf();
+            let target = root.display().to_string();
+            let running = self.state.jobs.list().into_iter().find(|j| j.target == target);
+            let mut lenses = Vec::new();
+            if let Some(job) = &running {
+                lenses.push(lens(Command {
+                    title: format!("{}… (cancel)", job.title),
+                    command: CMD_CANCEL.into(),
+                    arguments: Some(vec![json!(job.id)]),
+                }));
+            }
+            match &folder {
+                ProjectFolder::Template(t) => {
+                    if running.is_none() {
+                        lenses.push(lens(Command {
+                            title: "Generate ideas".into(),
+                            command: CMD_GENERATE_IDEAS.into(),
+                            arguments: Some(vec![json!({ "template": t.root })]),
+                        }));
+                        if !t.baseline_final_info().exists() {
+                            lenses.push(lens(Command {
+                                title: "Run baseline".into(),
+                                command: CMD_RUN_BASELINE.into(),
+                                arguments: Some(vec![json!({ "template": t.root })]),
+                            }));
+                        }
+                    }
+                }
+                ProjectFolder::Idea(f) => {
+                    let baseline = crate::project::read_baseline(&f.root)
+                        .ok()
+                        .map(|b| Value::Object(b.means_by_dataset()));
+                    for record in crate::project::completed_runs(&f.root) {
+                        let run_dir = f.root.join(format!("run_{}", record.run));
+                        lenses.push(lens(Command {
+                            title: crate::project::headline(&record, baseline.as_ref()),
+                            command: CMD_OPEN_RUN.into(),
+                            arguments: Some(vec![json!({ "path": run_dir.join("final_info.json") })]),
+                        }));
+                    }
+                    if let Some(status) = self.state.run_status.lock().unwrap().get(&f.root) {
+                        lenses.push(lens(Command {
+                            title: status.clone(),
+                            command: CMD_OPEN_RUN.into(),
+                            arguments: Some(vec![json!({ "path": f.root.join("notes.txt") })]),
+                        }));
+                    }
+                    if running.is_none() {
+                        lenses.push(lens(Command {
+                            title: "Run experiments".into(),
+                            command: CMD_RUN_EXPERIMENTS.into(),
+                            arguments: Some(vec![json!({ "folder": f.root })]),
+                        }));
+                    }
+                }
+            }
+            return Ok(Some(lenses));
         }
         if is_file(&path, "ideas.json") {
             let Some((rope, entries)) = self.state.ideas_of(&path) else {
@@ -481,6 +553,18 @@ impl LanguageServer for Backend {
                     command: Some(novelty),
                     data: None,
                 });
+                // v1 implements only novel ideas; here any idea not judged "not novel" may be.
+                if let Some(name) = name.filter(|_| e.value.get("novel") != Some(&Value::Bool(false))) {
+                    lenses.push(CodeLens {
+                        range: at,
+                        command: Some(Command {
+                            title: "Implement idea".into(),
+                            command: CMD_IMPLEMENT_IDEA.into(),
+                            arguments: Some(vec![json!({ "template": template, "idea": name })]),
+                        }),
+                        data: None,
+                    });
+                }
             }
             return Ok(Some(lenses));
         }
@@ -558,6 +642,68 @@ impl LanguageServer for Backend {
                     data: None,
                 })?;
                 Ok(Some(json!({ "job": job })))
+            }
+            CMD_IMPLEMENT_IDEA | CMD_RUN_EXPERIMENTS | CMD_RUN_BASELINE => {
+                let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
+                let dir = |key: &str| arg.get(key).and_then(Value::as_str).map(PathBuf::from);
+                let started = match params.command.as_str() {
+                    CMD_IMPLEMENT_IDEA => match (dir("template"), arg.get("idea").and_then(Value::as_str)) {
+                        (Some(t), Some(idea)) => {
+                            super::experiment_job::implement(self.clone(), t, idea.to_owned())
+                        }
+                        _ => {
+                            return Err(RpcError::invalid_params(
+                                "aisci.implementIdea needs {\"template\": path, \"idea\": name}",
+                            ))
+                        }
+                    },
+                    CMD_RUN_EXPERIMENTS => match dir("folder") {
+                        Some(f) => super::experiment_job::run(self.clone(), f),
+                        None => {
+                            return Err(RpcError::invalid_params(
+                                "aisci.runExperiments needs {\"folder\": idea folder}",
+                            ))
+                        }
+                    },
+                    _ => match template_arg(&params.arguments) {
+                        Some(t) => super::experiment_job::baseline(self.clone(), t),
+                        None => {
+                            return Err(RpcError::invalid_params(
+                                "aisci.runBaseline needs {\"template\": path}",
+                            ))
+                        }
+                    },
+                };
+                let job = started.map_err(|e| RpcError {
+                    code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest,
+                    message: e.into(),
+                    data: None,
+                })?;
+                Ok(Some(json!({ "job": job })))
+            }
+            CMD_OPEN_RUN => {
+                let Some(path) = params
+                    .arguments
+                    .first()
+                    .and_then(|a| a.get("path"))
+                    .and_then(Value::as_str)
+                else {
+                    return Err(RpcError::invalid_params("aisci.openRun needs {\"path\": file}"));
+                };
+                let Some(uri) = uri_of(Path::new(path)) else {
+                    return Err(RpcError::invalid_params(format!("not a file path: {path}")));
+                };
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    let params = ShowDocumentParams {
+                        uri,
+                        external: Some(false),
+                        take_focus: Some(true),
+                        selection: None,
+                    };
+                    let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, client.show_document(params)).await;
+                });
+                Ok(None)
             }
             CMD_CANCEL => {
                 let ids: Vec<u64> = match params.arguments.first() {

@@ -27,7 +27,7 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
         .map(|d| d.doc.text());
     let settings = loaded.settings.clone();
     let t = template.clone();
-    stage_job::spawn(backend, TITLE, &template, loaded, move |ctx| async move {
+    stage_job::spawn(backend, TITLE, &template.root, loaded, move |ctx| async move {
         let outcome = stages::run_ideas(
             &t,
             &settings,

@@ -4,6 +4,7 @@ mod backend;
 mod convert;
 mod edit_sink;
 mod exit;
+mod experiment_job;
 mod framing;
 mod ideas_job;
 mod ideas_view;

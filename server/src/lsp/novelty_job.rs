@@ -41,7 +41,7 @@ pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
     let settings = loaded.settings.clone();
     let t = template.clone();
     let client = backend.client.clone();
-    stage_job::spawn(backend, TITLE, &template, loaded, move |ctx| async move {
+    stage_job::spawn(backend, TITLE, &template.root, loaded, move |ctx| async move {
         // Engine switches (rate limits, budgets) are said once each, as they happen.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let shown = tokio::spawn(async move {

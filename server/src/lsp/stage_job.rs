@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tower_lsp::lsp_types::{MessageType, ShowDocumentParams};
@@ -15,7 +14,6 @@ use super::convert::uri_of;
 use super::progress::{LspProgress, CLIENT_REPLY_TIMEOUT};
 use crate::config::Loaded;
 use crate::jobs::{JobId, Progress};
-use crate::project::Template;
 
 /// How a stage ended, for the person at the editor.
 pub struct StageDone {
@@ -50,12 +48,12 @@ pub fn require_saved(backend: &Backend, path: &std::path::Path) -> Result<(), St
     Ok(())
 }
 
-/// Registers the job (one per title and template) and runs `body` in the background.
+/// Registers the job (one per title and project folder) and runs `body` in the background.
 /// Returns the job id at once.
 pub fn spawn<F, Fut>(
     backend: Backend,
     title: &'static str,
-    template: &Template,
+    root: &std::path::Path,
     loaded: Loaded,
     body: F,
 ) -> Result<JobId, String>
@@ -66,10 +64,10 @@ where
     let guard = backend
         .state
         .jobs
-        .start(title, &template.root.display().to_string())
+        .start(title, &root.display().to_string())
         .map_err(|e| e.to_string())?;
     let id = guard.info.id;
-    let root = template.root.clone();
+    let root = root.to_path_buf();
     let b = backend.clone();
     let work = tokio::spawn(async move {
         for w in b.state.new_warnings(&loaded) {
@@ -145,7 +143,5 @@ where
 }
 
 async fn refresh_lenses(b: &Backend) {
-    if b.state.caps().code_lens_refresh {
-        let _ = tokio::time::timeout(Duration::from_secs(2), b.client.code_lens_refresh()).await;
-    }
+    b.refresh_lenses().await;
 }

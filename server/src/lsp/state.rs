@@ -86,6 +86,8 @@ pub struct State {
     /// Per project root: problems found by runs (tracebacks), shown until the next
     /// successful run replaces them.
     pub run_problems: Mutex<HashMap<PathBuf, Vec<crate::project::Problem>>>,
+    /// Per idea folder: the run in progress, for its code lens.
+    pub run_status: Mutex<HashMap<PathBuf, String>>,
     /// Per project root: files that currently carry our diagnostics.
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
 }

@@ -1,0 +1,248 @@
+//! Experiments from the editor: "Implement idea" (idea folder + loop), "Run
+//! experiments" on an idea folder, "Run baseline" on a template. Edits land in open
+//! buffers as undoable edits; a failed run's traceback becomes diagnostics.
+
+use std::path::{Path, PathBuf};
+
+use tower_lsp::lsp_types::ShowDocumentParams;
+
+use super::backend::Backend;
+use super::convert::uri_of;
+use super::edit_sink::EditorSink;
+use super::progress::CLIENT_REPLY_TIMEOUT;
+use super::stage_job::{self, StageDone};
+use crate::agent::experiment::{BaselineError, ExperimentEvents};
+use crate::jobs::JobId;
+use crate::project::{self, IdeaFolder, Problem, RunRecord, Severity, Template};
+use crate::stages::{self, ExperimentDeps, StageError};
+
+pub const TITLE: &str = "Run experiments";
+pub const BASELINE_TITLE: &str = "Run baseline";
+
+/// Diagnostics for a failed run: the innermost frame inside the project folder
+/// carries the error; the other frames there say they led to it.
+pub fn traceback_problems(root: &Path, record: &RunRecord) -> Vec<Problem> {
+    let error = record.error.as_deref().unwrap_or("the run failed");
+    let error = error
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(error)
+        .trim();
+    let in_root: Vec<(PathBuf, u32)> = record
+        .frames
+        .iter()
+        .filter_map(|f| {
+            let p = Path::new(&f.file);
+            let path = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                root.join(p)
+            };
+            let path = std::fs::canonicalize(&path).unwrap_or(path);
+            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+            path.starts_with(&root).then_some((path, f.line))
+        })
+        .collect();
+    let last = in_root.len().saturating_sub(1);
+    in_root
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, (path, line))| {
+            let text = std::fs::read_to_string(&path).ok()?;
+            let span = line_span(&text, line)?;
+            let (severity, message) = if i == last {
+                (
+                    Severity::Error,
+                    format!("{error} (run_{}, attempt {})", record.run, record.attempt),
+                )
+            } else {
+                (
+                    Severity::Info,
+                    format!("run_{} failed below this call: {error}", record.run),
+                )
+            };
+            Some(Problem {
+                path,
+                span: Some(span),
+                severity,
+                message,
+            })
+        })
+        .collect()
+}
+
+/// Byte span of the text of 1-based `line`, without its indentation and line break.
+fn line_span(text: &str, line: u32) -> Option<(usize, usize)> {
+    let mut start = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            let body = l.trim_end_matches(['\n', '\r']);
+            let indent = body.len() - body.trim_start().len();
+            return Some((start + indent, start + body.len()));
+        }
+        start += l.len();
+    }
+    None
+}
+
+/// Run results as the editor shows them: diagnostics and code lenses.
+struct EditorEvents {
+    backend: Backend,
+    root: PathBuf,
+}
+
+impl EditorEvents {
+    fn refresh(&self) {
+        let b = self.backend.clone();
+        let root = self.root.clone();
+        tokio::spawn(async move {
+            b.publish_checks(&root).await;
+            b.refresh_lenses().await;
+        });
+    }
+}
+
+impl ExperimentEvents for EditorEvents {
+    fn run_started(&self, run: u32, attempt: u32) {
+        let status = format!("run_{run} ⏳ running (attempt {attempt})");
+        self.backend
+            .state
+            .run_status
+            .lock()
+            .unwrap()
+            .insert(self.root.clone(), status);
+        self.refresh();
+    }
+
+    fn run_finished(&self, record: &RunRecord) {
+        let problems = if record.completed {
+            Vec::new()
+        } else {
+            traceback_problems(&self.root, record)
+        };
+        self.backend
+            .state
+            .run_problems
+            .lock()
+            .unwrap()
+            .insert(self.root.clone(), problems);
+        self.backend.state.run_status.lock().unwrap().remove(&self.root);
+        self.refresh();
+    }
+}
+
+/// Creates the idea folder for `idea` of `template`, opens its experiment.py and
+/// starts the experiments there.
+pub fn implement(backend: Backend, template_dir: PathBuf, idea: String) -> Result<JobId, String> {
+    let template = Template::open(&template_dir)
+        .ok_or_else(|| StageError::NotATemplate(template_dir.clone()).to_string())?;
+    let idea = stages::idea_in_template(&template, &idea).map_err(|e| e.to_string())?;
+    // Check the model client before creating anything.
+    let loaded = backend.state.settings_for(Some(&template.root));
+    stages::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
+    let now = chrono::Local::now().naive_local();
+    let folder =
+        project::create_idea_folder(&template, &project::default_results_root(&template), &idea, now)
+            .map_err(|e| e.to_string())?;
+    let job = run(backend.clone(), folder.root.clone())?;
+    if backend.state.caps().show_document {
+        if let Some(uri) = uri_of(&folder.root.join("experiment.py")) {
+            let client = backend.client.clone();
+            tokio::spawn(async move {
+                let params = ShowDocumentParams {
+                    uri,
+                    external: Some(false),
+                    take_focus: Some(true),
+                    selection: None,
+                };
+                let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, client.show_document(params)).await;
+            });
+        }
+    }
+    Ok(job)
+}
+
+/// Starts (or restarts) the experiments in an idea folder.
+pub fn run(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
+    let folder = IdeaFolder::from_path(&dir).ok_or_else(|| {
+        format!(
+            "{} is not an idea folder (results/<template>/<YYYYmmdd_HHMMSS>_<Name>/)",
+            dir.display()
+        )
+    })?;
+    let idea = stages::idea_of_folder(&folder).map_err(|e| e.to_string())?;
+    let loaded = backend.state.settings_for(Some(&folder.root));
+    let llm = stages::llm_for(&loaded.settings, &folder.root).map_err(|e| e.to_string())?;
+    let settings = loaded.settings.clone();
+    let b = backend.clone();
+    let root = folder.root.clone();
+    stage_job::spawn(backend, TITLE, &root, loaded, move |ctx| async move {
+        let sink = EditorSink {
+            backend: b.clone(),
+            label: format!("aisci: {}", idea.name),
+        };
+        let events = EditorEvents {
+            backend: b.clone(),
+            root: folder.root.clone(),
+        };
+        let deps = ExperimentDeps {
+            llm: &llm,
+            sink: &sink,
+            events: &events,
+            progress: ctx.progress.as_ref(),
+            cancel: &ctx.cancel,
+        };
+        let outcome = stages::run_experiment(&folder, &idea, &settings, deps).await;
+        b.state.run_status.lock().unwrap().remove(&folder.root);
+        let outcome = outcome.map_err(|e| e.to_string())?;
+        Ok(StageDone {
+            summary: outcome.summary(),
+            empty: outcome.report.completed.is_empty(),
+            show: None,
+        })
+    })
+}
+
+/// Runs the template's baseline; its diagnostic clears when it succeeds.
+pub fn baseline(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
+    let template = Template::open(&dir).ok_or_else(|| StageError::NotATemplate(dir.clone()).to_string())?;
+    let loaded = backend.state.settings_for(Some(&template.root));
+    let settings = loaded.settings.clone();
+    let b = backend.clone();
+    let root = template.root.clone();
+    stage_job::spawn(backend, BASELINE_TITLE, &root, loaded, move |ctx| async move {
+        ctx.progress.report("python experiment.py --out_dir=run_0", None);
+        let result = stages::baseline(&template, &settings, &ctx.cancel).await;
+        let problems = match &result {
+            Err(StageError::Baseline(BaselineError::Failed { record, .. })) => {
+                traceback_problems(&template.root, record)
+            }
+            _ => Vec::new(),
+        };
+        b.state
+            .run_problems
+            .lock()
+            .unwrap()
+            .insert(template.root.clone(), problems);
+        let record = result.map_err(|e| e.to_string())?;
+        Ok(StageDone {
+            summary: project::headline(&record, None).replacen("run_0", "baseline (run_0)", 1),
+            empty: false,
+            show: None,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_skip_indentation() {
+        let text = "def f():\n    raise ValueError('x')\r\n";
+        assert_eq!(line_span(text, 2), Some((13, 34)));
+        assert_eq!(&text[13..34], "raise ValueError('x')");
+        assert_eq!(line_span(text, 9), None);
+    }
+}
