@@ -282,12 +282,14 @@ async fn ideas_json_has_hover_and_lenses_per_idea() {
                 "aisci.showIdea"
             ),
             (1, "Check novelty", "aisci.checkNovelty"),
+            (1, "Implement idea", "aisci.implementIdea"),
             (
                 2,
                 "Interestingness 8 · Feasibility 7 · Novelty 6 · novel",
                 "aisci.showIdea"
             ),
             (2, "novel ✓", "aisci.showIdea"),
+            (2, "Implement idea", "aisci.implementIdea"),
         ]
     );
     assert_eq!(lenses[2]["command"]["arguments"][0]["ideas"], json!(["seed_one"]));
