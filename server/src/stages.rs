@@ -312,7 +312,9 @@ pub fn runner_for(settings: &Settings) -> LocalRunner {
         Some(settings.literature.s2_api_key_env.clone()),
         Some(settings.literature.openalex_api_key_env.clone()),
     ];
-    LocalRunner::from_settings(&settings.experiment).with_secret_names(secrets.into_iter().flatten())
+    let named = settings.secret_env_names.iter().cloned();
+    LocalRunner::from_settings(&settings.experiment)
+        .with_secret_names(secrets.into_iter().flatten().chain(named))
 }
 
 /// The idea named `name` in a template's ideas.json, else in its seed_ideas.json.
@@ -516,12 +518,7 @@ pub async fn run_ideas(
     };
     let result = generate_ideas(llm, inputs, &opts, &template.ideas_json(), progress, cancel).await;
     // What was spent is recorded whether or not the stage succeeded.
-    if let Err(e) = append_usage(&template.root, &llm.records()) {
-        tracing::warn!(
-            "could not record usage in {}: {e}",
-            usage_path(&template.root).display()
-        );
-    }
+    record_usage(&template.root, llm);
     let report = result?;
     let snapshot = llm.ledger_snapshot();
     Ok(IdeasOutcome {
@@ -544,6 +541,9 @@ pub fn append_usage(root: &Path, records: &[CallRecord]) -> std::io::Result<()> 
     if records.is_empty() {
         return Ok(());
     }
+    // Stages of different projects (or a late one) may finish together: one writer at a time.
+    static LEDGER_LOCK: Mutex<()> = Mutex::new(());
+    let _one_writer = LEDGER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let path = usage_path(root);
     std::fs::create_dir_all(path.parent().expect("ledger has a parent"))?;
     let mut text = match std::fs::read_to_string(&path) {

@@ -146,6 +146,7 @@ pub fn load(src: &Sources) -> Loaded {
             let source = root.join("aisci.toml").display().to_string();
             if let Some(mut v) = parse_toml(text, &source, &mut out.warnings) {
                 if !out.project_trusted {
+                    remember_key_variables(&mut out, &v);
                     let removed = strip_untrusted(&mut v);
                     if !removed.is_empty() {
                         out.warnings.push(format!(
@@ -197,6 +198,14 @@ pub fn load(src: &Sources) -> Loaded {
     out
 }
 
+fn remember_key_variables(out: &mut Loaded, v: &Value) {
+    for name in key_variables(v) {
+        if !out.settings.secret_env_names.contains(&name) {
+            out.settings.secret_env_names.push(name);
+        }
+    }
+}
+
 fn parse_toml(text: &str, source: &str, warnings: &mut Vec<String>) -> Option<Value> {
     match text.parse::<toml::Table>() {
         Ok(t) => serde_json::to_value(t).ok(),
@@ -234,9 +243,22 @@ fn is_trusted(root: &Path, trusted: &[PathBuf]) -> bool {
     trusted.iter().any(|t| root.starts_with(canon(t)))
 }
 
+/// The variable names a raw layer gives for keys, whether or not the layer may set them.
+fn key_variables(v: &Value) -> Vec<String> {
+    [
+        ("llm", "api_key_env"),
+        ("literature", "s2_api_key_env"),
+        ("literature", "openalex_api_key_env"),
+    ]
+    .iter()
+    .filter_map(|(sec, key)| v.get(*sec)?.get(*key)?.as_str().map(str::to_owned))
+    .collect()
+}
+
 /// Applies one layer section by section, key by key: a bad value costs only that key,
 /// which keeps the value it had, with one warning.
 fn apply(out: &mut Loaded, layer: &Layer) {
+    remember_key_variables(out, &layer.value);
     if layer.value.as_array().is_some_and(|a| a.is_empty()) {
         return;
     }
@@ -555,6 +577,8 @@ mod tests {
         assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
         assert!(l.warnings[0].contains("llm.base_url, llm.api_key_env, run.python"));
         assert!(!l.project_trusted);
+        // The variable it named is still kept out of experiments.
+        assert_eq!(l.settings.secret_env_names, ["AWS_SECRET_ACCESS_KEY"]);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct Settings {
     pub novelty: NoveltySettings,
     pub experiment: ExperimentSettings,
     pub run: RunSettings,
+    /// Not a setting: every variable any layer named as holding a key (even one a
+    /// project file was not allowed to set), so experiments never see them.
+    #[serde(skip)]
+    pub secret_env_names: Vec<String>,
 }
 
 /// Which wire protocol and default endpoint to use.

@@ -71,7 +71,7 @@ pub enum Wire {
 }
 
 /// A resolved endpoint. `kind` is never `Auto` or `Replay`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     pub kind: ProviderKind,
     pub wire: Wire,
@@ -80,6 +80,31 @@ pub struct Endpoint {
     pub api_key: Option<ApiKey>,
     /// The variable the key came from (for messages), if any.
     pub key_var: Option<String>,
+}
+
+/// `scheme://host[:port]` of a URL: what may be shown of an endpoint, since the rest
+/// (user:password@, a key parameter) can hold credentials.
+pub fn url_origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{}://{h}:{p}", u.scheme()),
+            (Some(h), None) => format!("{}://{h}", u.scheme()),
+            _ => "<endpoint>".into(),
+        },
+        Err(_) => "<endpoint>".into(),
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("kind", &self.kind)
+            .field("wire", &self.wire)
+            .field("base_url", &url_origin(&self.base_url))
+            .field("api_key", &self.api_key)
+            .field("key_var", &self.key_var)
+            .finish()
+    }
 }
 
 /// The short name used in messages and the ledger.
@@ -267,6 +292,20 @@ mod tests {
             provider,
             ..LlmSettings::default()
         }
+    }
+
+    #[test]
+    fn debug_shows_only_the_origin_of_the_endpoint() {
+        let ep = Endpoint {
+            kind: ProviderKind::Openai,
+            wire: Wire::OpenAi,
+            base_url: "https://user:pw@proxy.example:8443/v1?key=abc".into(),
+            api_key: None,
+            key_var: None,
+        };
+        let shown = format!("{ep:?}");
+        assert!(shown.contains("https://proxy.example:8443"), "{shown}");
+        assert!(!shown.contains("pw") && !shown.contains("abc"), "{shown}");
     }
 
     #[test]

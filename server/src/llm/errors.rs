@@ -151,6 +151,10 @@ pub(crate) fn transport_error(provider: &str, err: &reqwest::Error, key: Option<
         text.push_str(&s.to_string());
         source = s.source();
     }
+    // The URL can carry credentials (a proxy's user:pass@, a key parameter): leave it out.
+    if let Some(url) = err.url() {
+        text = text.replace(url.as_str(), "<endpoint>");
+    }
     LlmError::Transport {
         provider: provider.to_owned(),
         message: redact(&text, key),

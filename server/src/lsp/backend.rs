@@ -63,7 +63,7 @@ impl Backend {
 
     /// Re-checks a project folder once edits to it have paused for `CHECK_DEBOUNCE`.
     /// One waiting task per folder: later edits only push its deadline back.
-    fn schedule_check(&self, root: PathBuf) {
+    pub fn schedule_check(&self, root: PathBuf) {
         let deadline = tokio::time::Instant::now() + CHECK_DEBOUNCE;
         {
             let mut pending = self.state.pending_checks.lock().unwrap();
@@ -142,10 +142,28 @@ impl Backend {
         }
     }
 
+    /// Asks the client to show `path` (when it can), off the caller's path.
+    pub fn show_document(&self, path: &Path) {
+        if !self.state.caps().show_document {
+            return;
+        }
+        let Some(uri) = uri_of(path) else { return };
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let params = ShowDocumentParams {
+                uri,
+                external: Some(false),
+                take_focus: Some(true),
+                selection: None,
+            };
+            let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, client.show_document(params)).await;
+        });
+    }
+
     /// Asks the client to fetch code lenses again (when it can).
     pub async fn refresh_lenses(&self) {
         if self.state.caps().code_lens_refresh {
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.client.code_lens_refresh()).await;
+            let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, self.client.code_lens_refresh()).await;
         }
     }
 
@@ -159,20 +177,23 @@ impl Backend {
 /// Problems found in the syntax of an open `experiment.py` (the open buffer's tree).
 fn experiment_syntax_problems(state: &State, root: &Path) -> Vec<Problem> {
     let path = root.join("experiment.py");
-    let mut docs = state.docs.lock().unwrap();
-    let Some(open) = docs.get_mut(&path) else {
-        return match std::fs::read_to_string(&path) {
-            Ok(src) => crate::workspace::syntax::parse_python(&src, None)
-                .and_then(|tree| python::out_dir_problem(&path, &tree, &src))
-                .into_iter()
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-    };
-    let src = open.doc.text();
-    match open.doc.python_tree() {
-        Some(tree) => python::out_dir_problem(&path, tree, &src).into_iter().collect(),
-        None => Vec::new(),
+    {
+        let mut docs = state.docs.lock().unwrap();
+        if let Some(open) = docs.get_mut(&path) {
+            let src = open.doc.text();
+            return match open.doc.python_tree() {
+                Some(tree) => python::out_dir_problem(&path, tree, &src).into_iter().collect(),
+                None => Vec::new(),
+            };
+        }
+    }
+    // Not open: read and parse the file without holding the documents lock.
+    match std::fs::read_to_string(&path) {
+        Ok(src) => crate::workspace::syntax::parse_python(&src, None)
+            .and_then(|tree| python::out_dir_problem(&path, &tree, &src))
+            .into_iter()
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -649,7 +670,7 @@ impl LanguageServer for Backend {
                 let started = match params.command.as_str() {
                     CMD_IMPLEMENT_IDEA => match (dir("template"), arg.get("idea").and_then(Value::as_str)) {
                         (Some(t), Some(idea)) => {
-                            super::experiment_job::implement(self.clone(), t, idea.to_owned())
+                            super::experiment_job::implement(self.clone(), t, idea.to_owned()).await
                         }
                         _ => {
                             return Err(RpcError::invalid_params(
@@ -690,19 +711,7 @@ impl LanguageServer for Backend {
                 else {
                     return Err(RpcError::invalid_params("aisci.openRun needs {\"path\": file}"));
                 };
-                let Some(uri) = uri_of(Path::new(path)) else {
-                    return Err(RpcError::invalid_params(format!("not a file path: {path}")));
-                };
-                let client = self.client.clone();
-                tokio::spawn(async move {
-                    let params = ShowDocumentParams {
-                        uri,
-                        external: Some(false),
-                        take_focus: Some(true),
-                        selection: None,
-                    };
-                    let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, client.show_document(params)).await;
-                });
+                self.show_document(Path::new(path));
                 Ok(None)
             }
             CMD_CANCEL => {

@@ -4,12 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tower_lsp::lsp_types::ShowDocumentParams;
-
 use super::backend::Backend;
-use super::convert::uri_of;
 use super::edit_sink::EditorSink;
-use super::progress::CLIENT_REPLY_TIMEOUT;
 use super::stage_job::{self, StageDone};
 use crate::agent::experiment::{BaselineError, ExperimentEvents};
 use crate::jobs::JobId;
@@ -94,12 +90,10 @@ struct EditorEvents {
 
 impl EditorEvents {
     fn refresh(&self) {
+        // Through the debounced check, so diagnostics are published in order.
+        self.backend.schedule_check(self.root.clone());
         let b = self.backend.clone();
-        let root = self.root.clone();
-        tokio::spawn(async move {
-            b.publish_checks(&root).await;
-            b.refresh_lenses().await;
-        });
+        tokio::spawn(async move { b.refresh_lenses().await });
     }
 }
 
@@ -134,7 +128,7 @@ impl ExperimentEvents for EditorEvents {
 
 /// Creates the idea folder for `idea` of `template`, opens its experiment.py and
 /// starts the experiments there.
-pub fn implement(backend: Backend, template_dir: PathBuf, idea: String) -> Result<JobId, String> {
+pub async fn implement(backend: Backend, template_dir: PathBuf, idea: String) -> Result<JobId, String> {
     let template = Template::open(&template_dir)
         .ok_or_else(|| StageError::NotATemplate(template_dir.clone()).to_string())?;
     let idea = stages::idea_in_template(&template, &idea).map_err(|e| e.to_string())?;
@@ -146,20 +140,7 @@ pub fn implement(backend: Backend, template_dir: PathBuf, idea: String) -> Resul
         project::create_idea_folder(&template, &project::default_results_root(&template), &idea, now)
             .map_err(|e| e.to_string())?;
     let job = run(backend.clone(), folder.root.clone())?;
-    if backend.state.caps().show_document {
-        if let Some(uri) = uri_of(&folder.root.join("experiment.py")) {
-            let client = backend.client.clone();
-            tokio::spawn(async move {
-                let params = ShowDocumentParams {
-                    uri,
-                    external: Some(false),
-                    take_focus: Some(true),
-                    selection: None,
-                };
-                let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, client.show_document(params)).await;
-            });
-        }
-    }
+    backend.show_document(&folder.root.join("experiment.py"));
     Ok(job)
 }
 

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tower_lsp::lsp_types::{MessageType, ShowDocumentParams};
+use tower_lsp::lsp_types::MessageType;
 
 use super::backend::Backend;
-use super::convert::uri_of;
-use super::progress::{LspProgress, CLIENT_REPLY_TIMEOUT};
+use super::progress::LspProgress;
 use crate::config::Loaded;
 use crate::jobs::{JobId, Progress};
 
@@ -102,19 +101,8 @@ where
                 b.client
                     .show_message(kind, format!("aisci: {}", done.summary))
                     .await;
-                if let Some(uri) = done
-                    .show
-                    .filter(|_| caps.show_document && !done.empty)
-                    .as_deref()
-                    .and_then(uri_of)
-                {
-                    let params = ShowDocumentParams {
-                        uri,
-                        external: Some(false),
-                        take_focus: Some(true),
-                        selection: None,
-                    };
-                    let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, b.client.show_document(params)).await;
+                if let Some(path) = done.show.as_deref().filter(|_| !done.empty) {
+                    b.show_document(path);
                 }
                 b.publish_checks(&root).await;
             }
