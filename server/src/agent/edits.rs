@@ -9,6 +9,7 @@ mod folder;
 mod matching;
 mod parse;
 mod pycheck;
+mod text;
 
 pub use apply::{apply_blocks, feedback_for, ApplyOptions, BlockError, FileEdit};
 pub(crate) use apply::{apply_inner, normalise};

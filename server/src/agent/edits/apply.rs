@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::text::FileText;
 use super::EditBlock;
 
 /// A file's text before and after all blocks of a reply.
@@ -103,7 +104,7 @@ pub fn apply_blocks(
 
 struct Working {
     before: Option<String>,
-    text: String,
+    text: FileText,
 }
 
 pub(crate) fn apply_inner(
@@ -139,7 +140,7 @@ pub(crate) fn apply_inner(
             files.insert(
                 path.clone(),
                 Working {
-                    text: before.clone().unwrap_or_default(),
+                    text: FileText::new(before.clone().unwrap_or_default()),
                     before,
                 },
             );
@@ -148,10 +149,10 @@ pub(crate) fn apply_inner(
         let w = files.get_mut(&path).expect("inserted above");
         let exists = w.before.is_some() || !w.text.is_empty();
         if b.search.trim().is_empty() {
-            if exists && !w.text.trim().is_empty() {
+            if exists && !w.text.is_blank() {
                 errors.push(BlockError::FileExists { block: b.index, path });
             } else {
-                w.text = b.replace.clone();
+                w.text = FileText::new(b.replace.clone());
             }
             continue;
         }
@@ -159,8 +160,8 @@ pub(crate) fn apply_inner(
             errors.push(BlockError::NoSuchFile { block: b.index, path });
             continue;
         }
-        match super::matching::replace_once(&w.text, &b.search, &b.replace) {
-            Ok(new) => w.text = new,
+        match super::matching::replace_once(&mut w.text, &b.search, &b.replace) {
+            Ok(()) => {}
             Err(super::matching::Miss::None { hint }) => errors.push(BlockError::NoMatch {
                 block: b.index,
                 path,
@@ -180,11 +181,8 @@ pub(crate) fn apply_inner(
             let w = files.remove(&path)?;
             let created = w.before.is_none();
             let before = w.before.unwrap_or_default();
-            (created || before != w.text).then_some(FileEdit {
-                path,
-                before,
-                after: w.text,
-            })
+            let after = w.text.into_string();
+            (created || before != after).then_some(FileEdit { path, before, after })
         })
         .collect();
     if check_python && errors.is_empty() {

@@ -3,27 +3,14 @@
 //! shift (the replacement is shifted the same way). Matches are whole lines only,
 //! so `x = 1` never matches inside `max = 1`.
 
+use std::borrow::Cow;
+use std::ops::Range;
+
+use super::text::FileText;
+
 pub(crate) enum Miss {
     None { hint: String },
     Many { lines: Vec<usize> },
-}
-
-/// Byte offsets of line starts, plus the end of the text.
-fn line_starts(text: &str) -> Vec<usize> {
-    let mut v = vec![0];
-    v.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-    if *v.last().unwrap() != text.len() {
-        v.push(text.len());
-    }
-    v
-}
-
-fn line_of(text: &str, byte: usize) -> usize {
-    text.as_bytes()[..byte].iter().filter(|&&b| b == b'\n').count() + 1
-}
-
-fn split_lines(s: &str) -> Vec<&str> {
-    s.lines().collect()
 }
 
 fn indent(line: &str) -> &str {
@@ -108,7 +95,9 @@ fn reindent(replace: &str, shift: &Shift) -> String {
     out
 }
 
-pub(crate) fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, Miss> {
+/// Replaces the one place in `text` that `search` matches with `replace`, or says
+/// why it cannot.
+pub(crate) fn replace_once(text: &mut FileText, search: &str, replace: &str) -> Result<(), Miss> {
     // Blocks from the parser end in a newline; hand-made ones may not.
     let (search_owned, replace_owned);
     let search = if search.ends_with('\n') {
@@ -123,49 +112,37 @@ pub(crate) fn replace_once(text: &str, search: &str, replace: &str) -> Result<St
         replace_owned = format!("{replace}\n");
         replace_owned.as_str()
     };
-    // Work on a text that ends in a newline so the last line matches like any other.
-    let had_newline = text.is_empty() || text.ends_with('\n');
-    let owned;
-    let text = if had_newline {
-        text
-    } else {
-        owned = format!("{text}\n");
-        owned.as_str()
-    };
-    let finish = |mut s: String| {
-        if !had_newline && s.ends_with('\n') {
-            s.pop();
-        }
-        s
-    };
+    let (lines, new) = find(text, search, replace)?;
+    text.splice(lines, &new);
+    Ok(())
+}
 
-    // 1. Exact, line-aligned.
-    let mut hits = Vec::new();
-    let mut from = 0;
-    while let Some(off) = text[from..].find(search) {
-        let at = from + off;
-        if at == 0 || text.as_bytes()[at - 1] == b'\n' {
-            hits.push(at);
+/// The lines that `search` matches and what replaces them. `search` ends in a
+/// newline, and `replace` is empty or does too.
+fn find<'r>(text: &FileText, search: &str, replace: &'r str) -> Result<(Range<usize>, Cow<'r, str>), Miss> {
+    // 1. Exact: whole lines, byte for byte (every line of `text` ends in a newline,
+    // so its last line matches like any other).
+    let exact: Vec<&str> = search.split_inclusive('\n').collect();
+    let hits: Vec<usize> = if exact.len() <= text.len() {
+        (0..=text.len() - exact.len())
+            .filter(|&at| exact.iter().enumerate().all(|(k, l)| text.line_is(at + k, l)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match hits[..] {
+        [at] => return Ok((at..at + exact.len(), Cow::Borrowed(replace))),
+        [] => {}
+        _ => {
+            return Err(Miss::Many {
+                lines: hits.iter().map(|&at| at + 1).collect(),
+            })
         }
-        from = at + search[..].chars().next().map_or(1, char::len_utf8);
-    }
-    if hits.len() == 1 {
-        let at = hits[0];
-        let mut s = String::with_capacity(text.len() + replace.len());
-        s.push_str(&text[..at]);
-        s.push_str(replace);
-        s.push_str(&text[at + search.len()..]);
-        return Ok(finish(s));
-    }
-    if hits.len() > 1 {
-        return Err(Miss::Many {
-            lines: hits.iter().map(|&b| line_of(text, b)).collect(),
-        });
     }
 
     // 2./3. Line by line; blank lines around SEARCH do not count.
-    let file = split_lines(text);
-    let all = split_lines(search);
+    let file: Vec<&str> = (0..text.len()).map(|i| text.bare_line(i)).collect();
+    let all: Vec<&str> = search.lines().collect();
     let first = all.iter().position(|l| !l.trim().is_empty());
     let Some(first) = first else {
         return Err(Miss::None { hint: String::new() });
@@ -189,14 +166,7 @@ pub(crate) fn replace_once(text: &str, search: &str, replace: &str) -> Result<St
                 0 => continue,
                 1 => {
                     let (at, shift) = &found[0];
-                    let starts = line_starts(text);
-                    let (a, b) = (starts[*at], starts[at + want.len()]);
-                    let new = reindent(replace, shift);
-                    let mut s = String::with_capacity(text.len() + new.len());
-                    s.push_str(&text[..a]);
-                    s.push_str(&new);
-                    s.push_str(&text[b..]);
-                    return Ok(finish(s));
+                    return Ok((*at..at + want.len(), Cow::Owned(reindent(replace, shift))));
                 }
                 _ => {
                     return Err(Miss::Many {
