@@ -92,61 +92,17 @@ fn block(path: &str, search: &str, replace: &str) -> String {
     format!("{path}\n```python\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n")
 }
 
-const CFG: &str =
-    "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 8, \"lr\": 0.01, \"epochs\": 40}\n";
-const MODEL_LINE: &str = "    model = MLP(cfg[\"hidden\"], rng)\n";
 const RAISE: &str = "    raise ValueError(\"shapes do not match\")\n";
 
-/// The scripted conversation of a whole stage: run 1 widens the layer; run 2 first
-/// raises inside `run()`, then is fixed; ALL_COMPLETED; plot; notes.
+/// The scripted conversation of a whole stage (`tests/fixtures/experiment/`): run 1
+/// widens the layer; run 2 first raises inside `run()`, then is fixed; ALL_COMPLETED;
+/// plot; notes.
 fn stage_replies() -> Vec<String> {
-    let wider = format!(
-        "Plan: run 1 doubles the hidden width, run 2 shrinks the initialisation scale.\n\n{}",
-        block(
-            "experiment.py",
-            CFG,
-            &CFG.replace("\"hidden\": 8", "\"hidden\": 16")
-        )
-    );
-    let failing = format!(
-        "Run 2: a smaller initialisation scale.\n\n{}",
-        block("experiment.py", MODEL_LINE, &format!("{MODEL_LINE}{RAISE}"))
-    );
-    let fix = format!(
-        "The raise was left over from a shape check; pass the scale instead.\n\n{}",
-        block(
-            "experiment.py",
-            &format!("{MODEL_LINE}{RAISE}"),
-            "    model = MLP(cfg[\"hidden\"], rng, init_scale=0.3)\n"
-        )
-    );
-    let done = format!(
-        "ALL_COMPLETED\n\n{}",
-        block(
-            "notes.txt",
-            "Description: Baseline results.\n",
-            "Description: Baseline results.\n## Run 1: hidden 16\n## Run 2: init_scale 0.3\n"
-        )
-    );
-    let plot = format!(
-        "{}{}",
-        block(
-            "plot.py",
-            "    \"run_0\": \"Baseline\",\n",
-            "    \"run_0\": \"Baseline\",\n    \"run_1\": \"Hidden 16\",\n    \"run_2\": \"Init 0.3\",\n"
-        ),
-        block(
-            "plot.py",
-            "    runs = load_runs()\n",
-            "    runs = load_runs()\n    open(\"summary.png\", \"wb\").write(b\"png\")\n"
-        )
-    );
-    let notes = block(
-        "notes.txt",
-        "## Run 2: init_scale 0.3\n",
-        "## Run 2: init_scale 0.3\nFigure summary.png: validation accuracy per run.\n",
-    );
-    vec![wider, failing, fix, done, plot, notes]
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/experiment");
+    ["1_wider", "2_failing", "3_fix", "4_done", "5_plot", "6_notes"]
+        .iter()
+        .map(|n| std::fs::read_to_string(dir.join(format!("{n}.md"))).unwrap())
+        .collect()
 }
 
 fn progress_of(c: &TestClient, kind: &str) -> Vec<Value> {
