@@ -144,13 +144,13 @@ async fn cli_experiment_implements_a_seed_idea() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines[0].starts_with("run_1 ✓ "), "{stdout}");
-    assert!(lines[0].ends_with("vs baseline)"), "{stdout}");
+    assert!(lines[0].ends_with("baseline)"), "{stdout}");
     assert_eq!(
         lines[1], "run_2 ✗ ValueError: shapes do not match (attempt 1)",
         "{stdout}"
     );
     assert!(
-        lines[2].starts_with("run_2 ✓ ") && lines[2].ends_with("vs baseline)"),
+        lines[2].starts_with("run_2 ✓ ") && lines[2].ends_with("baseline)"),
         "{stdout}"
     );
     assert!(

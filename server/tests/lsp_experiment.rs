@@ -540,7 +540,7 @@ async fn implement_idea_edits_the_open_file_runs_and_shows_results() {
     assert_eq!(titles.len(), 3, "{titles:?}");
     assert!(titles[0].starts_with("run_1 ✓ "), "{titles:?}");
     assert!(titles[1].starts_with("run_2 ✓ "), "{titles:?}");
-    assert!(titles[1].ends_with("vs baseline)"), "{titles:?}");
+    assert!(titles[1].ends_with("baseline)"), "{titles:?}");
     assert_eq!(titles[2], "Run experiments");
 
     // On disk: completed runs, their code, the notes in v1's layout.

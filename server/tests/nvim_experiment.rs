@@ -291,7 +291,7 @@ async fn neovim_implements_an_idea_through_the_lens() {
     assert_eq!(lenses.len(), 3, "{lenses:?}");
     assert!(lenses[0].starts_with("run_1 ✓ "), "{lenses:?}");
     assert!(
-        lenses[1].starts_with("run_2 ✓ ") && lenses[1].ends_with("vs baseline)"),
+        lenses[1].starts_with("run_2 ✓ ") && lenses[1].ends_with("baseline)"),
         "{lenses:?}"
     );
     assert_eq!(lenses[2], "Run experiments");
@@ -309,21 +309,11 @@ async fn neovim_implements_an_idea_through_the_lens() {
     assert!(wall < Duration::from_secs(15), "took {wall:?}");
 }
 
-/// What the experiment stage promises an open buffer: each model edit arrives as a
-/// versioned `workspace/applyEdit` from the server running the job, the failing run's
-/// diagnostic points at the raise in the buffer as it then is, and `:undo` takes back
-/// the last edit only.
-///
-/// Ignored: with `editors/nvim` as it is, Neovim attaches the idea folder's
-/// experiment.py to a second `aisci lsp` (root = the idea folder, since
-/// `vim.lsp.start` reuses a client only for the same workspace folder), so the server
-/// running the job never has the file open and writes the edits to disk; the buffer
-/// is only re-read (`checktime`) when the job ends. With the client reused for the
-/// idea folder (`reuse_client` in `vim.lsp.start`'s options), the three edits do come
-/// as applyEdits and the diagnostic matches the buffer, but `:undo` then takes back
-/// all three at once: Neovim joins changes made without an undo sync in between.
+/// The idea folder's experiment.py is served by the same aisci server (the plugin
+/// reuses its client), so each model edit arrives in the buffer as a versioned
+/// applyEdit, the failing run's diagnostic sits on the raise in the text that ran, and
+/// each edit is its own undo step (the plugin breaks undo before applying).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "editors/nvim starts a second server for the idea folder; the edits go to disk, not to the buffer"]
 async fn neovim_gets_each_edit_as_an_undoable_apply_edit() {
     let (r, _template, _tmp, _) = run_nvim().await;
     let clients = r["exp_clients"].as_array().unwrap();

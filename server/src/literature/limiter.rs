@@ -53,30 +53,31 @@ impl RateLimiter {
         self.state.lock().unwrap().interval
     }
 
-    /// Waits for this caller's turn. A turn is reserved in arrival order; a caller
-    /// that is cancelled while waiting leaves its turn unused, which only ever makes
-    /// the spacing wider.
+    /// Waits for this caller's turn. A turn is taken at the moment it is granted
+    /// (under the lock), so granted turns are always at least one interval apart,
+    /// even when this process was stalled and several waiters wake late together:
+    /// a late wake-up never turns into a burst.
     pub async fn acquire(&self, deadline: Instant, cancel: &CancellationToken) -> Result<(), Denied> {
-        let at = {
-            let mut s = self.state.lock().unwrap();
-            let now = Instant::now();
-            let at = s.next.max(now);
-            if at > deadline {
-                return Err(Denied::PastDeadline);
-            }
-            s.next = at + s.interval;
-            at
-        };
-        if at <= Instant::now() {
-            return if cancel.is_cancelled() {
-                Err(Denied::Cancelled)
-            } else {
-                Ok(())
+        loop {
+            let wait_until = {
+                let mut s = self.state.lock().unwrap();
+                let now = Instant::now();
+                if s.next <= now {
+                    if cancel.is_cancelled() {
+                        return Err(Denied::Cancelled);
+                    }
+                    s.next = now + s.interval;
+                    return Ok(());
+                }
+                if s.next > deadline {
+                    return Err(Denied::PastDeadline);
+                }
+                s.next
             };
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => Err(Denied::Cancelled),
-            _ = tokio::time::sleep_until(at) => Ok(()),
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(Denied::Cancelled),
+                _ = tokio::time::sleep_until(wait_until) => {}
+            }
         }
     }
 

@@ -111,6 +111,10 @@ impl Backend {
             .get(root)
             .cloned()
             .unwrap_or_default();
+        // Run problems are placed by line on the text shown now.
+        let run_problems = run_problems
+            .iter()
+            .filter_map(|rp| rp.resolve(&self.state.text_of(&rp.path).ok()?));
         let mut by_file: std::collections::BTreeMap<PathBuf, Vec<Problem>> = Default::default();
         for p in problems.into_iter().chain(run_problems) {
             by_file.entry(p.path.clone()).or_default().push(p);
@@ -158,6 +162,26 @@ impl Backend {
             };
             let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, client.show_document(params)).await;
         });
+    }
+
+    /// Asks the client to show `path` and waits (bounded) until it has opened it, so
+    /// what follows edits the buffer rather than the file under it.
+    pub async fn show_document_and_wait(&self, path: &Path) {
+        if !self.state.caps().show_document {
+            return;
+        }
+        let Some(uri) = uri_of(path) else { return };
+        let params = ShowDocumentParams {
+            uri,
+            external: Some(false),
+            take_focus: Some(true),
+            selection: None,
+        };
+        let _ = tokio::time::timeout(CLIENT_REPLY_TIMEOUT, self.client.show_document(params)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !self.state.docs.lock().unwrap().contains_key(path) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Asks the client to fetch code lenses again (when it can).
@@ -679,7 +703,7 @@ impl LanguageServer for Backend {
                         }
                     },
                     CMD_RUN_EXPERIMENTS => match dir("folder") {
-                        Some(f) => super::experiment_job::run(self.clone(), f),
+                        Some(f) => super::experiment_job::run(self.clone(), f, None),
                         None => {
                             return Err(RpcError::invalid_params(
                                 "aisci.runExperiments needs {\"folder\": idea folder}",

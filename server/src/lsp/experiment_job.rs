@@ -15,9 +15,33 @@ use crate::stages::{self, ExperimentDeps, StageError};
 pub const TITLE: &str = "Run experiments";
 pub const BASELINE_TITLE: &str = "Run baseline";
 
+/// A diagnostic from a failed run, kept by line number: the traceback's lines are
+/// those of the file that ran, and the span is taken on whatever text is shown
+/// when it is published (the buffer may have moved on since).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunProblem {
+    pub path: PathBuf,
+    /// 1-based, as Python prints it.
+    pub line: u32,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl RunProblem {
+    pub fn resolve(&self, text: &str) -> Option<Problem> {
+        let span = line_span(text, self.line)?;
+        Some(Problem {
+            path: self.path.clone(),
+            span: Some(span),
+            severity: self.severity,
+            message: self.message.clone(),
+        })
+    }
+}
+
 /// Diagnostics for a failed run: the innermost frame inside the project folder
 /// carries the error; the other frames there say they led to it.
-pub fn traceback_problems(root: &Path, record: &RunRecord) -> Vec<Problem> {
+pub fn traceback_problems(root: &Path, record: &RunRecord) -> Vec<RunProblem> {
     let error = record.error.as_deref().unwrap_or("the run failed");
     let error = error
         .lines()
@@ -25,28 +49,26 @@ pub fn traceback_problems(root: &Path, record: &RunRecord) -> Vec<Problem> {
         .find(|l| !l.trim().is_empty())
         .unwrap_or(error)
         .trim();
-    let in_root: Vec<(PathBuf, u32)> = record
-        .frames
-        .iter()
-        .filter_map(|f| {
-            let p = Path::new(&f.file);
-            let path = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                root.join(p)
-            };
-            let path = std::fs::canonicalize(&path).unwrap_or(path);
-            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-            path.starts_with(&root).then_some((path, f.line))
-        })
-        .collect();
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut in_root: Vec<(PathBuf, u32)> = Vec::new();
+    for f in &record.frames {
+        let p = Path::new(&f.file);
+        let path = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            root.join(p)
+        };
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        // A line reached twice (recursion, a decorator) is said once.
+        if path.starts_with(&root) && !in_root.contains(&(path.clone(), f.line)) {
+            in_root.push((path, f.line));
+        }
+    }
     let last = in_root.len().saturating_sub(1);
     in_root
         .into_iter()
         .enumerate()
-        .filter_map(|(i, (path, line))| {
-            let text = std::fs::read_to_string(&path).ok()?;
-            let span = line_span(&text, line)?;
+        .map(|(i, (path, line))| {
             let (severity, message) = if i == last {
                 (
                     Severity::Error,
@@ -58,12 +80,12 @@ pub fn traceback_problems(root: &Path, record: &RunRecord) -> Vec<Problem> {
                     format!("run_{} failed below this call: {error}", record.run),
                 )
             };
-            Some(Problem {
+            RunProblem {
                 path,
-                span: Some(span),
+                line,
                 severity,
                 message,
-            })
+            }
         })
         .collect()
 }
@@ -89,11 +111,20 @@ struct EditorEvents {
 }
 
 impl EditorEvents {
-    fn refresh(&self) {
-        // Through the debounced check, so diagnostics are published in order.
-        self.backend.schedule_check(self.root.clone());
+    /// `now`: publish at once (a run's result is about the text that just ran, which
+    /// the agent may change a moment later); otherwise through the debounced check.
+    fn refresh(&self, now: bool) {
         let b = self.backend.clone();
-        tokio::spawn(async move { b.refresh_lenses().await });
+        let root = self.root.clone();
+        if now {
+            tokio::spawn(async move {
+                b.publish_checks(&root).await;
+                b.refresh_lenses().await;
+            });
+        } else {
+            b.schedule_check(root);
+            tokio::spawn(async move { b.refresh_lenses().await });
+        }
     }
 }
 
@@ -106,7 +137,7 @@ impl ExperimentEvents for EditorEvents {
             .lock()
             .unwrap()
             .insert(self.root.clone(), status);
-        self.refresh();
+        self.refresh(false);
     }
 
     fn run_finished(&self, record: &RunRecord) {
@@ -122,7 +153,7 @@ impl ExperimentEvents for EditorEvents {
             .unwrap()
             .insert(self.root.clone(), problems);
         self.backend.state.run_status.lock().unwrap().remove(&self.root);
-        self.refresh();
+        self.refresh(true);
     }
 }
 
@@ -139,13 +170,16 @@ pub async fn implement(backend: Backend, template_dir: PathBuf, idea: String) ->
     let folder =
         project::create_idea_folder(&template, &project::default_results_root(&template), &idea, now)
             .map_err(|e| e.to_string())?;
-    let job = run(backend.clone(), folder.root.clone())?;
-    backend.show_document(&folder.root.join("experiment.py"));
-    Ok(job)
+    run(
+        backend,
+        folder.root.clone(),
+        Some(folder.root.join("experiment.py")),
+    )
 }
 
-/// Starts (or restarts) the experiments in an idea folder.
-pub fn run(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
+/// Starts (or restarts) the experiments in an idea folder; `show` is opened in the
+/// editor first, so the model's edits land in its buffer.
+pub fn run(backend: Backend, dir: PathBuf, show: Option<PathBuf>) -> Result<JobId, String> {
     let folder = IdeaFolder::from_path(&dir).ok_or_else(|| {
         format!(
             "{} is not an idea folder (results/<template>/<YYYYmmdd_HHMMSS>_<Name>/)",
@@ -159,6 +193,9 @@ pub fn run(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     let b = backend.clone();
     let root = folder.root.clone();
     stage_job::spawn(backend, TITLE, &root, loaded, move |ctx| async move {
+        if let Some(path) = show {
+            b.show_document_and_wait(&path).await;
+        }
         let sink = EditorSink {
             backend: b.clone(),
             label: format!("aisci: {}", idea.name),

@@ -85,7 +85,7 @@ pub struct State {
     pub pending_checks: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
     /// Per project root: problems found by runs (tracebacks), shown until the next
     /// successful run replaces them.
-    pub run_problems: Mutex<HashMap<PathBuf, Vec<crate::project::Problem>>>,
+    pub run_problems: Mutex<HashMap<PathBuf, Vec<super::experiment_job::RunProblem>>>,
     /// Per idea folder: the run in progress, for its code lens.
     pub run_status: Mutex<HashMap<PathBuf, String>>,
     /// Per project root: files that currently carry our diagnostics.

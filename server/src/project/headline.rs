@@ -60,8 +60,12 @@ pub fn headline(record: &RunRecord, baseline: Option<&Value>) -> String {
     if let Some(base) = baseline.and_then(|b| metric_in(b, &ds, &metric)) {
         if base != 0.0 {
             let change = (value - base) / base.abs() * 100.0;
-            let sign = if change < 0.0 { "−" } else { "+" };
-            line.push_str(&format!(" ({sign}{:.0}% vs baseline)", change.abs()));
+            if change.abs() < 0.5 {
+                line.push_str(" (= baseline)");
+            } else {
+                let sign = if change < 0.0 { "−" } else { "+" };
+                line.push_str(&format!(" ({sign}{:.0}% vs baseline)", change.abs()));
+            }
         }
     }
     line
@@ -106,6 +110,11 @@ mod tests {
             "run_1 ✓ kl_divergence 0.5 (+25% vs baseline)"
         );
         assert_eq!(headline(&up, None), "run_1 ✓ kl_divergence 0.5");
+        let same = record(4, true, Some(json!({"circle": {"kl_divergence": 0.4001}})), None);
+        assert_eq!(
+            headline(&same, Some(&base)),
+            "run_4 ✓ kl_divergence 0.4001 (= baseline)"
+        );
         let bare = record(3, true, Some(json!({"probe": 0.75})), None);
         assert_eq!(
             headline(&bare, Some(&json!({"probe": 0.5}))),

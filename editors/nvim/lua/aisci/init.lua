@@ -74,6 +74,30 @@ local function on_progress(err, result, ctx, config)
   end
 end
 
+--- Each edit from aisci is its own undo step: Neovim would otherwise merge edits
+--- that arrive without a user command in between into one.
+local function on_apply_edit(err, result, ctx, config)
+  local changes = result and result.edit and result.edit.documentChanges or {}
+  for _, change in ipairs(changes) do
+    local uri = change.textDocument and change.textDocument.uri
+    if uri then
+      local bufnr = vim.uri_to_bufnr(uri)
+      if vim.api.nvim_buf_is_loaded(bufnr) then
+        vim.api.nvim_buf_call(bufnr, function()
+          vim.cmd('let &l:undolevels = &l:undolevels')
+        end)
+      end
+    end
+  end
+  return vim.lsp.handlers['workspace/applyEdit'](err, result, ctx, config)
+end
+
+--- One aisci server serves every template and idea folder of the session, so a
+--- job started from a template reaches the idea folder's buffers too.
+local function reuse_client(client, config)
+  return client.name == config.name and not client:is_stopped()
+end
+
 --- Starts (or reuses) the server for `bufnr` when it lies in a project folder.
 --- @param bufnr? integer
 --- @return integer? client_id
@@ -99,8 +123,8 @@ function M.attach(bufnr)
     -- Also for `workspace/configuration` (section "aisci"); the server reads both shapes.
     settings = has_settings and { aisci = cfg.settings } or {},
     on_attach = cfg.on_attach,
-    handlers = { ['$/progress'] = on_progress },
-  }, { bufnr = bufnr })
+    handlers = { ['$/progress'] = on_progress, ['workspace/applyEdit'] = on_apply_edit },
+  }, { bufnr = bufnr, reuse_client = reuse_client })
 end
 
 --- The aisci client for `bufnr` (attached, or serving the buffer's project folder).
