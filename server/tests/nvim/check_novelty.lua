@@ -14,79 +14,16 @@
 local plugin_dir, server_bin, template, idea, report_path, settings_json = unpack(arg)
 assert(settings_json, 'usage: check_novelty.lua PLUGIN_DIR SERVER_BIN TEMPLATE_DIR IDEA_NAME REPORT_JSON SETTINGS_JSON')
 
-local uv = vim.uv
-local t0 = uv.hrtime()
-local function now_ms()
-  return (uv.hrtime() - t0) / 1e6
-end
-
-local report = {
+local H = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, 'S').source:sub(2)), 'harness.lua'))
+local report = H.init(report_path, {
   idea = idea,
-  progress = {}, -- { at_ms, token, kind, title?, message?, percentage? }
-  messages = {}, -- window/showMessage { at_ms, type, message }
   lens_refreshes = 0, -- workspace/codeLens/refresh requests
-  steps = {},
-}
-
-local function step(name)
-  table.insert(report.steps, { at_ms = now_ms(), step = name })
-  io.stdout:write(('[%7.1f ms] %s\n'):format(now_ms(), name))
-end
-
-local function write_report()
-  local f = assert(io.open(report_path, 'w'))
-  f:write(vim.json.encode(report))
-  f:close()
-end
-
--- Record what the server sends, then let Neovim's own handlers do their usual work.
-local function record(method, fn)
-  local orig = vim.lsp.handlers[method]
-  vim.lsp.handlers[method] = function(err, result, ctx, config)
-    local ok, e = pcall(fn, result, ctx)
-    if not ok then
-      report.handler_errors = report.handler_errors or {}
-      table.insert(report.handler_errors, method .. ': ' .. tostring(e))
-    end
-    if orig then
-      return orig(err, result, ctx, config)
-    end
-    return vim.NIL
-  end
-end
-
-record('$/progress', function(r)
-  local v = r.value or {}
-  table.insert(report.progress, {
-    at_ms = now_ms(),
-    token = r.token,
-    kind = v.kind,
-    title = v.title,
-    message = v.message,
-    percentage = v.percentage,
-  })
-end)
-record('window/showMessage', function(r)
-  table.insert(report.messages, { at_ms = now_ms(), type = r.type, message = r.message })
-end)
-record('workspace/codeLens/refresh', function()
+})
+H.record_progress_and_messages()
+H.record('workspace/codeLens/refresh', function()
   report.lens_refreshes = report.lens_refreshes + 1
 end)
-
-local function wait_for(what, timeout_ms, cond)
-  if not vim.wait(timeout_ms, cond, 10) then
-    error(('timed out after %d ms waiting for %s'):format(timeout_ms, what), 0)
-  end
-  step('got ' .. what)
-end
-
-local function progress_of(token, kind)
-  for _, p in ipairs(report.progress) do
-    if p.token == token and p.kind == kind then
-      return p
-    end
-  end
-end
+local step, wait_for, progress_of = H.step, H.wait_for, H.progress_of
 
 local function request(client, buf, method, params)
   local resp = client:request_sync(method, params, 5000, buf)
@@ -129,11 +66,7 @@ local function main()
   vim.cmd.edit(vim.fn.fnameescape(template .. '/ideas.json'))
   local buf = vim.api.nvim_get_current_buf()
   report.filetype = vim.bo[buf].filetype
-  local client
-  wait_for('client attached to ideas.json', 5000, function()
-    client = require('aisci').client(buf)
-    return client ~= nil and client.initialized and vim.lsp.buf_is_attached(buf, client.id)
-  end)
+  local client = H.wait_attached(buf, 'ideas.json')
   report.root_dir = client.root_dir
   report.lens_refresh_support = vim.tbl_get(client.capabilities or {}, 'workspace', 'codeLens', 'refreshSupport')
     == true
@@ -149,13 +82,7 @@ local function main()
   report.lens_line = lens.line
   step('lens found on line ' .. lens.line)
 
-  local answer
-  client:exec_cmd(lens.raw, { bufnr = buf }, function(err, result)
-    answer = { err = err, result = result }
-  end)
-  wait_for('executeCommand answer', 5000, function()
-    return answer ~= nil
-  end)
+  local answer = H.exec_cmd(client, buf, lens.raw)
   report.execute_answer = answer
   assert(not answer.err, 'aisci.checkNovelty failed: ' .. vim.inspect(answer.err))
   local token = 'aisci-job-' .. answer.result.job
@@ -201,15 +128,4 @@ local function main()
   step('client stopped')
 end
 
-local ok, err = xpcall(main, debug.traceback)
-report.total_ms = now_ms()
-if not ok then
-  report.error = tostring(err)
-  io.stderr:write('check_novelty.lua: ' .. tostring(err) .. '\n')
-end
-write_report()
-if ok then
-  vim.cmd('qa!')
-else
-  vim.cmd('cquit 1')
-end
+H.run('check_novelty.lua', main)

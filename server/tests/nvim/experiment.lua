@@ -9,61 +9,14 @@
 local plugin_dir, server_bin, template, idea, report_path, settings_json = unpack(arg)
 assert(settings_json, 'usage: experiment.lua PLUGIN_DIR SERVER_BIN TEMPLATE IDEA REPORT SETTINGS_JSON')
 
-local uv = vim.uv
-local t0 = uv.hrtime()
-local function now_ms()
-  return (uv.hrtime() - t0) / 1e6
-end
-
-local report = {
-  progress = {}, -- { at_ms, token, kind, title?, message? }
-  messages = {}, -- window/showMessage { at_ms, type, message }
-  show_document = {}, -- { at_ms, uri, takeFocus }
+local H = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, 'S').source:sub(2)), 'harness.lua'))
+local report = H.init(report_path, {
   apply_edits = {}, -- { at_ms, label, uri, version, edits, buffer_before, buffer_version, applied }
   error_diagnostics = nil, -- vim.diagnostic.get(buf) when the first ERROR appeared
-  steps = {},
-}
-
-local function step(name)
-  table.insert(report.steps, { at_ms = now_ms(), step = name })
-  io.stdout:write(('[%7.1f ms] %s\n'):format(now_ms(), name))
-end
-
-local function write_report()
-  local f = assert(io.open(report_path, 'w'))
-  f:write(vim.json.encode(report))
-  f:close()
-end
-
-local function handler_error(method, e)
-  report.handler_errors = report.handler_errors or {}
-  table.insert(report.handler_errors, method .. ': ' .. tostring(e))
-end
-
--- Record what the server sends, then let Neovim's own handlers do their usual work.
-local function record(method, fn)
-  local orig = vim.lsp.handlers[method]
-  vim.lsp.handlers[method] = function(err, result, ctx, config)
-    local ok, e = pcall(fn, result, ctx)
-    if not ok then
-      handler_error(method, e)
-    end
-    if orig then
-      return orig(err, result, ctx, config)
-    end
-  end
-end
-
-record('$/progress', function(r)
-  local v = r.value or {}
-  table.insert(report.progress, { at_ms = now_ms(), token = r.token, kind = v.kind, title = v.title, message = v.message })
-end)
-record('window/showMessage', function(r)
-  table.insert(report.messages, { at_ms = now_ms(), type = r.type, message = r.message })
-end)
-record('window/showDocument', function(r)
-  table.insert(report.show_document, { at_ms = now_ms(), uri = r.uri, takeFocus = r.takeFocus })
-end)
+})
+H.record_progress_and_messages()
+H.record_show_document()
+local now_ms, step, wait_for, progress_of, diagnostics_of = H.now_ms, H.step, H.wait_for, H.progress_of, H.diagnostics_of
 
 -- workspace/applyEdit: note the buffer before Neovim applies the edit, and the answer.
 do
@@ -84,27 +37,12 @@ do
       end
     end)
     if not ok then
-      handler_error('workspace/applyEdit', e)
+      H.handler_error('workspace/applyEdit', e)
     end
     local answer = orig(err, result, ctx, config)
     entry.applied = answer
     table.insert(report.apply_edits, entry)
     return answer
-  end
-end
-
-local function wait_for(what, timeout_ms, cond)
-  if not vim.wait(timeout_ms, cond, 10) then
-    error(('timed out after %d ms waiting for %s'):format(timeout_ms, what), 0)
-  end
-  step('got ' .. what)
-end
-
-local function progress_of(token, kind)
-  for _, p in ipairs(report.progress) do
-    if p.token == token and p.kind == kind then
-      return p
-    end
   end
 end
 
@@ -118,12 +56,6 @@ local function lens_titles(client, buf)
   end, resp.result or {})
 end
 
-local function diagnostics_of(buf)
-  return vim.tbl_map(function(d)
-    return { lnum = d.lnum, col = d.col, severity = d.severity, message = d.message }
-  end, vim.diagnostic.get(buf))
-end
-
 local function main()
   vim.opt.runtimepath:prepend(plugin_dir)
   require('aisci').setup({ cmd = { server_bin, 'lsp' }, settings = vim.json.decode(settings_json) })
@@ -131,11 +63,7 @@ local function main()
 
   vim.cmd.edit(vim.fn.fnameescape(template .. '/ideas.json'))
   local ideas_buf = vim.api.nvim_get_current_buf()
-  local client
-  wait_for('client attached to ideas.json', 5000, function()
-    client = require('aisci').client(ideas_buf)
-    return client ~= nil and client.initialized and vim.lsp.buf_is_attached(ideas_buf, client.id)
-  end)
+  local client = H.wait_attached(ideas_buf, 'ideas.json')
 
   -- The "Implement idea" lens of the idea.
   local resp = client:request_sync('textDocument/codeLens', {
@@ -167,13 +95,7 @@ local function main()
     end,
   })
 
-  local answer
-  client:exec_cmd(lens.command, { bufnr = ideas_buf }, function(err, result)
-    answer = { err = err, result = result }
-  end)
-  wait_for('executeCommand answer', 5000, function()
-    return answer ~= nil
-  end)
+  local answer = H.exec_cmd(client, ideas_buf, lens.command)
   assert(not answer.err, 'aisci.implementIdea failed: ' .. vim.inspect(answer.err))
   local token = 'aisci-job-' .. answer.result.job
   report.token = token
@@ -241,15 +163,4 @@ local function main()
   step('clients stopped')
 end
 
-local ok, err = xpcall(main, debug.traceback)
-report.total_ms = now_ms()
-if not ok then
-  report.error = tostring(err)
-  io.stderr:write('experiment.lua: ' .. tostring(err) .. '\n')
-end
-write_report()
-if ok then
-  vim.cmd('qa!')
-else
-  vim.cmd('cquit 1')
-end
+H.run('experiment.lua', main)

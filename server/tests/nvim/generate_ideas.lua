@@ -16,95 +16,12 @@
 local mode, plugin_dir, server_bin, template, report_path, settings_json = unpack(arg)
 assert(report_path, 'usage: generate_ideas.lua MODE PLUGIN_DIR SERVER_BIN TEMPLATE_DIR REPORT_JSON SETTINGS_JSON')
 
-local uv = vim.uv
-local t0 = uv.hrtime()
-local function now_ms()
-  return (uv.hrtime() - t0) / 1e6
-end
-
-local report = {
-  mode = mode,
-  progress = {}, -- { at_ms, token, kind, title?, message?, percentage? }
-  messages = {}, -- window/showMessage { at_ms, type, message }
-  show_document = {}, -- { at_ms, uri, takeFocus }
-  diagnostics = {}, -- textDocument/publishDiagnostics { at_ms, uri, diagnostics }
-  steps = {}, -- what the script did, with times
-}
-
-local function step(name, extra)
-  local s = vim.tbl_extend('force', { at_ms = now_ms(), step = name }, extra or {})
-  table.insert(report.steps, s)
-  io.stdout:write(('[%7.1f ms] %s\n'):format(s.at_ms, name))
-end
-
-local function write_report()
-  local f = assert(io.open(report_path, 'w'))
-  f:write(vim.json.encode(report))
-  f:close()
-end
-
--- Record what the server sends, then let Neovim's own handlers do their usual work.
-local function record(method, fn)
-  local orig = vim.lsp.handlers[method]
-  vim.lsp.handlers[method] = function(err, result, ctx, config)
-    local ok, e = pcall(fn, result, ctx)
-    if not ok then
-      report.handler_errors = report.handler_errors or {}
-      table.insert(report.handler_errors, method .. ': ' .. tostring(e))
-    end
-    if orig then
-      return orig(err, result, ctx, config)
-    end
-  end
-end
-
-record('$/progress', function(r)
-  local v = r.value or {}
-  table.insert(report.progress, {
-    at_ms = now_ms(),
-    token = r.token,
-    kind = v.kind,
-    title = v.title,
-    message = v.message,
-    percentage = v.percentage,
-  })
-end)
-record('window/showMessage', function(r)
-  table.insert(report.messages, { at_ms = now_ms(), type = r.type, message = r.message })
-end)
-record('window/showDocument', function(r)
-  table.insert(report.show_document, { at_ms = now_ms(), uri = r.uri, takeFocus = r.takeFocus })
-end)
-record('textDocument/publishDiagnostics', function(r)
-  table.insert(report.diagnostics, { at_ms = now_ms(), uri = r.uri, diagnostics = r.diagnostics })
-end)
-
-local function wait_for(what, timeout_ms, cond)
-  local ok = vim.wait(timeout_ms, cond, 10)
-  if not ok then
-    error(('timed out after %d ms waiting for %s'):format(timeout_ms, what), 0)
-  end
-  step('got ' .. what)
-end
-
-local function progress_of(token, kind)
-  for _, p in ipairs(report.progress) do
-    if p.token == token and p.kind == kind then
-      return p
-    end
-  end
-end
-
-local function open_and_attach(path)
-  vim.cmd.edit(vim.fn.fnameescape(path))
-  local buf = vim.api.nvim_get_current_buf()
-  local client
-  wait_for('client attached to ' .. vim.fs.basename(path), 5000, function()
-    client = require('aisci').client(buf)
-    return client ~= nil and client.initialized and vim.lsp.buf_is_attached(buf, client.id)
-  end)
-  return buf, client
-end
+local H = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, 'S').source:sub(2)), 'harness.lua'))
+local report = H.init(report_path, { mode = mode })
+H.record_progress_and_messages()
+H.record_show_document()
+H.record_diagnostics()
+local now_ms, step, wait_for, progress_of, open_and_attach = H.now_ms, H.step, H.wait_for, H.progress_of, H.open_and_attach
 
 local function run_generate(client, buf)
   local resp = client:request_sync('textDocument/codeAction', {
@@ -123,13 +40,7 @@ local function run_generate(client, buf)
   assert(action and action.command, 'no "Generate research ideas" action in ' .. vim.inspect(resp.result))
   step('code action found')
 
-  local answer
-  client:exec_cmd(action.command, { bufnr = buf }, function(err, result)
-    answer = { err = err, result = result }
-  end)
-  wait_for('executeCommand answer', 5000, function()
-    return answer ~= nil
-  end)
+  local answer = H.exec_cmd(client, buf, action.command)
   report.execute_answer = answer
   assert(not answer.err, 'aisci.generateIdeas failed: ' .. vim.inspect(answer.err))
   local token = 'aisci-job-' .. answer.result.job
@@ -160,9 +71,7 @@ local function run_generate(client, buf)
     return false
   end)
   -- Neovim itself took them in.
-  report.nvim_diagnostics = vim.tbl_map(function(d)
-    return { lnum = d.lnum, col = d.col, severity = d.severity, message = d.message }
-  end, vim.diagnostic.get(prompt_buf))
+  report.nvim_diagnostics = H.diagnostics_of(prompt_buf)
 end
 
 -- Starts a job with :AisciGenerateIdeas, waits for its first report (the first model call
@@ -235,15 +144,4 @@ local function main()
   step('client stopped')
 end
 
-local ok, err = xpcall(main, debug.traceback)
-report.total_ms = now_ms()
-if not ok then
-  report.error = tostring(err)
-  io.stderr:write('generate_ideas.lua: ' .. tostring(err) .. '\n')
-end
-write_report()
-if ok then
-  vim.cmd('qa!')
-else
-  vim.cmd('cquit 1')
-end
+H.run('generate_ideas.lua', main)
