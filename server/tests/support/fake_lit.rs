@@ -4,23 +4,24 @@
 //! every request is logged with its arrival time.
 #![allow(dead_code)]
 
+// Tests that use both fakes compile this twice, once in each.
+#[allow(clippy::duplicate_mod)]
+#[path = "fake_http.rs"]
+mod fake_http;
+
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::Router;
 
 /// Read a fixture from `tests/fixtures/literature/`.
 pub fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/literature")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+    fake_http::fixture("literature", name)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,27 +68,13 @@ impl Reply {
 
     /// A recorded `.http` fixture: status line, headers, blank line, body.
     pub fn http_fixture(name: &str) -> Self {
-        let text = fixture(name);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .or_else(|| text.split_once("\n\n"))
-            .expect("http fixture has a blank line");
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            // The fake computes its own length; a recorded one would not match.
-            .filter(|(k, _)| k != "content-length")
-            .collect();
+        let (status, mut headers, body) = fake_http::parse_http(&fixture(name));
+        // The fake computes its own length; a recorded one would not match.
+        headers.retain(|(k, _)| k != "content-length");
         Reply::Full {
             status,
             headers,
-            body: body.to_owned(),
+            body,
         }
     }
 
@@ -98,8 +85,7 @@ impl Reply {
                 mut headers,
                 body,
             } => {
-                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-                headers.push((name.to_ascii_lowercase(), value.to_owned()));
+                fake_http::set_header(&mut headers, name, value);
                 Reply::Full {
                     status,
                     headers,
@@ -162,15 +148,8 @@ impl FakeLit {
             seen: Vec::new(),
         }));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
-        });
-        FakeLit {
-            url: format!("http://{addr}"),
-            shared,
-        }
+        let url = fake_http::serve(app).await;
+        FakeLit { url, shared }
     }
 
     pub fn s2_url(&self) -> String {
@@ -277,10 +256,7 @@ async fn handle(State(shared): State<Arc<Mutex<Shared>>>, uri: Uri, headers: Hea
             route,
             path: uri.path().to_owned(),
             query: parse_query(uri.query()),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-                .collect(),
+            headers: fake_http::header_map(&headers),
             at: Instant::now(),
         });
         let scripted = s.scripts.get_mut(&route).and_then(VecDeque::pop_front);
@@ -299,9 +275,5 @@ async fn handle(State(shared): State<Arc<Mutex<Shared>>>, uri: Uri, headers: Hea
     else {
         unreachable!("delays are unwrapped above")
     };
-    let mut b = Response::builder().status(StatusCode::from_u16(status).unwrap());
-    for (k, v) in headers {
-        b = b.header(k, v);
-    }
-    b.body(Body::from(body)).unwrap()
+    fake_http::full_response(status, headers, body)
 }

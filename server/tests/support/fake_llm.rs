@@ -3,23 +3,25 @@
 //! and records every request it saw, so tests can check headers and bodies.
 #![allow(dead_code)]
 
+// Tests that use both fakes compile this twice, once in each.
+#[allow(clippy::duplicate_mod)]
+#[path = "fake_http.rs"]
+mod fake_http;
+
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::Router;
 
 /// Read a fixture from `tests/fixtures/llm/`.
 pub fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/llm")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+    fake_http::fixture("llm", name)
 }
 
 #[derive(Clone, Debug)]
@@ -64,25 +66,11 @@ impl Reply {
 
     /// A recorded `.http` fixture: status line, headers, blank line, body.
     pub fn http_fixture(name: &str) -> Self {
-        let text = fixture(name);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .or_else(|| text.split_once("\n\n"))
-            .expect("http fixture has a blank line");
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
+        let (status, headers, body) = fake_http::parse_http(&fixture(name));
         Reply::Full {
             status,
             headers,
-            body: body.to_owned(),
+            body,
         }
     }
 
@@ -93,8 +81,7 @@ impl Reply {
                 mut headers,
                 body,
             } => {
-                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-                headers.push((name.to_ascii_lowercase(), value.to_owned()));
+                fake_http::set_header(&mut headers, name, value);
                 Reply::Full {
                     status,
                     headers,
@@ -138,15 +125,8 @@ impl FakeLlm {
             seen: Vec::new(),
         }));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
-        });
-        FakeLlm {
-            url: format!("http://{addr}"),
-            shared,
-        }
+        let url = fake_http::serve(app).await;
+        FakeLlm { url, shared }
     }
 
     /// The OpenAI-style base URL (`…/v1`).
@@ -173,10 +153,7 @@ async fn handle(
         let mut s = shared.lock().unwrap();
         s.seen.push(Seen {
             path: uri.path().to_owned(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-                .collect(),
+            headers: fake_http::header_map(&headers),
             body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
             at: Instant::now(),
         });
@@ -197,13 +174,7 @@ async fn handle(
             status,
             headers,
             body,
-        } => {
-            let mut b = Response::builder().status(StatusCode::from_u16(status).unwrap());
-            for (k, v) in headers {
-                b = b.header(k, v);
-            }
-            b.body(Body::from(body)).unwrap()
-        }
+        } => fake_http::full_response(status, headers, body),
         Reply::Cut { body } => {
             let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
                 Ok(Bytes::from(body)),
