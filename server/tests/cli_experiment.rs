@@ -11,7 +11,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fake_llm::{FakeLlm, Reply};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const IDEA: &str = "init_scale_regimes";
 
@@ -48,12 +48,7 @@ fn stage_replies() -> Vec<Reply> {
 }
 
 fn completion(text: &str) -> Reply {
-    let body = json!({
-        "id": "chatcmpl-cli-exp", "object": "chat.completion", "created": 1, "model": "local-model",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 1500, "completion_tokens": 200, "total_tokens": 1700 }
-    });
-    Reply::json(200, body.to_string())
+    Reply::chat_completion("chatcmpl-cli-exp", text, 1500, 200)
 }
 
 fn config_toml(dir: &Path, llm: &str) -> String {

@@ -45,12 +45,7 @@ fn template(dir: &Path) -> PathBuf {
 }
 
 fn completion(text: &str) -> Reply {
-    let body = json!({
-        "id": "chatcmpl-cli", "object": "chat.completion", "created": 1, "model": "local-model",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100 }
-    });
-    Reply::json(200, body.to_string())
+    Reply::chat_completion("chatcmpl-cli", text, 1000, 100)
 }
 
 /// Runs `aisci novelty --template T args…` with only the environment given here

@@ -80,12 +80,7 @@ fn fake_model(fake: &FakeLlm) -> Value {
 }
 
 fn completion(text: &str) -> Reply {
-    let body = json!({
-        "id": "chatcmpl-exp", "object": "chat.completion", "created": 1, "model": "local-model",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 1500, "completion_tokens": 200, "total_tokens": 1700 }
-    });
-    Reply::json(200, body.to_string())
+    Reply::chat_completion("chatcmpl-exp", text, 1500, 200)
 }
 
 fn block(path: &str, search: &str, replace: &str) -> String {

@@ -126,12 +126,7 @@ async fn cancel_from_progress_stops_the_job_and_keeps_the_archive_valid() {
         serde_json::from_str(&std::fs::read_to_string(t.join(".aisci/replay/ideas.json")).unwrap()).unwrap();
     let answer = |i: usize| {
         let text = recording["exchanges"][i]["response"]["text"].as_str().unwrap();
-        let body = json!({
-            "id": "chatcmpl-test", "object": "chat.completion", "created": 1, "model": "local-model",
-            "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
-            "usage": { "prompt_tokens": 2000, "completion_tokens": 300, "total_tokens": 2300 }
-        });
-        Reply::json(200, body.to_string())
+        Reply::chat_completion("chatcmpl-test", text, 2000, 300)
     };
     // First answer quick, then the model becomes slow.
     let fake = FakeLlm::start(vec![
@@ -270,12 +265,7 @@ async fn unsaved_ideas_json_is_protected() {
 
 /// An OpenAI-style completion whose message is `text`.
 fn completion(text: &str) -> Reply {
-    let body = json!({
-        "id": "chatcmpl-broken", "object": "chat.completion", "created": 1, "model": "local-model",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100 }
-    });
-    Reply::json(200, body.to_string())
+    Reply::chat_completion("chatcmpl-broken", text, 1000, 100)
 }
 
 #[tokio::test]

@@ -78,12 +78,7 @@ fn caps() -> Value {
 
 /// An OpenAI chat completion carrying `text` (1000 input + 100 output tokens).
 fn completion(text: &str) -> fake_llm::Reply {
-    let body = json!({
-        "id": "chatcmpl-novelty", "object": "chat.completion", "created": 1, "model": "local-model",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100 }
-    });
-    fake_llm::Reply::json(200, body.to_string())
+    fake_llm::Reply::chat_completion("chatcmpl-novelty", text, 1000, 100)
 }
 
 fn query(q: &str) -> fake_llm::Reply {

@@ -18,17 +18,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fake_llm::{FakeLlm, Reply};
-use nvim::{copy_tiny_mlp, plugin_dir, repo_root, server_bin, Finished, NvimRun};
+use nvim::{plugin_dir, repo_root, server_bin, tiny_mlp_with_seed_ideas, Finished, NvimRun};
 use serde_json::{json, Value};
 
 const IDEA: &str = "init_scale_regimes";
 
 /// tiny_mlp at `<tmp>/templates/tiny_mlp` with ideas.json = its seed ideas.
 fn template_copy(tmp: &Path) -> PathBuf {
-    let t = tmp.join("templates/tiny_mlp");
-    copy_tiny_mlp(&t);
-    std::fs::copy(t.join("seed_ideas.json"), t.join("ideas.json")).unwrap();
-    t.canonicalize().unwrap()
+    tiny_mlp_with_seed_ideas(&tmp.join("templates/tiny_mlp"))
 }
 
 fn reply_text(name: &str) -> String {
@@ -37,12 +34,7 @@ fn reply_text(name: &str) -> String {
 }
 
 fn completion(text: &str) -> Reply {
-    let body = json!({
-        "id": "chatcmpl-nvim-exp", "object": "chat.completion", "created": 1, "model": "local-model",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 1500, "completion_tokens": 200, "total_tokens": 1700 }
-    });
-    Reply::json(200, body.to_string())
+    Reply::chat_completion("chatcmpl-nvim-exp", text, 1500, 200)
 }
 
 fn lines(v: &Value) -> Vec<String> {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use fake_lit::{FakeLit, Route};
 use fake_llm::{FakeLlm, Reply};
-use nvim::{copy_tiny_mlp, plugin_dir, server_bin, Finished, NvimRun};
+use nvim::{plugin_dir, server_bin, tiny_mlp_with_seed_ideas, Finished, NvimRun};
 use serde_json::{json, Value};
 const IDEA: &str = "init_scale_regimes";
 const PAPERQA_ID: &str = "7e55d8701785818776323b4147cb13354c820469";
@@ -30,19 +30,11 @@ const REASON: &str = "Paper 2 already studies how the initialisation scale chang
 
 /// tiny_mlp under `tmp` with ideas.json = its two seed ideas, unchecked.
 fn template_copy(tmp: &Path) -> PathBuf {
-    let dir = tmp.join("tiny_mlp");
-    copy_tiny_mlp(&dir);
-    std::fs::copy(dir.join("seed_ideas.json"), dir.join("ideas.json")).unwrap();
-    dir.canonicalize().unwrap()
+    tiny_mlp_with_seed_ideas(&tmp.join("tiny_mlp"))
 }
 
 fn completion(text: &str) -> Reply {
-    let body = json!({
-        "id": "chatcmpl-nvim-novelty", "object": "chat.completion", "created": 1, "model": "local-model",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100 }
-    });
-    Reply::json(200, body.to_string())
+    Reply::chat_completion("chatcmpl-nvim-novelty", text, 1000, 100)
 }
 
 fn titles(lenses: &Value) -> Vec<String> {

@@ -57,9 +57,7 @@ local function lens_titles(client, buf)
 end
 
 local function main()
-  vim.opt.runtimepath:prepend(plugin_dir)
-  require('aisci').setup({ cmd = { server_bin, 'lsp' }, settings = vim.json.decode(settings_json) })
-  step('setup done')
+  H.setup(plugin_dir, server_bin, settings_json)
 
   vim.cmd.edit(vim.fn.fnameescape(template .. '/ideas.json'))
   local ideas_buf = vim.api.nvim_get_current_buf()

@@ -116,10 +116,7 @@ local function run_cancel(client)
 end
 
 local function main()
-  vim.opt.runtimepath:prepend(plugin_dir)
-  local settings = vim.json.decode(settings_json)
-  require('aisci').setup({ cmd = { server_bin, 'lsp' }, settings = settings })
-  step('setup done')
+  H.setup(plugin_dir, server_bin, settings_json)
   local buf, client = open_and_attach(template .. '/experiment.py')
   report.root_dir = client.root_dir
   report.filetype = vim.bo[buf].filetype

@@ -118,6 +118,14 @@ function H.progress_of(token, kind)
   end
 end
 
+-- Puts the plugin on the runtimepath and sets it up to start `server_bin lsp` with the
+-- settings (JSON).
+function H.setup(plugin_dir, server_bin, settings_json)
+  vim.opt.runtimepath:prepend(plugin_dir)
+  require('aisci').setup({ cmd = { server_bin, 'lsp' }, settings = vim.json.decode(settings_json) })
+  H.step('setup done')
+end
+
 -- Waits until the aisci client is initialized and attached to `buf`; returns it.
 function H.wait_attached(buf, what)
   local client

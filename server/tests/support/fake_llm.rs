@@ -47,6 +47,18 @@ impl Reply {
         }
     }
 
+    /// A 200 OpenAI-style chat completion `id` whose message is `text`, with the given
+    /// token counts (model "local-model").
+    pub fn chat_completion(id: &str, text: &str, prompt_tokens: u64, completion_tokens: u64) -> Self {
+        let body = serde_json::json!({
+            "id": id, "object": "chat.completion", "created": 1, "model": "local-model",
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
+            "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                       "total_tokens": prompt_tokens + completion_tokens }
+        });
+        Self::json(200, body.to_string())
+    }
+
     pub fn json_fixture(status: u16, name: &str) -> Self {
         Self::json(status, fixture(name))
     }

@@ -95,6 +95,14 @@ pub fn copy_tiny_mlp(to: &Path) {
     copy_dir(&repo_root().join("templates/tiny_mlp"), to);
 }
 
+/// [`copy_tiny_mlp`] to `to` with ideas.json = its seed ideas, unchecked; the
+/// canonical path of the copy.
+pub fn tiny_mlp_with_seed_ideas(to: &Path) -> PathBuf {
+    copy_tiny_mlp(to);
+    std::fs::copy(to.join("seed_ideas.json"), to.join("ideas.json")).unwrap();
+    to.canonicalize().unwrap()
+}
+
 /// The `$/progress` entries of the report for `token` and `kind`, in order.
 pub fn progress_of<'a>(report: &'a Value, token: &str, kind: &str) -> Vec<&'a Value> {
     report["progress"]
