@@ -9,10 +9,14 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub mod env;
+pub mod gpus;
 pub mod local;
+pub mod scheduler;
 pub mod traceback;
 
+pub use gpus::{Gpu, GpuDetection, GpuSource};
 pub use local::{LocalRunner, ResourceLimits};
+pub use scheduler::{QueueEvent, Slot, SlotScheduler};
 pub use traceback::{Frame, Traceback};
 
 /// One program run.
