@@ -27,6 +27,7 @@ fn spec(dir: &Path, name: &str, secs: f64) -> RunSpec {
         stdout_path: d.join("stdout.txt"),
         stderr_path: d.join("stderr.txt"),
         env: vec![],
+        watch_dir: None,
     }
 }
 
