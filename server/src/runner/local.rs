@@ -248,7 +248,13 @@ impl Runner for LocalRunner {
 
         let status = child.wait().await?;
         guard.armed = false;
+        let cuda_visible_devices = self
+            .child_env(spec)
+            .into_iter()
+            .find(|(k, _)| k == "CUDA_VISIBLE_DEVICES")
+            .map(|(_, v)| v.to_string_lossy().into_owned());
         Ok(RunOutcome {
+            cuda_visible_devices,
             exit: ended.unwrap_or_else(|| exit_kind(status)),
             elapsed: started.elapsed(),
             stdout_tail: out.tail_text(),

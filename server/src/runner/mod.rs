@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub mod env;
+pub mod facts;
 pub mod gpus;
 pub mod local;
 pub mod scheduler;
@@ -77,6 +78,8 @@ pub struct RunOutcome {
     /// Total bytes written to each stream (the files may be capped below this).
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
+    /// The `CUDA_VISIBLE_DEVICES` the run had (`""`: CPU only); None when it had none.
+    pub cuda_visible_devices: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -270,6 +270,7 @@ impl<R: Runner> Runner for SlotScheduler<R> {
                 stderr_tail: String::new(),
                 stdout_bytes: 0,
                 stderr_bytes: 0,
+                cuda_visible_devices: None,
             });
         };
         let slot = self.shared.slots[guard.slot].clone();

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::project::{
     attempt_dir, read_run_results, FinalInfo, RunExit, RunRecord, TraceFrame, ATTEMPTS_DIR,
 };
-use crate::runner::{traceback, ExitKind, Limit, RunOutcome, RunSpec, Runner};
+use crate::runner::{facts, traceback, ExitKind, Limit, RunOutcome, RunSpec, Runner};
 
 use super::Fatal;
 
@@ -133,6 +133,13 @@ pub(super) async fn run_attempt(
         }
     };
 
+    if record.completed {
+        // Facts for the paper; a run whose facts cannot be written is still a run.
+        let facts = facts::collect(spec.python, outcome.cuda_visible_devices.as_deref()).await;
+        if let Err(e) = facts::write(&run_dir, &facts) {
+            tracing::warn!(dir = %run_dir.display(), %e, "cannot write env.json");
+        }
+    }
     if !record.completed {
         // v1 deletes a failed run_<i>/; we keep it (logs, partial output) out of
         // the way, with the code it ran, where plot.py's `run*` scan cannot see it.
