@@ -67,6 +67,8 @@ pub struct LocalRunner {
     /// Largest size of a run's `watch_dir`; None: not checked.
     max_dir_bytes: Option<u64>,
     dir_poll: Duration,
+    /// Also copy the run's stdout/stderr to aisci's own, as they arrive.
+    echo: bool,
 }
 
 impl LocalRunner {
@@ -82,6 +84,7 @@ impl LocalRunner {
             kill_grace: KILL_GRACE,
             max_dir_bytes: None,
             dir_poll: DIR_POLL,
+            echo: false,
         }
     }
 
@@ -122,6 +125,13 @@ impl LocalRunner {
     /// How often the watched folder is measured (default [`DIR_POLL`]).
     pub fn with_dir_poll(mut self, every: Duration) -> Self {
         self.dir_poll = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Copy the run's output to aisci's stdout/stderr live (the files still get all of
+    /// it); for `aisci run` in a terminal.
+    pub fn with_echo(mut self, echo: bool) -> Self {
+        self.echo = echo;
         self
     }
 
@@ -211,8 +221,28 @@ impl Runner for LocalRunner {
 
         let stop = CancellationToken::new();
         let cap = self.output_cap_bytes;
-        let out_task = tokio::spawn(pump(child.stdout.take(), stdout_file, cap, stop.clone()));
-        let err_task = tokio::spawn(pump(child.stderr.take(), stderr_file, cap, stop.clone()));
+        let (echo_out, echo_err): (Echo, Echo) = if self.echo {
+            (
+                Some(Box::new(tokio::io::stdout())),
+                Some(Box::new(tokio::io::stderr())),
+            )
+        } else {
+            (None, None)
+        };
+        let out_task = tokio::spawn(pump(
+            child.stdout.take(),
+            stdout_file,
+            cap,
+            stop.clone(),
+            echo_out,
+        ));
+        let err_task = tokio::spawn(pump(
+            child.stderr.take(),
+            stderr_file,
+            cap,
+            stop.clone(),
+            echo_err,
+        ));
 
         // Shared: awaited once in the race and again after the kill.
         let exited = leader_exited(pgid).map(|_| ()).shared();
@@ -361,6 +391,9 @@ impl Drop for GroupGuard {
     }
 }
 
+/// Where a stream is echoed to, if anywhere.
+type Echo = Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>>;
+
 async fn join(task: JoinHandle<std::io::Result<Captured>>) -> std::io::Result<Captured> {
     task.await.map_err(std::io::Error::other)?
 }
@@ -395,6 +428,7 @@ async fn pump<R: AsyncRead + Unpin>(
     mut file: tokio::fs::File,
     cap: u64,
     stop: CancellationToken,
+    mut echo: Echo,
 ) -> std::io::Result<Captured> {
     let mut got = Captured {
         tail: VecDeque::with_capacity(TAIL_BYTES),
@@ -416,6 +450,12 @@ async fn pump<R: AsyncRead + Unpin>(
             break;
         }
         let chunk = &buf[..n];
+        if let Some(w) = echo.as_mut() {
+            // A closed terminal must not stop the run: stop echoing instead.
+            if w.write_all(chunk).await.is_err() || w.flush().await.is_err() {
+                echo = None;
+            }
+        }
         if got.total < cap {
             let room = (cap - got.total).min(n as u64) as usize;
             file.write_all(&chunk[..room]).await?;
