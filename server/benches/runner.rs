@@ -31,6 +31,7 @@ fn main() {
         stdout_path: dir.path().join("out.txt"),
         stderr_path: dir.path().join("err.txt"),
         env: vec![],
+        watch_dir: None,
     };
 
     let direct = |_: usize| {

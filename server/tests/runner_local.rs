@@ -26,6 +26,7 @@ fn spec(dir: &Path, script: &str, timeout: Duration) -> RunSpec {
         stdout_path: dir.join("stdout.txt"),
         stderr_path: dir.join("stderr.txt"),
         env: vec![],
+        watch_dir: None,
     }
 }
 
@@ -304,4 +305,48 @@ async fn real_syntax_error_and_chained_tracebacks() {
     assert_eq!(tb.error, "RuntimeError: could not load the dataset");
     let (_, frame) = tb.innermost_in(dir.path(), &fixtures).unwrap();
     assert_eq!(frame.line, 9);
+}
+
+#[tokio::test]
+async fn disk_filler_is_stopped_at_the_folder_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(dir.path(), "disk_filler.py", Duration::from_secs(60));
+    s.watch_dir = Some(dir.path().join("out"));
+    let limit = 8 << 20;
+    let runner = LocalRunner::new(CAP)
+        .with_max_dir_bytes(Some(limit))
+        .with_kill_grace(Duration::from_millis(500));
+    let t = Instant::now();
+    let out = run(&runner, &s).await;
+    let took = t.elapsed();
+    assert_eq!(
+        out.exit,
+        ExitKind::LimitExceeded(runner::Limit::RunDirBytes(limit))
+    );
+    // One poll (1 s) plus the grace: well under the run's own 60 s.
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    for pid in pids(dir.path()) {
+        assert!(gone(pid), "pid {pid} still running");
+    }
+    // Nothing writes any more.
+    let size = runner::dir_size(&dir.path().join("out"));
+    assert!(size > limit);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(runner::dir_size(&dir.path().join("out")), size);
+    assert_eq!(
+        runner::Limit::RunDirBytes(limit).to_string(),
+        "run folder exceeded 8388608 bytes"
+    );
+}
+
+#[tokio::test]
+async fn folder_limit_ignores_unwatched_runs_and_small_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(dir.path(), "ok.py", Duration::from_secs(20));
+    s.args.push("--out_dir=run_1".into());
+    s.watch_dir = Some(dir.path().join("run_1"));
+    let runner = LocalRunner::new(CAP)
+        .with_max_dir_bytes(Some(1 << 20))
+        .with_dir_poll(Duration::from_millis(20));
+    assert_eq!(run(&runner, &s).await.exit, ExitKind::Success);
 }

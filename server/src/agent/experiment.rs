@@ -503,6 +503,7 @@ impl Stage<'_> {
             stdout_path: logs.join("stdout.txt"),
             stderr_path: logs.join("stderr.txt"),
             env: Vec::new(),
+            watch_dir: None,
         };
         let outcome = self
             .ctx
@@ -517,6 +518,7 @@ impl Stage<'_> {
                 "Plotting timed out after {} seconds.",
                 s.plot_timeout_secs
             )),
+            ExitKind::LimitExceeded(limit) => Some(format!("Plotting was stopped: {limit}.")),
             ExitKind::Failed(_) | ExitKind::Signaled(_) => Some(failure_message(
                 "Plotting",
                 &outcome,

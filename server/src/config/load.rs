@@ -485,11 +485,82 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
         bad("run.python (a command)", d.run.python.clone());
         s.run.python = d.run.python.clone();
     }
+    let r = &mut s.run;
+    for (name, v, def) in [
+        ("run.runs_per_gpu", &mut r.runs_per_gpu, d.run.runs_per_gpu),
+        ("run.cpu_slots", &mut r.cpu_slots, d.run.cpu_slots),
+    ] {
+        if *v == 0 {
+            bad(&format!("{name} (at least 1)"), def.to_string());
+            *v = def;
+        }
+    }
+    if r.max_run_dir_bytes == 0 {
+        bad(
+            "run.max_run_dir_bytes (at least 1)",
+            d.run.max_run_dir_bytes.to_string(),
+        );
+        r.max_run_dir_bytes = d.run.max_run_dir_bytes;
+    }
+    if let Some(list) = &mut r.gpus {
+        let valid = |g: &String| {
+            !g.is_empty()
+                && g.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':' || b == b'/')
+        };
+        if !list.iter().all(valid) {
+            bad(
+                "run.gpus (device indices such as \"0\" or GPU UUIDs)",
+                "the GPUs nvidia-smi reports".into(),
+            );
+            r.gpus = None;
+        } else {
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|g| seen.insert(g.clone()));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_slot_settings_are_checked() {
+        let mut out = Loaded::default();
+        apply(
+            &mut out,
+            &Layer {
+                source: "test".into(),
+                value: serde_json::json!({"run": {"gpus": ["0", "1", "0"], "runs_per_gpu": 2,
+                    "cpu_slots": 0, "max_run_dir_bytes": 1000}}),
+            },
+        );
+        let r = &out.settings.run;
+        assert_eq!(r.gpus, Some(vec!["0".to_string(), "1".to_string()]));
+        assert_eq!((r.runs_per_gpu, r.cpu_slots, r.max_run_dir_bytes), (2, 1, 1000));
+        assert!(
+            out.warnings.iter().any(|w| w.contains("run.cpu_slots")),
+            "{:?}",
+            out.warnings
+        );
+        apply(
+            &mut out,
+            &Layer {
+                source: "test".into(),
+                value: serde_json::json!({"run": {"gpus": ["0,1"]}}),
+            },
+        );
+        assert_eq!(out.settings.run.gpus, None);
+        apply(
+            &mut out,
+            &Layer {
+                source: "test".into(),
+                value: serde_json::json!({"run": {"gpus": []}}),
+            },
+        );
+        assert_eq!(out.settings.run.gpus, Some(vec![]));
+    }
     use crate::config::ProviderKind;
     use serde_json::json;
 

@@ -113,12 +113,25 @@ impl Default for IdeaSettings {
 pub struct RunSettings {
     /// The interpreter experiments run under. A command: never taken from an untrusted project.
     pub python: String,
+    /// GPUs runs may use, as `CUDA_VISIBLE_DEVICES` values ("0", "1", or UUIDs). Unset:
+    /// ask `nvidia-smi`; an empty list: CPU only.
+    pub gpus: Option<Vec<String>>,
+    /// Runs sharing one GPU at a time.
+    pub runs_per_gpu: u32,
+    /// Runs at a time when there is no GPU.
+    pub cpu_slots: u32,
+    /// A run whose folder grows past this many bytes is stopped (checked while it runs).
+    pub max_run_dir_bytes: u64,
 }
 
 impl Default for RunSettings {
     fn default() -> Self {
         Self {
             python: "python3".into(),
+            gpus: None,
+            runs_per_gpu: 1,
+            cpu_slots: 1,
+            max_run_dir_bytes: 10 << 30,
         }
     }
 }

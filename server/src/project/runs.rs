@@ -29,10 +29,18 @@ pub const ATTEMPTS_DIR: &str = ".aisci/attempts";
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunExit {
     Success,
-    Failed { code: i32 },
-    Signaled { signal: i32 },
+    Failed {
+        code: i32,
+    },
+    Signaled {
+        signal: i32,
+    },
     TimedOut,
     Cancelled,
+    /// Stopped by aisci: the run folder grew past `run.max_run_dir_bytes`.
+    RunDirTooLarge {
+        limit_bytes: u64,
+    },
 }
 
 /// One frame of a Python traceback, innermost last.

@@ -25,8 +25,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{env, ExitKind, RunError, RunOutcome, RunSpec, Runner};
-use crate::config::ExperimentSettings;
+use super::{env, ExitKind, Limit, RunError, RunOutcome, RunSpec, Runner};
+use crate::config::{ExperimentSettings, RunSettings};
 
 /// Bytes of each stream kept in memory for [`RunOutcome`]'s tails.
 pub const TAIL_BYTES: usize = 64 * 1024;
@@ -35,6 +35,8 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long the output pipes may stay open after the group is killed (only a process that
 /// left the group can hold them).
 pub const PIPE_GRACE: Duration = Duration::from_secs(2);
+/// How often a watched run folder's size is measured.
+pub const DIR_POLL: Duration = Duration::from_secs(1);
 
 /// Kernel-enforced limits set in the child before it starts, soft = hard, so the
 /// experiment can lower them but never raise them.
@@ -62,6 +64,11 @@ pub struct LocalRunner {
     base_env: Option<Arc<Vec<(OsString, OsString)>>>,
     secret_names: Vec<String>,
     kill_grace: Duration,
+    /// Largest size of a run's `watch_dir`; None: not checked.
+    max_dir_bytes: Option<u64>,
+    dir_poll: Duration,
+    /// Also copy the run's stdout/stderr to aisci's own, as they arrive.
+    echo: bool,
 }
 
 impl LocalRunner {
@@ -75,6 +82,9 @@ impl LocalRunner {
             base_env: None,
             secret_names: Vec::new(),
             kill_grace: KILL_GRACE,
+            max_dir_bytes: None,
+            dir_poll: DIR_POLL,
+            echo: false,
         }
     }
 
@@ -97,6 +107,31 @@ impl LocalRunner {
     /// More variable names to keep from experiments, e.g. the configured `api_key_env`.
     pub fn with_secret_names(mut self, names: impl IntoIterator<Item = String>) -> Self {
         self.secret_names.extend(names);
+        self
+    }
+
+    /// The limits from `[run]`: the run folder size (`max_run_dir_bytes`).
+    pub fn with_run_settings(self, run: &RunSettings) -> Self {
+        self.with_max_dir_bytes(Some(run.max_run_dir_bytes))
+    }
+
+    /// A run whose [`RunSpec::watch_dir`] grows past `bytes` is ended like a timeout,
+    /// with [`ExitKind::LimitExceeded`].
+    pub fn with_max_dir_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.max_dir_bytes = bytes;
+        self
+    }
+
+    /// How often the watched folder is measured (default [`DIR_POLL`]).
+    pub fn with_dir_poll(mut self, every: Duration) -> Self {
+        self.dir_poll = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Copy the run's output to aisci's stdout/stderr live (the files still get all of
+    /// it); for `aisci run` in a terminal.
+    pub fn with_echo(mut self, echo: bool) -> Self {
+        self.echo = echo;
         self
     }
 
@@ -186,15 +221,37 @@ impl Runner for LocalRunner {
 
         let stop = CancellationToken::new();
         let cap = self.output_cap_bytes;
-        let out_task = tokio::spawn(pump(child.stdout.take(), stdout_file, cap, stop.clone()));
-        let err_task = tokio::spawn(pump(child.stderr.take(), stderr_file, cap, stop.clone()));
+        let (echo_out, echo_err): (Echo, Echo) = if self.echo {
+            (
+                Some(Box::new(tokio::io::stdout())),
+                Some(Box::new(tokio::io::stderr())),
+            )
+        } else {
+            (None, None)
+        };
+        let out_task = tokio::spawn(pump(
+            child.stdout.take(),
+            stdout_file,
+            cap,
+            stop.clone(),
+            echo_out,
+        ));
+        let err_task = tokio::spawn(pump(
+            child.stderr.take(),
+            stderr_file,
+            cap,
+            stop.clone(),
+            echo_err,
+        ));
 
         // Shared: awaited once in the race and again after the kill.
         let exited = leader_exited(pgid).map(|_| ()).shared();
+        let watched = watch_size(spec.watch_dir.clone(), self.max_dir_bytes, self.dir_poll);
         let ended = tokio::select! {
             _ = exited.clone() => None,
             _ = tokio::time::sleep(spec.timeout) => Some(ExitKind::TimedOut),
             _ = cancel.cancelled() => Some(ExitKind::Cancelled),
+            limit = watched => Some(ExitKind::LimitExceeded(limit)),
         };
         if ended.is_some() {
             signal_group(pgid, Signal::TERM);
@@ -221,7 +278,13 @@ impl Runner for LocalRunner {
 
         let status = child.wait().await?;
         guard.armed = false;
+        let cuda_visible_devices = self
+            .child_env(spec)
+            .into_iter()
+            .find(|(k, _)| k == "CUDA_VISIBLE_DEVICES")
+            .map(|(_, v)| v.to_string_lossy().into_owned());
         Ok(RunOutcome {
+            cuda_visible_devices,
             exit: ended.unwrap_or_else(|| exit_kind(status)),
             elapsed: started.elapsed(),
             stdout_tail: out.tail_text(),
@@ -230,6 +293,50 @@ impl Runner for LocalRunner {
             stderr_bytes: err.total,
         })
     }
+}
+
+/// Resolves when `dir` has grown past `max` bytes (measured every `every`); never without
+/// both.
+async fn watch_size(dir: Option<PathBuf>, max: Option<u64>, every: Duration) -> Limit {
+    let (Some(dir), Some(max)) = (dir, max) else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let d = dir.clone();
+        let size = tokio::task::spawn_blocking(move || dir_size(&d))
+            .await
+            .unwrap_or(0);
+        if size > max {
+            return Limit::RunDirBytes(max);
+        }
+    }
+}
+
+/// The apparent size of everything under `dir` (files' lengths, so a sparse file counts
+/// at its full length), without following symbolic links. Entries that vanish or cannot
+/// be read while walking count as 0.
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                total = total.saturating_add(meta.len());
+            }
+        }
+    }
+    total
 }
 
 fn exit_kind(status: ExitStatus) -> ExitKind {
@@ -284,6 +391,9 @@ impl Drop for GroupGuard {
     }
 }
 
+/// Where a stream is echoed to, if anywhere.
+type Echo = Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>>;
+
 async fn join(task: JoinHandle<std::io::Result<Captured>>) -> std::io::Result<Captured> {
     task.await.map_err(std::io::Error::other)?
 }
@@ -318,6 +428,7 @@ async fn pump<R: AsyncRead + Unpin>(
     mut file: tokio::fs::File,
     cap: u64,
     stop: CancellationToken,
+    mut echo: Echo,
 ) -> std::io::Result<Captured> {
     let mut got = Captured {
         tail: VecDeque::with_capacity(TAIL_BYTES),
@@ -339,6 +450,12 @@ async fn pump<R: AsyncRead + Unpin>(
             break;
         }
         let chunk = &buf[..n];
+        if let Some(w) = echo.as_mut() {
+            // A closed terminal must not stop the run: stop echoing instead.
+            if w.write_all(chunk).await.is_err() || w.flush().await.is_err() {
+                echo = None;
+            }
+        }
         if got.total < cap {
             let room = (cap - got.total).min(n as u64) as usize;
             file.write_all(&chunk[..room]).await?;

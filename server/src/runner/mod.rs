@@ -9,10 +9,15 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub mod env;
+pub mod facts;
+pub mod gpus;
 pub mod local;
+pub mod scheduler;
 pub mod traceback;
 
-pub use local::{LocalRunner, ResourceLimits};
+pub use gpus::{Gpu, GpuDetection, GpuSource};
+pub use local::{dir_size, LocalRunner, ResourceLimits};
+pub use scheduler::{QueueEvent, Slot, SlotScheduler};
 pub use traceback::{Frame, Traceback};
 
 /// One program run.
@@ -30,6 +35,9 @@ pub struct RunSpec {
     pub stderr_path: PathBuf,
     /// Extra environment for the run (after secrets are removed).
     pub env: Vec<(String, String)>,
+    /// The run's output folder: while the run runs, its size is checked against the
+    /// runner's folder limit (e.g. `run.max_run_dir_bytes`). None: not watched.
+    pub watch_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +49,23 @@ pub enum ExitKind {
     Signaled(i32),
     TimedOut,
     Cancelled,
+    /// Stopped by aisci (the whole process group, as on timeout) for breaking a limit.
+    LimitExceeded(Limit),
+}
+
+/// A limit aisci enforces while a run runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The watched folder grew past this many bytes.
+    RunDirBytes(u64),
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::RunDirBytes(n) => write!(f, "run folder exceeded {n} bytes"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +78,8 @@ pub struct RunOutcome {
     /// Total bytes written to each stream (the files may be capped below this).
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
+    /// The `CUDA_VISIBLE_DEVICES` the run had (`""`: CPU only); None when it had none.
+    pub cuda_visible_devices: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::project::{
     attempt_dir, read_run_results, FinalInfo, RunExit, RunRecord, TraceFrame, ATTEMPTS_DIR,
 };
-use crate::runner::{traceback, ExitKind, RunOutcome, RunSpec, Runner};
+use crate::runner::{facts, traceback, ExitKind, Limit, RunOutcome, RunSpec, Runner};
 
 use super::Fatal;
 
@@ -68,6 +68,7 @@ pub(super) async fn run_attempt(
         stdout_path: run_dir.join("stdout.txt"),
         stderr_path: run_dir.join("stderr.txt"),
         env: Vec::new(),
+        watch_dir: Some(run_dir.clone()),
     };
     let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let outcome = runner.run(&run_spec, cancel).await.map_err(Fatal::Run)?;
@@ -110,6 +111,10 @@ pub(super) async fn run_attempt(
             record.error = Some("cancelled".into());
             None
         }
+        ExitKind::LimitExceeded(limit) => {
+            record.error = Some(limit.to_string());
+            Some(limit_message(limit))
+        }
         ExitKind::Failed(_) | ExitKind::Signaled(_) => {
             record.error = Some(error_line(&outcome));
             if let Some(tb) = traceback::parse(&outcome.stderr_tail) {
@@ -128,6 +133,13 @@ pub(super) async fn run_attempt(
         }
     };
 
+    if record.completed {
+        // Facts for the paper; a run whose facts cannot be written is still a run.
+        let facts = facts::collect(spec.python, outcome.cuda_visible_devices.as_deref()).await;
+        if let Err(e) = facts::write(&run_dir, &facts) {
+            tracing::warn!(dir = %run_dir.display(), %e, "cannot write env.json");
+        }
+    }
     if !record.completed {
         // v1 deletes a failed run_<i>/; we keep it (logs, partial output) out of
         // the way, with the code it ran, where plot.py's `run*` scan cannot see it.
@@ -165,6 +177,34 @@ pub(super) fn run_exit(exit: ExitKind) -> RunExit {
         ExitKind::Signaled(signal) => RunExit::Signaled { signal },
         ExitKind::TimedOut => RunExit::TimedOut,
         ExitKind::Cancelled => RunExit::Cancelled,
+        ExitKind::LimitExceeded(Limit::RunDirBytes(limit_bytes)) => RunExit::RunDirTooLarge { limit_bytes },
+    }
+}
+
+/// What the model is told when aisci stopped a run for breaking a limit.
+pub(super) fn limit_message(limit: Limit) -> String {
+    match limit {
+        Limit::RunDirBytes(n) => format!(
+            "The run was stopped: its folder grew past the limit of {n} bytes ({}). \
+             Write less into the output folder: no checkpoints, large arrays or datasets; \
+             final_info.json and small results are enough.",
+            human_bytes(n)
+        ),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }
 
@@ -236,6 +276,30 @@ fn move_dir(from: &Path, to: &Path) -> Result<(), Fatal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folder_limit_maps_to_record_and_feedback() {
+        let exit = ExitKind::LimitExceeded(Limit::RunDirBytes(10 << 30));
+        let r = run_exit(exit);
+        assert_eq!(
+            r,
+            RunExit::RunDirTooLarge {
+                limit_bytes: 10 << 30
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(r).unwrap(),
+            serde_json::json!({"kind": "run_dir_too_large", "limit_bytes": 10u64 << 30})
+        );
+        let msg = limit_message(Limit::RunDirBytes(10 << 30));
+        assert!(
+            msg.starts_with(
+                "The run was stopped: its folder grew past the limit of 10737418240 bytes (10.0 GiB)."
+            ),
+            "{msg}"
+        );
+        assert_eq!(human_bytes(512), "512 bytes");
+    }
 
     #[test]
     fn tails_are_marked_when_cut() {
