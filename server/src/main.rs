@@ -474,7 +474,7 @@ async fn launch_run(dir: &Path, timeout: Option<u64>, gpus: Option<String>) -> a
     let run_dir = root.join(&run_name);
     std::fs::create_dir(&run_dir).map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.display()))?;
 
-    let local: LocalRunner = stages::runner_for(&s).with_run_settings(&s.run).with_echo(true);
+    let local: LocalRunner = stages::runner_for(&s).with_echo(true);
     let name = run_name.clone();
     let scheduler =
         SlotScheduler::for_gpus(local, &found.gpus, &s.run).with_observer(Arc::new(move |e: &QueueEvent| {

@@ -21,6 +21,7 @@ use crate::llm::{self, CallRecord, Llm, LlmError, Totals};
 use crate::project::{Idea, PromptJson, Template};
 use crate::project::{IdeaFolder, RunRecord};
 use crate::runner::local::LocalRunner;
+use crate::runner::SlotScheduler;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -304,8 +305,9 @@ pub async fn run_novelty(
     })
 }
 
-/// The runner for experiments: the configured output cap, and every variable that
-/// names a key in the settings kept out of the experiment's environment.
+/// The runner for experiments: the configured output cap and run-folder limit, and
+/// every variable that names a key in the settings kept out of the experiment's
+/// environment.
 pub fn runner_for(settings: &Settings) -> LocalRunner {
     let secrets = [
         settings.llm.api_key_env.clone(),
@@ -315,6 +317,43 @@ pub fn runner_for(settings: &Settings) -> LocalRunner {
     let named = settings.secret_env_names.iter().cloned();
     LocalRunner::from_settings(&settings.experiment)
         .with_secret_names(secrets.into_iter().flatten().chain(named))
+        .with_run_settings(&settings.run)
+}
+
+/// The process's GPU queue for these run settings: every stage started by this
+/// process (editor jobs, several ideas) waits for a free GPU slot in one FIFO queue.
+pub async fn scheduled_runner(settings: &Settings) -> Arc<SlotScheduler<LocalRunner>> {
+    type Shared = Mutex<Option<(String, Arc<SlotScheduler<LocalRunner>>)>>;
+    static SHARED: Shared = Mutex::new(None);
+    let fingerprint = serde_json::to_string(&(
+        &settings.run,
+        &settings.experiment,
+        &settings.secret_env_names,
+        &settings.llm.api_key_env,
+        &settings.literature.s2_api_key_env,
+        &settings.literature.openalex_api_key_env,
+    ))
+    .unwrap_or_default();
+    if let Some((fp, s)) = SHARED.lock().unwrap().as_ref() {
+        if *fp == fingerprint {
+            return s.clone();
+        }
+    }
+    let found = crate::runner::gpus::detect(&settings.run).await;
+    let scheduler = Arc::new(SlotScheduler::for_gpus(
+        runner_for(settings),
+        &found.gpus,
+        &settings.run,
+    ));
+    let mut slot = SHARED.lock().unwrap();
+    match slot.as_ref() {
+        // Another stage built it while we were detecting: share theirs.
+        Some((fp, s)) if *fp == fingerprint => s.clone(),
+        _ => {
+            *slot = Some((fingerprint, scheduler.clone()));
+            scheduler
+        }
+    }
 }
 
 /// The idea named `name` in a template's ideas.json, else in its seed_ideas.json.
@@ -452,11 +491,11 @@ pub async fn run_experiment(
     settings: &Settings,
     deps: ExperimentDeps<'_>,
 ) -> Result<ExperimentOutcome, StageError> {
-    let runner = runner_for(settings);
+    let runner = scheduled_runner(settings).await;
     let ctx = ExperimentCtx {
         llm: deps.llm,
         sink: deps.sink,
-        runner: &runner,
+        runner: runner.as_ref(),
         folder,
         idea,
         settings: &settings.experiment,
@@ -483,10 +522,10 @@ pub async fn baseline(
     settings: &Settings,
     cancel: &CancellationToken,
 ) -> Result<RunRecord, StageError> {
-    let runner = runner_for(settings);
+    let runner = scheduled_runner(settings).await;
     Ok(run_baseline(
         template,
-        &runner,
+        runner.as_ref(),
         &settings.experiment,
         &settings.run.python,
         cancel,

@@ -96,6 +96,12 @@ impl EditSink for EditorSink {
 
     async fn write(&self, path: &Path, base: &Snapshot, after: &str) -> Result<(), SinkError> {
         let shown = path.display().to_string();
+        // A run's result still being published waits the edit: the diagnostics are
+        // about the text that ran.
+        if let Some(folder) = self.backend.state.folder_of(path) {
+            let gate = self.backend.state.publish_gate(folder.root());
+            let _published = gate.lock().await;
+        }
         let (version, current) = match (self.open_state(path), base.version) {
             (None, None) => return DiskSink.write(path, base, after).await,
             (Some((v, text)), Some(bv)) if v == bv && text == base.text => (v, text),

@@ -117,8 +117,12 @@ impl EditorEvents {
         let b = self.backend.clone();
         let root = self.root.clone();
         if now {
+            // Taken here, synchronously, before the agent can go on: its next edit
+            // waits for this publication (see `EditorSink::write`).
+            let gate = b.state.publish_gate(&root).try_lock_owned().ok();
             tokio::spawn(async move {
                 b.publish_checks(&root).await;
+                drop(gate);
                 b.refresh_lenses().await;
             });
         } else {

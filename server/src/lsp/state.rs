@@ -86,6 +86,10 @@ pub struct State {
     /// Per project root: problems found by runs (tracebacks), shown until the next
     /// successful run replaces them.
     pub run_problems: Mutex<HashMap<PathBuf, Vec<super::experiment_job::RunProblem>>>,
+    /// Per project folder: held while a run's result is being published, so the
+    /// agent's next edit waits until the editor has the diagnostics about the text
+    /// that ran.
+    pub publish_gates: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     /// Per idea folder: the run in progress, for its code lens.
     pub run_status: Mutex<HashMap<PathBuf, String>>,
     /// Per project root: files that currently carry our diagnostics.
@@ -144,6 +148,15 @@ impl State {
             return Ok(d.doc.text());
         }
         std::fs::read_to_string(path)
+    }
+
+    pub fn publish_gate(&self, root: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        self.publish_gates
+            .lock()
+            .unwrap()
+            .entry(root.to_path_buf())
+            .or_default()
+            .clone()
     }
 
     /// An open ideas archive's text and entries; parsing happens once per version so
