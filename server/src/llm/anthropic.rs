@@ -1,5 +1,6 @@
 //! Anthropic Messages API client (`POST /v1/messages`), streaming and not.
 
+use super::wire_client::WireClient;
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -8,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::LlmSettings;
 
-use super::endpoint::{provider_name, ApiKey, Endpoint};
+use super::endpoint::{ApiKey, Endpoint};
 use super::errors::{parse_error_body, redact, transport_error, truncate};
 use super::sse::{SseEvent, SseParser};
 use super::{errors::classify_http, ChatRequest, ChatResponse, LlmError, Provider, Role, Usage};
@@ -16,35 +17,19 @@ use super::{errors::classify_http, ChatRequest, ChatResponse, LlmError, Provider
 const API_VERSION: &str = "2023-06-01";
 
 pub struct AnthropicClient {
-    http: reqwest::Client,
-    endpoint: Endpoint,
-    name: &'static str,
-    model: String,
-    stream: bool,
-    temperature: f32,
-    max_tokens: u32,
+    wire: WireClient,
 }
 
 impl std::fmt::Debug for AnthropicClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnthropicClient")
-            .field("endpoint", &self.endpoint)
-            .field("model", &self.model)
-            .field("stream", &self.stream)
-            .finish_non_exhaustive()
+        self.wire.debug(f, "AnthropicClient")
     }
 }
 
 impl AnthropicClient {
     pub fn new(http: reqwest::Client, endpoint: Endpoint, settings: &LlmSettings) -> Self {
         Self {
-            http,
-            name: provider_name(endpoint.kind),
-            endpoint,
-            model: settings.model.clone(),
-            stream: settings.stream,
-            temperature: settings.temperature,
-            max_tokens: settings.max_tokens,
+            wire: WireClient::new(http, endpoint, settings),
         }
     }
 
@@ -63,12 +48,12 @@ impl AnthropicClient {
         let max_tokens = if req.max_tokens > 0 {
             req.max_tokens
         } else {
-            self.max_tokens
+            self.wire.max_tokens
         };
         // Anthropic's range is 0..=1 where OpenAI's is 0..=2.
-        let temperature = req.temperature.unwrap_or(self.temperature).clamp(0.0, 1.0);
+        let temperature = req.temperature.unwrap_or(self.wire.temperature).clamp(0.0, 1.0);
         let mut body = json!({
-            "model": self.model,
+            "model": self.wire.model,
             "max_tokens": max_tokens,
             "messages": messages,
             "temperature": temperature,
@@ -76,58 +61,65 @@ impl AnthropicClient {
         if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
             body["system"] = json!(system);
         }
-        if self.stream {
+        if self.wire.stream {
             body["stream"] = json!(true);
         }
         body
     }
 
     fn key(&self) -> Option<&ApiKey> {
-        self.endpoint.api_key.as_ref()
+        self.wire.endpoint.api_key.as_ref()
     }
 
     async fn exchange(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let key = self.key();
         let mut builder = self
+            .wire
             .http
-            .post(format!("{}/v1/messages", self.endpoint.base_url))
+            .post(format!("{}/v1/messages", self.wire.endpoint.base_url))
             .header("anthropic-version", API_VERSION)
             .json(&self.request_body(req));
         if let Some(k) = key {
             builder = builder.header("x-api-key", k.expose());
         }
-        if self.stream {
+        if self.wire.stream {
             builder = builder.header(reqwest::header::ACCEPT, "text/event-stream");
         }
         let resp = builder
             .send()
             .await
-            .map_err(|e| transport_error(self.name, &e, key))?;
+            .map_err(|e| transport_error(self.wire.name, &e, key))?;
         let status = resp.status();
         if !status.is_success() {
             let headers = resp.headers().clone();
             let body = resp.text().await.unwrap_or_default();
-            return Err(classify_http(self.name, status.as_u16(), &headers, &body, key));
+            return Err(classify_http(
+                self.wire.name,
+                status.as_u16(),
+                &headers,
+                &body,
+                key,
+            ));
         }
         let is_sse = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        if self.stream && is_sse {
+        if self.wire.stream && is_sse {
             self.read_stream(resp).await
         } else {
             let body = resp
                 .text()
                 .await
-                .map_err(|e| transport_error(self.name, &e, key))?;
+                .map_err(|e| transport_error(self.wire.name, &e, key))?;
             self.parse_body(&body)
         }
     }
 
     fn parse_body(&self, body: &str) -> Result<ChatResponse, LlmError> {
         let msg: WireMessage = serde_json::from_str(body).map_err(|e| LlmError::Protocol {
-            provider: self.name.into(),
+            provider: self.wire.name.into(),
             message: format!("{e}: {}", truncate(&redact(body, self.key()), 200)),
         })?;
         let text = msg
@@ -139,22 +131,22 @@ impl AnthropicClient {
         Ok(ChatResponse {
             text,
             usage: msg.usage.map(WireUsage::normalise).unwrap_or_default(),
-            model: msg.model.unwrap_or_else(|| self.model.clone()),
+            model: msg.model.unwrap_or_else(|| self.wire.model.clone()),
             finish_reason: msg.stop_reason,
         })
     }
 
     async fn read_stream(&self, resp: reqwest::Response) -> Result<ChatResponse, LlmError> {
         let mut acc = StreamAcc {
-            model: self.model.clone(),
+            model: self.wire.model.clone(),
             ..StreamAcc::default()
         };
         let mut parser = SseParser::new();
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| LlmError::Stream {
-                provider: self.name.into(),
-                message: transport_error(self.name, &e, self.key()).to_string(),
+                provider: self.wire.name.into(),
+                message: transport_error(self.wire.name, &e, self.key()).to_string(),
             })?;
             for ev in parser.push(&chunk) {
                 if self.on_event(&ev, &mut acc)? {
@@ -168,7 +160,7 @@ impl AnthropicClient {
             }
         }
         Err(LlmError::Stream {
-            provider: self.name.into(),
+            provider: self.wire.name.into(),
             message: "connection closed before message_stop".into(),
         })
     }
@@ -177,7 +169,7 @@ impl AnthropicClient {
     /// authoritative, so an unnamed event still works.
     fn on_event(&self, ev: &SseEvent, acc: &mut StreamAcc) -> Result<bool, LlmError> {
         let value: Value = serde_json::from_str(&ev.data).map_err(|e| LlmError::Stream {
-            provider: self.name.into(),
+            provider: self.wire.name.into(),
             message: format!(
                 "unreadable event ({e}): {}",
                 truncate(&redact(&ev.data, self.key()), 200)
@@ -236,12 +228,12 @@ impl AnthropicClient {
         });
         match rejected_status {
             Some(status) => LlmError::Rejected {
-                provider: self.name.into(),
+                provider: self.wire.name.into(),
                 status,
                 message,
             },
             None => LlmError::Stream {
-                provider: self.name.into(),
+                provider: self.wire.name.into(),
                 message,
             },
         }
@@ -327,11 +319,11 @@ impl WireUsage {
 #[async_trait]
 impl Provider for AnthropicClient {
     fn name(&self) -> &str {
-        self.name
+        self.wire.name
     }
 
     fn model(&self) -> &str {
-        &self.model
+        &self.wire.model
     }
 
     async fn chat(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError> {

@@ -11,6 +11,7 @@ mod pricing;
 mod replay;
 mod retry;
 pub mod sse;
+mod wire_client;
 
 pub use anthropic::AnthropicClient;
 pub use client::{CallTag, Llm, Totals};

@@ -2,6 +2,7 @@
 //! format (DeepSeek, OpenRouter, Gemini's compatibility endpoint, Ollama, vLLM,
 //! llama.cpp). One HTTP exchange per `chat`; retries live in `Llm`.
 
+use super::wire_client::WireClient;
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{LlmSettings, ProviderKind};
 
-use super::endpoint::{provider_name, Endpoint};
+use super::endpoint::Endpoint;
 use super::errors::{classify_http, redact, transport_error, truncate};
 use super::sse::{SseEvent, SseParser};
 use super::{ChatRequest, ChatResponse, LlmError, Provider, Role, Usage};
@@ -27,35 +28,19 @@ pub fn is_reasoning_model(model: &str) -> bool {
 }
 
 pub struct OpenAiClient {
-    http: reqwest::Client,
-    endpoint: Endpoint,
-    name: &'static str,
-    model: String,
-    stream: bool,
-    temperature: f32,
-    max_tokens: u32,
+    wire: WireClient,
 }
 
 impl std::fmt::Debug for OpenAiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiClient")
-            .field("endpoint", &self.endpoint)
-            .field("model", &self.model)
-            .field("stream", &self.stream)
-            .finish_non_exhaustive()
+        self.wire.debug(f, "OpenAiClient")
     }
 }
 
 impl OpenAiClient {
     pub fn new(http: reqwest::Client, endpoint: Endpoint, settings: &LlmSettings) -> Self {
         Self {
-            http,
-            name: provider_name(endpoint.kind),
-            endpoint,
-            model: settings.model.clone(),
-            stream: settings.stream,
-            temperature: settings.temperature,
-            max_tokens: settings.max_tokens,
+            wire: WireClient::new(http, endpoint, settings),
         }
     }
 
@@ -75,23 +60,23 @@ impl OpenAiClient {
         let max_tokens = if req.max_tokens > 0 {
             req.max_tokens
         } else {
-            self.max_tokens
+            self.wire.max_tokens
         };
-        let mut body = json!({"model": self.model, "messages": messages});
-        let reasoning = is_reasoning_model(&self.model)
+        let mut body = json!({"model": self.wire.model, "messages": messages});
+        let reasoning = is_reasoning_model(&self.wire.model)
             && matches!(
-                self.endpoint.kind,
+                self.wire.endpoint.kind,
                 ProviderKind::Openai | ProviderKind::Openrouter
             );
-        if reasoning && self.endpoint.kind == ProviderKind::Openai {
+        if reasoning && self.wire.endpoint.kind == ProviderKind::Openai {
             body["max_completion_tokens"] = json!(max_tokens);
         } else {
             body["max_tokens"] = json!(max_tokens);
         }
         if !reasoning {
-            body["temperature"] = json!(req.temperature.unwrap_or(self.temperature));
+            body["temperature"] = json!(req.temperature.unwrap_or(self.wire.temperature));
         }
-        if self.stream {
+        if self.wire.stream {
             body["stream"] = json!(true);
             body["stream_options"] = json!({"include_usage": true});
         }
@@ -99,30 +84,36 @@ impl OpenAiClient {
     }
 
     fn url(&self) -> String {
-        format!("{}/chat/completions", self.endpoint.base_url)
+        format!("{}/chat/completions", self.wire.endpoint.base_url)
     }
 
     async fn exchange(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let key = self.endpoint.api_key.as_ref();
-        let mut builder = self.http.post(self.url()).json(&self.request_body(req));
+        let key = self.wire.endpoint.api_key.as_ref();
+        let mut builder = self.wire.http.post(self.url()).json(&self.request_body(req));
         if let Some(k) = key {
             builder = builder.bearer_auth(k.expose());
         }
-        if self.endpoint.kind == ProviderKind::Openrouter {
+        if self.wire.endpoint.kind == ProviderKind::Openrouter {
             builder = builder.header("X-Title", "aisci");
         }
-        if self.stream {
+        if self.wire.stream {
             builder = builder.header(reqwest::header::ACCEPT, "text/event-stream");
         }
         let resp = builder
             .send()
             .await
-            .map_err(|e| transport_error(self.name, &e, key))?;
+            .map_err(|e| transport_error(self.wire.name, &e, key))?;
         let status = resp.status();
         if !status.is_success() {
             let headers = resp.headers().clone();
             let body = resp.text().await.unwrap_or_default();
-            return Err(classify_http(self.name, status.as_u16(), &headers, &body, key));
+            return Err(classify_http(
+                self.wire.name,
+                status.as_u16(),
+                &headers,
+                &body,
+                key,
+            ));
         }
         // Servers fall back to a plain JSON body when they ignore `stream`.
         let is_sse = resp
@@ -130,36 +121,36 @@ impl OpenAiClient {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        if self.stream && is_sse {
+        if self.wire.stream && is_sse {
             self.read_stream(resp).await
         } else {
             let body = resp
                 .text()
                 .await
-                .map_err(|e| transport_error(self.name, &e, key))?;
+                .map_err(|e| transport_error(self.wire.name, &e, key))?;
             self.parse_body(&body)
         }
     }
 
     fn parse_body(&self, body: &str) -> Result<ChatResponse, LlmError> {
-        let key = self.endpoint.api_key.as_ref();
+        let key = self.wire.endpoint.api_key.as_ref();
         if body.trim().is_empty() {
             // DeepSeek holds the connection with blank lines and may close without a body.
             return Err(LlmError::Transport {
-                provider: self.name.into(),
+                provider: self.wire.name.into(),
                 message: "empty response body".into(),
             });
         }
         let value: Value = serde_json::from_str(body).map_err(|e| LlmError::Protocol {
-            provider: self.name.into(),
+            provider: self.wire.name.into(),
             message: format!("{e}: {}", truncate(&redact(body, key), 200)),
         })?;
         if value.get("error").is_some_and(|e| !e.is_null()) {
             // OpenRouter reports failures after generation started inside a 200.
-            return Err(body_error(self.name, &value, key));
+            return Err(body_error(self.wire.name, &value, key));
         }
         let parsed: Completion = serde_json::from_value(value).map_err(|e| LlmError::Protocol {
-            provider: self.name.into(),
+            provider: self.wire.name.into(),
             message: e.to_string(),
         })?;
         let choice = parsed
@@ -167,29 +158,29 @@ impl OpenAiClient {
             .into_iter()
             .min_by_key(|c| c.index)
             .ok_or_else(|| LlmError::Protocol {
-                provider: self.name.into(),
+                provider: self.wire.name.into(),
                 message: "response has no choices".into(),
             })?;
         Ok(ChatResponse {
             text: choice.message.content.unwrap_or_default(),
             usage: parsed.usage.map(WireUsage::normalise).unwrap_or_default(),
-            model: parsed.model.unwrap_or_else(|| self.model.clone()),
+            model: parsed.model.unwrap_or_else(|| self.wire.model.clone()),
             finish_reason: choice.finish_reason,
         })
     }
 
     async fn read_stream(&self, resp: reqwest::Response) -> Result<ChatResponse, LlmError> {
-        let key = self.endpoint.api_key.as_ref();
+        let key = self.wire.endpoint.api_key.as_ref();
         let mut acc = StreamAcc {
-            model: self.model.clone(),
+            model: self.wire.model.clone(),
             ..StreamAcc::default()
         };
         let mut parser = SseParser::new();
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| LlmError::Stream {
-                provider: self.name.into(),
-                message: transport_error(self.name, &e, key).to_string(),
+                provider: self.wire.name.into(),
+                message: transport_error(self.wire.name, &e, key).to_string(),
             })?;
             for ev in parser.push(&chunk) {
                 if self.on_event(&ev, &mut acc)? {
@@ -207,7 +198,7 @@ impl OpenAiClient {
             Ok(acc.finish())
         } else {
             Err(LlmError::Stream {
-                provider: self.name.into(),
+                provider: self.wire.name.into(),
                 message: "connection closed before the answer was complete".into(),
             })
         }
@@ -222,18 +213,18 @@ impl OpenAiClient {
         if data.is_empty() {
             return Ok(false);
         }
-        let key = self.endpoint.api_key.as_ref();
+        let key = self.wire.endpoint.api_key.as_ref();
         let value: Value = serde_json::from_str(data).map_err(|e| LlmError::Stream {
-            provider: self.name.into(),
+            provider: self.wire.name.into(),
             message: format!("unreadable chunk ({e}): {}", truncate(&redact(data, key), 200)),
         })?;
         if value.get("error").is_some_and(|e| !e.is_null()) {
-            return Err(match body_error(self.name, &value, key) {
+            return Err(match body_error(self.wire.name, &value, key) {
                 // An error object after a 200 is the server giving up mid-answer: the
                 // SDKs raise; retrying the whole request is the useful reaction.
                 LlmError::Rejected { message, .. } | LlmError::Unavailable { message, .. } => {
                     LlmError::Stream {
-                        provider: self.name.into(),
+                        provider: self.wire.name.into(),
                         message,
                     }
                 }
@@ -241,7 +232,7 @@ impl OpenAiClient {
             });
         }
         let chunk: Chunk = serde_json::from_value(value).map_err(|e| LlmError::Stream {
-            provider: self.name.into(),
+            provider: self.wire.name.into(),
             message: format!("unexpected chunk shape: {e}"),
         })?;
         if let Some(m) = chunk.model.filter(|m| !m.is_empty()) {
@@ -391,11 +382,11 @@ impl WireUsage {
 #[async_trait]
 impl Provider for OpenAiClient {
     fn name(&self) -> &str {
-        self.name
+        self.wire.name
     }
 
     fn model(&self) -> &str {
-        &self.model
+        &self.wire.model
     }
 
     async fn chat(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError> {
