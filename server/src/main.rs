@@ -436,16 +436,10 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
 
 /// `aisci run`: the run's exit status as a shell would report it.
 async fn launch_run(dir: &Path, timeout: Option<u64>, gpus: Option<String>) -> anyhow::Result<u8> {
-    use aisci::project::{read_run_results, RunExit, RunRecord, TraceFrame};
-    use aisci::runner::{
-        facts, gpus as gpu, ExitKind, LocalRunner, QueueEvent, RunSpec, Runner, SlotScheduler,
-    };
+    use aisci::runner::QueueEvent;
     use std::sync::Arc;
 
     let root = std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    if !root.join("experiment.py").is_file() {
-        anyhow::bail!("{} has no experiment.py", root.display());
-    }
     let loaded = config::load(&Sources::from_system(Some(&root)));
     for w in &loaded.warnings {
         eprintln!("aisci: warning: {w}");
@@ -460,128 +454,27 @@ async fn launch_run(dir: &Path, timeout: Option<u64>, gpus: Option<String>) -> a
                 .collect(),
         );
     }
-    let timeout_secs = timeout.unwrap_or(s.experiment.timeout_secs);
-    if timeout_secs == 0 {
-        anyhow::bail!("--timeout must be at least 1 second");
-    }
-    let found = gpu::detect(&s.run).await;
-    eprintln!("aisci: {}", found.describe());
-
-    let run = (1u32..)
-        .find(|i| !root.join(format!("run_{i}")).exists())
-        .expect("a free run number");
-    let run_name = format!("run_{run}");
-    let run_dir = root.join(&run_name);
-    std::fs::create_dir(&run_dir).map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.display()))?;
-
-    let local: LocalRunner = stages::runner_for(&s).with_echo(true);
-    let name = run_name.clone();
-    let scheduler =
-        SlotScheduler::for_gpus(local, &found.gpus, &s.run).with_observer(Arc::new(move |e: &QueueEvent| {
-            match e {
-                QueueEvent::Queued { ahead, .. } => {
-                    eprintln!("aisci: {name} queued ({ahead} ahead)")
-                }
-                QueueEvent::Started { slot, .. } => match &slot.gpu {
-                    Some(g) => eprintln!("aisci: {name} started on GPU {g}"),
-                    None => eprintln!("aisci: {name} started (CPU)"),
-                },
-                _ => {}
-            }
-        }));
-    let out_arg = format!("--out_dir={run_name}");
-    let spec = RunSpec {
-        program: s.run.python.clone(),
-        args: vec!["experiment.py".into(), out_arg.clone()],
-        cwd: root.clone(),
-        timeout: std::time::Duration::from_secs(timeout_secs),
-        stdout_path: run_dir.join("stdout.txt"),
-        stderr_path: run_dir.join("stderr.txt"),
-        env: Vec::new(),
-        watch_dir: Some(run_dir.clone()),
-    };
-    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let outcome = scheduler.run(&spec, &ctrl_c_token()).await?;
-
-    let results = (outcome.exit == ExitKind::Success).then(|| read_run_results(&run_dir, None));
-    let (exit, code, error) = match outcome.exit {
-        ExitKind::Success => (RunExit::Success, 0, None),
-        ExitKind::Failed(c) => (
-            RunExit::Failed { code: c },
-            u8::try_from(c).ok().filter(|c| *c != 0).unwrap_or(1),
-            outcome
-                .stderr_tail
-                .lines()
-                .rfind(|l| !l.trim().is_empty())
-                .map(str::to_string),
-        ),
-        ExitKind::Signaled(n) => (
-            RunExit::Signaled { signal: n },
-            128u8.saturating_add(n.clamp(0, 127) as u8),
-            Some(format!("killed by signal {n}")),
-        ),
-        ExitKind::TimedOut => (
-            RunExit::TimedOut,
-            124,
-            Some(format!("timed out after {timeout_secs} s")),
-        ),
-        ExitKind::Cancelled => (RunExit::Cancelled, 130, Some("cancelled".into())),
-        ExitKind::LimitExceeded(limit) => {
-            let aisci::runner::Limit::RunDirBytes(limit_bytes) = limit;
-            (
-                RunExit::RunDirTooLarge { limit_bytes },
-                125,
-                Some(limit.to_string()),
-            )
-        }
-    };
-    let (completed, means, error) = match results {
-        Some(Ok(fi)) => (
-            true,
-            Some(serde_json::Value::Object(fi.means_by_dataset())),
-            error,
-        ),
-        Some(Err(e)) => (false, None, Some(e.to_string())),
-        None => (false, None, error),
-    };
-    let tb = matches!(outcome.exit, ExitKind::Failed(_) | ExitKind::Signaled(_))
-        .then(|| aisci::runner::traceback::parse(&outcome.stderr_tail))
-        .flatten();
-    let error = tb.as_ref().map(|t| t.error.clone()).or(error);
-    let frames = tb.map_or_else(Vec::new, |t| {
-        t.frames
-            .into_iter()
-            .map(|f| TraceFrame {
-                file: f.file,
-                line: f.line,
-                function: f.function,
-            })
-            .collect()
+    let observer: aisci::runner::scheduler::Observer = Arc::new(|e: &QueueEvent| match e {
+        QueueEvent::Queued { ahead, .. } => eprintln!("aisci: queued ({ahead} ahead)"),
+        QueueEvent::Started { slot, .. } => match &slot.gpu {
+            Some(g) => eprintln!("aisci: started on GPU {g}"),
+            None => eprintln!("aisci: started (CPU)"),
+        },
+        _ => {}
     });
-    let record = RunRecord {
-        run,
-        attempt: 1,
-        exit,
-        completed,
-        started,
-        duration_secs: (outcome.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        command: vec![s.run.python.clone(), "experiment.py".into(), out_arg],
-        means,
-        error: error.clone(),
-        frames,
-        dir: PathBuf::from(&run_name),
-        stdout: Path::new(&run_name).join("stdout.txt"),
-        stderr: Path::new(&run_name).join("stderr.txt"),
-        code: None,
+    let opts = stages::LaunchOptions {
+        timeout_secs: timeout,
+        echo: true,
+        observer: Some(observer),
     };
-    record.save(&root)?;
-    let env = facts::collect(&s.run.python, outcome.cuda_visible_devices.as_deref()).await;
-    facts::write(&run_dir, &env)?;
-    let secs = outcome.elapsed.as_secs_f64();
-    match (&error, completed) {
-        (None, true) => eprintln!("aisci: {run_name} done in {secs:.1} s"),
-        (Some(e), _) => eprintln!("aisci: {run_name} ended after {secs:.1} s: {e}"),
-        (None, false) => eprintln!("aisci: {run_name} ended after {secs:.1} s"),
+    let launched = stages::launch_run(&root, &s, opts, &ctrl_c_token()).await?;
+    eprintln!("aisci: {}", launched.gpus);
+    let secs = launched.record.duration_secs;
+    let name = format!("run_{}", launched.record.run);
+    match (&launched.record.error, launched.record.completed) {
+        (None, true) => eprintln!("aisci: {name} done in {secs:.1} s"),
+        (Some(e), _) => eprintln!("aisci: {name} ended after {secs:.1} s: {e}"),
+        (None, false) => eprintln!("aisci: {name} ended after {secs:.1} s"),
     }
-    Ok(code)
+    Ok(launched.exit_code)
 }

@@ -356,6 +356,169 @@ pub async fn scheduled_runner(settings: &Settings) -> Arc<SlotScheduler<LocalRun
     }
 }
 
+/// How to launch a single run.
+#[derive(Default)]
+pub struct LaunchOptions {
+    /// Wall-clock limit; None = `experiment.timeout_secs`.
+    pub timeout_secs: Option<u64>,
+    /// Also copy the run's output to this process's stdout/stderr (the CLI).
+    pub echo: bool,
+    /// Queue events (queued, started on a GPU) for whoever shows them.
+    pub observer: Option<crate::runner::scheduler::Observer>,
+}
+
+/// A launched run's result.
+pub struct Launched {
+    pub record: RunRecord,
+    /// As a shell reports it: the script's code, 124 timeout, 128+N signal, 125
+    /// run-folder limit, 130 cancelled.
+    pub exit_code: u8,
+    /// Which GPUs (or CPU) the queue had, in words.
+    pub gpus: String,
+}
+
+/// `python experiment.py --out_dir=run_i` for the next free `run_i` of `root`
+/// (outside the agent loop): through the GPU queue and limits of every run, with the
+/// run record and env.json written, whatever the outcome.
+pub async fn launch_run(
+    root: &Path,
+    s: &Settings,
+    opts: LaunchOptions,
+    cancel: &CancellationToken,
+) -> Result<Launched, StageError> {
+    use crate::project::{read_run_results, RunExit, TraceFrame};
+    use crate::runner::{facts, ExitKind, RunSpec, Runner};
+
+    let input = |message: String| StageError::Input {
+        path: root.to_path_buf(),
+        message,
+    };
+    if !root.join("experiment.py").is_file() {
+        return Err(input(format!("{} has no experiment.py", root.display())));
+    }
+    let timeout_secs = opts.timeout_secs.unwrap_or(s.experiment.timeout_secs);
+    if timeout_secs == 0 {
+        return Err(input("the timeout must be at least 1 second".into()));
+    }
+    let found = crate::runner::gpus::detect(&s.run).await;
+    let private;
+    let runner: &SlotScheduler<LocalRunner> = if opts.echo || opts.observer.is_some() {
+        let mut sched = SlotScheduler::for_gpus(runner_for(s).with_echo(opts.echo), &found.gpus, &s.run);
+        if let Some(o) = opts.observer {
+            sched = sched.with_observer(o);
+        }
+        private = Arc::new(sched);
+        private.as_ref()
+    } else {
+        private = scheduled_runner(s).await;
+        private.as_ref()
+    };
+
+    let run = (1u32..)
+        .find(|i| !root.join(format!("run_{i}")).exists())
+        .expect("a free run number");
+    let run_name = format!("run_{run}");
+    let run_dir = root.join(&run_name);
+    std::fs::create_dir(&run_dir).map_err(|e| input(format!("{}: {e}", run_dir.display())))?;
+    let out_arg = format!("--out_dir={run_name}");
+    let spec = RunSpec {
+        program: s.run.python.clone(),
+        args: vec!["experiment.py".into(), out_arg.clone()],
+        cwd: root.to_path_buf(),
+        timeout: std::time::Duration::from_secs(timeout_secs),
+        stdout_path: run_dir.join("stdout.txt"),
+        stderr_path: run_dir.join("stderr.txt"),
+        env: Vec::new(),
+        watch_dir: Some(run_dir.clone()),
+    };
+    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let outcome = runner
+        .run(&spec, cancel)
+        .await
+        .map_err(|e| input(e.to_string()))?;
+
+    let results = (outcome.exit == ExitKind::Success).then(|| read_run_results(&run_dir, None));
+    let (exit, exit_code, error) = match outcome.exit {
+        ExitKind::Success => (RunExit::Success, 0, None),
+        ExitKind::Failed(c) => (
+            RunExit::Failed { code: c },
+            u8::try_from(c).ok().filter(|c| *c != 0).unwrap_or(1),
+            outcome
+                .stderr_tail
+                .lines()
+                .rfind(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        ),
+        ExitKind::Signaled(n) => (
+            RunExit::Signaled { signal: n },
+            128u8.saturating_add(n.clamp(0, 127) as u8),
+            Some(format!("killed by signal {n}")),
+        ),
+        ExitKind::TimedOut => (
+            RunExit::TimedOut,
+            124,
+            Some(format!("timed out after {timeout_secs} s")),
+        ),
+        ExitKind::Cancelled => (RunExit::Cancelled, 130, Some("cancelled".into())),
+        ExitKind::LimitExceeded(limit) => {
+            let crate::runner::Limit::RunDirBytes(limit_bytes) = limit;
+            (
+                RunExit::RunDirTooLarge { limit_bytes },
+                125,
+                Some(limit.to_string()),
+            )
+        }
+    };
+    let (completed, means, error) = match results {
+        Some(Ok(fi)) => (
+            true,
+            Some(serde_json::Value::Object(fi.means_by_dataset())),
+            error,
+        ),
+        Some(Err(e)) => (false, None, Some(e.to_string())),
+        None => (false, None, error),
+    };
+    let tb = matches!(outcome.exit, ExitKind::Failed(_) | ExitKind::Signaled(_))
+        .then(|| crate::runner::traceback::parse(&outcome.stderr_tail))
+        .flatten();
+    let error = tb.as_ref().map(|t| t.error.clone()).or(error);
+    let frames = tb.map_or_else(Vec::new, |t| {
+        t.frames
+            .into_iter()
+            .map(|f| TraceFrame {
+                file: f.file,
+                line: f.line,
+                function: f.function,
+            })
+            .collect()
+    });
+    let record = RunRecord {
+        run,
+        attempt: 1,
+        exit,
+        completed,
+        started,
+        duration_secs: (outcome.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        command: vec![s.run.python.clone(), "experiment.py".into(), out_arg],
+        means,
+        error,
+        frames,
+        dir: PathBuf::from(&run_name),
+        stdout: Path::new(&run_name).join("stdout.txt"),
+        stderr: Path::new(&run_name).join("stderr.txt"),
+        code: None,
+    };
+    let io = |e: std::io::Error| input(e.to_string());
+    record.save(root).map_err(io)?;
+    let env = facts::collect(&s.run.python, outcome.cuda_visible_devices.as_deref()).await;
+    facts::write(&run_dir, &env).map_err(io)?;
+    Ok(Launched {
+        record,
+        exit_code,
+        gpus: found.describe(),
+    })
+}
+
 /// The idea named `name` in a template's ideas.json, else in its seed_ideas.json.
 pub fn idea_in_template(template: &Template, name: &str) -> Result<Idea, StageError> {
     for path in [template.ideas_json(), template.seed_ideas_json()] {
