@@ -25,6 +25,7 @@ pub const CMD_IMPLEMENT_IDEA: &str = "aisci.implementIdea";
 pub const CMD_RUN_EXPERIMENTS: &str = "aisci.runExperiments";
 pub const CMD_RUN_BASELINE: &str = "aisci.runBaseline";
 pub const CMD_OPEN_RUN: &str = "aisci.openRun";
+pub const CMD_LAUNCH_RUN: &str = "aisci.launchRun";
 pub const COMMANDS: &[&str] = &[
     CMD_GENERATE_IDEAS,
     CMD_CANCEL,
@@ -34,6 +35,7 @@ pub const COMMANDS: &[&str] = &[
     CMD_RUN_EXPERIMENTS,
     CMD_RUN_BASELINE,
     CMD_OPEN_RUN,
+    CMD_LAUNCH_RUN,
 ];
 
 /// Time to wait after the last edit before re-checking a project.
@@ -432,12 +434,23 @@ impl LanguageServer for Backend {
                 return Ok(None);
             }
         }
-        let Some(ProjectFolder::Template(t)) = self.state.folder_of(&path) else {
-            return Ok(None);
-        };
         if !is_file(&path, "experiment.py") {
             return Ok(None);
         }
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let launch = CodeActionOrCommand::CodeAction(CodeAction {
+            title: "Launch run (python experiment.py --out_dir=run_i)".into(),
+            kind: Some(CodeActionKind::new("source.aisci.launchRun")),
+            command: Some(Command {
+                title: "Launch run".into(),
+                command: CMD_LAUNCH_RUN.into(),
+                arguments: Some(vec![json!({ "folder": dir })]),
+            }),
+            ..Default::default()
+        });
+        let Some(ProjectFolder::Template(t)) = self.state.folder_of(&path) else {
+            return Ok(Some(vec![launch]));
+        };
         let mut actions = vec![CodeActionOrCommand::CodeAction(CodeAction {
             title: "Generate research ideas".into(),
             kind: Some(CodeActionKind::new("source.aisci.generateIdeas")),
@@ -448,6 +461,7 @@ impl LanguageServer for Backend {
             }),
             ..Default::default()
         })];
+        actions.push(launch);
         if !t.baseline_final_info().exists() {
             actions.push(CodeActionOrCommand::CodeAction(CodeAction {
                 title: "Run baseline (python experiment.py --out_dir=run_0)".into(),
@@ -688,7 +702,7 @@ impl LanguageServer for Backend {
                 })?;
                 Ok(Some(json!({ "job": job })))
             }
-            CMD_IMPLEMENT_IDEA | CMD_RUN_EXPERIMENTS | CMD_RUN_BASELINE => {
+            CMD_IMPLEMENT_IDEA | CMD_RUN_EXPERIMENTS | CMD_RUN_BASELINE | CMD_LAUNCH_RUN => {
                 let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
                 let dir = |key: &str| arg.get(key).and_then(Value::as_str).map(PathBuf::from);
                 let started = match params.command.as_str() {
@@ -699,6 +713,14 @@ impl LanguageServer for Backend {
                         _ => {
                             return Err(RpcError::invalid_params(
                                 "aisci.implementIdea needs {\"template\": path, \"idea\": name}",
+                            ))
+                        }
+                    },
+                    CMD_LAUNCH_RUN => match dir("folder") {
+                        Some(f) => super::experiment_job::launch(self.clone(), f),
+                        None => {
+                            return Err(RpcError::invalid_params(
+                                "aisci.launchRun needs {\"folder\": the folder of experiment.py}",
                             ))
                         }
                     },

@@ -14,6 +14,7 @@ use crate::stages::{self, ExperimentDeps, StageError};
 
 pub const TITLE: &str = "Run experiments";
 pub const BASELINE_TITLE: &str = "Run baseline";
+pub const LAUNCH_TITLE: &str = "Launch run";
 
 /// A diagnostic from a failed run, kept by line number: the traceback's lines are
 /// those of the file that ran, and the span is taken on whatever text is shown
@@ -251,6 +252,59 @@ pub fn baseline(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
         Ok(StageDone {
             summary: project::headline(&record, None).replacen("run_0", "baseline (run_0)", 1),
             empty: false,
+            show: None,
+        })
+    })
+}
+
+/// "Launch run" on any experiment.py: the editor's text is saved first (what runs
+/// is what the user sees), then the next `run_i` goes through the GPU queue.
+pub fn launch(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
+    let root = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let exp = root.join("experiment.py");
+    if !exp.is_file() {
+        return Err(format!("{} has no experiment.py", root.display()));
+    }
+    let buffer = backend.state.docs.lock().unwrap().get(&exp).map(|d| d.doc.text());
+    if let Some(text) = buffer {
+        if std::fs::read_to_string(&exp).ok().as_deref() != Some(text.as_str()) {
+            crate::fsutil::write_atomic(&exp, text.as_bytes())
+                .map_err(|e| format!("{}: {e}", exp.display()))?;
+            if let Some(d) = backend.state.docs.lock().unwrap().get_mut(&exp) {
+                d.mark_saved();
+            }
+        }
+    }
+    let loaded = backend.state.settings_for(Some(&root));
+    let settings = loaded.settings.clone();
+    let b = backend.clone();
+    let job_root = root.clone();
+    stage_job::spawn(backend, LAUNCH_TITLE, &job_root, loaded, move |ctx| async move {
+        ctx.progress.report("python experiment.py --out_dir=run_i", None);
+        let launched = stages::launch_run(&root, &settings, stages::LaunchOptions::default(), &ctx.cancel)
+            .await
+            .map_err(|e| e.to_string())?;
+        let record = &launched.record;
+        let problems = if record.completed {
+            Vec::new()
+        } else {
+            traceback_problems(&root, record)
+        };
+        b.state
+            .run_problems
+            .lock()
+            .unwrap()
+            .insert(root.clone(), problems);
+        let baseline = project::read_baseline(&root)
+            .ok()
+            .map(|f| serde_json::Value::Object(f.means_by_dataset()));
+        Ok(StageDone {
+            summary: format!(
+                "{} ({})",
+                project::headline(record, baseline.as_ref()),
+                launched.gpus
+            ),
+            empty: !record.completed,
             show: None,
         })
     })
