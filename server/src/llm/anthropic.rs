@@ -1,6 +1,6 @@
 //! Anthropic Messages API client (`POST /v1/messages`), streaming and not.
 
-use super::wire_client::WireClient;
+use super::wire_client::{Answer, WireClient};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use crate::config::LlmSettings;
 use super::endpoint::{ApiKey, Endpoint};
 use super::errors::{parse_error_body, redact, transport_error, truncate};
 use super::sse::{SseEvent, SseParser};
-use super::{errors::classify_http, ChatRequest, ChatResponse, LlmError, Provider, Role, Usage};
+use super::{ChatRequest, ChatResponse, LlmError, Provider, Role, Usage};
 
 const API_VERSION: &str = "2023-06-01";
 
@@ -82,38 +82,9 @@ impl AnthropicClient {
         if let Some(k) = key {
             builder = builder.header("x-api-key", k.expose());
         }
-        if self.wire.stream {
-            builder = builder.header(reqwest::header::ACCEPT, "text/event-stream");
-        }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| transport_error(self.wire.name, &e, key))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let headers = resp.headers().clone();
-            let body = resp.text().await.unwrap_or_default();
-            return Err(classify_http(
-                self.wire.name,
-                status.as_u16(),
-                &headers,
-                &body,
-                key,
-            ));
-        }
-        let is_sse = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        if self.wire.stream && is_sse {
-            self.read_stream(resp).await
-        } else {
-            let body = resp
-                .text()
-                .await
-                .map_err(|e| transport_error(self.wire.name, &e, key))?;
-            self.parse_body(&body)
+        match self.wire.send(builder, key).await? {
+            Answer::Stream(resp) => self.read_stream(resp).await,
+            Answer::Body(body) => self.parse_body(&body),
         }
     }
 

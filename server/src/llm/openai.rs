@@ -2,7 +2,7 @@
 //! format (DeepSeek, OpenRouter, Gemini's compatibility endpoint, Ollama, vLLM,
 //! llama.cpp). One HTTP exchange per `chat`; retries live in `Llm`.
 
-use super::wire_client::WireClient;
+use super::wire_client::{Answer, WireClient};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -96,39 +96,9 @@ impl OpenAiClient {
         if self.wire.endpoint.kind == ProviderKind::Openrouter {
             builder = builder.header("X-Title", "aisci");
         }
-        if self.wire.stream {
-            builder = builder.header(reqwest::header::ACCEPT, "text/event-stream");
-        }
-        let resp = builder
-            .send()
-            .await
-            .map_err(|e| transport_error(self.wire.name, &e, key))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let headers = resp.headers().clone();
-            let body = resp.text().await.unwrap_or_default();
-            return Err(classify_http(
-                self.wire.name,
-                status.as_u16(),
-                &headers,
-                &body,
-                key,
-            ));
-        }
-        // Servers fall back to a plain JSON body when they ignore `stream`.
-        let is_sse = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        if self.wire.stream && is_sse {
-            self.read_stream(resp).await
-        } else {
-            let body = resp
-                .text()
-                .await
-                .map_err(|e| transport_error(self.wire.name, &e, key))?;
-            self.parse_body(&body)
+        match self.wire.send(builder, key).await? {
+            Answer::Stream(resp) => self.read_stream(resp).await,
+            Answer::Body(body) => self.parse_body(&body),
         }
     }
 
