@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{env, ExitKind, Limit, RunError, RunOutcome, RunSpec, Runner};
+use super::{env, Attachment, ExitKind, Limit, RunError, RunEvents, RunOutcome, RunSpec, Runner};
 use crate::config::{ExperimentSettings, RunSettings};
 
 /// Bytes of each stream kept in memory for [`RunOutcome`]'s tails.
@@ -197,7 +197,12 @@ fn apply_limits(limits: &ResourceLimits) -> std::io::Result<()> {
 
 #[async_trait]
 impl Runner for LocalRunner {
-    async fn run(&self, spec: &RunSpec, cancel: &CancellationToken) -> Result<RunOutcome, RunError> {
+    async fn run_with(
+        &self,
+        spec: &RunSpec,
+        _events: &dyn RunEvents,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
         if !spec.cwd.is_dir() {
             return Err(RunError::Spawn {
@@ -292,6 +297,18 @@ impl Runner for LocalRunner {
             stdout_bytes: out.total,
             stderr_bytes: err.total,
         })
+    }
+
+    async fn reattach(
+        &self,
+        _attachment: &Attachment,
+        _spec: &RunSpec,
+        _events: &dyn RunEvents,
+        _cancel: &CancellationToken,
+    ) -> Result<RunOutcome, RunError> {
+        Err(RunError::Lost(
+            "re-attaching to local runs is not supported yet".into(),
+        ))
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub mod env;
@@ -88,11 +89,113 @@ pub enum RunError {
     Spawn { program: String, message: String },
     #[error("run I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A re-attached run that ended while no aisci watched it and left no exit status, or
+    /// whose process or job is gone.
+    #[error("run lost: {0}")]
+    Lost(String),
+    /// The runner refused the run (e.g. `sbatch` rejected the job, Slurm is down).
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// What a run reports while it goes, to whoever watches it (an editor, a terminal, the run
+/// registry). How it ends is the `Result` of [`Runner::run_with`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    /// Waiting for a slot; `ahead` runs are queued before it.
+    Queued { ahead: usize },
+    /// The run exists: how to find it again after aisci restarts. Persist it.
+    Started(Attachment),
+    /// New output, lossily decoded. Chunks arrive as written; a watcher throttles.
+    Output { stream: Stream, text: String },
+}
+
+/// Receives [`RunEvent`]s. Called from the runner's tasks: return quickly.
+pub trait RunEvents: Send + Sync {
+    fn on_event(&self, event: RunEvent);
+}
+
+/// Ignores every event.
+pub struct NoEvents;
+
+impl RunEvents for NoEvents {
+    fn on_event(&self, _: RunEvent) {}
+}
+
+impl<F: Fn(RunEvent) + Send + Sync> RunEvents for F {
+    fn on_event(&self, event: RunEvent) {
+        self(event)
+    }
+}
+
+/// How a started run is found again by a later aisci process: enough to tell whether it
+/// still runs, to stop it, and to learn how it ended. Stored in the run's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "runner", rename_all = "lowercase")]
+pub enum Attachment {
+    Local(LocalAttachment),
+    Slurm(SlurmAttachment),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalAttachment {
+    /// The process group leader (its pid is the group id).
+    pub pid: i32,
+    /// Its start time in clock ticks since boot (`/proc/<pid>/stat` field 22), so that a
+    /// reused pid is never mistaken for the run.
+    pub start_ticks: u64,
+    /// `/proc/sys/kernel/random/boot_id` at start: after a reboot nothing is re-attached.
+    pub boot_id: String,
+    /// When the run's time limit ends (milliseconds since the Unix epoch).
+    pub deadline_unix_ms: u64,
+    /// Where the run's exit status is written when it ends, read when no aisci watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_file: Option<PathBuf>,
+    /// The control group holding the run's processes, when aisci made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmAttachment {
+    pub job_id: String,
+    /// When the run's time limit ends (milliseconds since the Unix epoch).
+    pub deadline_unix_ms: u64,
 }
 
 #[async_trait]
 pub trait Runner: Send + Sync {
-    async fn run(&self, spec: &RunSpec, cancel: &CancellationToken) -> Result<RunOutcome, RunError>;
+    /// Runs `spec` to its end, reporting [`RunEvent`]s as it goes.
+    async fn run_with(
+        &self,
+        spec: &RunSpec,
+        events: &dyn RunEvents,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome, RunError>;
+
+    async fn run(&self, spec: &RunSpec, cancel: &CancellationToken) -> Result<RunOutcome, RunError> {
+        self.run_with(spec, &NoEvents, cancel).await
+    }
+
+    /// Watches a run that an earlier aisci process started (from its [`Attachment`]) until
+    /// it ends, with the same limits, cancellation and events as [`Runner::run_with`].
+    /// A run that already ended gives its outcome at once; one that is gone without an exit
+    /// status gives [`RunError::Lost`].
+    async fn reattach(
+        &self,
+        attachment: &Attachment,
+        spec: &RunSpec,
+        events: &dyn RunEvents,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome, RunError>;
 }
 
 /// The end of `text` as feedback for a model: `text` itself when it has at most

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::gpus::Gpu;
-use super::{ExitKind, RunError, RunOutcome, RunSpec, Runner};
+use super::{Attachment, ExitKind, RunError, RunEvent, RunEvents, RunOutcome, RunSpec, Runner};
 use crate::config::RunSettings;
 
 /// One place a run can execute.
@@ -211,7 +211,12 @@ impl<R: Runner> SlotScheduler<R> {
     }
 
     /// Waits (FIFO) for a slot; None when cancelled first.
-    async fn acquire(&self, run: u64, cancel: &CancellationToken) -> Option<SlotGuard> {
+    async fn acquire(
+        &self,
+        run: u64,
+        events: &dyn RunEvents,
+        cancel: &CancellationToken,
+    ) -> Option<SlotGuard> {
         let rx = {
             let mut st = self.shared.lock();
             if st.waiting.is_empty() && !st.free.is_empty() {
@@ -226,6 +231,7 @@ impl<R: Runner> SlotScheduler<R> {
             st.waiting.push_back(Waiter { run, tx });
             drop(st);
             self.emit(QueueEvent::Queued { run, ahead });
+            events.on_event(RunEvent::Queued { ahead });
             rx
         };
         let mut ticket = Ticket {
@@ -254,14 +260,19 @@ impl<R: Runner> SlotScheduler<R> {
 
 #[async_trait]
 impl<R: Runner> Runner for SlotScheduler<R> {
-    async fn run(&self, spec: &RunSpec, cancel: &CancellationToken) -> Result<RunOutcome, RunError> {
+    async fn run_with(
+        &self,
+        spec: &RunSpec,
+        events: &dyn RunEvents,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome, RunError> {
         let queued_at = Instant::now();
         let run = {
             let mut st = self.shared.lock();
             st.next_run += 1;
             st.next_run
         };
-        let Some(guard) = self.acquire(run, cancel).await else {
+        let Some(guard) = self.acquire(run, events, cancel).await else {
             self.emit(QueueEvent::Dequeued { run });
             return Ok(RunOutcome {
                 exit: ExitKind::Cancelled,
@@ -283,7 +294,7 @@ impl<R: Runner> Runner for SlotScheduler<R> {
         spec.env.retain(|(k, _)| k != "CUDA_VISIBLE_DEVICES");
         spec.env
             .push(("CUDA_VISIBLE_DEVICES".into(), slot.cuda_visible_devices().into()));
-        let result = self.inner.run(&spec, cancel).await;
+        let result = self.inner.run_with(&spec, events, cancel).await;
         drop(guard);
         self.emit(QueueEvent::Finished {
             run,
@@ -291,6 +302,17 @@ impl<R: Runner> Runner for SlotScheduler<R> {
             exit: result.as_ref().map(|o| o.exit).map_err(|e| e.to_string()),
         });
         result
+    }
+
+    /// A re-attached run already holds its GPU: it bypasses the queue.
+    async fn reattach(
+        &self,
+        attachment: &Attachment,
+        spec: &RunSpec,
+        events: &dyn RunEvents,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome, RunError> {
+        self.inner.reattach(attachment, spec, events, cancel).await
     }
 }
 
