@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod fsutil;
 pub mod jobs;
+pub mod latex;
 pub mod literature;
 pub mod llm;
 pub mod lsp;
