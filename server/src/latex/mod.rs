@@ -2,7 +2,9 @@
 //! crate), and the static checks run on it while the user types.
 
 pub mod bib;
+pub mod build;
 pub mod checks;
+pub mod log;
 pub mod syntax;
 
 pub use checks::{check, Fix, Inputs, TexProblem};
