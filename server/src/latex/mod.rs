@@ -5,6 +5,7 @@ pub mod bib;
 pub mod build;
 pub mod checks;
 pub mod log;
+pub mod paper;
 pub mod syntax;
 
 pub use checks::{check, Fix, Inputs, TexProblem};
