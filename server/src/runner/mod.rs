@@ -14,11 +14,13 @@ pub mod facts;
 pub mod gpus;
 pub mod local;
 pub mod scheduler;
+pub mod slurm;
 pub mod traceback;
 
 pub use gpus::{Gpu, GpuDetection, GpuSource};
 pub use local::{dir_size, LocalRunner, ResourceLimits};
 pub use scheduler::{QueueEvent, Slot, SlotScheduler};
+pub use slurm::{SlurmRunner, SlurmTools};
 pub use traceback::{Frame, Traceback};
 
 /// One program run.
