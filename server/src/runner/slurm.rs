@@ -302,10 +302,14 @@ impl SlurmRunner {
         }))
     }
 
-    /// Pending jobs ahead of `job` (lower ids; Slurm's default order is first come first served).
+    /// Pending jobs ahead of `job` in its partition (lower ids: an estimate, as Slurm's
+    /// priorities may reorder them).
     async fn ahead(&self, job: &str) -> usize {
         let ours = leading_number(job);
-        let args = ["-h", "-t", "PENDING", "-o", "%i"].map(String::from);
+        let mut args = ["-h", "-t", "PENDING", "-o", "%i"].map(String::from).to_vec();
+        if let Some(p) = &self.settings.partition {
+            args.push(format!("--partition={p}"));
+        }
         match self.tool(&self.tools.squeue, &args, None).await {
             Ok(out) if out.ok => out
                 .stdout
@@ -544,11 +548,9 @@ impl Runner for SlurmRunner {
         let script = run_folder(spec).join("slurm_job.sh");
         write_script(&script, spec)?;
 
-        let job = tokio::select! {
-            r = self.submit(spec, &script) => r?,
-            // sbatch may still submit after we stop waiting; a killed sbatch tells no id.
-            _ = cancel.cancelled() => return Ok(cancelled_before_start()),
-        };
+        // Not raced with `cancel`: an sbatch killed midway may have submitted a job without
+        // telling its id. A cancel now is seen by `watch`, which cancels the job by id.
+        let job = self.submit(spec, &script).await?;
         tracing::info!(job, name = %job_name(spec), "submitted Slurm job");
         let provisional = unix_ms(SystemTime::now()) + spec.timeout.as_millis() as u64;
         events.on_event(RunEvent::Started(Attachment::Slurm(SlurmAttachment {
