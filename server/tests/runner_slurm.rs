@@ -645,3 +645,42 @@ async fn losing_slurm_while_watching_is_reported_and_the_job_cancelled() {
     .await;
     assert_eq!(final_state(&job), "CANCELLED");
 }
+
+#[tokio::test]
+async fn the_baseline_runs_as_a_slurm_job_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("tiny_mlp");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&src)
+        .arg(&template)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::remove_dir_all(template.join("run_0")).unwrap();
+    std::fs::write(
+        template.join("aisci.toml"),
+        "[run]\nrunner = \"slurm\"\n[run.slurm]\ngpus_per_run = 0\npoll_ms = 200\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aisci"))
+        .args(["baseline", "--template"])
+        .arg(&template)
+        .env("SLURM_CONF", slurm_conf())
+        .env("AISCI_CONFIG", dir.path().join("no-user-config.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(template.join("run_0/final_info.json").is_file(), "{stderr}");
+    // It went through Slurm: the job script is there, and Slurm knows the job by name.
+    assert!(template.join("run_0/slurm_job.sh").is_file());
+    let jobs = slurm(&["scontrol", "show", "job", "-o"]);
+    assert!(
+        jobs.lines().any(|l| l.contains("JobName=aisci-tiny_mlp-run_0")
+            && l.contains(&format!("WorkDir={}", template.display()))
+            && l.contains("JobState=COMPLETED")),
+        "{jobs}"
+    );
+}
