@@ -1025,6 +1025,28 @@ mod tests {
         .sbatch_args(&spec, Path::new("/s.sh"));
         assert!(!args.iter().any(|a| a.starts_with("--gres")), "{args:?}");
         assert_eq!(args.last().map(String::as_str), Some("/s.sh"));
+
+        let args = SlurmRunner::new(&SlurmSettings {
+            partition: Some("gpu".into()),
+            account: Some("lab".into()),
+            gpus_per_run: 2,
+            extra_args: vec!["--output=/elsewhere".into(), "--mem=8G".into()],
+            ..SlurmSettings::default()
+        })
+        .sbatch_args(&spec, Path::new("/s.sh"));
+        let at = |a: &str| {
+            args.iter()
+                .position(|x| x == a)
+                .unwrap_or_else(|| panic!("{a} in {args:?}"))
+        };
+        assert!(at("--partition=gpu") < at("--mem=8G"));
+        assert!(at("--account=lab") < at("--mem=8G"));
+        assert!(at("--gres=gpu:2") > 0);
+        // aisci's own options come after the site's, so they win.
+        assert!(at("--output=/elsewhere") < at("--output=/r/2026_My Idea/run_3/stdout.txt"));
+        assert!(at("--mem=8G") < at("--export=ALL"));
+        assert!(args.contains(&"--time=0-00:02:00".to_string()));
+        assert!(args.contains(&"--job-name=aisci-2026_My_Idea-run_3".to_string()));
     }
 
     #[test]
