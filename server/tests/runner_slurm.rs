@@ -297,6 +297,8 @@ async fn aisci_enforces_the_timeout_to_the_second() {
     let took = t0.elapsed();
     assert_eq!(out.exit, ExitKind::TimedOut, "{out:?}");
     assert!(took >= Duration::from_secs(3), "{took:?}");
+    // The run itself had its whole limit (Slurm's run time, whole seconds).
+    assert!(out.elapsed >= Duration::from_secs(3), "{:?}", out.elapsed);
     // Slurm's own limit is whole minutes; aisci's is seconds (plus queueing and scancel).
     assert!(took < Duration::from_secs(25), "{took:?}");
     assert_eq!(out.stdout_tail, "working\n");

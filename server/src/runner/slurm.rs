@@ -766,15 +766,15 @@ fn slurm_time(timeout: Duration) -> String {
 }
 
 /// Where aisci's deadline falls: `timeout` after the job's start time (`squeue %S`, local
-/// time), else after now.
+/// time, whole seconds: taken as the end of that second, so the run never gets less than
+/// its limit), else after now.
 fn deadline_from_start(start: Option<&str>, timeout: Duration) -> (tokio::time::Instant, u64) {
     use chrono::TimeZone;
     let now_ms = unix_ms(SystemTime::now());
     let start_ms = start
         .and_then(|s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok())
         .and_then(|t| chrono::Local.from_local_datetime(&t).earliest())
-        .map(|t| t.timestamp_millis().max(0) as u64)
-        .filter(|ms| *ms <= now_ms)
+        .map(|t| (t.timestamp_millis().max(0) as u64 + 1000).min(now_ms))
         .unwrap_or(now_ms);
     let deadline_ms = start_ms + timeout.as_millis() as u64;
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
@@ -992,6 +992,27 @@ mod tests {
         );
         assert_eq!(parse_duration("02:05"), Some(Duration::from_secs(125)));
         assert_eq!(parse_duration("Unknown"), None);
+    }
+
+    #[test]
+    fn deadline_counts_from_the_end_of_the_start_second() {
+        let limit = Duration::from_secs(600);
+        let now = chrono::Local::now();
+        let ago = |secs: i64| {
+            (now - chrono::Duration::seconds(secs))
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string()
+        };
+        let now_ms = unix_ms(SystemTime::now());
+        let (_, ms) = deadline_from_start(Some(&ago(100)), limit);
+        // Started 100-101 s ago (the second is truncated): about 500 s left.
+        let left = ms as i64 - now_ms as i64;
+        assert!((498_000..=501_100).contains(&left), "{left}");
+        // No start, or one in the future: from now.
+        for start in [None, Some(ago(-50))] {
+            let (_, ms) = deadline_from_start(start.as_deref(), limit);
+            assert!((ms as i64 - now_ms as i64 - 600_000).abs() < 1000);
+        }
     }
 
     #[test]
