@@ -4,6 +4,7 @@
 //! tests all drive the same core.
 
 pub mod agent;
+pub mod batch;
 pub mod config;
 pub mod demo;
 pub mod fsutil;
