@@ -98,8 +98,12 @@ enum Cmd {
         #[arg(long)]
         timeout: Option<u64>,
         /// GPUs to use, e.g. "0,1" (default: run.gpus, else nvidia-smi); "" for CPU only.
+        /// Local runner only: Slurm hands out GPUs itself (run.slurm.gpus_per_run).
         #[arg(long)]
         gpus: Option<String>,
+        /// Where the run executes (default: run.runner): `local` or `slurm`.
+        #[arg(long, value_parser = ["local", "slurm"])]
+        runner: Option<String>,
         /// The experiment folder (holds experiment.py).
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -168,7 +172,12 @@ fn main() -> ExitCode {
             }
             Cmd::Baseline { template } => report(baseline(&template).await),
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
-            Cmd::Run { timeout, gpus, dir } => match launch_run(&dir, timeout, gpus).await {
+            Cmd::Run {
+                timeout,
+                gpus,
+                runner,
+                dir,
+            } => match launch_run(&dir, timeout, gpus, runner).await {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("aisci: {e:#}");
@@ -531,7 +540,12 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
 }
 
 /// `aisci run`: the run's exit status as a shell would report it.
-async fn launch_run(dir: &Path, timeout: Option<u64>, gpus: Option<String>) -> anyhow::Result<u8> {
+async fn launch_run(
+    dir: &Path,
+    timeout: Option<u64>,
+    gpus: Option<String>,
+    runner: Option<String>,
+) -> anyhow::Result<u8> {
     use aisci::runner::QueueEvent;
     use std::sync::Arc;
 
@@ -541,6 +555,14 @@ async fn launch_run(dir: &Path, timeout: Option<u64>, gpus: Option<String>) -> a
         eprintln!("aisci: warning: {w}");
     }
     let mut s = loaded.settings;
+    match runner.as_deref() {
+        Some("slurm") => s.run.runner = config::RunnerKind::Slurm,
+        Some(_) => s.run.runner = config::RunnerKind::Local,
+        None => {}
+    }
+    if gpus.is_some() && s.run.runner == config::RunnerKind::Slurm {
+        eprintln!("aisci: warning: --gpus is ignored with the Slurm runner (see run.slurm.gpus_per_run)");
+    }
     if let Some(list) = gpus {
         s.run.gpus = Some(
             list.split(',')
