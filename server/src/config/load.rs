@@ -288,6 +288,7 @@ fn apply(out: &mut Loaded, layer: &Layer) {
             "literature" => merge_section(&mut s.literature, v, src, "literature", w),
             "novelty" => merge_section(&mut s.novelty, v, src, "novelty", w),
             "experiment" => merge_section(&mut s.experiment, v, src, "experiment", w),
+            "latex" => merge_section(&mut s.latex, v, src, "latex", w),
             "trusted_folders" => w.push(format!(
                 "{src}: trusted_folders is only read from the user-level config file; ignored here"
             )),

@@ -15,6 +15,7 @@ pub struct Settings {
     pub novelty: NoveltySettings,
     pub experiment: ExperimentSettings,
     pub run: RunSettings,
+    pub latex: LatexSettings,
     /// Not a setting: every variable any layer named as holding a key (even one a
     /// project file was not allowed to set), so experiments never see them.
     #[serde(skip)]
@@ -188,6 +189,28 @@ impl Default for RunSettings {
             max_run_dir_bytes: 10 << 30,
             runner: RunnerKind::Local,
             slurm: SlurmSettings::default(),
+        }
+    }
+}
+
+/// Building the paper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LatexSettings {
+    /// A build (latexmk, or pdflatex + bibtex + pdflatex twice) is stopped after this long.
+    pub build_timeout_secs: u64,
+    /// Build when a `.tex` is saved in the editor.
+    pub build_on_save: bool,
+    /// Add chktex's advice to the build's diagnostics.
+    pub chktex: bool,
+}
+
+impl Default for LatexSettings {
+    fn default() -> Self {
+        Self {
+            build_timeout_secs: 120,
+            build_on_save: true,
+            chktex: true,
         }
     }
 }

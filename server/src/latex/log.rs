@@ -38,7 +38,7 @@ impl LogProblem {
 
 /// Problems in a pdflatex log. Errors (`./paper.tex:12: Undefined control sequence.` or
 /// `! ...` with its `l.12` line), undefined citations and references (warnings), and
-/// overfull boxes (hints, severity Info). Repeats are reported once.
+/// overfull boxes (hints). Repeats are reported once.
 pub fn parse_latex_log(log: &str) -> Vec<LogProblem> {
     let lines: Vec<&str> = log.lines().collect();
     let mut out: Vec<LogProblem> = Vec::new();
@@ -73,7 +73,7 @@ pub fn parse_latex_log(log: &str) -> Vec<LogProblem> {
             out.push(LogProblem::latex(
                 None,
                 lineno,
-                Severity::Info,
+                Severity::Hint,
                 format!("overfull \\hbox ({amount}): text runs into the margin"),
             ));
         }
@@ -283,7 +283,7 @@ LaTeX Warning: There were undefined references.
                 ),
                 (
                     Some(50),
-                    Severity::Info,
+                    Severity::Hint,
                     "overfull \\hbox (15.3pt too wide): text runs into the margin"
                 ),
             ]

@@ -94,6 +94,8 @@ pub struct State {
     pub run_status: Mutex<HashMap<PathBuf, String>>,
     /// Per project root: files that currently carry our diagnostics.
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
+    /// Papers: pending checks, last builds, their diagnostics.
+    pub paper: super::paper_view::PaperState,
 }
 
 impl State {
