@@ -7,6 +7,7 @@ pub mod agent;
 pub mod batch;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod fsutil;
 pub mod jobs;
 pub mod latex;

@@ -108,6 +108,15 @@ enum Cmd {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// What this machine and configuration give aisci: python and each template's
+    /// imports, TeX tools, GPUs, Slurm, API key variables (set or not, never their
+    /// values), and whether the model and literature endpoints answer. Exit 1 when
+    /// something the configured setup needs is missing.
+    Doctor {
+        /// A template, or a folder holding templates (default: the current folder).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Run the loop offline on the bundled demo template with a recorded model conversation.
     Demo {
         /// Where to put the demo project (default: a new temporary folder).
@@ -171,6 +180,7 @@ fn main() -> ExitCode {
                 }
             }
             Cmd::Baseline { template } => report(baseline(&template).await),
+            Cmd::Doctor { dir } => doctor(&dir).await,
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
             Cmd::Run {
                 timeout,
@@ -394,6 +404,29 @@ impl aisci::batch::BatchEvents for PrintBatch {
     }
     fn edits_applied(&self, name: &str, files: &[String]) {
         eprintln!("aisci: [{name}] the model edited {}", files.join(", "));
+    }
+}
+
+async fn doctor(dir: &Path) -> ExitCode {
+    use aisci::doctor::Status;
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let loaded = config::load(&Sources::from_system(Some(&root)));
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    let checks = aisci::doctor::run(&loaded.settings, &root).await;
+    let mut section = "";
+    for c in &checks {
+        if c.section != section {
+            section = c.section;
+            println!("{section}");
+        }
+        println!("  {}", c.line());
+    }
+    if checks.iter().any(|c| c.status == Status::Missing) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

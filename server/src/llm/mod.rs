@@ -15,7 +15,9 @@ mod wire_client;
 
 pub use anthropic::AnthropicClient;
 pub use client::{CallTag, Llm, Totals};
-pub use endpoint::{infer_provider, resolve_endpoint, ApiKey, Endpoint, Env, ProcessEnv, Wire};
+pub use endpoint::{
+    infer_provider, provider_name, resolve_endpoint, url_origin, ApiKey, Endpoint, Env, ProcessEnv, Wire,
+};
 pub use ledger::{CallRecord, LedgerSnapshot};
 pub use openai::{is_reasoning_model, OpenAiClient};
 pub use pricing::{CostBreakdown, PriceTable};
