@@ -489,6 +489,7 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
     for (name, v, def) in [
         ("run.runs_per_gpu", &mut r.runs_per_gpu, d.run.runs_per_gpu),
         ("run.cpu_slots", &mut r.cpu_slots, d.run.cpu_slots),
+        ("run.max_processes", &mut r.max_processes, d.run.max_processes),
     ] {
         if *v == 0 {
             bad(&format!("{name} (at least 1)"), def.to_string());

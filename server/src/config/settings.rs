@@ -122,6 +122,12 @@ pub struct RunSettings {
     pub cpu_slots: u32,
     /// A run whose folder grows past this many bytes is stopped (checked while it runs).
     pub max_run_dir_bytes: u64,
+    /// Processes (and threads) one run may have at a time, enforced with a control group
+    /// where the machine allows one.
+    pub max_processes: u32,
+    /// false: runs get a network namespace of their own with no usable interface; a
+    /// machine that cannot give one refuses to start the run.
+    pub network: bool,
 }
 
 impl Default for RunSettings {
@@ -132,6 +138,8 @@ impl Default for RunSettings {
             runs_per_gpu: 1,
             cpu_slots: 1,
             max_run_dir_bytes: 10 << 30,
+            max_processes: 1024,
+            network: true,
         }
     }
 }
