@@ -444,7 +444,7 @@ impl Runner for LocalRunner {
         let pidfd = if alive { leader.pidfd() } else { None };
         let Some(pidfd) = pidfd else {
             // Ended while no aisci watched: whatever it left running goes, then its status.
-            leader.kill_remains(cg.clone()).await;
+            leader.kill_remains(cg.clone(), false).await;
             let Some(status) = leader::read_status(&exit_file) else {
                 if let Some(cg) = &cg {
                     cg.remove();
@@ -493,7 +493,7 @@ impl Runner for LocalRunner {
             leader.signal_group_if_alive(Signal::KILL);
             let _ = tokio::time::timeout(self.kill_grace, exited.clone()).await;
         }
-        leader.kill_remains(cg.clone()).await;
+        leader.kill_remains(cg.clone(), true).await;
         let exit = match ended {
             Some(kind) => kind,
             None => match leader::read_status(&exit_file) {
@@ -632,17 +632,20 @@ impl RunLeader {
     }
 
     /// Kills what the run left after its leader ended: every process of its control group;
-    /// without one, the process group while the leader's pid still names it (a zombie
-    /// leader with the same start time) or names no process at all.
-    async fn kill_remains(&self, cg: Option<Arc<RunCgroup>>) {
+    /// without one, and only for a leader whose command line was checked (`verified`), the
+    /// process group while the leader's pid still names it (as a zombie with the same start
+    /// time) or names no process (the group then holds only the run's processes, or none).
+    /// Without a control group, what a run left behind while no aisci watched is not found.
+    async fn kill_remains(&self, cg: Option<Arc<RunCgroup>>, verified: bool) {
         if let Some(cg) = cg {
             let _ = tokio::task::spawn_blocking(move || cg.kill_all()).await;
             return;
         }
-        let ours = match proc_stat::stat(self.pid) {
-            Some(s) => s.start_ticks == self.start_ticks,
-            None => true,
-        };
+        let ours = verified
+            && match proc_stat::stat(self.pid) {
+                Some(s) => s.start_ticks == self.start_ticks,
+                None => true,
+            };
         if ours {
             if let Some(pid) = Pid::from_raw(self.pid) {
                 if let Err(e) = rustix::process::kill_process_group(pid, Signal::KILL) {
