@@ -205,15 +205,22 @@ async fn shell_fork_bomb_left_behind_by_its_leader_is_killed() {
     let mut stranger = Stranger::start();
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec(dir.path(), "", Duration::from_secs(20));
-    // The leader returns at once; the bomb goes on in the background until aisci ends it.
+    // The experiment's own process starts the bomb, counts a while with builtins only (a
+    // fork would fail at the limit) and ends; the bomb goes on until aisci ends it.
     s.program = "sh".into();
     s.args = vec![
         "-c".into(),
-        "bomb() { bomb | bomb & }; bomb; sleep 0.5; echo started".into(),
+        "bomb() { bomb | bomb & }; bomb; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; echo started"
+            .into(),
     ];
     let (out, att) = run(&runner(30), &s).await;
     assert_eq!(out.exit, ExitKind::Success);
     assert_eq!(out.stdout_tail, "started\n");
+    assert!(
+        out.stderr_tail.contains("hit its limit of 30 processes"),
+        "{}",
+        out.stderr_tail
+    );
     assert_nothing_left(dir.path(), &att);
     stranger.assert_alive();
 }
@@ -425,7 +432,7 @@ async fn no_network_when_disabled() {
     for network in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let s = spec(dir.path(), &script, Duration::from_secs(20));
-        let out = LocalRunner::new(CAP)
+        let out = runner(64)
             .with_network(network)
             .run(&s, &CancellationToken::new())
             .await

@@ -41,7 +41,9 @@ pub fn hierarchy() -> Option<&'static Hierarchy> {
     static H: OnceLock<Option<Hierarchy>> = OnceLock::new();
     H.get_or_init(|| {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        let found = find(&mountinfo).and_then(|(version, mount)| {
+        let controllers =
+            |mount: &Path| std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+        let found = find(&mountinfo, controllers).and_then(|(version, mount)| {
             let parent = mount.join("aisci");
             match prepare(version, &mount, &parent) {
                 Ok(()) => Some(Hierarchy {
@@ -63,8 +65,9 @@ pub fn hierarchy() -> Option<&'static Hierarchy> {
     .as_ref()
 }
 
-/// The `pids` hierarchy from `/proc/self/mountinfo`: v2 when its root offers `pids`, else v1.
-fn find(mountinfo: &str) -> Option<(Version, PathBuf)> {
+/// The `pids` hierarchy from `/proc/self/mountinfo`: v2 when its root offers `pids` (as
+/// `controllers` of its mount point says), else v1.
+fn find(mountinfo: &str, controllers: impl Fn(&Path) -> String) -> Option<(Version, PathBuf)> {
     let mut v1 = None;
     for line in mountinfo.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
@@ -82,9 +85,7 @@ fn find(mountinfo: &str) -> Option<(Version, PathBuf)> {
         let mount = PathBuf::from(unescape(mount));
         match *fstype {
             "cgroup2" => {
-                let controllers =
-                    std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
-                if controllers.split_whitespace().any(|c| c == "pids") {
+                if controllers(&mount).split_whitespace().any(|c| c == "pids") {
                     return Some((Version::V2, mount));
                 }
             }
@@ -339,13 +340,23 @@ mod tests {
         let info = "39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n\
                     41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
                     42 31 0:38 /sub /x rw - cgroup cgroup rw,pids\n";
-        // The cgroup2 mount has no readable cgroup.controllers with pids here (a path
-        // outside this machine's v2), so v1 is chosen.
+        // A cgroup2 without the pids controller (as on hybrid machines): v1's is used.
         assert_eq!(
-            find(info),
+            find(info, |_| "cpu memory".into()),
             Some((Version::V1, PathBuf::from("/sys/fs/cgroup/pids")))
         );
-        assert_eq!(find("1 2 3:4 / /a rw - ext4 /dev/x rw\n"), None);
+        assert_eq!(
+            find(info, |m| if m == Path::new("/sys/fs/cgroup/unified") {
+                "cpu pids".into()
+            } else {
+                String::new()
+            }),
+            Some((Version::V2, PathBuf::from("/sys/fs/cgroup/unified")))
+        );
+        assert_eq!(
+            find("1 2 3:4 / /a rw - ext4 /dev/x rw\n", |_| String::new()),
+            None
+        );
     }
 
     #[test]

@@ -58,8 +58,8 @@ impl Follower {
         let Ok(len) = self.file.metadata().map(|m| m.len()) else {
             return;
         };
-        if len < self.pos {
-            // Truncated by the experiment: follow from its new end.
+        if len <= self.pos {
+            // Nothing new, or truncated by the experiment: follow from its new end.
             self.pos = len;
             return;
         }
