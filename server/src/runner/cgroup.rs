@@ -84,10 +84,8 @@ fn find(mountinfo: &str, controllers: impl Fn(&Path) -> String) -> Option<(Versi
         }
         let mount = PathBuf::from(unescape(mount));
         match *fstype {
-            "cgroup2" => {
-                if controllers(&mount).split_whitespace().any(|c| c == "pids") {
-                    return Some((Version::V2, mount));
-                }
+            "cgroup2" if controllers(&mount).split_whitespace().any(|c| c == "pids") => {
+                return Some((Version::V2, mount));
             }
             "cgroup" if post.get(2).is_some_and(|o| o.split(',').any(|o| o == "pids")) => {
                 v1.get_or_insert((Version::V1, mount));
