@@ -755,3 +755,30 @@ async fn a_reused_or_foreign_pid_is_never_signalled() {
         std::fs::remove_dir(&foreign).is_ok()
     });
 }
+
+#[tokio::test]
+async fn a_log_swapped_for_a_link_costs_the_run_nothing_and_the_target_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("precious.txt");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    let s = spec(
+        dir.path(),
+        &format!(
+            "import os, sys\nsys.stdout.write('z' * {})\nsys.stdout.write('END\\n')\nsys.stdout.flush()\nos.remove('stdout.txt')\nos.symlink({:?}, 'stdout.txt')\n",
+            2 * CAP,
+            victim.to_str().unwrap()
+        ),
+        Duration::from_secs(20),
+    );
+    let (out, att) = run(&runner(64), &s).await;
+    assert_eq!(out.exit, ExitKind::Success, "{}", out.stderr_tail);
+    assert!(out.stdout_tail.ends_with("zzzEND\n"));
+    assert_eq!(out.stdout_bytes, 2 * CAP + 4);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    assert!(std::fs::symlink_metadata(&s.stdout_path)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_nothing_left(dir.path(), &att);
+}

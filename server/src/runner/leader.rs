@@ -52,7 +52,13 @@ pub fn exit_file_for(stdout_path: &Path) -> PathBuf {
 /// status is never confused with an old one.
 pub fn clear(exit_file: &Path) -> std::io::Result<()> {
     for p in [exit_file.to_path_buf(), tmp_of(exit_file)] {
-        match std::fs::remove_file(&p) {
+        let removed = match std::fs::symlink_metadata(&p) {
+            // A folder planted there by an earlier experiment (never followed: no links).
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+            Ok(_) => std::fs::remove_file(&p),
+            Err(_) => Ok(()),
+        };
+        match removed {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
@@ -150,5 +156,8 @@ mod tests {
         assert_eq!(read_status(&f), None, "a link is not followed");
         clear(&f).unwrap();
         assert!(!f.exists() && dir.path().join("real").exists());
+        std::fs::create_dir_all(f.join("planted")).unwrap();
+        clear(&f).unwrap();
+        assert!(!f.exists());
     }
 }

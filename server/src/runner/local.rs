@@ -514,10 +514,20 @@ impl Runner for LocalRunner {
 }
 
 impl LocalRunner {
+    /// The logs of a re-attached run, followed from their current ends. A log that is gone
+    /// or no longer a plain file (the experiment's doing) reads as empty.
     fn reopen_logs(&self, spec: &RunSpec) -> Result<(Follower, Follower), RunError> {
-        let open = |stream, path: &Path| {
-            Follower::reopen(stream, path, self.echo)
-                .map_err(|e| RunError::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))
+        let open = |stream, path: &Path| match Follower::reopen(stream, path, self.echo) {
+            Ok(f) => Ok(f),
+            Err(e) => {
+                tracing::warn!(log = %path.display(), %e, "a re-attached run's log cannot be read");
+                Ok::<_, RunError>(Follower::new(
+                    stream,
+                    std::fs::File::open("/dev/null")?,
+                    0,
+                    self.echo,
+                ))
+            }
         };
         Ok((
             open(Stream::Stdout, &spec.stdout_path)?,
@@ -544,25 +554,31 @@ impl LocalRunner {
             self.output_cap_bytes,
             [spec.stdout_path.clone(), spec.stderr_path.clone()],
         );
-        let note = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
+        // The run is over; what the experiment did to its log files (a link, a folder in
+        // their place) costs it the cut or the note, never its outcome.
+        let note = tokio::task::spawn_blocking(move || -> Option<String> {
             for p in &paths {
-                logs::cap_file(p, cap)?;
+                if let Err(e) = logs::cap_file(p, cap) {
+                    tracing::warn!(log = %p.display(), %e, "could not cut the run's log to the output cap");
+                }
             }
-            let Some(cg) = cg else { return Ok(None) };
+            let cg = cg?;
             let (max, hits) = cg.limit_hits();
             cg.remove();
             if hits == 0 {
-                return Ok(None);
+                return None;
             }
             let max = max.map(|m| m.to_string()).unwrap_or_else(|| "?".into());
             let note = format!(
                 "\n[aisci: the run hit its limit of {max} processes (run.max_processes); {hits} attempts to start another failed]\n"
             );
-            logs::append_note(&paths[1], &note)?;
-            Ok(Some(note))
+            if let Err(e) = logs::append_note(&paths[1], &note) {
+                tracing::warn!(log = %paths[1].display(), %e, "could not note the process limit in the log");
+            }
+            Some(note)
         })
         .await
-        .map_err(std::io::Error::other)??;
+        .map_err(std::io::Error::other)?;
         if let Some(note) = note {
             tracing::info!(program = %spec.program, "{}", note.trim());
             err.push_note(&note);
