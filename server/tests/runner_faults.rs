@@ -200,19 +200,33 @@ while True:
     assert!(Command::new("true").status().unwrap().success());
 }
 
+const SHELL_BOMB: &str = r#"
+bomb() { bomb | bomb & }
+bomb &
+while read l; do case $l in *:pids:*) v1=${l##*:};; 0::*) v2=${l#0::};; esac; done < /proc/self/cgroup
+p=${v1:-$v2}
+until read m < "$PIDS_MOUNT$p/pids.events" && [ "$m" != "max 0" ]; do :; done
+echo started
+"#;
+
 #[tokio::test]
 async fn shell_fork_bomb_left_behind_by_its_leader_is_killed() {
     let mut stranger = Stranger::start();
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec(dir.path(), "", Duration::from_secs(20));
-    // The experiment's own process starts the bomb, counts a while with builtins only (a
-    // fork would fail at the limit) and ends; the bomb goes on until aisci ends it.
+    // The experiment's own process starts the bomb with its one fork, waits with builtins
+    // only (a fork of its own would fail at the limit) until its control group says the
+    // limit was hit, and ends; the bomb goes on until aisci ends it.
     s.program = "sh".into();
-    s.args = vec![
-        "-c".into(),
-        "bomb() { bomb | bomb & }; bomb; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; echo started"
-            .into(),
-    ];
+    s.args = vec!["-c".into(), SHELL_BOMB.into()];
+    s.env = vec![(
+        "PIDS_MOUNT".into(),
+        cgroup::hierarchy()
+            .expect("a pids control group")
+            .mount
+            .to_string_lossy()
+            .into_owned(),
+    )];
     let (out, att) = run(&runner(30), &s).await;
     assert_eq!(out.exit, ExitKind::Success);
     assert_eq!(out.stdout_tail, "started\n");
@@ -277,7 +291,8 @@ if gen < 3:
     subprocess.Popen([sys.executable, "experiment.py", str(gen + 1)], start_new_session=True,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if gen == 0:
-        time.sleep(1.0)  # let the chain get going
+        while len(open("pids.txt").read().split()) < 4:  # the whole chain is up
+            time.sleep(0.02)
         print("relaunched", flush=True)
 else:
     time.sleep(60)
