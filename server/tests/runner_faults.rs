@@ -174,12 +174,12 @@ while True:
             print("fork failed at the limit", flush=True)
         time.sleep(0.01)
 "#,
-        Duration::from_secs(3),
+        Duration::from_secs(5),
     );
     let t = Instant::now();
     let (out, att) = run(&runner(40), &s).await;
     assert_eq!(out.exit, ExitKind::TimedOut);
-    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert!(
         out.stdout_tail.contains("fork failed at the limit"),
         "{}",
@@ -228,7 +228,7 @@ async fn shell_fork_bomb_left_behind_by_its_leader_is_killed() {
             .into_owned(),
     )];
     let (out, att) = run(&runner(30), &s).await;
-    assert_eq!(out.exit, ExitKind::Success);
+    assert_eq!(out.exit, ExitKind::Success, "{}", out.stderr_tail);
     assert_eq!(out.stdout_tail, "started\n");
     assert!(
         out.stderr_tail.contains("hit its limit of 30 processes"),
@@ -320,10 +320,16 @@ async fn disk_filler_and_output_flood_stop_at_the_folder_limit() {
             "import os\nos.makedirs('out', exist_ok=True)\nf = open('out/fill.bin', 'wb')\nwhile True:\n    f.write(b'x' * (1 << 20)); f.flush()\n",
         ),
         ("stdout", "import sys\nwhile True:\n    sys.stdout.write('y' * 65536)\n"),
+        // Logs outside the watched folder count too.
+        ("stdout elsewhere", "import os, sys\nos.makedirs('out', exist_ok=True)\nwhile True:\n    sys.stdout.write('y' * 65536)\n"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut s = spec(dir.path(), script, Duration::from_secs(60));
-        s.watch_dir = Some(dir.path().to_path_buf());
+        s.watch_dir = Some(if name == "stdout elsewhere" {
+            dir.path().join("out")
+        } else {
+            dir.path().to_path_buf()
+        });
         let limit = 5 << 20;
         let runner = runner(64)
             .with_max_dir_bytes(Some(limit))
@@ -331,14 +337,15 @@ async fn disk_filler_and_output_flood_stop_at_the_folder_limit() {
         let t = Instant::now();
         let (out, att) = run(&runner, &s).await;
         assert_eq!(out.exit, ExitKind::LimitExceeded(Limit::RunDirBytes(limit)), "{name}");
-        assert!(t.elapsed() < Duration::from_secs(3), "{name}: {:?}", t.elapsed());
+        // Far below the run's own 60 s, so the limit ended it (slack for a loaded machine).
+        assert!(t.elapsed() < Duration::from_secs(10), "{name}: {:?}", t.elapsed());
         assert_nothing_left(dir.path(), &att);
         let size = aisci::runner::dir_size(dir.path());
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(aisci::runner::dir_size(dir.path()), size, "{name}: nothing writes any more");
         // The log is cut to the output cap once the run is over.
         assert!(std::fs::metadata(&s.stdout_path).unwrap().len() <= CAP + 200, "{name}");
-        if name == "stdout" {
+        if name != "file" {
             assert!(out.stdout_bytes > limit / 2, "{}", out.stdout_bytes);
             assert!(std::fs::read_to_string(&s.stdout_path).unwrap().contains("[aisci: output truncated,"));
         }
@@ -388,7 +395,7 @@ for i in range(60):
 print(f"children started: {started}", flush=True)
 time.sleep(30)
 "#,
-        Duration::from_millis(2500),
+        Duration::from_secs(6),
     );
     let mut s = s;
     let h = cgroup::hierarchy().expect("a pids control group");
@@ -400,7 +407,7 @@ time.sleep(30)
     let t = Instant::now();
     let (out, att) = run(&runner, &s).await;
     assert_eq!(out.exit, ExitKind::TimedOut, "{}", out.stderr_tail);
-    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
     let text = &out.stdout_tail;
     assert!(!text.contains("ALLOWED"), "{text}");
     for what in ["raise rlimit 1", "write pids.max", "leave the cgroup", "remount"] {
@@ -679,7 +686,7 @@ async fn a_run_that_ended_unwatched_gives_its_status_and_one_without_status_is_l
             assert_eq!(out.exit, ExitKind::Failed(5));
             assert_eq!(out.stdout_tail, "done\n");
             assert!(
-                out.elapsed >= Duration::from_millis(300) && out.elapsed < Duration::from_secs(10),
+                out.elapsed >= Duration::from_millis(300) && out.elapsed < Duration::from_secs(30),
                 "{:?}",
                 out.elapsed
             );

@@ -3,11 +3,15 @@
 //! file, so that a later aisci learns how a run ended while no aisci watched it.
 //!
 //! The exit file holds the shell's `$?` in decimal and a newline (`"0\n"`, `"1\n"`,
-//! `"139\n"`), written to `<exit file>.tmp` (never through an existing file or link: `set
-//! -C`) and renamed into place, so a reader sees all of it or nothing. The status follows
-//! the shell's rule: `0..=128` are exit codes; `128 + n` for n in 1..=64 means "killed by
-//! signal n" (so an experiment that itself exits with 129..=192 reads as signalled, as in a
-//! terminal); anything else is an exit code.
+//! `"139\n"`). The shell creates it with `set -C` (O_EXCL: never through an existing file or
+//! link) and writes it with one `printf`; it is read only once the leader has ended, and only
+//! a number followed by a newline counts, so a leader killed mid-write leaves no status
+//! rather than a wrong one. After the experiment the shell forks nothing (no `mv`, no
+//! subshell): processes the run left behind may hold the whole process limit by then.
+//!
+//! The status follows the shell's rule: `0..=128` are exit codes; `128 + n` for n in
+//! 1..=64 means "killed by signal n" (so an experiment that itself exits with 129..=192
+//! reads as signalled, as in a terminal); anything else is an exit code.
 //!
 //! The shell ignores nothing the experiment would inherit: SIGTERM is *trapped* (a trap is
 //! reset in the child) so that the group-wide SIGTERM of a timeout ends the experiment while
@@ -23,7 +27,7 @@ pub const SHELL: &str = "/bin/sh";
 /// `$0` of the script; also how a re-attaching aisci recognises the leader.
 pub const NAME: &str = "aisci-run";
 /// Arguments: the exit file, then the program and its arguments.
-pub const SCRIPT: &str = r#"f=$1; shift; trap : TERM; exec 3>&2 2>/dev/null; (exec "$@" 2>&3 3>&-); s=$?; (set -C; printf '%d\n' "$s" > "$f.tmp") && mv -f "$f.tmp" "$f"; exit $s"#;
+pub const SCRIPT: &str = r#"f=$1; shift; trap : TERM; exec 3>&2 2>/dev/null; (exec "$@" 2>&3 3>&-); s=$?; set -C; printf '%d\n' "$s" > "$f"; exit $s"#;
 
 /// The argument vector of the leader: `sh -c SCRIPT aisci-run EXIT_FILE PROGRAM ARGS...`.
 pub fn argv(exit_file: &Path, program: &Path, args: &[String]) -> Vec<std::ffi::OsString> {
@@ -48,28 +52,19 @@ pub fn exit_file_for(stdout_path: &Path) -> PathBuf {
     stdout_path.with_file_name(format!(".{name}.exit"))
 }
 
-/// Removes what an earlier run left at `exit_file` (and its temporary), so a new run's
-/// status is never confused with an old one.
+/// Removes what an earlier run left at `exit_file`, so a new run's status is never
+/// confused with an old one (and the new one can be created).
 pub fn clear(exit_file: &Path) -> std::io::Result<()> {
-    for p in [exit_file.to_path_buf(), tmp_of(exit_file)] {
-        let removed = match std::fs::symlink_metadata(&p) {
-            // A folder planted there by an earlier experiment (never followed: no links).
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
-            Ok(_) => std::fs::remove_file(&p),
-            Err(_) => Ok(()),
-        };
-        match removed {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
+    let removed = match std::fs::symlink_metadata(exit_file) {
+        // A folder planted there by an earlier experiment (never followed: no links).
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(exit_file),
+        Ok(_) => std::fs::remove_file(exit_file),
+        Err(_) => Ok(()),
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
-    Ok(())
-}
-
-fn tmp_of(exit_file: &Path) -> PathBuf {
-    let mut s = exit_file.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
 }
 
 /// The status recorded in `exit_file`; None when there is none (or it is not a small

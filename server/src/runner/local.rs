@@ -378,7 +378,7 @@ impl Runner for LocalRunner {
         // Shared: awaited once in the race and again after the kill.
         let exited = leader_exited(pgid).map(|_| ()).shared();
         let ended = {
-            let watched = watch_size(spec.watch_dir.clone(), self.max_dir_bytes, self.dir_poll);
+            let watched = watch_size(watched_paths(spec), self.max_dir_bytes, self.dir_poll);
             let follow = follow(&mut out, &mut err, events);
             tokio::select! {
                 _ = exited.clone() => None,
@@ -477,7 +477,7 @@ impl Runner for LocalRunner {
         let exited = leader_ended(pidfd, att.pid, att.start_ticks).shared();
         let remaining = Duration::from_millis(att.deadline_unix_ms.saturating_sub(now_unix_ms()));
         let ended = {
-            let watched = watch_size(spec.watch_dir.clone(), self.max_dir_bytes, self.dir_poll);
+            let watched = watch_size(watched_paths(spec), self.max_dir_bytes, self.dir_poll);
             let follow = follow(&mut out, &mut err, events);
             tokio::select! {
                 _ = exited.clone() => None,
@@ -687,20 +687,42 @@ async fn leader_ended(fd: std::os::fd::OwnedFd, pid: i32, start_ticks: u64) {
     }
 }
 
-/// Resolves when `dir` has grown past `max` bytes (measured every `every`); never without
-/// both.
-async fn watch_size(dir: Option<PathBuf>, max: Option<u64>, every: Duration) -> Limit {
-    let (Some(dir), Some(max)) = (dir, max) else {
+/// What a run's size limit counts: its watched folder, and its logs wherever they lie
+/// outside it (the run writes them itself, so they must not grow without bound either).
+fn watched_paths(spec: &RunSpec) -> Vec<PathBuf> {
+    let dir = spec.watch_dir.as_ref().map(|d| absolutize(&spec.cwd, d));
+    let mut paths: Vec<PathBuf> = dir.iter().cloned().collect();
+    for log in [&spec.stdout_path, &spec.stderr_path] {
+        let log = absolutize(&spec.cwd, log);
+        if !dir.as_ref().is_some_and(|d| log.starts_with(d)) {
+            paths.push(log);
+        }
+    }
+    paths
+}
+
+/// Resolves when `paths` together have grown past `max` bytes (measured every `every`);
+/// never without `max`.
+async fn watch_size(paths: Vec<PathBuf>, max: Option<u64>, every: Duration) -> Limit {
+    let Some(max) = max else {
         return std::future::pending().await;
     };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let d = dir.clone();
-        let size = tokio::task::spawn_blocking(move || dir_size(&d))
-            .await
-            .unwrap_or(0);
+        let p = paths.clone();
+        let size = tokio::task::spawn_blocking(move || {
+            p.iter()
+                .map(|p| match std::fs::symlink_metadata(p) {
+                    Ok(m) if m.is_dir() => dir_size(p),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .fold(0u64, u64::saturating_add)
+        })
+        .await
+        .unwrap_or(0);
         if size > max {
             return Limit::RunDirBytes(max);
         }
