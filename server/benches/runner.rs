@@ -1,6 +1,8 @@
 //! Overhead of LocalRunner over a bare `std::process::Command` for a 2 s Python
 //! experiment that prints a little output. Prints the mean of each and their ratio
-//! (target: at most 1.02).
+//! (target: at most 1.02). LocalRunner runs as `aisci run` does: a shell leader that
+//! records the exit status, logs followed from their files, a control group with the
+//! default process limit where the machine has one.
 //!
 //! `cargo bench --bench runner` (AISCI_BENCH_N overrides the 5 runs per side).
 
@@ -22,7 +24,7 @@ fn main() {
     let script = dir.path().join("experiment.py");
     std::fs::write(&script, SCRIPT).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let runner = LocalRunner::new(64 << 20);
+    let runner = LocalRunner::new(64 << 20).with_max_processes(Some(1024));
     let spec = RunSpec {
         program: "python3".into(),
         args: vec![script.to_string_lossy().into_owned()],

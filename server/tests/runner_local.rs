@@ -350,3 +350,40 @@ async fn folder_limit_ignores_unwatched_runs_and_small_folders() {
         .with_dir_poll(Duration::from_millis(20));
     assert_eq!(run(&runner, &s).await.exit, ExitKind::Success);
 }
+
+#[tokio::test]
+async fn events_report_the_start_then_live_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(dir.path(), "ok.py", Duration::from_secs(20));
+    s.args.push("--out_dir=run_1".into());
+    let seen = std::sync::Mutex::new(Vec::new());
+    let events = |e: runner::RunEvent| seen.lock().unwrap().push(e);
+    let out = LocalRunner::new(CAP)
+        .run_with(&s, &events, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(out.exit, ExitKind::Success);
+    let seen = seen.into_inner().unwrap();
+    let runner::RunEvent::Started(runner::Attachment::Local(att)) = &seen[0] else {
+        panic!("first event: {:?}", seen.first())
+    };
+    assert_eq!(att.boot_id, runner::proc_stat::boot_id());
+    assert_eq!(
+        att.exit_file.as_deref(),
+        Some(dir.path().join(".stdout.txt.exit").as_path())
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".stdout.txt.exit")).unwrap(),
+        "0\n"
+    );
+    let text = |want: runner::Stream| -> String {
+        seen.iter()
+            .filter_map(|e| match e {
+                runner::RunEvent::Output { stream, text } if *stream == want => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(text(runner::Stream::Stdout), "training done\n");
+    assert_eq!(text(runner::Stream::Stderr), "a warning on stderr\n");
+}

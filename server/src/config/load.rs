@@ -24,6 +24,9 @@ pub const UNTRUSTED_KEYS: &[(&str, &str)] = &[
     ("llm", "api_key_env"),
     ("run", "python"),
     ("run", "slurm.extra_args"),
+    // A cloned repository must not lift the limits that contain its own experiments.
+    ("run", "max_processes"),
+    ("run", "network"),
     ("literature", "s2_url"),
     ("literature", "openalex_url"),
     ("literature", "arxiv_url"),
@@ -519,6 +522,7 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
     for (name, v, def) in [
         ("run.runs_per_gpu", &mut r.runs_per_gpu, d.run.runs_per_gpu),
         ("run.cpu_slots", &mut r.cpu_slots, d.run.cpu_slots),
+        ("run.max_processes", &mut r.max_processes, d.run.max_processes),
     ] {
         if *v == 0 {
             bad(&format!("{name} (at least 1)"), def.to_string());

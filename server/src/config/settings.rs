@@ -127,6 +127,12 @@ pub struct RunSettings {
     pub runner: RunnerKind,
     /// How runs are submitted when `runner` is `slurm`.
     pub slurm: SlurmSettings,
+    /// Processes (and threads) one run may have at a time, enforced with a control group
+    /// where the machine allows one.
+    pub max_processes: u32,
+    /// false: runs get a network namespace of their own with no usable interface; a
+    /// machine that cannot give one refuses to start the run.
+    pub network: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -189,6 +195,8 @@ impl Default for RunSettings {
             max_run_dir_bytes: 10 << 30,
             runner: RunnerKind::Local,
             slurm: SlurmSettings::default(),
+            max_processes: 1024,
+            network: true,
         }
     }
 }

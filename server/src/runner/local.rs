@@ -1,42 +1,54 @@
-//! Runs an experiment as a child process on this machine.
+//! Runs an experiment as a process on this machine, in a way that survives aisci.
 //!
-//! The child leads a new process group, so everything it spawns (workers, daemons that
-//! double-fork but stay in the group, a script that relaunches itself) can be signalled at
-//! once. The group is only ever signalled while its leader is unreaped: the kernel does
-//! not reuse a pid that is still a zombie, so the group id cannot name a stranger. The
-//! leader's exit is observed with `waitid(WNOWAIT)`, the group is killed, and only then is
-//! the leader reaped.
+//! The run's group is led by a small shell ([`leader`]) that runs the experiment as its
+//! child and records its exit status in the run's exit file. The experiment writes its
+//! stdout/stderr straight to the log files, so a killed aisci breaks nothing: the run goes
+//! on, and a later aisci re-attaches to it ([`Runner::reattach`]) from its
+//! [`LocalAttachment`] (pid and start time of the leader, boot id, deadline, exit file,
+//! control group).
 //!
-//! Not contained: a process that calls `setsid`/`setpgid` to leave the group. Its pipes are
-//! abandoned after [`PIPE_GRACE`] so the run still ends; containing it needs cgroups or a
-//! container.
+//! Containment: the leader leads a new process group; where the machine has a `pids`
+//! control group aisci can write, the run also gets a group of its own ([`cgroup`]) with
+//! `run.max_processes` as its limit, and everything in it is killed when the run ends, a
+//! process that left the process group with `setsid` included. Without a control group,
+//! such a process is not contained.
+//!
+//! Signals go to the process group only while it is provably the run's: while aisci holds
+//! the unreaped leader (its own child), or, re-attached, after checking the leader's pid
+//! and start time again right before each signal.
+//!
+//! [`leader`]: super::leader
+//! [`cgroup`]: super::cgroup
 
-use std::collections::VecDeque;
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures::FutureExt;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{env, Attachment, ExitKind, Limit, RunError, RunEvents, RunOutcome, RunSpec, Runner};
+use super::cgroup::{self, RunCgroup};
+use super::isolation::{self, Isolation, NoNetwork, Rlimits};
+use super::logs::{self, Captured, Follower};
+use super::{
+    env, leader, proc_stat, Attachment, ExitKind, Limit, LocalAttachment, RunError, RunEvent, RunEvents,
+    RunOutcome, RunSpec, Runner, Stream,
+};
 use crate::config::{ExperimentSettings, RunSettings};
 
-/// Bytes of each stream kept in memory for [`RunOutcome`]'s tails.
-pub const TAIL_BYTES: usize = 64 * 1024;
+pub use super::logs::TAIL_BYTES;
 /// How long the group gets between SIGTERM and SIGKILL on timeout or cancellation.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
-/// How long the output pipes may stay open after the group is killed (only a process that
-/// left the group can hold them).
-pub const PIPE_GRACE: Duration = Duration::from_secs(2);
 /// How often a watched run folder's size is measured.
 pub const DIR_POLL: Duration = Duration::from_secs(1);
+/// How often the log files are looked at for new output.
+pub const OUTPUT_POLL: Duration = Duration::from_millis(50);
 
 /// Kernel-enforced limits set in the child before it starts, soft = hard, so the
 /// experiment can lower them but never raise them.
@@ -45,14 +57,9 @@ pub struct ResourceLimits {
     /// `RLIMIT_AS`: virtual address space per process (allocations beyond fail).
     /// Note that CUDA maps far more address space than it uses; leave unset for GPU runs.
     pub address_space_bytes: Option<u64>,
-    /// `RLIMIT_FSIZE`: largest file a process may write (writes beyond fail with EFBIG).
+    /// `RLIMIT_FSIZE`: largest file a process may write (writes beyond fail with EFBIG),
+    /// the run's own stdout/stderr files included.
     pub file_size_bytes: Option<u64>,
-}
-
-impl ResourceLimits {
-    fn is_empty(&self) -> bool {
-        self.address_space_bytes.is_none() && self.file_size_bytes.is_none()
-    }
 }
 
 /// The local [`Runner`].
@@ -69,12 +76,17 @@ pub struct LocalRunner {
     dir_poll: Duration,
     /// Also copy the run's stdout/stderr to aisci's own, as they arrive.
     echo: bool,
+    /// Processes (and threads) a run may have at once; None: no limit.
+    max_processes: Option<u32>,
+    /// false: runs get no network.
+    network: bool,
 }
 
 impl LocalRunner {
-    /// `output_cap_bytes`: the most each of stdout/stderr may take on disk. Beyond it the
-    /// file keeps its beginning and its last bytes (at most [`TAIL_BYTES`], at most half
-    /// the cap), with a marker line between them.
+    /// `output_cap_bytes`: the most each of stdout/stderr keeps on disk once the run has
+    /// ended. Beyond it the file keeps its beginning and its last bytes (at most
+    /// [`TAIL_BYTES`], at most half the cap), with a marker line between them. While the
+    /// run runs, its logs count towards its folder limit.
     pub fn new(output_cap_bytes: u64) -> Self {
         Self {
             output_cap_bytes,
@@ -85,6 +97,8 @@ impl LocalRunner {
             max_dir_bytes: None,
             dir_poll: DIR_POLL,
             echo: false,
+            max_processes: None,
+            network: true,
         }
     }
 
@@ -110,9 +124,12 @@ impl LocalRunner {
         self
     }
 
-    /// The limits from `[run]`: the run folder size (`max_run_dir_bytes`).
+    /// The limits from `[run]`: the run folder size (`max_run_dir_bytes`), the process
+    /// count (`max_processes`) and the network (`network`).
     pub fn with_run_settings(self, run: &RunSettings) -> Self {
         self.with_max_dir_bytes(Some(run.max_run_dir_bytes))
+            .with_max_processes(Some(run.max_processes))
+            .with_network(run.network)
     }
 
     /// A run whose [`RunSpec::watch_dir`] grows past `bytes` is ended like a timeout,
@@ -125,6 +142,20 @@ impl LocalRunner {
     /// How often the watched folder is measured (default [`DIR_POLL`]).
     pub fn with_dir_poll(mut self, every: Duration) -> Self {
         self.dir_poll = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// At most `max` processes and threads per run (a fork beyond fails), held by a control
+    /// group where the machine has one aisci may use; see the module comment.
+    pub fn with_max_processes(mut self, max: Option<u32>) -> Self {
+        self.max_processes = max;
+        self
+    }
+
+    /// `false`: each run gets a network namespace of its own, without any usable
+    /// interface. A machine that cannot make one refuses to start the run.
+    pub fn with_network(mut self, network: bool) -> Self {
+        self.network = network;
         self
     }
 
@@ -154,45 +185,122 @@ impl LocalRunner {
         vars
     }
 
-    fn command(&self, spec: &RunSpec) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .current_dir(&spec.cwd)
-            .env_clear()
-            .envs(self.child_env(spec))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        if !self.limits.is_empty() {
-            let limits = self.limits;
-            // SAFETY: the closure runs in the forked child before exec, where only
-            // async-signal-safe work is allowed. It makes plain `setrlimit` system calls
-            // (rustix issues them directly) and builds errors with `from_raw_os_error`;
-            // it neither allocates nor takes locks.
-            unsafe {
-                cmd.pre_exec(move || apply_limits(&limits));
+    /// What the child will do to itself before the experiment starts, and its control group.
+    fn isolation(&self) -> Result<Isolation, String> {
+        let root = rustix::process::geteuid().is_root();
+        let mut iso = Isolation {
+            rlimits: Rlimits {
+                address_space: self.limits.address_space_bytes,
+                file_size: self.limits.file_size_bytes,
+                processes: None,
+            },
+            drop_capabilities: root,
+            ..Default::default()
+        };
+        if let Some(max) = self.max_processes {
+            match RunCgroup::create(max) {
+                Ok(cg) => {
+                    if root {
+                        let h = cgroup::hierarchy().expect("a group exists, so its hierarchy does");
+                        let mount =
+                            CString::new(h.mount.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+                        if isolation::mount_protection(&mount) {
+                            iso.protect_mount = Some(mount);
+                        }
+                    }
+                    iso.cgroup = Some(Arc::new(cg));
+                }
+                Err(e) if !root => {
+                    warn_once(&format!(
+                        "no control group for runs ({e}); their process count is limited with RLIMIT_NPROC, which counts all of this user's processes"
+                    ));
+                    iso.rlimits.processes = Some(u64::from(max));
+                }
+                Err(e) => warn_once(&format!(
+                    "no control group for runs ({e}); as root, run.max_processes = {max} is not enforced"
+                )),
             }
         }
-        cmd
+        if !self.network {
+            isolation::network_isolation().map_err(|e| {
+                format!("run.network = false, but this machine does not permit a run without network: {e}")
+            })?;
+            iso.no_network = Some(NoNetwork::for_this_process());
+        }
+        Ok(iso)
     }
 }
 
-fn apply_limits(limits: &ResourceLimits) -> std::io::Result<()> {
-    use rustix::process::{setrlimit, Resource, Rlimit};
-    let set = |resource, value: Option<u64>| match value {
-        Some(v) => setrlimit(
-            resource,
-            Rlimit {
-                current: Some(v),
-                maximum: Some(v),
-            },
-        )
-        .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error())),
-        None => Ok(()),
-    };
-    set(Resource::As, limits.address_space_bytes)?;
-    set(Resource::Fsize, limits.file_size_bytes)
+fn warn_once(message: &str) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| tracing::warn!("{message}"));
+}
+
+/// Where `program` is, as `execvp` would find it: a path with a `/` is relative to the
+/// run's folder, a bare name is looked up in the run's `PATH`.
+fn resolve_program(program: &str, cwd: &Path, env: &[(OsString, OsString)]) -> std::io::Result<PathBuf> {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::PermissionsExt;
+    let executable =
+        |p: &Path| std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return match executable(&p) {
+            Ok(true) => Ok(p),
+            Ok(false) => Err(ErrorKind::PermissionDenied.into()),
+            Err(e) => Err(e),
+        };
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut denied = false;
+    for dir in std::env::split_paths(&path) {
+        let dir = if dir.as_os_str().is_empty() {
+            cwd.to_path_buf()
+        } else {
+            cwd.join(dir)
+        };
+        let p = dir.join(program);
+        match executable(&p) {
+            Ok(true) => return Ok(p),
+            Ok(false) => denied |= p.is_file(),
+            Err(_) => {}
+        }
+    }
+    Err(if denied {
+        ErrorKind::PermissionDenied
+    } else {
+        ErrorKind::NotFound
+    }
+    .into())
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn spawn_error(spec: &RunSpec, message: String) -> RunError {
+    RunError::Spawn {
+        program: spec.program.clone(),
+        message,
+    }
+}
+
+/// Opens a log for the run: truncated, readable by aisci (which follows it through this
+/// same open file, whatever the experiment does to the name later).
+fn create_log(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
 }
 
 #[async_trait]
@@ -200,132 +308,421 @@ impl Runner for LocalRunner {
     async fn run_with(
         &self,
         spec: &RunSpec,
-        _events: &dyn RunEvents,
+        events: &dyn RunEvents,
         cancel: &CancellationToken,
     ) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
         if !spec.cwd.is_dir() {
-            return Err(RunError::Spawn {
-                program: spec.program.clone(),
-                message: format!("working directory {} does not exist", spec.cwd.display()),
-            });
+            return Err(spawn_error(
+                spec,
+                format!("working directory {} does not exist", spec.cwd.display()),
+            ));
         }
-        let stdout_file = tokio::fs::File::create(&spec.stdout_path).await?;
-        let stderr_file = tokio::fs::File::create(&spec.stderr_path).await?;
+        let env = self.child_env(spec);
+        let program = resolve_program(&spec.program, &spec.cwd, &env)
+            .map_err(|e| spawn_error(spec, spawn_message(&e, &spec.program)))?;
+        let exit_file = leader::exit_file_for(&spec.stdout_path);
+        leader::clear(&exit_file)?;
+        let stdout_file = create_log(&spec.stdout_path)?;
+        let stderr_file = create_log(&spec.stderr_path)?;
 
-        let mut child = self.command(spec).spawn().map_err(|e| RunError::Spawn {
-            program: spec.program.clone(),
-            message: spawn_message(&e, &spec.program),
-        })?;
+        let iso = self.isolation().map_err(|m| spawn_error(spec, m))?;
+        let cg = iso.cgroup.clone();
+        let mut cmd = tokio::process::Command::new(leader::SHELL);
+        cmd.args(leader::argv(&exit_file, &program, &spec.args))
+            .current_dir(&spec.cwd)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout_file.try_clone()?))
+            .stderr(Stdio::from(stderr_file.try_clone()?))
+            .process_group(0);
+        // SAFETY: `Isolation::apply` is async-signal-safe (see `isolation`).
+        unsafe {
+            cmd.pre_exec(move || iso.apply());
+        }
+        let deadline_unix_ms = now_unix_ms() + spec.timeout.as_millis() as u64;
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(cg) = &cg {
+                    cg.remove();
+                }
+                return Err(spawn_error(spec, format!("the run could not be set up: {e}")));
+            }
+        };
         let pgid = child
             .id()
             .and_then(|id| Pid::from_raw(id as i32))
             .ok_or_else(|| std::io::Error::other("spawned child has no pid"))?;
         // Declared after `child`, so dropped before it: the leader is still unreaped then.
-        let mut guard = GroupGuard { pgid, armed: true };
-
-        let stop = CancellationToken::new();
-        let cap = self.output_cap_bytes;
-        let (echo_out, echo_err): (Echo, Echo) = if self.echo {
-            (
-                Some(Box::new(tokio::io::stdout())),
-                Some(Box::new(tokio::io::stderr())),
-            )
-        } else {
-            (None, None)
+        let mut guard = GroupGuard {
+            pgid,
+            cgroup: cg.clone(),
+            armed: true,
         };
-        let out_task = tokio::spawn(pump(
-            child.stdout.take(),
-            stdout_file,
-            cap,
-            stop.clone(),
-            echo_out,
-        ));
-        let err_task = tokio::spawn(pump(
-            child.stderr.take(),
-            stderr_file,
-            cap,
-            stop.clone(),
-            echo_err,
-        ));
+        let pid = pgid.as_raw_nonzero().get();
+        // The child exists (unreaped) until we wait for it, so its /proc entry does too.
+        let start_ticks = proc_stat::stat(pid).map(|s| s.start_ticks).unwrap_or(0);
+        events.on_event(RunEvent::Started(Attachment::Local(LocalAttachment {
+            pid,
+            start_ticks,
+            boot_id: proc_stat::boot_id().to_owned(),
+            deadline_unix_ms,
+            exit_file: Some(exit_file.clone()),
+            cgroup: cg.as_ref().map(|c| c.path().to_path_buf()),
+        })));
 
+        let mut out = Follower::new(Stream::Stdout, stdout_file, 0, self.echo);
+        let mut err = Follower::new(Stream::Stderr, stderr_file, 0, self.echo);
         // Shared: awaited once in the race and again after the kill.
         let exited = leader_exited(pgid).map(|_| ()).shared();
-        let watched = watch_size(spec.watch_dir.clone(), self.max_dir_bytes, self.dir_poll);
-        let ended = tokio::select! {
-            _ = exited.clone() => None,
-            _ = tokio::time::sleep(spec.timeout) => Some(ExitKind::TimedOut),
-            _ = cancel.cancelled() => Some(ExitKind::Cancelled),
-            limit = watched => Some(ExitKind::LimitExceeded(limit)),
+        let ended = {
+            let watched = watch_size(watched_paths(spec), self.max_dir_bytes, self.dir_poll);
+            let follow = follow(&mut out, &mut err, events);
+            tokio::select! {
+                _ = exited.clone() => None,
+                _ = tokio::time::sleep(spec.timeout) => Some(ExitKind::TimedOut),
+                _ = cancel.cancelled() => Some(ExitKind::Cancelled),
+                limit = watched => Some(ExitKind::LimitExceeded(limit)),
+                never = follow => match never {},
+            }
         };
         if ended.is_some() {
             signal_group(pgid, Signal::TERM);
             let _ = tokio::time::timeout(self.kill_grace, exited.clone()).await;
         }
-        // Whatever is left of the group goes now, whether the leader ended on its own or not.
+        // Whatever is left of the run goes now, whether the leader ended on its own or not.
         signal_group(pgid, Signal::KILL);
+        if let Some(cg) = cg.clone() {
+            let _ = tokio::task::spawn_blocking(move || cg.kill_all()).await;
+        }
         exited.await;
-
-        let pipes = async { (join(out_task).await, join(err_task).await) };
-        tokio::pin!(pipes);
-        let (out, err) = match tokio::time::timeout(PIPE_GRACE, &mut pipes).await {
-            Ok(done) => done,
-            Err(_) => {
-                tracing::warn!(
-                    program = %spec.program,
-                    "output pipes still open after the process group was killed; a process left the group"
-                );
-                stop.cancel();
-                pipes.await
-            }
-        };
-        let (out, err) = (out?, err?);
-
         let status = child.wait().await?;
         guard.armed = false;
+
+        let exit = ended.unwrap_or_else(|| exit_kind(status));
+        let outcome = self
+            .finish(spec, out, err, cg, events, exit, started.elapsed())
+            .await?;
+        Ok(outcome)
+    }
+
+    async fn reattach(
+        &self,
+        attachment: &Attachment,
+        spec: &RunSpec,
+        events: &dyn RunEvents,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutcome, RunError> {
+        let Attachment::Local(att) = attachment else {
+            return Err(RunError::Lost(
+                "not a local run: the local runner cannot re-attach to it".into(),
+            ));
+        };
+        if att.boot_id != proc_stat::boot_id() {
+            return Err(RunError::Lost(format!(
+                "local run {} was started before this machine last booted",
+                att.pid
+            )));
+        }
+        let exit_file = att
+            .exit_file
+            .clone()
+            .unwrap_or_else(|| leader::exit_file_for(&spec.stdout_path));
+        let cg = att.cgroup.as_deref().and_then(RunCgroup::existing).map(Arc::new);
+        let start_ms = att
+            .deadline_unix_ms
+            .saturating_sub(spec.timeout.as_millis() as u64);
+        let elapsed = || Duration::from_millis(now_unix_ms().saturating_sub(start_ms));
+        let leader = RunLeader {
+            pid: att.pid,
+            start_ticks: att.start_ticks,
+        };
+
+        let alive = leader.is_running() && leader::is_leader(att.pid, &exit_file);
+        let pidfd = if alive { leader.pidfd() } else { None };
+        let Some(pidfd) = pidfd else {
+            // Ended while no aisci watched: whatever it left running goes, then its status.
+            leader.kill_remains(cg.clone(), false).await;
+            let Some(status) = leader::read_status(&exit_file) else {
+                if let Some(cg) = &cg {
+                    cg.remove();
+                }
+                return Err(RunError::Lost(format!(
+                    "local run {} ended while aisci was not running and left no exit status",
+                    att.pid
+                )));
+            };
+            let ended_at = std::fs::metadata(&exit_file)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| Duration::from_millis((d.as_millis() as u64).saturating_sub(start_ms)));
+            let (out, err) = self.reopen_logs(spec)?;
+            return self
+                .finish(
+                    spec,
+                    out,
+                    err,
+                    cg,
+                    events,
+                    leader::exit_kind(status),
+                    ended_at.unwrap_or_else(elapsed),
+                )
+                .await;
+        };
+
+        let (mut out, mut err) = self.reopen_logs(spec)?;
+        let exited = leader_ended(pidfd, att.pid, att.start_ticks).shared();
+        let remaining = Duration::from_millis(att.deadline_unix_ms.saturating_sub(now_unix_ms()));
+        let ended = {
+            let watched = watch_size(watched_paths(spec), self.max_dir_bytes, self.dir_poll);
+            let follow = follow(&mut out, &mut err, events);
+            tokio::select! {
+                _ = exited.clone() => None,
+                _ = tokio::time::sleep(remaining) => Some(ExitKind::TimedOut),
+                _ = cancel.cancelled() => Some(ExitKind::Cancelled),
+                limit = watched => Some(ExitKind::LimitExceeded(limit)),
+                never = follow => match never {},
+            }
+        };
+        if ended.is_some() {
+            leader.signal_group_if_alive(Signal::TERM);
+            let _ = tokio::time::timeout(self.kill_grace, exited.clone()).await;
+            leader.signal_group_if_alive(Signal::KILL);
+            let _ = tokio::time::timeout(self.kill_grace, exited.clone()).await;
+        }
+        leader.kill_remains(cg.clone(), true).await;
+        let exit = match ended {
+            Some(kind) => kind,
+            None => match leader::read_status(&exit_file) {
+                Some(status) => leader::exit_kind(status),
+                None => {
+                    if let Some(cg) = &cg {
+                        cg.remove();
+                    }
+                    return Err(RunError::Lost(format!(
+                        "local run {}: its leader ended without recording an exit status (killed from outside?)",
+                        att.pid
+                    )));
+                }
+            },
+        };
+        self.finish(spec, out, err, cg, events, exit, elapsed()).await
+    }
+}
+
+impl LocalRunner {
+    /// The logs of a re-attached run, followed from their current ends. A log that is gone
+    /// or no longer a plain file (the experiment's doing) reads as empty.
+    fn reopen_logs(&self, spec: &RunSpec) -> Result<(Follower, Follower), RunError> {
+        let open = |stream, path: &Path| match Follower::reopen(stream, path, self.echo) {
+            Ok(f) => Ok(f),
+            Err(e) => {
+                tracing::warn!(log = %path.display(), %e, "a re-attached run's log cannot be read");
+                Ok::<_, RunError>(Follower::new(
+                    stream,
+                    std::fs::File::open("/dev/null")?,
+                    0,
+                    self.echo,
+                ))
+            }
+        };
+        Ok((
+            open(Stream::Stdout, &spec.stdout_path)?,
+            open(Stream::Stderr, &spec.stderr_path)?,
+        ))
+    }
+
+    /// After every process of the run is gone: the last output, the process-limit note,
+    /// logs cut to the cap, the control group removed.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        spec: &RunSpec,
+        out: Follower,
+        err: Follower,
+        cg: Option<Arc<RunCgroup>>,
+        events: &dyn RunEvents,
+        exit: ExitKind,
+        elapsed: Duration,
+    ) -> Result<RunOutcome, RunError> {
+        let out = out.finish(events);
+        let mut err = err.finish(events);
+        let (cap, paths) = (
+            self.output_cap_bytes,
+            [spec.stdout_path.clone(), spec.stderr_path.clone()],
+        );
+        // The run is over; what the experiment did to its log files (a link, a folder in
+        // their place) costs it the cut or the note, never its outcome.
+        let note = tokio::task::spawn_blocking(move || -> Option<String> {
+            for p in &paths {
+                if let Err(e) = logs::cap_file(p, cap) {
+                    tracing::warn!(log = %p.display(), %e, "could not cut the run's log to the output cap");
+                }
+            }
+            let cg = cg?;
+            let (max, hits) = cg.limit_hits();
+            cg.remove();
+            if hits == 0 {
+                return None;
+            }
+            let max = max.map(|m| m.to_string()).unwrap_or_else(|| "?".into());
+            let note = format!(
+                "\n[aisci: the run hit its limit of {max} processes (run.max_processes); {hits} attempts to start another failed]\n"
+            );
+            if let Err(e) = logs::append_note(&paths[1], &note) {
+                tracing::warn!(log = %paths[1].display(), %e, "could not note the process limit in the log");
+            }
+            Some(note)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        if let Some(note) = note {
+            tracing::info!(program = %spec.program, "{}", note.trim());
+            err.push_note(&note);
+        }
         let cuda_visible_devices = self
             .child_env(spec)
             .into_iter()
             .find(|(k, _)| k == "CUDA_VISIBLE_DEVICES")
             .map(|(_, v)| v.to_string_lossy().into_owned());
-        Ok(RunOutcome {
-            cuda_visible_devices,
-            exit: ended.unwrap_or_else(|| exit_kind(status)),
-            elapsed: started.elapsed(),
-            stdout_tail: out.tail_text(),
-            stderr_tail: err.tail_text(),
-            stdout_bytes: out.total,
-            stderr_bytes: err.total,
-        })
-    }
-
-    async fn reattach(
-        &self,
-        _attachment: &Attachment,
-        _spec: &RunSpec,
-        _events: &dyn RunEvents,
-        _cancel: &CancellationToken,
-    ) -> Result<RunOutcome, RunError> {
-        Err(RunError::Lost(
-            "re-attaching to local runs is not supported yet".into(),
-        ))
+        Ok(outcome(exit, elapsed, &out, &err, cuda_visible_devices))
     }
 }
 
-/// Resolves when `dir` has grown past `max` bytes (measured every `every`); never without
-/// both.
-async fn watch_size(dir: Option<PathBuf>, max: Option<u64>, every: Duration) -> Limit {
-    let (Some(dir), Some(max)) = (dir, max) else {
+fn outcome(
+    exit: ExitKind,
+    elapsed: Duration,
+    out: &Captured,
+    err: &Captured,
+    cuda: Option<String>,
+) -> RunOutcome {
+    RunOutcome {
+        cuda_visible_devices: cuda,
+        exit,
+        elapsed,
+        stdout_tail: out.tail_text(),
+        stderr_tail: err.tail_text(),
+        stdout_bytes: out.total,
+        stderr_bytes: err.total,
+    }
+}
+
+/// Looks at both logs every [`OUTPUT_POLL`], forever (the caller stops caring).
+async fn follow(out: &mut Follower, err: &mut Follower, events: &dyn RunEvents) -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(OUTPUT_POLL).await;
+        out.poll(events);
+        err.poll(events);
+    }
+}
+
+/// A re-attached run's leader: not aisci's child, so its pid is checked against its start
+/// time before anything is done to it.
+struct RunLeader {
+    pid: i32,
+    start_ticks: u64,
+}
+
+impl RunLeader {
+    fn is_running(&self) -> bool {
+        proc_stat::same_running(self.pid, self.start_ticks).is_some()
+    }
+
+    /// A pidfd for the leader, checked after opening so that it pins the right process.
+    fn pidfd(&self) -> Option<std::os::fd::OwnedFd> {
+        let fd = rustix::process::pidfd_open(Pid::from_raw(self.pid)?, rustix::process::PidfdFlags::empty())
+            .ok()?;
+        self.is_running().then_some(fd)
+    }
+
+    /// Signals the group only if its leader is still the run's (checked right before).
+    fn signal_group_if_alive(&self, sig: Signal) {
+        if self.is_running() {
+            if let Some(pid) = Pid::from_raw(self.pid) {
+                signal_group(pid, sig);
+            }
+        }
+    }
+
+    /// Kills what the run left after its leader ended: every process of its control group;
+    /// without one, and only for a leader whose command line was checked (`verified`), the
+    /// process group while the leader's pid still names it (as a zombie with the same start
+    /// time) or names no process (the group then holds only the run's processes, or none).
+    /// Without a control group, what a run left behind while no aisci watched is not found.
+    async fn kill_remains(&self, cg: Option<Arc<RunCgroup>>, verified: bool) {
+        if let Some(cg) = cg {
+            let _ = tokio::task::spawn_blocking(move || cg.kill_all()).await;
+            return;
+        }
+        let ours = verified
+            && match proc_stat::stat(self.pid) {
+                Some(s) => s.start_ticks == self.start_ticks,
+                None => true,
+            };
+        if ours {
+            if let Some(pid) = Pid::from_raw(self.pid) {
+                if let Err(e) = rustix::process::kill_process_group(pid, Signal::KILL) {
+                    tracing::debug!(pgid = self.pid, %e, "killpg of a re-attached run's remains");
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when the process behind `fd` (`pid`, started at `start_ticks`) has ended: a
+/// pidfd becomes readable then; where the runtime cannot watch it, /proc is polled.
+async fn leader_ended(fd: std::os::fd::OwnedFd, pid: i32, start_ticks: u64) {
+    // SAFETY: the AsyncFd owns the pidfd, which nothing else closes or replaces.
+    if let Ok(afd) =
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+    {
+        let _ = afd.readable().await;
+        return;
+    }
+    while proc_stat::same_running(pid, start_ticks).is_some() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What a run's size limit counts: its watched folder, and its logs wherever they lie
+/// outside it (the run writes them itself, so they must not grow without bound either).
+fn watched_paths(spec: &RunSpec) -> Vec<PathBuf> {
+    let dir = spec.watch_dir.as_ref().map(|d| absolutize(&spec.cwd, d));
+    let mut paths: Vec<PathBuf> = dir.iter().cloned().collect();
+    for log in [&spec.stdout_path, &spec.stderr_path] {
+        let log = absolutize(&spec.cwd, log);
+        if !dir.as_ref().is_some_and(|d| log.starts_with(d)) {
+            paths.push(log);
+        }
+    }
+    paths
+}
+
+/// Resolves when `paths` together have grown past `max` bytes (measured every `every`);
+/// never without `max`.
+async fn watch_size(paths: Vec<PathBuf>, max: Option<u64>, every: Duration) -> Limit {
+    let Some(max) = max else {
         return std::future::pending().await;
     };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let d = dir.clone();
-        let size = tokio::task::spawn_blocking(move || dir_size(&d))
-            .await
-            .unwrap_or(0);
+        let p = paths.clone();
+        let size = tokio::task::spawn_blocking(move || {
+            p.iter()
+                .map(|p| match std::fs::symlink_metadata(p) {
+                    Ok(m) if m.is_dir() => dir_size(p),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .fold(0u64, u64::saturating_add)
+        })
+        .await
+        .unwrap_or(0);
         if size > max {
             return Limit::RunDirBytes(max);
         }
@@ -356,11 +753,12 @@ pub fn dir_size(dir: &Path) -> u64 {
     total
 }
 
+/// How the leader's own exit status reads (see [`leader`] for the rule); a leader killed
+/// by a signal was killed from outside the run.
 fn exit_kind(status: ExitStatus) -> ExitKind {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
-        (Some(0), _) => ExitKind::Success,
-        (Some(c), _) => ExitKind::Failed(c),
+        (Some(c), _) => leader::exit_kind(c),
         (None, Some(s)) => ExitKind::Signaled(s),
         (None, None) => ExitKind::Failed(-1),
     }
@@ -394,9 +792,10 @@ fn signal_group(pgid: Pid, sig: Signal) {
     }
 }
 
-/// Kills the group if the run future is dropped midway (e.g. its task was aborted).
+/// Kills the run if its future is dropped midway (e.g. its task was aborted).
 struct GroupGuard {
     pgid: Pid,
+    cgroup: Option<Arc<RunCgroup>>,
     armed: bool,
 }
 
@@ -404,103 +803,12 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
             signal_group(self.pgid, Signal::KILL);
-        }
-    }
-}
-
-/// Where a stream is echoed to, if anywhere.
-type Echo = Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>>;
-
-async fn join(task: JoinHandle<std::io::Result<Captured>>) -> std::io::Result<Captured> {
-    task.await.map_err(std::io::Error::other)?
-}
-
-/// What a stream left behind in memory.
-struct Captured {
-    tail: VecDeque<u8>,
-    total: u64,
-}
-
-impl Captured {
-    fn tail_text(&self) -> String {
-        let (a, b) = self.tail.as_slices();
-        let mut bytes = Vec::with_capacity(a.len() + b.len());
-        bytes.extend_from_slice(a);
-        bytes.extend_from_slice(b);
-        // A full ring may start inside a UTF-8 sequence: drop the orphaned continuation bytes.
-        let skip = if self.total as usize > bytes.len() {
-            bytes.iter().take(3).take_while(|b| (**b & 0xC0) == 0x80).count()
-        } else {
-            0
-        };
-        String::from_utf8_lossy(&bytes[skip..]).into_owned()
-    }
-}
-
-/// Copies a stream to its file, up to `cap` bytes on disk, keeping the last [`TAIL_BYTES`]
-/// in memory. Over the cap, the file ends as: first `cap - keep` bytes, a marker, the last
-/// `keep` bytes.
-async fn pump<R: AsyncRead + Unpin>(
-    reader: Option<R>,
-    mut file: tokio::fs::File,
-    cap: u64,
-    stop: CancellationToken,
-    mut echo: Echo,
-) -> std::io::Result<Captured> {
-    let mut got = Captured {
-        tail: VecDeque::with_capacity(TAIL_BYTES),
-        total: 0,
-    };
-    let Some(mut reader) = reader else {
-        return Ok(got);
-    };
-    let keep = (TAIL_BYTES as u64).min(cap / 2);
-    let head = cap - keep;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = tokio::select! {
-            biased;
-            r = reader.read(&mut buf) => r?,
-            _ = stop.cancelled() => break,
-        };
-        if n == 0 {
-            break;
-        }
-        let chunk = &buf[..n];
-        if let Some(w) = echo.as_mut() {
-            // A closed terminal must not stop the run: stop echoing instead.
-            if w.write_all(chunk).await.is_err() || w.flush().await.is_err() {
-                echo = None;
+            if let Some(cg) = &self.cgroup {
+                cg.kill_all();
+                cg.remove();
             }
         }
-        if got.total < cap {
-            let room = (cap - got.total).min(n as u64) as usize;
-            file.write_all(&chunk[..room]).await?;
-        }
-        got.total += n as u64;
-        push_tail(&mut got.tail, chunk);
     }
-    if got.total > cap {
-        file.flush().await?;
-        file.set_len(head).await?;
-        file.seek(std::io::SeekFrom::End(0)).await?;
-        let omitted = got.total - head - keep;
-        let marker =
-            format!("\n[aisci: output truncated, {omitted} bytes omitted; the last {keep} bytes follow]\n");
-        file.write_all(marker.as_bytes()).await?;
-        let start = got.tail.len() - keep as usize;
-        let last: Vec<u8> = got.tail.range(start..).copied().collect();
-        file.write_all(&last).await?;
-    }
-    file.flush().await?;
-    Ok(got)
-}
-
-fn push_tail(tail: &mut VecDeque<u8>, chunk: &[u8]) {
-    let chunk = &chunk[chunk.len().saturating_sub(TAIL_BYTES)..];
-    let over = (tail.len() + chunk.len()).saturating_sub(TAIL_BYTES);
-    tail.drain(..over);
-    tail.extend(chunk);
 }
 
 /// Lexically normalises `p` against `cwd` (no file-system access): `cwd/p` for a relative
@@ -530,27 +838,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tail_ring_is_bounded() {
-        let mut t = VecDeque::new();
-        push_tail(&mut t, &vec![1u8; TAIL_BYTES - 10]);
-        push_tail(&mut t, &[2u8; 20]);
-        assert_eq!(t.len(), TAIL_BYTES);
-        assert_eq!(t.back(), Some(&2));
-        push_tail(&mut t, &vec![3u8; TAIL_BYTES * 2]);
-        assert!(t.iter().all(|b| *b == 3));
-    }
-
-    #[test]
-    fn tail_text_skips_split_char() {
-        let mut c = Captured {
-            tail: VecDeque::new(),
-            total: 100,
-        };
-        c.tail.extend("é!".as_bytes()[1..].iter());
-        assert_eq!(c.tail_text(), "!");
-    }
-
-    #[test]
     fn absolutize_resolves_dots() {
         let cwd = Path::new("/a/b");
         assert_eq!(
@@ -558,5 +845,21 @@ mod tests {
             PathBuf::from("/a/b/y.py")
         );
         assert_eq!(absolutize(cwd, Path::new("/c/./d.py")), PathBuf::from("/c/d.py"));
+    }
+
+    #[test]
+    fn programs_are_found_like_execvp() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![(
+            OsString::from("PATH"),
+            OsString::from("/nonexistent:/bin:/usr/bin"),
+        )];
+        let sh = resolve_program("sh", dir.path(), &env).unwrap();
+        assert!(sh.ends_with("sh") && sh.is_absolute());
+        let err = resolve_program("no-such-prog-xyz", dir.path(), &env).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        std::fs::write(dir.path().join("script"), "#!/bin/sh\n").unwrap();
+        let err = resolve_program("./script", dir.path(), &env).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
     }
 }

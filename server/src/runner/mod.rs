@@ -9,10 +9,15 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+pub mod cgroup;
 pub mod env;
 pub mod facts;
 pub mod gpus;
+pub mod isolation;
+pub mod leader;
 pub mod local;
+pub mod logs;
+pub mod proc_stat;
 pub mod scheduler;
 pub mod slurm;
 pub mod traceback;

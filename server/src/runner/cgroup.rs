@@ -1,0 +1,367 @@
+//! A control group per run: a process-count limit the kernel enforces even for root, and a
+//! way to find (and kill) every process of a run, including one that left its process
+//! group with `setsid`.
+//!
+//! Works with the `pids` controller of cgroup v2 (needs `pids` in the root's
+//! `cgroup.subtree_control`) or of cgroup v1. aisci keeps its groups under an `aisci`
+//! parent at the root of that hierarchy, named `aisci-<aisci pid>-<n>`, and never touches
+//! any other group.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+
+use super::proc_stat;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// Where aisci's groups live on this machine.
+#[derive(Debug)]
+pub struct Hierarchy {
+    pub version: Version,
+    /// The mount point of the hierarchy (made read-only for experiments run as root).
+    pub mount: PathBuf,
+    /// `<mount>/aisci`.
+    pub parent: PathBuf,
+}
+
+/// The usable hierarchy, found (and the `aisci` parent made) once per process; None when
+/// this machine gives aisci no writable `pids` controller.
+pub fn hierarchy() -> Option<&'static Hierarchy> {
+    static H: OnceLock<Option<Hierarchy>> = OnceLock::new();
+    H.get_or_init(|| {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let controllers =
+            |mount: &Path| std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+        let found = find(&mountinfo, controllers).and_then(|(version, mount)| {
+            let parent = mount.join("aisci");
+            match prepare(version, &mount, &parent) {
+                Ok(()) => Some(Hierarchy {
+                    version,
+                    mount,
+                    parent,
+                }),
+                Err(e) => {
+                    tracing::debug!(mount = %mount.display(), %e, "cgroup hierarchy not usable");
+                    None
+                }
+            }
+        });
+        if let Some(h) = &found {
+            remove_stale(&h.parent);
+        }
+        found
+    })
+    .as_ref()
+}
+
+/// The `pids` hierarchy from `/proc/self/mountinfo`: v2 when its root offers `pids` (as
+/// `controllers` of its mount point says), else v1.
+fn find(mountinfo: &str, controllers: impl Fn(&Path) -> String) -> Option<(Version, PathBuf)> {
+    let mut v1 = None;
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        let (Some(root), Some(mount), Some(fstype)) = (pre.get(3), pre.get(4), post.first()) else {
+            continue;
+        };
+        // Only a hierarchy mounted from its root: paths in /proc/<pid>/cgroup are relative to it.
+        if *root != "/" {
+            continue;
+        }
+        let mount = PathBuf::from(unescape(mount));
+        match *fstype {
+            "cgroup2" if controllers(&mount).split_whitespace().any(|c| c == "pids") => {
+                return Some((Version::V2, mount));
+            }
+            "cgroup" if post.get(2).is_some_and(|o| o.split(',').any(|o| o == "pids")) => {
+                v1.get_or_insert((Version::V1, mount));
+            }
+            _ => {}
+        }
+    }
+    v1
+}
+
+/// mountinfo escapes spaces and the like as `\ooo`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn prepare(version: Version, mount: &Path, parent: &Path) -> std::io::Result<()> {
+    if version == Version::V2 {
+        enable_pids(mount)?;
+    }
+    match std::fs::create_dir(parent) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    if version == Version::V2 {
+        enable_pids(parent)?;
+    }
+    Ok(())
+}
+
+/// v2: lets the children of `dir` have a `pids.max`.
+fn enable_pids(dir: &Path) -> std::io::Result<()> {
+    let control = dir.join("cgroup.subtree_control");
+    let on = std::fs::read_to_string(&control)?;
+    if on.split_whitespace().any(|c| c == "pids") {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&control)?
+        .write_all(b"+pids")
+}
+
+/// Removes the empty groups of aisci processes that no longer exist (a non-empty group
+/// cannot be removed, so a run still alive keeps its group for re-attaching).
+fn remove_stale(parent: &Path) {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some((owner, _)) = parse_name(&name.to_string_lossy()) else {
+            continue;
+        };
+        if owner != me && proc_stat::stat(owner as i32).is_none() {
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
+}
+
+/// `aisci-<pid>-<n>` → (pid, n).
+fn parse_name(name: &str) -> Option<(u32, u64)> {
+    let (pid, n) = name.strip_prefix("aisci-")?.split_once('-')?;
+    Some((pid.parse().ok()?, n.parse().ok()?))
+}
+
+/// One run's group.
+#[derive(Debug)]
+pub struct RunCgroup {
+    path: PathBuf,
+    version: Version,
+    /// `<path>/cgroup.procs`, ready for the forked child (no allocation there).
+    procs_file: CString,
+}
+
+impl RunCgroup {
+    /// A new group for one run, allowing at most `max_processes` processes and threads.
+    pub fn create(max_processes: u32) -> std::io::Result<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let h = hierarchy().ok_or_else(|| std::io::Error::other("no usable cgroup hierarchy"))?;
+        let path = loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = h.parent.join(format!("aisci-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => break path,
+                // Left by an earlier aisci that had this pid: take the next number.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let group = Self::at(path, h.version)?;
+        if let Err(e) = std::fs::write(group.path.join("pids.max"), max_processes.to_string()) {
+            group.remove();
+            return Err(e);
+        }
+        Ok(group)
+    }
+
+    /// The group of an earlier run, from its attachment: only one of aisci's own groups
+    /// (under the `aisci` parent, named as aisci names them); None otherwise.
+    pub fn existing(path: &Path) -> Option<Self> {
+        let h = hierarchy()?;
+        let name = path.file_name()?.to_str()?;
+        if path.parent()? != h.parent || parse_name(name).is_none() || !path.is_dir() {
+            return None;
+        }
+        Self::at(path.to_path_buf(), h.version).ok()
+    }
+
+    fn at(path: PathBuf, version: Version) -> std::io::Result<Self> {
+        let procs_file =
+            CString::new(path.join("cgroup.procs").as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        Ok(Self {
+            path,
+            version,
+            procs_file,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the calling process into the group. Async-signal-safe: for `pre_exec`.
+    pub fn join_self(&self) -> std::io::Result<()> {
+        use rustix::fs::{open, Mode, OFlags};
+        let fd = open(
+            self.procs_file.as_c_str(),
+            OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        // "0" names the writing process itself, in v1 and v2 alike.
+        rustix::io::write(&fd, b"0").map_err(errno)?;
+        Ok(())
+    }
+
+    /// The processes in the group now.
+    pub fn procs(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.path.join("cgroup.procs"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// The group's process limit, and how often a fork failed at it (`pids.events`).
+    pub fn limit_hits(&self) -> (Option<u64>, u64) {
+        let max = std::fs::read_to_string(self.path.join("pids.max"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let hits = std::fs::read_to_string(self.path.join("pids.events"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("max ").and_then(|n| n.trim().parse().ok()))
+            .unwrap_or(0);
+        (max, hits)
+    }
+
+    /// Kills every process in the group (blocking; bounded). True when it is empty after.
+    pub fn kill_all(&self) -> bool {
+        let kill_file = self.path.join("cgroup.kill");
+        if self.version == Version::V2 && kill_file.exists() {
+            let _ = std::fs::write(&kill_file, "1");
+        }
+        for round in 0..400 {
+            let procs = self.procs();
+            if procs.is_empty() {
+                return true;
+            }
+            for pid in procs {
+                self.kill_member(pid);
+            }
+            std::thread::sleep(Duration::from_millis(if round < 20 { 2 } else { 10 }));
+        }
+        self.procs().is_empty()
+    }
+
+    /// SIGKILL to `pid` only if it is still in this group: the pidfd pins the process, so
+    /// the check and the signal are about the same one even if the pid were reused.
+    fn kill_member(&self, pid: i32) {
+        let Some(p) = Pid::from_raw(pid) else { return };
+        let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
+            return;
+        };
+        if self.has_member(pid) {
+            let _ = rustix::process::pidfd_send_signal(&fd, Signal::KILL);
+        }
+    }
+
+    /// Whether `/proc/<pid>/cgroup` puts `pid` in this group.
+    pub fn has_member(&self, pid: i32) -> bool {
+        let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
+            return false;
+        };
+        let suffix = format!("/aisci/{name}");
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            return false;
+        };
+        text.lines().any(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (
+                parts.next(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            let right = match self.version {
+                Version::V2 => controllers.is_empty(),
+                Version::V1 => controllers.split(',').any(|c| c == "pids"),
+            };
+            right && path.ends_with(&suffix)
+        })
+    }
+
+    /// Removes the group (once empty; retried briefly while the kernel lets go of it).
+    pub fn remove(&self) {
+        for _ in 0..50 {
+            match std::fs::remove_dir(&self.path) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        tracing::warn!(cgroup = %self.path.display(), "could not remove the run's control group");
+    }
+}
+
+fn errno(e: rustix::io::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_v2_before_v1_and_skips_empty_v2() {
+        let info = "39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
+                    42 31 0:38 /sub /x rw - cgroup cgroup rw,pids\n";
+        // A cgroup2 without the pids controller (as on hybrid machines): v1's is used.
+        assert_eq!(
+            find(info, |_| "cpu memory".into()),
+            Some((Version::V1, PathBuf::from("/sys/fs/cgroup/pids")))
+        );
+        assert_eq!(
+            find(info, |m| if m == Path::new("/sys/fs/cgroup/unified") {
+                "cpu pids".into()
+            } else {
+                String::new()
+            }),
+            Some((Version::V2, PathBuf::from("/sys/fs/cgroup/unified")))
+        );
+        assert_eq!(
+            find("1 2 3:4 / /a rw - ext4 /dev/x rw\n", |_| String::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_name("aisci-123-4"), Some((123, 4)));
+        assert_eq!(parse_name("aisci-x-4"), None);
+        assert_eq!(parse_name("user.slice"), None);
+        assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+}
