@@ -17,3 +17,4 @@ pub mod project;
 pub mod runner;
 pub mod stages;
 pub mod workspace;
+pub mod writeup_stage;

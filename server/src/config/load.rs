@@ -288,6 +288,7 @@ fn apply(out: &mut Loaded, layer: &Layer) {
             "literature" => merge_section(&mut s.literature, v, src, "literature", w),
             "novelty" => merge_section(&mut s.novelty, v, src, "novelty", w),
             "experiment" => merge_section(&mut s.experiment, v, src, "experiment", w),
+            "writeup" => merge_section(&mut s.writeup, v, src, "writeup", w),
             "trusted_folders" => w.push(format!(
                 "{src}: trusted_folders is only read from the user-level config file; ignored here"
             )),
@@ -463,6 +464,28 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
             d.novelty.results_per_query.to_string(),
         );
         s.novelty.results_per_query = d.novelty.results_per_query;
+    }
+    let wr = &mut s.writeup;
+    if wr.max_attempts_per_section == 0 {
+        bad(
+            "writeup.max_attempts_per_section (at least 1)",
+            d.writeup.max_attempts_per_section.to_string(),
+        );
+        wr.max_attempts_per_section = d.writeup.max_attempts_per_section;
+    }
+    if wr.build_timeout_secs == 0 {
+        bad(
+            "writeup.build_timeout_secs (at least 1)",
+            d.writeup.build_timeout_secs.to_string(),
+        );
+        wr.build_timeout_secs = d.writeup.build_timeout_secs;
+    }
+    if !(1..=100).contains(&wr.results_per_query) {
+        bad(
+            "writeup.results_per_query (1 to 100)",
+            d.writeup.results_per_query.to_string(),
+        );
+        wr.results_per_query = d.writeup.results_per_query;
     }
     let e = &mut s.experiment;
     for (name, v, def) in [
