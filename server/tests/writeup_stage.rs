@@ -323,6 +323,83 @@ async fn writes_the_paper_cites_a_found_paper_and_builds_it() {
     eprintln!("full paper: {:?}", run.took);
 }
 
+/// The parts as in the test above, then the given citation and refinement replies.
+fn paper_script(after_parts: &[&str]) -> Vec<Reply> {
+    let parts = [
+        "01_title_abstract.txt",
+        "02_intro.txt",
+        "03_background.txt",
+        "04_method.txt",
+        "05_setup.txt",
+        "06_results.txt",
+        "07_conclusion.txt",
+        "08_related.txt",
+    ];
+    parts.iter().chain(after_parts).map(|n| reply(n)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_already_in_the_bibliography_keeps_its_key_and_picks_must_be_cited() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = idea_folder(dir.path());
+    // The chemistry-tools paper is in the bibliography already, under the user's key.
+    let tex_path = root.join(TEX);
+    let seeded = std::fs::read_to_string(&tex_path).unwrap().replace(
+        "\\end{filecontents}",
+        "@article{bran2023chem,\n  title={Augmenting Large Language Models with Chemistry Tools},\n  \
+         author={Bran, Andres M. and Cox, Sam},\n  journal={Nature Machine Intelligence},\n  year={2023}\n}\n\\end{filecontents}",
+    );
+    std::fs::write(&tex_path, &seeded).unwrap();
+    let llm = FakeLlm::start(paper_script(&[
+        "09_cite_query.txt",
+        "13_cite_pick_uncited.txt",
+        "14_cite_pick_existing.txt",
+        "11_no_more.txt",
+        "15_no_changes.txt",
+    ]))
+    .await;
+    let lit = FakeLit::start().await;
+    let run = aisci_writeup(
+        dir.path(),
+        &root,
+        &llm,
+        &lit,
+        "citation_rounds = 5\nfix_rounds = 1\nbuild_timeout_secs = 60",
+        &[],
+    )
+    .await;
+    assert!(run.out.status.success(), "{}", run.explain());
+    assert_eq!(llm.hits(), 13);
+    let listing = prompt_of(&llm, 9);
+    assert!(
+        listing.contains(
+            "1. Augmenting large language models with chemistry tools (Andrés M Bran et al., 2023)"
+        ),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("key: bran2023chem (already in the bibliography)"),
+        "{listing}"
+    );
+    // Picking paper 2 without citing it was refused, and nothing was written.
+    let feedback = prompt_of(&llm, 10);
+    assert!(feedback.contains("Your edits were not made"), "{feedback}");
+    assert!(feedback.contains("but your edits do not cite it"), "{feedback}");
+    let tex = std::fs::read_to_string(&tex_path).unwrap();
+    assert!(tex.contains("studies \\citep{bran2023chem}."));
+    assert_eq!(
+        tex.matches("@article{").count(),
+        seeded.matches("@article{").count(),
+        "no entry added"
+    );
+    assert!(!tex.contains("PaperQA"));
+    let stdout = run.stdout();
+    assert!(stdout.contains("0 citation(s) added in 2 round(s)"), "{stdout}");
+    assert!(!stdout.contains("refined"), "{stdout}");
+    let text = pdf_text(&root.join("latex/template.pdf"));
+    assert!(text.contains("[Bran and Cox, 2023]"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_that_drop_end_document_or_add_html_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,6 +19,7 @@
 //! - hardware and versions come only from the runs' `env.json`.
 
 mod citations;
+mod fixes;
 mod guard;
 mod inputs;
 mod plan;
@@ -34,11 +35,10 @@ use crate::agent::json_extract;
 use crate::agent::prompt::fill;
 use crate::config::WriteupSettings;
 use crate::jobs::Progress;
-use crate::latex::build::{self, BuildError, BuildStatus};
+use crate::latex::build::{BuildError, BuildStatus};
 use crate::latex::{paper, syntax};
 use crate::literature::PaperSearch;
 use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
-use crate::project::Severity;
 use crate::runner::Runner;
 
 pub use citations::{candidates, Candidate};
@@ -359,7 +359,12 @@ impl Stage<'_> {
     /// Applies the reply's blocks to the `.tex` (and `extra` bibliography entries to its
     /// `filecontents` block), all or nothing, guarded; retried once on a fresh read when
     /// the user typed in between.
-    async fn apply(&mut self, reply: &str, entries: &[String]) -> Result<Applied, Fatal> {
+    async fn apply(
+        &mut self,
+        reply: &str,
+        entries: &[String],
+        must_cite: &[String],
+    ) -> Result<Applied, Fatal> {
         let parsed = parse_reply(reply);
         if parsed.blocks.is_empty() && entries.is_empty() {
             return Ok(Applied::NoBlocks(parsed.problems.join("\n")));
@@ -403,6 +408,21 @@ impl Stage<'_> {
                     }
                 }
             }
+            if !must_cite.is_empty() {
+                let facts = syntax::facts(&syntax::parse(&after), &after);
+                let uncited: Vec<&str> = must_cite
+                    .iter()
+                    .filter(|k| !facts.citations.iter().any(|c| &c.key == *k))
+                    .map(String::as_str)
+                    .collect();
+                if !uncited.is_empty() {
+                    return Ok(Applied::Failed(format!(
+                        "you picked {} but your edits do not cite it; cite each picked paper with its key, \
+                         or leave it out of \"Selected\"",
+                        uncited.join(", ")
+                    )));
+                }
+            }
             let refused = guard::problems(&snap.text, &after);
             if !refused.is_empty() {
                 self.report.refused_edits += 1;
@@ -440,7 +460,7 @@ impl Stage<'_> {
             if done_word.is_some_and(|w| reply.contains(w)) && parse_reply(&reply).blocks.is_empty() {
                 return Ok(false);
             }
-            match self.apply(&reply, &[]).await? {
+            match self.apply(&reply, &[], &[]).await? {
                 Applied::Done => return Ok(true),
                 Applied::Failed(why) => {
                     prompt = fill(EDIT_FAILED_PROMPT, &[("problems", &why)]);
@@ -568,7 +588,7 @@ impl Stage<'_> {
                 if picked.is_empty() && parse_reply(&reply).blocks.is_empty() {
                     break;
                 }
-                match self.apply(&reply, &entries).await? {
+                match self.apply(&reply, &entries, &keys).await? {
                     Applied::Done => {
                         self.report.citations_added.extend(keys);
                         break;
@@ -620,68 +640,32 @@ impl Stage<'_> {
         }
     }
 
-    /// The errors that block a clean paper, as lines for the model.
+    /// The errors that block a clean paper, as lines for the model; records the build.
+    /// A build reads the file from disk: when the sink holds newer text (an editor
+    /// buffer with the model's edits), that text is saved first.
     async fn check_and_build(&mut self, timeout: Duration) -> Result<Vec<String>, Fatal> {
         let tex = self.ctx.tex;
         let src = self.read().await?.text;
-        let line_of = |offset: usize| src[..offset.min(src.len())].matches('\n').count() + 1;
-        let mut out = Vec::new();
-        let read_disk = |p: &Path| std::fs::read_to_string(p).ok();
-        let tree = syntax::parse(&src);
-        let (_, problems) = paper::check_paper(tex, &src, &tree, &read_disk);
-        for p in problems.iter().filter(|p| p.severity == Severity::Error) {
-            out.push(format!(
-                "line {}: {} [{}]",
-                line_of(p.span.start),
-                p.message,
-                p.code
-            ));
+        if std::fs::read_to_string(tex).ok().as_deref() != Some(src.as_str()) {
+            crate::fsutil::write_atomic(tex, src.as_bytes()).map_err(|source| {
+                Fatal::Sink(SinkError::Io {
+                    path: tex.display().to_string(),
+                    source,
+                })
+            })?;
         }
-        if let Some(found) = build::chktex(tex, timeout).await {
-            for p in found.iter().filter(|p| p.severity == Severity::Error) {
-                out.push(format!("line {}: chktex: {}", p.line.unwrap_or(0), p.message));
-            }
-        }
-        let outcome = build::build(tex, timeout, self.ctx.runner, self.ctx.cancel)
-            .await
-            .map_err(Fatal::Build)?;
+        let (problems, outcome) =
+            fixes::check_and_build(tex, &src, timeout, self.ctx.runner, self.ctx.cancel)
+                .await
+                .map_err(Fatal::Build)?;
         self.report.build = Some(BuildSummary {
             status: outcome.status,
             pdf: outcome.pdf.clone(),
             pdf_is_new: outcome.pdf_is_new,
         });
-        match outcome.status {
-            BuildStatus::Cancelled => return Err(Fatal::Cancelled),
-            BuildStatus::TimedOut => out.push(format!(
-                "the LaTeX build did not finish within {} s: look for a macro that expands forever \
-                 (a \\def that calls itself) or a loop",
-                timeout.as_secs()
-            )),
-            BuildStatus::Built | BuildStatus::Failed => {
-                let tex_name = tex.file_name();
-                for p in outcome.problems.iter().filter(|p| p.severity == Severity::Error) {
-                    let in_tex = p.file.as_ref().is_none_or(|f| f.file_name() == tex_name);
-                    let place = match (in_tex, p.line) {
-                        (true, Some(l)) => format!("line {l}: "),
-                        (false, Some(l)) => format!(
-                            "{} line {l}: ",
-                            p.file
-                                .as_ref()
-                                .map(|f| f.display().to_string())
-                                .unwrap_or_default()
-                        ),
-                        _ => String::new(),
-                    };
-                    out.push(format!("{place}{}: {}", p.source, p.message));
-                }
-                if outcome.status == BuildStatus::Failed
-                    && outcome.problems.iter().all(|p| p.severity != Severity::Error)
-                {
-                    out.push("the LaTeX build failed without a readable error; check the preamble".into());
-                }
-            }
+        if outcome.status == BuildStatus::Cancelled {
+            return Err(Fatal::Cancelled);
         }
-        out.dedup();
-        Ok(out)
+        Ok(problems)
     }
 }
