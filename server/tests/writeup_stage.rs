@@ -385,6 +385,10 @@ async fn a_work_already_in_the_bibliography_keeps_its_key_and_picks_must_be_cite
     let feedback = prompt_of(&llm, 10);
     assert!(feedback.contains("Your edits were not made"), "{feedback}");
     assert!(feedback.contains("but your edits do not cite it"), "{feedback}");
+    // Later turns see a note in place of the listing.
+    let later = llm.seen()[11].body.to_string();
+    assert!(later.contains("were listed here"), "{later}");
+    assert!(!later.contains("key: bran2023chem"), "{later}");
     let tex = std::fs::read_to_string(&tex_path).unwrap();
     assert!(tex.contains("studies \\citep{bran2023chem}."));
     assert_eq!(

@@ -779,6 +779,32 @@ mod tests {
     }
 
     #[test]
+    fn writeup_settings_load_and_bad_values_keep_defaults() {
+        let l = load(&Sources {
+            editor: vec![
+                serde_json::json!({"writeup": {"citation_rounds": 0, "fix_rounds": 2,
+                "max_attempts_per_section": 0, "build_timeout_secs": 0, "results_per_query": 500,
+                "model": "gpt-4o-mini"}}),
+            ],
+            ..Default::default()
+        });
+        let w = &l.settings.writeup;
+        assert_eq!((w.citation_rounds, w.fix_rounds), (0, 2));
+        assert_eq!(w.model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(
+            (
+                w.max_attempts_per_section,
+                w.build_timeout_secs,
+                w.results_per_query
+            ),
+            (3, 120, 10)
+        );
+        assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
+        assert_eq!(Settings::default().writeup.citation_rounds, 20);
+        assert_eq!(Settings::default().writeup.fix_rounds, 5);
+    }
+
+    #[test]
     fn trusted_project_may_set_endpoint_and_commands() {
         let dir = tempfile::tempdir().unwrap();
         let user = format!(

@@ -564,6 +564,7 @@ impl Stage<'_> {
                 CITE_RESULTS_PROMPT,
                 &[("query", &query), ("results", &citations::describe(&cands))],
             );
+            let listing_at = self.history.len();
             let attempts = self.ctx.settings.max_attempts_per_section.max(1);
             for _ in 0..attempts {
                 let reply = self.ask(prompt).await?;
@@ -597,6 +598,11 @@ impl Stage<'_> {
                         prompt = fill(EDIT_FAILED_PROMPT, &[("problems", &why)]);
                     }
                 }
+            }
+            // Twenty rounds of listings with abstracts would crowd the context; the
+            // bibliography in the .tex now holds what was picked.
+            if let Some(m) = self.history.get_mut(listing_at) {
+                m.content = format!("(The papers found for \"{query}\" were listed here.)");
             }
         }
         Ok(())
