@@ -345,10 +345,15 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
                 .into_owned()
         });
     let mut src = Sources::from_system(Some(&root));
+    let flag_model = model.is_some();
     src.cli_model = model;
-    let loaded = config::load(&src);
+    let mut loaded = config::load(&src);
     for w in &loaded.warnings {
         eprintln!("aisci: warning: {w}");
+    }
+    if flag_model {
+        // --model names the model for this command, over writeup.model too.
+        loaded.settings.writeup.model = None;
     }
     let s = &loaded.settings;
     let llm = writeup_stage::writeup_llm(s, &root)?;
