@@ -18,3 +18,4 @@ pub mod project;
 pub mod runner;
 pub mod stages;
 pub mod workspace;
+pub mod writeup_stage;

@@ -117,6 +117,17 @@ enum Cmd {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Write the paper of an idea folder (latex/template.tex): every part, citations from
+    /// the literature, a refinement pass, then checks and builds whose errors go back to
+    /// the model. Exits 1 unless the paper was written and built without errors.
+    Writeup {
+        /// The idea folder (holds notes.txt, experiment.py, run_<i>/ and latex/).
+        #[arg(long)]
+        idea_folder: PathBuf,
+        /// Write only this section (its title, e.g. "Results"), then check and build.
+        #[arg(long)]
+        section: Option<String>,
+    },
     /// Run the loop offline on the bundled demo template with a recorded model conversation.
     Demo {
         /// Where to put the demo project (default: a new temporary folder).
@@ -181,6 +192,7 @@ fn main() -> ExitCode {
             }
             Cmd::Baseline { template } => report(baseline(&template).await),
             Cmd::Doctor { dir } => doctor(&dir).await,
+            Cmd::Writeup { idea_folder, section } => report(writeup(&idea_folder, section, cli.model).await),
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
             Cmd::Run {
                 timeout,
@@ -322,6 +334,74 @@ async fn experiment(
     };
     let outcome = stages::run_experiment(&folder, &idea, s, deps).await?;
     println!("{}", outcome.summary());
+    Ok(())
+}
+
+/// `aisci writeup --idea-folder DIR [--section TITLE]`.
+async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> anyhow::Result<()> {
+    use aisci::agent::writeup::WriteScope;
+    use aisci::writeup_stage::{self, WriteupDeps};
+    let root = std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let tex = writeup_stage::paper_tex(&root);
+    if !tex.is_file() {
+        anyhow::bail!("{} has no paper: expected {}", root.display(), tex.display());
+    }
+    let idea = aisci::project::IdeaFolder::from_path(&root)
+        .map(|f| f.name)
+        .unwrap_or_else(|| {
+            root.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+    let mut src = Sources::from_system(Some(&root));
+    let flag_model = model.is_some();
+    src.cli_model = model;
+    let mut loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    if flag_model {
+        // --model names the model for this command, over writeup.model too.
+        loaded.settings.writeup.model = None;
+    }
+    let s = &loaded.settings;
+    let llm = writeup_stage::writeup_llm(s, &root)?;
+    let lit = match stages::literature_for(s) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("aisci: warning: no literature search, so no citations: {e}");
+            None
+        }
+    };
+    let on_notice = |n: String| eprintln!("aisci: {n}");
+    let noticed = lit.as_deref().map(|lit| stages::NoticedSearch {
+        lit,
+        on_notice: &on_notice,
+    });
+    let scope = match section {
+        Some(t) => WriteScope::Section(t),
+        None => WriteScope::Paper,
+    };
+    eprintln!(
+        "aisci: writing {} with {} via {}",
+        tex.display(),
+        llm.provider().model(),
+        llm.provider().name()
+    );
+    let cancel = ctrl_c_token();
+    let deps = WriteupDeps {
+        llm: &llm,
+        sink: &aisci::agent::edit_sink::DiskSink,
+        search: noticed.as_ref().map(|n| n as &dyn aisci::literature::PaperSearch),
+        progress: &Stderr,
+        cancel: &cancel,
+    };
+    let outcome = writeup_stage::run_writeup(&root, &idea, &scope, s, deps).await?;
+    println!("{}", outcome.summary());
+    if !outcome.report.succeeded() {
+        anyhow::bail!("the paper is not finished (see above)");
+    }
     Ok(())
 }
 

@@ -6,5 +6,6 @@ pub mod experiment;
 pub mod ideas;
 pub mod json_extract;
 pub mod novelty;
+pub mod writeup;
 
 pub mod prompt;

@@ -292,6 +292,7 @@ fn apply(out: &mut Loaded, layer: &Layer) {
             "novelty" => merge_section(&mut s.novelty, v, src, "novelty", w),
             "experiment" => merge_section(&mut s.experiment, v, src, "experiment", w),
             "latex" => merge_section(&mut s.latex, v, src, "latex", w),
+            "writeup" => merge_section(&mut s.writeup, v, src, "writeup", w),
             "trusted_folders" => w.push(format!(
                 "{src}: trusted_folders is only read from the user-level config file; ignored here"
             )),
@@ -467,6 +468,28 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
             d.novelty.results_per_query.to_string(),
         );
         s.novelty.results_per_query = d.novelty.results_per_query;
+    }
+    let wr = &mut s.writeup;
+    if wr.max_attempts_per_section == 0 {
+        bad(
+            "writeup.max_attempts_per_section (at least 1)",
+            d.writeup.max_attempts_per_section.to_string(),
+        );
+        wr.max_attempts_per_section = d.writeup.max_attempts_per_section;
+    }
+    if wr.build_timeout_secs == 0 {
+        bad(
+            "writeup.build_timeout_secs (at least 1)",
+            d.writeup.build_timeout_secs.to_string(),
+        );
+        wr.build_timeout_secs = d.writeup.build_timeout_secs;
+    }
+    if !(1..=100).contains(&wr.results_per_query) {
+        bad(
+            "writeup.results_per_query (1 to 100)",
+            d.writeup.results_per_query.to_string(),
+        );
+        wr.results_per_query = d.writeup.results_per_query;
     }
     let e = &mut s.experiment;
     for (name, v, def) in [
@@ -758,6 +781,32 @@ mod tests {
         assert_eq!(r.slurm.partition, None);
         assert_eq!(r.slurm.gpus_per_run, 2);
         assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn writeup_settings_load_and_bad_values_keep_defaults() {
+        let l = load(&Sources {
+            editor: vec![
+                serde_json::json!({"writeup": {"citation_rounds": 0, "fix_rounds": 2,
+                "max_attempts_per_section": 0, "build_timeout_secs": 0, "results_per_query": 500,
+                "model": "gpt-4o-mini"}}),
+            ],
+            ..Default::default()
+        });
+        let w = &l.settings.writeup;
+        assert_eq!((w.citation_rounds, w.fix_rounds), (0, 2));
+        assert_eq!(w.model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(
+            (
+                w.max_attempts_per_section,
+                w.build_timeout_secs,
+                w.results_per_query
+            ),
+            (3, 120, 10)
+        );
+        assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
+        assert_eq!(Settings::default().writeup.citation_rounds, 20);
+        assert_eq!(Settings::default().writeup.fix_rounds, 5);
     }
 
     #[test]

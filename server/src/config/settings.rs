@@ -14,6 +14,7 @@ pub struct Settings {
     pub literature: LiteratureSettings,
     pub novelty: NoveltySettings,
     pub experiment: ExperimentSettings,
+    pub writeup: WriteupSettings,
     pub run: RunSettings,
     pub latex: LatexSettings,
     /// Not a setting: every variable any layer named as holding a key (even one a
@@ -320,6 +321,37 @@ pub struct ExperimentSettings {
     pub plot_attempts: u32,
     /// Largest stdout/stderr file kept per run; beyond it only the tail is kept.
     pub output_cap_bytes: u64,
+}
+
+/// The paper-writing stage (`[writeup]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WriteupSettings {
+    /// Rounds in which the model may search the literature and cite a paper (v1: 20).
+    pub citation_rounds: u32,
+    /// Rounds of static checks, chktex and a build whose errors go back to the model (v1: 5).
+    pub fix_rounds: u32,
+    /// Wall-clock limit of one LaTeX build.
+    pub build_timeout_secs: u64,
+    /// Model turns allowed for one section when its edits do not apply or are refused.
+    pub max_attempts_per_section: u32,
+    /// Papers shown to the model per citation query.
+    pub results_per_query: u32,
+    /// A model for this stage only (default: `llm.model`).
+    pub model: Option<String>,
+}
+
+impl Default for WriteupSettings {
+    fn default() -> Self {
+        Self {
+            citation_rounds: 20,
+            fix_rounds: 5,
+            build_timeout_secs: 120,
+            max_attempts_per_section: 3,
+            results_per_query: 10,
+            model: None,
+        }
+    }
 }
 
 impl Default for ExperimentSettings {

@@ -1,0 +1,140 @@
+//! The citation rounds of the writing stage: the model proposes a query, the papers
+//! found are listed with the key each would get, the model picks and cites them, and
+//! aisci adds the picked entries to the bibliography in the same edit.
+
+use std::path::Path;
+
+use crate::agent::edits::parse_reply;
+use crate::agent::json_extract;
+use crate::agent::prompt::fill;
+use crate::latex::{paper, syntax};
+
+use super::citations::{self, Candidate};
+use super::{
+    Applied, Fatal, Stage, CITE_NONE_PROMPT, CITE_QUERY_PROMPT, CITE_RESULTS_PROMPT, EDIT_FAILED_PROMPT,
+    NO_MORE_CITATIONS,
+};
+
+impl Stage<'_> {
+    /// The citation rounds: query → results with their keys → picks and `\cite` edits.
+    pub(super) async fn cite(&mut self) -> Result<(), Fatal> {
+        let rounds = self.ctx.settings.citation_rounds;
+        if rounds == 0 {
+            return Ok(());
+        }
+        let Some(search) = self.ctx.search else {
+            self.report
+                .warnings
+                .push("no literature search configured: no citations were added".into());
+            return Ok(());
+        };
+        let mut note = String::new();
+        for round in 1..=rounds {
+            self.progress(
+                &format!("Writing: citations, round {round}/{rounds}"),
+                60 + (round - 1) * 15 / rounds,
+            );
+            self.report.citation_rounds = round;
+            let mut prompt = fill(
+                CITE_QUERY_PROMPT,
+                &[("round", &round.to_string()), ("rounds", &rounds.to_string())],
+            );
+            if !note.is_empty() {
+                prompt = format!("{note}\n\n{prompt}");
+            }
+            let reply = self.ask(prompt).await?;
+            if reply.contains(NO_MORE_CITATIONS) {
+                break;
+            }
+            let query = json_extract::extract_all(&reply)
+                .into_iter()
+                .find_map(|v| v.get("Query").and_then(|q| q.as_str()).map(str::to_owned))
+                .filter(|q| !q.trim().is_empty());
+            let Some(query) = query else {
+                note = fill(
+                    CITE_NONE_PROMPT,
+                    &[("reason", "Your reply held no JSON with a \"Query\".")],
+                );
+                continue;
+            };
+            let limit = self.ctx.settings.results_per_query.max(1) as usize;
+            let found = tokio::select! {
+                biased;
+                _ = self.ctx.cancel.cancelled() => return Err(Fatal::Cancelled),
+                r = search.search(&query, limit, self.ctx.cancel) => r,
+            };
+            let papers = match found {
+                Ok(r) => r.papers,
+                Err(crate::literature::LitError::Cancelled) => return Err(Fatal::Cancelled),
+                Err(e) => {
+                    self.report
+                        .warnings
+                        .push(format!("citation search \"{query}\" failed: {e}"));
+                    note = fill(
+                        CITE_NONE_PROMPT,
+                        &[("reason", &format!("The search failed ({e})."))],
+                    );
+                    continue;
+                }
+            };
+            if papers.is_empty() {
+                note = fill(
+                    CITE_NONE_PROMPT,
+                    &[("reason", &format!("The search for \"{query}\" found nothing."))],
+                );
+                continue;
+            }
+            note.clear();
+            let src = self.read().await?.text;
+            let facts = syntax::facts(&syntax::parse(&src), &src);
+            let read_disk = |p: &Path| std::fs::read_to_string(p).ok();
+            let existing = paper::bib_items(self.ctx.tex, &src, &facts, &read_disk);
+            let cands = citations::candidates(&papers, &existing);
+            let mut prompt = fill(
+                CITE_RESULTS_PROMPT,
+                &[("query", &query), ("results", &citations::describe(&cands))],
+            );
+            let listing_at = self.history.len();
+            let attempts = self.ctx.settings.max_attempts_per_section.max(1);
+            for _ in 0..attempts {
+                let reply = self.ask(prompt).await?;
+                let picked: Vec<&Candidate> = json_extract::extract_all(&reply)
+                    .into_iter()
+                    .find_map(|v| v.get("Selected").and_then(|s| s.as_array()).cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|i| i.as_u64())
+                    .filter_map(|i| cands.get((i as usize).checked_sub(1)?))
+                    .collect();
+                let mut keys: Vec<String> = Vec::new();
+                let mut entries: Vec<String> = Vec::new();
+                for c in &picked {
+                    if let Some(e) = &c.entry {
+                        if !keys.contains(&c.key) {
+                            keys.push(c.key.clone());
+                            entries.push(e.clone());
+                        }
+                    }
+                }
+                if picked.is_empty() && parse_reply(&reply).blocks.is_empty() {
+                    break;
+                }
+                match self.apply(&reply, &entries, &keys).await? {
+                    Applied::Done => {
+                        self.report.citations_added.extend(keys);
+                        break;
+                    }
+                    Applied::Failed(why) | Applied::NoBlocks(why) => {
+                        prompt = fill(EDIT_FAILED_PROMPT, &[("problems", &why)]);
+                    }
+                }
+            }
+            // Twenty rounds of listings with abstracts would crowd the context; the
+            // bibliography in the .tex now holds what was picked.
+            if let Some(m) = self.history.get_mut(listing_at) {
+                m.content = format!("(The papers found for \"{query}\" were listed here.)");
+            }
+        }
+        Ok(())
+    }
+}
