@@ -15,6 +15,7 @@ use super::ideas_view;
 use super::paper_view;
 use super::progress::{job_of_token, CLIENT_REPLY_TIMEOUT};
 use super::state::{ClientCaps, OpenDoc, State};
+use super::writeup_job;
 use crate::project::{check_template, find_enclosing, Problem, ProjectFolder};
 use crate::workspace::{python, Document, Language};
 
@@ -38,6 +39,7 @@ pub const COMMANDS: &[&str] = &[
     CMD_OPEN_RUN,
     CMD_LAUNCH_RUN,
     paper_view::CMD_BUILD_PAPER,
+    writeup_job::CMD_WRITE_PAPER,
 ];
 
 /// Time to wait after the last edit before re-checking a project.
@@ -705,6 +707,29 @@ impl LanguageServer for Backend {
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> RpcResult<Option<Value>> {
         match params.command.as_str() {
+            writeup_job::CMD_WRITE_PAPER => {
+                let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
+                let tex = arg
+                    .get("tex")
+                    .and_then(|t| t.as_str())
+                    .map(PathBuf::from)
+                    .filter(|p| paper_view::is_tex(p))
+                    .ok_or_else(|| {
+                        RpcError::invalid_params(
+                            "aisci.writePaper needs {\"tex\": path of latex/template.tex, \"section\": optional title}",
+                        )
+                    })?;
+                let section = arg.get("section").and_then(|t| t.as_str()).map(str::to_owned);
+                match writeup_job::start(self.clone(), tex, section) {
+                    Ok(id) => Ok(Some(json!({ "job": id }))),
+                    Err(e) => {
+                        self.client
+                            .show_message(MessageType::ERROR, format!("aisci: {e}"))
+                            .await;
+                        Ok(None)
+                    }
+                }
+            }
             paper_view::CMD_BUILD_PAPER => {
                 let tex = params
                     .arguments

@@ -13,6 +13,7 @@ mod paper_view;
 mod progress;
 mod stage_job;
 mod state;
+mod writeup_job;
 
 use std::sync::Arc;
 

@@ -283,6 +283,39 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
             }));
         }
     }
+    if is_tex(path) && crate::writeup_stage::paper_tex(&paper::runs_folder(path)) == path {
+        // The section the cursor is in (a \section, with its subsections).
+        let tree = syntax::parse(&text);
+        let facts = syntax::facts(&tree, &text);
+        let section = facts
+            .sections
+            .iter()
+            .filter(|s| s.level == 2 && s.body.start <= lo && lo <= s.body.end.max(s.heading.end))
+            .next_back()
+            .map(|s| s.title.clone());
+        if let Some(title) = section {
+            out.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title: format!("Write this section: {title}"),
+                kind: Some(CodeActionKind::new("source.aisci.writeSection")),
+                command: Some(Command {
+                    title: "Write this section".into(),
+                    command: super::writeup_job::CMD_WRITE_PAPER.into(),
+                    arguments: Some(vec![json!({ "tex": path, "section": title })]),
+                }),
+                ..Default::default()
+            }));
+        }
+        out.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title: "Write the paper (every section, citations, fixes)".into(),
+            kind: Some(CodeActionKind::new("source.aisci.writePaper")),
+            command: Some(Command {
+                title: "Write the paper".into(),
+                command: super::writeup_job::CMD_WRITE_PAPER.into(),
+                arguments: Some(vec![json!({ "tex": path })]),
+            }),
+            ..Default::default()
+        }));
+    }
     if is_tex(path) {
         out.push(CodeActionOrCommand::CodeAction(CodeAction {
             title: "Build the paper (latexmk)".into(),
