@@ -13,5 +13,6 @@ pub mod llm;
 pub mod lsp;
 pub mod project;
 pub mod runner;
+pub mod runs;
 pub mod stages;
 pub mod workspace;

@@ -414,7 +414,7 @@ impl Stage<'_> {
         };
         let done = run_attempt(&spec, self.ctx.runner, self.ctx.cancel).await?;
         self.ctx.events.run_finished(&done.record);
-        let cancelled = done.record.exit == crate::project::RunExit::Cancelled;
+        let cancelled = done.record.exit == Some(crate::project::RunExit::Cancelled);
         let outcome = if done.record.completed {
             let results = py_repr(done.record.means.as_ref().unwrap_or(&Value::Null));
             self.report.completed.push(done.record);
@@ -620,7 +620,7 @@ pub async fn run_baseline(
     if done.record.completed {
         return Ok(done.record);
     }
-    if done.record.exit == crate::project::RunExit::Cancelled {
+    if done.record.exit == Some(crate::project::RunExit::Cancelled) {
         return Err(BaselineError::Cancelled {
             record: Box::new(done.record),
         });
