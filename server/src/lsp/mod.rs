@@ -10,6 +10,8 @@ mod ideas_job;
 mod ideas_view;
 mod novelty_job;
 mod progress;
+mod run_output;
+mod runs_view;
 mod stage_job;
 mod state;
 
