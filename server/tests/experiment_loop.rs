@@ -289,7 +289,7 @@ async fn runs_are_fed_back_failures_fixed_and_results_kept() {
     assert!(!report.partial());
     assert_eq!(report.failed.len(), 1);
     let failed = &report.failed[0];
-    assert_eq!(failed.exit, RunExit::Failed { code: 1 });
+    assert_eq!(failed.exit, Some(RunExit::Failed { code: 1 }));
     assert_eq!(
         failed.error.as_deref(),
         Some("RuntimeError: lr schedule not implemented")
@@ -406,7 +406,7 @@ async fn a_timed_out_run_is_reported_and_killed() {
         started.elapsed()
     );
     assert_eq!(report.end, RunsEnd::AttemptsExhausted { run: 1 });
-    assert_eq!(report.failed[0].exit, RunExit::TimedOut);
+    assert_eq!(report.failed[0].exit, Some(RunExit::TimedOut));
     assert!(
         model.prompt(2).contains("Run timed out after 1 seconds"),
         "{}",
@@ -457,7 +457,7 @@ async fn missing_results_and_bad_blocks_are_fed_back_and_counted() {
     assert!(p3.contains("block 1 (experiment.py)"), "{p3}");
     // Only one attempt ran; it exited 0 but is not a completed run.
     assert_eq!(report.failed.len(), 1);
-    assert_eq!(report.failed[0].exit, RunExit::Success);
+    assert_eq!(report.failed[0].exit, Some(RunExit::Success));
     assert!(!report.failed[0].completed);
     assert!(!folder.root.join("run_1").exists() && !folder.root.join("run_1.py").exists());
     assert!(folder
@@ -514,7 +514,7 @@ async fn cancelling_kills_the_run_promptly() {
         started.elapsed()
     );
     assert!(report.cancelled());
-    assert_eq!(report.failed[0].exit, RunExit::Cancelled);
+    assert_eq!(report.failed[0].exit, Some(RunExit::Cancelled));
     assert!(!folder.root.join("run_1").exists());
 }
 
