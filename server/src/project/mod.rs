@@ -7,6 +7,7 @@ mod discovery;
 mod formats;
 mod headline;
 mod idea_folder;
+pub mod journal;
 mod json_spans;
 mod problem;
 mod pyrepr;
