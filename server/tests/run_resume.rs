@@ -332,7 +332,7 @@ async fn resuming_settles_every_kind_of_record_and_runs_nothing() {
     assert_eq!(again, vec![7]);
 
     // The workspace list shows all of it.
-    let list = runs::list(&[root.clone()]);
+    let list = runs::list(std::slice::from_ref(&root));
     let states: Vec<(u32, RunState)> = list.iter().map(|v| (v.run, v.state)).collect();
     assert_eq!(
         states,

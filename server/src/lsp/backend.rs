@@ -529,32 +529,28 @@ impl LanguageServer for Backend {
                 }));
             }
             match &folder {
-                None => {}
-                Some(ProjectFolder::Template(t)) => {
-                    if running.is_none() {
+                Some(ProjectFolder::Template(t)) if running.is_none() => {
+                    lenses.push(lens(Command {
+                        title: "Generate ideas".into(),
+                        command: CMD_GENERATE_IDEAS.into(),
+                        arguments: Some(vec![json!({ "template": t.root })]),
+                    }));
+                    if !t.baseline_final_info().exists() {
                         lenses.push(lens(Command {
-                            title: "Generate ideas".into(),
-                            command: CMD_GENERATE_IDEAS.into(),
+                            title: "Run baseline".into(),
+                            command: CMD_RUN_BASELINE.into(),
                             arguments: Some(vec![json!({ "template": t.root })]),
                         }));
-                        if !t.baseline_final_info().exists() {
-                            lenses.push(lens(Command {
-                                title: "Run baseline".into(),
-                                command: CMD_RUN_BASELINE.into(),
-                                arguments: Some(vec![json!({ "template": t.root })]),
-                            }));
-                        }
                     }
                 }
-                Some(ProjectFolder::Idea(f)) => {
-                    if running.is_none() {
-                        lenses.push(lens(Command {
-                            title: "Run experiments".into(),
-                            command: CMD_RUN_EXPERIMENTS.into(),
-                            arguments: Some(vec![json!({ "folder": f.root })]),
-                        }));
-                    }
+                Some(ProjectFolder::Idea(f)) if running.is_none() => {
+                    lenses.push(lens(Command {
+                        title: "Run experiments".into(),
+                        command: CMD_RUN_EXPERIMENTS.into(),
+                        arguments: Some(vec![json!({ "folder": f.root })]),
+                    }));
                 }
+                _ => {}
             }
             return Ok(Some(lenses));
         }
