@@ -23,7 +23,11 @@ fn folder(dir: &Path, name: &str, script: &str) -> PathBuf {
     t.canonicalize().unwrap()
 }
 
-/// Settings whose run queue is this test's own (the queue is shared per settings).
+/// The process keeps one run queue, for the latest settings: tests that need their
+/// own queue (slot counts) take turns.
+static ONE_QUEUE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Settings with `cpu_slots` CPU slots.
 fn options(dir: &Path, cpu_slots: u32) -> Value {
     json!({
         "run": { "gpus": [], "cpu_slots": cpu_slots },
@@ -127,6 +131,7 @@ async fn ended(c: &TestClient, token: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_launched_run_is_followed_by_its_lens_and_the_run_list() {
+    let _turn = ONE_QUEUE.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().canonicalize().unwrap();
     let t = folder(&ws, "bare", GATED);
@@ -174,6 +179,7 @@ async fn a_launched_run_is_followed_by_its_lens_and_the_run_list() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_waiting_for_a_slot_shows_queued_then_runs() {
+    let _turn = ONE_QUEUE.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().canonicalize().unwrap();
     // One CPU slot: b waits for a.
@@ -223,6 +229,7 @@ const FLOOD: &str = "import os, sys\nout = sys.argv[1].split('=')[1]\nos.makedir
 #[ignore = "needs LocalRunner Output events from the local-runner branch; the lead un-ignores it after merging"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_output_reaches_the_editor_throttled_and_bounded() {
+    let _turn = ONE_QUEUE.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().canonicalize().unwrap();
     let t = folder(&ws, "flood", FLOOD);
