@@ -5,7 +5,8 @@
 //! p50/p99. Target: p99 <= 5 ms. The same requests with no run going are measured
 //! first, for comparison.
 //!
-//! `cargo bench --bench lsp_runs`
+//! `cargo bench --bench lsp_runs` (AISCI_BENCH_PYTHON sets `run.python`, e.g. a wrapper
+//! that runs python3 under `nice`, to see how much of the latency is CPU contention).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -225,7 +226,10 @@ fn main() {
         "initialize",
         json!({
             "capabilities": { "window": { "workDoneProgress": false } },
-            "initializationOptions": { "run": { "gpus": [], "cpu_slots": 4 } },
+            "initializationOptions": { "run": {
+                "gpus": [], "cpu_slots": 4,
+                "python": std::env::var("AISCI_BENCH_PYTHON").unwrap_or_else(|_| "python3".into()),
+            } },
             "workspaceFolders": [{ "uri": uri(&ws), "name": "bench" }],
         }),
     );
