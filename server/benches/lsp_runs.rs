@@ -1,6 +1,7 @@
 //! Editor request latency while runs stream output: `aisci lsp` (the bench's release
-//! build) with a big experiment.py open; four runs (`run.cpu_slots = 4`) each print as
-//! fast as Python can for AISCI_BENCH_SECS (default 10) seconds; meanwhile codeAction,
+//! build) with a big experiment.py open; four runs (`run.cpu_slots = 4`) each print
+//! AISCI_BENCH_MBPS (default 10) MB/s, in 100 KB writes, for AISCI_BENCH_SECS (default 10)
+//! seconds; meanwhile codeAction,
 //! hover and codeLens requests on the open file, one after another, and their latency
 //! p50/p99. Target: p99 <= 5 ms. The same requests with no run going are measured
 //! first, for comparison.
@@ -122,11 +123,13 @@ fn big_script(lines: usize) -> String {
     s
 }
 
-fn flood_script(secs: f64) -> String {
+/// Prints `mbps` MB/s (paced every 100 KB) for `secs` seconds.
+fn flood_script(secs: f64, mbps: f64) -> String {
     format!(
         "import os, sys, time\nout = sys.argv[1].split('=')[1]\nos.makedirs(out, exist_ok=True)\n\
-         end = time.time() + {secs}\nline = ('x' * 99 + '\\n') * 100\nw = sys.stdout.write\n\
-         while time.time() < end:\n    for _ in range(100):\n        w(line)\n"
+         start = time.time()\nend = start + {secs}\nchunk = ('x' * 99 + '\\n') * 1000\nsent = 0\n\
+         while time.time() < end:\n    sys.stdout.write(chunk)\n    sys.stdout.flush()\n    sent += len(chunk)\n\
+         \x20   ahead = sent / ({mbps} * 1e6) - (time.time() - start)\n    if ahead > 0:\n        time.sleep(ahead)\n"
     )
 }
 
@@ -201,6 +204,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10.0);
+    let mbps: f64 = std::env::var("AISCI_BENCH_MBPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10.0);
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().canonicalize().unwrap();
     let main_dir = ws.join("big");
@@ -216,7 +223,7 @@ fn main() {
         .map(|i| {
             let f = ws.join(format!("flood{i}"));
             std::fs::create_dir_all(&f).unwrap();
-            std::fs::write(f.join("experiment.py"), flood_script(secs)).unwrap();
+            std::fs::write(f.join("experiment.py"), flood_script(secs, mbps)).unwrap();
             f
         })
         .collect();
