@@ -129,7 +129,8 @@ fn flood_script(secs: f64, mbps: f64) -> String {
         "import os, sys, time\nout = sys.argv[1].split('=')[1]\nos.makedirs(out, exist_ok=True)\n\
          start = time.time()\nend = start + {secs}\nchunk = ('x' * 99 + '\\n') * 1000\nsent = 0\n\
          while time.time() < end:\n    sys.stdout.write(chunk)\n    sys.stdout.flush()\n    sent += len(chunk)\n\
-         \x20   ahead = sent / ({mbps} * 1e6) - (time.time() - start)\n    if ahead > 0:\n        time.sleep(ahead)\n"
+         \x20   ahead = sent / ({mbps} * 1e6) - (time.time() - start)\n    if ahead > 0:\n        time.sleep(ahead)\n\
+         sys.stderr.write(f'sent {{sent}}\\n')\n"
     )
 }
 
@@ -277,9 +278,15 @@ fn main() {
     std::thread::sleep(Duration::from_secs_f64(
         (secs - during.as_secs_f64()).max(0.0) + 2.0,
     ));
+    // Each run says on stderr how much it printed (its stdout.txt is capped).
     let printed: u64 = folders
         .iter()
-        .map(|f| std::fs::metadata(f.join("run_1/stdout.txt")).map_or(0, |m| m.len()))
+        .map(|f| {
+            std::fs::read_to_string(f.join("run_1/stderr.txt"))
+                .ok()
+                .and_then(|t| t.trim().strip_prefix("sent ")?.parse::<u64>().ok())
+                .expect("the run said how much it printed")
+        })
         .sum();
     let (n, bytes) = *lsp.output.lock().unwrap();
     println!(
