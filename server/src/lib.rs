@@ -4,10 +4,12 @@
 //! tests all drive the same core.
 
 pub mod agent;
+pub mod batch;
 pub mod config;
 pub mod demo;
 pub mod fsutil;
 pub mod jobs;
+pub mod latex;
 pub mod literature;
 pub mod llm;
 pub mod lsp;

@@ -58,11 +58,17 @@ enum Cmd {
         /// An idea folder (results/<template>/<YYYYmmdd_HHMMSS>_<Name>/).
         #[arg(long, conflicts_with_all = ["template", "idea"])]
         idea_folder: Option<PathBuf>,
-        /// Or: a template and the Name of one of its ideas; the idea folder is created.
+        /// Or: a template and the Name of one of its ideas (repeat --idea for several);
+        /// each idea gets a new idea folder.
         #[arg(long, requires = "idea")]
         template: Option<PathBuf>,
         #[arg(long, requires = "template")]
-        idea: Option<String>,
+        idea: Vec<String>,
+        /// How many ideas run at once, each in its own folder with its own conversation;
+        /// their runs share the GPU queue (one GPU each while they run). Default: one
+        /// per GPU slot (or CPU slot).
+        #[arg(long, requires = "template", value_parser = clap::value_parser!(u32).range(1..))]
+        parallel: Option<u32>,
     },
     /// Run `python experiment.py --out_dir=run_0` in a template to make its baseline.
     Baseline {
@@ -92,8 +98,12 @@ enum Cmd {
         #[arg(long)]
         timeout: Option<u64>,
         /// GPUs to use, e.g. "0,1" (default: run.gpus, else nvidia-smi); "" for CPU only.
+        /// Local runner only: Slurm hands out GPUs itself (run.slurm.gpus_per_run).
         #[arg(long)]
         gpus: Option<String>,
+        /// Where the run executes (default: run.runner): `local` or `slurm`.
+        #[arg(long, value_parser = ["local", "slurm"])]
+        runner: Option<String>,
         /// The experiment folder (holds experiment.py).
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -151,10 +161,23 @@ fn main() -> ExitCode {
                 idea_folder,
                 template,
                 idea,
-            } => report(experiment(idea_folder, template, idea, cli.model).await),
+                parallel,
+            } => {
+                if idea.len() > 1 || parallel.is_some() {
+                    let template = template.expect("clap: --parallel requires --template");
+                    report(experiments_in_parallel(&template, idea, parallel, cli.model).await)
+                } else {
+                    report(experiment(idea_folder, template, idea.into_iter().next(), cli.model).await)
+                }
+            }
             Cmd::Baseline { template } => report(baseline(&template).await),
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
-            Cmd::Run { timeout, gpus, dir } => match launch_run(&dir, timeout, gpus).await {
+            Cmd::Run {
+                timeout,
+                gpus,
+                runner,
+                dir,
+            } => match launch_run(&dir, timeout, gpus, runner).await {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("aisci: {e:#}");
@@ -290,6 +313,88 @@ async fn experiment(
     let outcome = stages::run_experiment(&folder, &idea, s, deps).await?;
     println!("{}", outcome.summary());
     Ok(())
+}
+
+/// `aisci experiment --template T --idea A --idea B [--parallel G]`.
+async fn experiments_in_parallel(
+    template: &Path,
+    names: Vec<String>,
+    parallel: Option<u32>,
+    model: Option<String>,
+) -> anyhow::Result<()> {
+    use aisci::batch::{self, IdeaJob};
+    use aisci::project;
+    let (template, loaded) = open_template(template, model)?;
+    let s = &loaded.settings;
+    // A missing key stops us before any folder is created.
+    let llm = stages::llm_for(s, &template.root)?;
+    let mut ideas = Vec::new();
+    for name in &names {
+        if ideas.iter().any(|i: &project::Idea| &i.name == name) {
+            anyhow::bail!("--idea {name} is given twice");
+        }
+        ideas.push(stages::idea_in_template(&template, name)?);
+    }
+    let parallel = match parallel {
+        Some(p) => p as usize,
+        None => batch::default_parallelism(s).await,
+    };
+    eprintln!(
+        "aisci: implementing {} idea(s), {parallel} at a time, with {} via {}",
+        ideas.len(),
+        llm.provider().model(),
+        llm.provider().name()
+    );
+    let results_root = project::default_results_root(&template);
+    let mut jobs = Vec::new();
+    for idea in ideas {
+        let now = chrono::Local::now().naive_local();
+        let folder = project::create_idea_folder(&template, &results_root, &idea, now)?;
+        jobs.push(IdeaJob { folder, idea });
+    }
+    let baseline = project::read_baseline(&template.root)
+        .ok()
+        .map(|b| serde_json::Value::Object(b.means_by_dataset()));
+    let events = std::sync::Arc::new(PrintBatch { baseline });
+    let results = batch::run_ideas(jobs, s, parallel, events, &ctrl_c_token()).await;
+    let mut failed = 0;
+    println!("--");
+    for r in &results {
+        match &r.outcome {
+            Ok(o) => println!("{}: {}", r.name, o.summary()),
+            Err(e) => {
+                failed += 1;
+                println!("{}: failed: {e}", r.name)
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} of {} idea(s) failed", results.len()),
+    }
+}
+
+/// Prints a batch's events, each line tagged with its idea.
+struct PrintBatch {
+    baseline: Option<serde_json::Value>,
+}
+
+impl aisci::batch::BatchEvents for PrintBatch {
+    fn idea_started(&self, name: &str, folder: &Path) {
+        eprintln!("aisci: [{name}] started in {}", folder.display());
+    }
+    fn run_started(&self, name: &str, run: u32, attempt: u32) {
+        eprintln!("aisci: [{name}] run_{run}, attempt {attempt}…");
+    }
+    fn run_finished(&self, name: &str, record: &aisci::project::RunRecord) {
+        println!(
+            "[{name}] {}",
+            aisci::project::headline(record, self.baseline.as_ref())
+        );
+    }
+    fn edits_applied(&self, name: &str, files: &[String]) {
+        eprintln!("aisci: [{name}] the model edited {}", files.join(", "));
+    }
 }
 
 async fn baseline(dir: &Path) -> anyhow::Result<()> {
@@ -435,7 +540,12 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
 }
 
 /// `aisci run`: the run's exit status as a shell would report it.
-async fn launch_run(dir: &Path, timeout: Option<u64>, gpus: Option<String>) -> anyhow::Result<u8> {
+async fn launch_run(
+    dir: &Path,
+    timeout: Option<u64>,
+    gpus: Option<String>,
+    runner: Option<String>,
+) -> anyhow::Result<u8> {
     use aisci::runner::QueueEvent;
     use std::sync::Arc;
 
@@ -445,6 +555,14 @@ async fn launch_run(dir: &Path, timeout: Option<u64>, gpus: Option<String>) -> a
         eprintln!("aisci: warning: {w}");
     }
     let mut s = loaded.settings;
+    match runner.as_deref() {
+        Some("slurm") => s.run.runner = config::RunnerKind::Slurm,
+        Some(_) => s.run.runner = config::RunnerKind::Local,
+        None => {}
+    }
+    if gpus.is_some() && s.run.runner == config::RunnerKind::Slurm {
+        eprintln!("aisci: warning: --gpus is ignored with the Slurm runner (see run.slurm.gpus_per_run)");
+    }
     if let Some(list) = gpus {
         s.run.gpus = Some(
             list.split(',')

@@ -21,7 +21,7 @@ use crate::llm::{self, CallRecord, Llm, LlmError, Totals};
 use crate::project::{Idea, PromptJson, Template};
 use crate::project::{IdeaFolder, RunRecord};
 use crate::runner::local::LocalRunner;
-use crate::runner::{Attachment, Runner, SlotScheduler};
+use crate::runner::{Attachment, Runner, SlotScheduler, SlurmRunner};
 use crate::runs::{Reattacher, ResumeCtx, Resumed};
 
 #[derive(Debug, thiserror::Error)]
@@ -310,15 +310,35 @@ pub async fn run_novelty(
 /// every variable that names a key in the settings kept out of the experiment's
 /// environment.
 pub fn runner_for(settings: &Settings) -> LocalRunner {
+    LocalRunner::from_settings(&settings.experiment)
+        .with_secret_names(secret_names(settings))
+        .with_run_settings(&settings.run)
+}
+
+/// Every variable the settings name as holding a key.
+fn secret_names(settings: &Settings) -> Vec<String> {
     let secrets = [
         settings.llm.api_key_env.clone(),
         Some(settings.literature.s2_api_key_env.clone()),
         Some(settings.literature.openalex_api_key_env.clone()),
     ];
     let named = settings.secret_env_names.iter().cloned();
-    LocalRunner::from_settings(&settings.experiment)
-        .with_secret_names(secrets.into_iter().flatten().chain(named))
-        .with_run_settings(&settings.run)
+    secrets.into_iter().flatten().chain(named).collect()
+}
+
+/// The Slurm runner for these settings (`[run.slurm]`), keeping the same secrets out of
+/// jobs as [`runner_for`].
+pub fn slurm_runner_for(settings: &Settings) -> SlurmRunner {
+    SlurmRunner::from_run_settings(&settings.run).with_secret_names(secret_names(settings))
+}
+
+/// The runner `run.runner` chooses, shared by every stage of this process: the GPU
+/// queue in front of the local runner, or Slurm, which queues jobs itself.
+pub async fn shared_runner(settings: &Settings) -> Arc<dyn Runner> {
+    match settings.run.runner {
+        crate::config::RunnerKind::Slurm => Arc::new(slurm_runner_for(settings)),
+        crate::config::RunnerKind::Local => scheduled_runner(settings).await,
+    }
 }
 
 /// The process's GPU queue for these run settings: every stage started by this
@@ -388,7 +408,7 @@ pub async fn launch_run(
     cancel: &CancellationToken,
 ) -> Result<Launched, StageError> {
     use crate::project::{RunOrigin, RunState};
-    use crate::runner::{facts, ExitKind, RunSpec};
+    use crate::runner::{facts, ExitKind, RunEvent, RunSpec};
     use crate::runs::finish::{complete, ended_without_status};
 
     let input = |message: String| StageError::Input {
@@ -402,18 +422,33 @@ pub async fn launch_run(
     if timeout_secs == 0 {
         return Err(input("the timeout must be at least 1 second".into()));
     }
-    let found = crate::runner::gpus::detect(&s.run).await;
-    let private;
-    let runner: &SlotScheduler<LocalRunner> = if opts.echo || opts.observer.is_some() {
-        let mut sched = SlotScheduler::for_gpus(runner_for(s).with_echo(opts.echo), &found.gpus, &s.run);
-        if let Some(o) = opts.observer {
-            sched = sched.with_observer(o);
+    let slurm = s.run.runner == crate::config::RunnerKind::Slurm;
+    let found = match slurm {
+        true => None,
+        false => Some(crate::runner::gpus::detect(&s.run).await),
+    };
+    let observer = opts.observer;
+    let runner: Arc<dyn Runner> = match &found {
+        None => Arc::new(slurm_runner_for(s).with_echo(opts.echo)),
+        Some(found) if opts.echo || observer.is_some() => {
+            let mut sched = SlotScheduler::for_gpus(runner_for(s).with_echo(opts.echo), &found.gpus, &s.run);
+            if let Some(o) = observer.clone() {
+                sched = sched.with_observer(o);
+            }
+            Arc::new(sched)
         }
-        private = Arc::new(sched);
-        private.as_ref()
-    } else {
-        private = scheduled_runner(s).await;
-        private.as_ref()
+        Some(_) => scheduled_runner(s).await,
+    };
+    // Slurm queues the job itself: its queue position goes to the same observer.
+    let slurm_job: Mutex<Option<String>> = Mutex::new(None);
+    let events = |e: RunEvent| match e {
+        RunEvent::Queued { ahead } if slurm => {
+            if let Some(o) = &observer {
+                o(&crate::runner::QueueEvent::Queued { run: 0, ahead });
+            }
+        }
+        RunEvent::Started(Attachment::Slurm(a)) => *slurm_job.lock().unwrap() = Some(a.job_id),
+        _ => {}
     };
 
     let run = (1u32..)
@@ -440,7 +475,7 @@ pub async fn launch_run(
         RunOrigin::Launch,
         timeout_secs,
     );
-    let tracked = crate::runs::run_tracked(root, record, runner, &spec, cancel).await;
+    let tracked = crate::runs::run_tracked(root, record, runner.as_ref(), &spec, &events, cancel).await;
     let mut record = tracked.record;
     let io = |e: std::io::Error| input(e.to_string());
     let outcome = match tracked.result {
@@ -467,26 +502,39 @@ pub async fn launch_run(
     Ok(Launched {
         record,
         exit_code,
-        gpus: found.describe(),
+        gpus: match found {
+            Some(found) => found.describe(),
+            None => describe_slurm_job(
+                slurm_job.lock().unwrap().as_deref(),
+                &s.run.slurm,
+                outcome.cuda_visible_devices.as_deref(),
+            ),
+        },
     })
 }
 
-/// Watches runs again with the local runner (Slurm jobs need the Slurm runner).
-struct LocalReattacher(Arc<dyn Runner>);
+/// Watches runs again, each with the runner that started it.
+struct ReattachBoth {
+    local: Arc<dyn Runner>,
+    slurm: Arc<dyn Runner>,
+}
 
-impl Reattacher for LocalReattacher {
+impl Reattacher for ReattachBoth {
     fn runner_for(&self, attachment: &Attachment) -> Option<Arc<dyn Runner>> {
-        match attachment {
-            Attachment::Local(_) => Some(self.0.clone()),
-            // TODO(lead, after merging the Slurm runner): the Slurm runner here.
-            Attachment::Slurm(_) => None,
-        }
+        Some(match attachment {
+            Attachment::Local(_) => self.local.clone(),
+            Attachment::Slurm(_) => self.slurm.clone(),
+        })
     }
 }
 
-/// The runners that can watch again the runs an earlier aisci started.
+/// The runners that can watch again the runs an earlier aisci started (local runs by
+/// pid and start time, Slurm jobs by job id), whatever `run.runner` says now.
 pub fn reattacher_for(settings: &Settings) -> impl Reattacher {
-    LocalReattacher(Arc::new(runner_for(settings)))
+    ReattachBoth {
+        local: Arc::new(runner_for(settings)),
+        slurm: Arc::new(slurm_runner_for(settings)),
+    }
 }
 
 /// Settles the runs an earlier aisci left queued or running in `folder` (see
@@ -503,6 +551,24 @@ pub async fn resume_runs(
         cancel,
     };
     crate::runs::resume_folder(folder, &ctx).await
+}
+
+/// A Slurm run's placement, in words.
+fn describe_slurm_job(
+    job: Option<&str>,
+    slurm: &crate::config::SlurmSettings,
+    cuda_visible_devices: Option<&str>,
+) -> String {
+    let job = job.map_or_else(
+        || "Slurm job (not submitted)".to_string(),
+        |j| format!("Slurm job {j}"),
+    );
+    let gpus = match (slurm.gpus_per_run, cuda_visible_devices) {
+        (0, _) => "no GPU requested".to_string(),
+        (n, Some(cvd)) => format!("{n} GPU(s), CUDA_VISIBLE_DEVICES={cvd}"),
+        (n, None) => format!("{n} GPU(s)"),
+    };
+    format!("{job}: {gpus}")
 }
 
 /// The idea named `name` in a template's ideas.json, else in its seed_ideas.json.
@@ -640,7 +706,7 @@ pub async fn run_experiment(
     settings: &Settings,
     deps: ExperimentDeps<'_>,
 ) -> Result<ExperimentOutcome, StageError> {
-    let runner = scheduled_runner(settings).await;
+    let runner = shared_runner(settings).await;
     let ctx = ExperimentCtx {
         llm: deps.llm,
         sink: deps.sink,
@@ -671,7 +737,7 @@ pub async fn baseline(
     settings: &Settings,
     cancel: &CancellationToken,
 ) -> Result<RunRecord, StageError> {
-    let runner = scheduled_runner(settings).await;
+    let runner = shared_runner(settings).await;
     Ok(run_baseline(
         template,
         runner.as_ref(),

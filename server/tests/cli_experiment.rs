@@ -219,3 +219,99 @@ async fn cli_experiment_without_the_key_creates_nothing() {
     assert!(!dir.path().join("results").exists(), "no results/ folder");
     assert_eq!(fake.hits(), 0);
 }
+
+/// `--idea A --idea B --parallel 2`: both ideas are implemented at the same time, each
+/// in its own folder and conversation, their runs sharing two CPU slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_experiment_runs_two_ideas_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template_copy(dir.path());
+    // Each idea's conversation gets its own script; every reply takes 300 ms, so ideas
+    // run one after the other would not overlap in time.
+    const KEYS: [(&str, &str); 2] = [
+        ("learning_rate_warmup", "Warmup versus Constant SGD"),
+        (IDEA, "Lazy or Rich?"),
+    ];
+    let delayed = || {
+        stage_replies()
+            .into_iter()
+            .map(|r| r.delayed(Duration::from_millis(300)))
+            .collect::<Vec<_>>()
+    };
+    let fake = FakeLlm::start_routed(
+        vec![],
+        KEYS.iter().map(|(_, key)| (key.to_string(), delayed())).collect(),
+    )
+    .await;
+    let llm = format!(
+        "[llm]\nprovider = \"vllm\"\nbase_url = \"{}\"\nmodel = \"local-model\"\nstream = false\nmax_retries = 0\n",
+        fake.v1()
+    );
+    let config = format!(
+        "{}\n[run]\ngpus = []\ncpu_slots = 2\n",
+        config_toml(dir.path(), &llm)
+    );
+    let (out, took) = aisci(
+        dir.path(),
+        &config,
+        &[
+            "experiment",
+            "--template",
+            t.to_str().unwrap(),
+            "--idea",
+            KEYS[0].0,
+            "--idea",
+            KEYS[1].0,
+            "--parallel",
+            "2",
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {}\n{stdout}\n{stderr}", out.status);
+    assert!(stderr.contains("implementing 2 idea(s), 2 at a time"), "{stderr}");
+    for (name, _) in KEYS {
+        assert!(stdout.contains(&format!("[{name}] run_1 ✓ ")), "{name}: {stdout}");
+        assert!(
+            stdout.contains(&format!("\n{name}: 2 run(s) completed (run_1, run_2)")),
+            "{name}: {stdout}"
+        );
+    }
+    let parent = dir.path().join("results/tiny_mlp");
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    folders.sort();
+    assert_eq!(folders.len(), 2, "{folders:?}");
+    for (name, _) in KEYS {
+        let f = folders
+            .iter()
+            .find(|f| f.to_str().unwrap().ends_with(&format!("_{name}")))
+            .unwrap_or_else(|| panic!("no folder for {name}: {folders:?}"));
+        for i in [1, 2] {
+            assert!(
+                f.join(format!("run_{i}/final_info.json")).is_file(),
+                "{name} run_{i}"
+            );
+        }
+        assert!(f.join(".aisci/usage.jsonl").is_file());
+    }
+    // Overlap: each conversation's first request came before the other's last.
+    let seen = fake.seen();
+    let window = |key: &str| {
+        let times: Vec<_> = seen
+            .iter()
+            .filter(|s| s.body.to_string().contains(key))
+            .map(|s| s.at)
+            .collect();
+        assert_eq!(times.len(), 6, "{key}: every stage call answered from its route");
+        (*times.iter().min().unwrap(), *times.iter().max().unwrap())
+    };
+    let (a0, a1) = window(KEYS[0].1);
+    let (b0, b1) = window(KEYS[1].1);
+    assert!(a0 < b1 && b0 < a1, "the two ideas ran one after the other");
+    assert_eq!(fake.hits(), 12);
+    eprintln!("two ideas in parallel: {took:?}");
+}

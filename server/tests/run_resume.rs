@@ -381,7 +381,15 @@ async fn each_transition_is_on_disk_as_it_happens() {
         watch_dir: Some(run_dir.clone()),
     };
     let record = RunRecord::queued(1, 1, vec!["python3".into()], RunOrigin::Launch, 60);
-    let end = runs::run_tracked(&root, record, &fake, &spec, &CancellationToken::new()).await;
+    let end = runs::run_tracked(
+        &root,
+        record,
+        &fake,
+        &spec,
+        &aisci::runner::NoEvents,
+        &CancellationToken::new(),
+    )
+    .await;
 
     let seen = fake.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3, "{seen:#?}");

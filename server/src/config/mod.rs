@@ -5,5 +5,5 @@ pub mod settings;
 pub use load::{load, user_config_path, Layer, Loaded, Sources, UNTRUSTED_KEYS};
 pub use settings::{
     ExperimentSettings, IdeaSettings, LiteratureSettings, LlmSettings, NoveltySettings, Price, ProviderKind,
-    RunSettings, Settings,
+    RunSettings, RunnerKind, Settings, SlurmSettings,
 };

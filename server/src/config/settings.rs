@@ -15,6 +15,7 @@ pub struct Settings {
     pub novelty: NoveltySettings,
     pub experiment: ExperimentSettings,
     pub run: RunSettings,
+    pub latex: LatexSettings,
     /// Not a setting: every variable any layer named as holding a key (even one a
     /// project file was not allowed to set), so experiments never see them.
     #[serde(skip)]
@@ -122,6 +123,60 @@ pub struct RunSettings {
     pub cpu_slots: u32,
     /// A run whose folder grows past this many bytes is stopped (checked while it runs).
     pub max_run_dir_bytes: u64,
+    /// Where runs execute: on this machine, or as Slurm jobs.
+    pub runner: RunnerKind,
+    /// How runs are submitted when `runner` is `slurm`.
+    pub slurm: SlurmSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerKind {
+    /// Child processes of aisci, one per GPU slot (`gpus`, `runs_per_gpu`, `cpu_slots`).
+    #[default]
+    Local,
+    /// `sbatch` jobs; Slurm queues them and hands out GPUs.
+    Slurm,
+}
+
+impl RunnerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunnerKind::Local => "local",
+            RunnerKind::Slurm => "slurm",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SlurmSettings {
+    /// `--partition`; None: the cluster's default.
+    pub partition: Option<String>,
+    /// `--account`; None: the user's default.
+    pub account: Option<String>,
+    /// GPUs per run, as `--gres=gpu:N`; 0 asks for none.
+    pub gpus_per_run: u32,
+    /// More `sbatch` options, one per element (e.g. `"--mem=16G"`). They can change what
+    /// runs and where: never taken from an untrusted project.
+    pub extra_args: Vec<String>,
+    /// How often the job's state and output are polled.
+    pub poll_ms: u64,
+    /// Longest wait for one Slurm command (`sbatch`, `squeue`, ...) before it counts as failed.
+    pub command_timeout_secs: u64,
+}
+
+impl Default for SlurmSettings {
+    fn default() -> Self {
+        Self {
+            partition: None,
+            account: None,
+            gpus_per_run: 1,
+            extra_args: Vec::new(),
+            poll_ms: 1000,
+            command_timeout_secs: 30,
+        }
+    }
 }
 
 impl Default for RunSettings {
@@ -132,6 +187,30 @@ impl Default for RunSettings {
             runs_per_gpu: 1,
             cpu_slots: 1,
             max_run_dir_bytes: 10 << 30,
+            runner: RunnerKind::Local,
+            slurm: SlurmSettings::default(),
+        }
+    }
+}
+
+/// Building the paper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LatexSettings {
+    /// A build (latexmk, or pdflatex + bibtex + pdflatex twice) is stopped after this long.
+    pub build_timeout_secs: u64,
+    /// Build when a `.tex` is saved in the editor.
+    pub build_on_save: bool,
+    /// Add chktex's advice to the build's diagnostics.
+    pub chktex: bool,
+}
+
+impl Default for LatexSettings {
+    fn default() -> Self {
+        Self {
+            build_timeout_secs: 120,
+            build_on_save: true,
+            chktex: true,
         }
     }
 }

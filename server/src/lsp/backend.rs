@@ -12,6 +12,7 @@ use tower_lsp::{Client, LanguageServer};
 
 use super::convert::{self, path_of, uri_of};
 use super::ideas_view;
+use super::paper_view;
 use super::progress::{job_of_token, CLIENT_REPLY_TIMEOUT};
 use super::state::{ClientCaps, OpenDoc, State};
 use crate::project::{check_template, find_enclosing, Problem, ProjectFolder};
@@ -38,6 +39,7 @@ pub const COMMANDS: &[&str] = &[
     CMD_RUN_BASELINE,
     CMD_OPEN_RUN,
     CMD_LAUNCH_RUN,
+    paper_view::CMD_BUILD_PAPER,
 ];
 
 /// Time to wait after the last edit before re-checking a project.
@@ -196,6 +198,7 @@ impl Backend {
     }
 
     fn after_edit(&self, path: &Path) {
+        paper_view::after_edit(self, path);
         if let Some(folder) = self.state.folder_of(path) {
             self.schedule_check(folder.root().to_path_buf());
         }
@@ -299,13 +302,17 @@ impl LanguageServer for Backend {
                     ..Default::default()
                 })),
                 code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
-                    code_action_kinds: Some(vec![CodeActionKind::SOURCE]),
+                    code_action_kinds: Some(vec![CodeActionKind::SOURCE, CodeActionKind::QUICKFIX]),
                     ..Default::default()
                 })),
                 code_lens_provider: Some(CodeLensOptions {
                     resolve_provider: Some(false),
                 }),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(vec!["{".into(), ",".into()]),
+                    ..Default::default()
+                }),
                 execute_command_provider: Some(ExecuteCommandOptions {
                     commands: COMMANDS.iter().map(|c| c.to_string()).collect(),
                     ..Default::default()
@@ -386,6 +393,16 @@ impl LanguageServer for Backend {
                 d.mark_saved();
             }
             self.after_edit(&path);
+            if paper_view::is_tex(&path)
+                && self
+                    .state
+                    .settings_for(Some(&crate::latex::paper::runs_folder(&path)))
+                    .settings
+                    .latex
+                    .build_on_save
+            {
+                paper_view::spawn_build(self, path.clone());
+            }
         }
     }
 
@@ -436,9 +453,28 @@ impl LanguageServer for Backend {
             return Ok(None);
         };
         if let Some(only) = &params.context.only {
-            if !only.iter().any(|k| "source.aisci".starts_with(k.as_str())) {
+            let quickfix = paper_view::is_tex(&path) || path.extension().is_some_and(|e| e == "bib");
+            if !only
+                .iter()
+                .any(|k| "source.aisci".starts_with(k.as_str()) || (quickfix && k.as_str() == "quickfix"))
+            {
                 return Ok(None);
             }
+        }
+        if paper_view::is_tex(&path) || path.extension().is_some_and(|e| e == "bib") {
+            let actions = paper_view::code_actions(self, &path, params.range);
+            let only = params.context.only.as_ref();
+            let actions = actions
+                .into_iter()
+                .filter(|a| match (a, only) {
+                    (CodeActionOrCommand::CodeAction(a), Some(only)) => a
+                        .kind
+                        .as_ref()
+                        .is_some_and(|k| only.iter().any(|o| k.as_str().starts_with(o.as_str()))),
+                    _ => true,
+                })
+                .collect();
+            return Ok(Some(actions));
         }
         if !is_file(&path, "experiment.py") {
             return Ok(None);
@@ -634,6 +670,9 @@ impl LanguageServer for Backend {
         let Some(path) = path_of(&tdp.text_document.uri) else {
             return Ok(None);
         };
+        if paper_view::is_tex(&path) {
+            return Ok(paper_view::hover(self, &path, tdp.position));
+        }
         if !is_file(&path, "ideas.json") {
             return Ok(None);
         }
@@ -655,8 +694,30 @@ impl LanguageServer for Backend {
         }))
     }
 
+    async fn completion(&self, params: CompletionParams) -> RpcResult<Option<CompletionResponse>> {
+        let tdp = params.text_document_position;
+        let Some(path) = path_of(&tdp.text_document.uri) else {
+            return Ok(None);
+        };
+        Ok(paper_view::completion(self, &path, tdp.position))
+    }
+
     async fn execute_command(&self, params: ExecuteCommandParams) -> RpcResult<Option<Value>> {
         match params.command.as_str() {
+            paper_view::CMD_BUILD_PAPER => {
+                let tex = params
+                    .arguments
+                    .first()
+                    .and_then(|a| a.get("tex"))
+                    .and_then(|t| t.as_str())
+                    .map(PathBuf::from)
+                    .filter(|p| paper_view::is_tex(p))
+                    .ok_or_else(|| {
+                        RpcError::invalid_params("aisci.buildPaper needs {\"tex\": path of a .tex file}")
+                    })?;
+                paper_view::spawn_build(self, tex);
+                Ok(None)
+            }
             CMD_GENERATE_IDEAS => {
                 let Some(dir) = template_arg(&params.arguments) else {
                     return Err(RpcError::invalid_params(

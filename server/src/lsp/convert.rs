@@ -71,6 +71,7 @@ pub fn diagnostic(p: &Problem, rope: &Rope, enc: PosEncoding) -> lsp::Diagnostic
             Severity::Error => lsp::DiagnosticSeverity::ERROR,
             Severity::Warning => lsp::DiagnosticSeverity::WARNING,
             Severity::Info => lsp::DiagnosticSeverity::INFORMATION,
+            Severity::Hint => lsp::DiagnosticSeverity::HINT,
         }),
         source: Some("aisci".into()),
         message: p.message.clone(),

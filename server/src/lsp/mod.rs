@@ -9,6 +9,7 @@ mod framing;
 mod ideas_job;
 mod ideas_view;
 mod novelty_job;
+mod paper_view;
 mod progress;
 mod run_output;
 mod runs_view;

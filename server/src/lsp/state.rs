@@ -92,6 +92,8 @@ pub struct State {
     pub publish_gates: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     /// Per project root: files that currently carry our diagnostics.
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
+    /// Papers: pending checks, last builds, their diagnostics.
+    pub paper: super::paper_view::PaperState,
 }
 
 impl State {

@@ -5,6 +5,8 @@ pub enum Severity {
     Error,
     Warning,
     Info,
+    /// Advice shown faintly (overfull boxes, a review's limitations).
+    Hint,
 }
 
 /// Something wrong with a project file. `span` is a byte range into the file's text

@@ -14,11 +14,13 @@ pub mod facts;
 pub mod gpus;
 pub mod local;
 pub mod scheduler;
+pub mod slurm;
 pub mod traceback;
 
 pub use gpus::{Gpu, GpuDetection, GpuSource};
 pub use local::{dir_size, LocalRunner, ResourceLimits};
 pub use scheduler::{QueueEvent, Slot, SlotScheduler};
+pub use slurm::{SlurmRunner, SlurmTools};
 pub use traceback::{Frame, Traceback};
 
 /// One program run.
@@ -170,7 +172,9 @@ pub struct LocalAttachment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlurmAttachment {
     pub job_id: String,
-    /// When the run's time limit ends (milliseconds since the Unix epoch).
+    /// When the run's time limit ends (milliseconds since the Unix epoch). The limit counts
+    /// from the job's start: sent at submission as submission + limit, and again in a
+    /// second `Started` once the job runs. A re-attaching runner takes the start from Slurm.
     pub deadline_unix_ms: u64,
 }
 

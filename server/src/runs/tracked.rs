@@ -28,15 +28,24 @@ enum Change {
     Started(Attachment),
 }
 
-/// Passes a run's events to the live view and the record writer.
-struct Recorder {
+/// Passes a run's events to the live view and the record writer, then to the caller's
+/// own watcher.
+struct Recorder<'a> {
     folder: PathBuf,
     run: u32,
     tx: mpsc::UnboundedSender<Change>,
+    also: &'a dyn RunEvents,
 }
 
-impl RunEvents for Recorder {
+impl RunEvents for Recorder<'_> {
     fn on_event(&self, event: RunEvent) {
+        self.record(event.clone());
+        self.also.on_event(event);
+    }
+}
+
+impl Recorder<'_> {
+    fn record(&self, event: RunEvent) {
         let (folder, run) = (self.folder.as_path(), self.run);
         match event {
             RunEvent::Output { stream, text } => live::output(folder, run, stream, &text),
@@ -84,12 +93,14 @@ fn apply(record: &mut RunRecord, change: Change) {
 }
 
 /// Saves `record` (under `root`) as queued, runs `spec` through `runner` keeping the
-/// record up to date, and hands back the record with how the run ended.
+/// record up to date (events go on to `also`), and hands back the record with how the
+/// run ended.
 pub async fn run_tracked(
     root: &Path,
     mut record: RunRecord,
     runner: &dyn Runner,
     spec: &RunSpec,
+    also: &dyn RunEvents,
     cancel: &CancellationToken,
 ) -> TrackedEnd {
     record.state = RunState::Queued;
@@ -125,6 +136,7 @@ pub async fn run_tracked(
         folder: root.to_path_buf(),
         run: record.run,
         tx,
+        also,
     };
     let result = runner.run_with(spec, &recorder, cancel).await;
     drop(recorder);

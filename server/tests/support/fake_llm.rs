@@ -121,6 +121,9 @@ pub struct Seen {
 #[derive(Default)]
 struct Shared {
     script: VecDeque<Reply>,
+    /// Scripts chosen by a text the request body contains (first match), for
+    /// conversations that run at the same time; `script` answers the rest.
+    routes: Vec<(String, VecDeque<Reply>)>,
     seen: Vec<Seen>,
 }
 
@@ -132,8 +135,16 @@ pub struct FakeLlm {
 
 impl FakeLlm {
     pub async fn start(script: Vec<Reply>) -> Self {
+        Self::start_routed(script, Vec::new()).await
+    }
+
+    /// Like [`FakeLlm::start`], but a request whose body contains a route's key is
+    /// answered from that route's script (the first route that matches).
+    #[allow(dead_code)]
+    pub async fn start_routed(script: Vec<Reply>, routes: Vec<(String, Vec<Reply>)>) -> Self {
         let shared = Arc::new(Mutex::new(Shared {
             script: script.into(),
+            routes: routes.into_iter().map(|(k, r)| (k, r.into())).collect(),
             seen: Vec::new(),
         }));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
@@ -169,7 +180,11 @@ async fn handle(
             body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
             at: Instant::now(),
         });
-        s.script.pop_front()
+        let text = String::from_utf8_lossy(&body);
+        match s.routes.iter_mut().find(|(key, _)| text.contains(key.as_str())) {
+            Some((_, route)) => route.pop_front(),
+            None => s.script.pop_front(),
+        }
     };
     let mut reply = reply.unwrap_or_else(|| {
         Reply::json(

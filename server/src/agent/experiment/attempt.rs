@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::project::{FinalInfo, RunOrigin, RunRecord, RunState, ATTEMPTS_DIR};
-use crate::runner::{facts, ExitKind, Limit, RunOutcome, RunSpec, Runner};
+use crate::runner::{facts, ExitKind, Limit, NoEvents, RunOutcome, RunSpec, Runner};
 use crate::runs::finish::{complete, ended_without_status, set_aside, set_aside_when_failed};
 use crate::runs::run_tracked;
 
@@ -83,7 +83,7 @@ pub(super) async fn run_attempt(
         spec.timeout_secs,
     );
     record.code = spec.snapshot_code.then(|| PathBuf::from(&code_name));
-    let tracked = run_tracked(root, record, runner, &run_spec, cancel).await;
+    let tracked = run_tracked(root, record, runner, &run_spec, &NoEvents, cancel).await;
     let mut record = tracked.record;
     let outcome = match tracked.result {
         Ok(o) => o,

@@ -1,0 +1,425 @@
+//! What a `.tex` file holds, read from its tree-sitter tree: the section map, citation
+//! keys, labels and references, included graphics and where they are searched, the
+//! environments (and which are left open), `filecontents` blocks (v1 keeps its
+//! bibliography in one), the `\title`. All positions are byte ranges into the source.
+//!
+//! The grammar recovers from errors, so a half-typed document still yields everything
+//! outside the broken part; environments are matched by walking `\begin`/`\end` in order
+//! rather than trusting the tree's nesting, which breaks at the first unclosed one.
+
+use std::ops::Range;
+
+use tree_sitter::{Node, Parser, Tree};
+
+/// One `\section`-like heading and the text it governs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// 0 `\part`, 1 `\chapter`, 2 `\section`, 3 `\subsection`, 4 `\subsubsection`,
+    /// 5 `\paragraph`, 6 `\subparagraph`.
+    pub level: u8,
+    /// The heading's text as written (LaTeX markup kept).
+    pub title: String,
+    /// `\section{...}` itself.
+    pub heading: Range<usize>,
+    /// From the heading to the next heading of the same or a higher level, `\end{document}`,
+    /// the bibliography, or the end of the file.
+    pub body: Range<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Citation {
+    pub key: String,
+    /// The key itself.
+    pub span: Range<usize>,
+    /// The whole `\cite{...}` command.
+    pub command: Range<usize>,
+}
+
+/// A name with where it is written (`\label{name}`, `\ref{name}`, a graphic's path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub name: String,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub name: String,
+    pub begin: Range<usize>,
+    /// None: never closed.
+    pub end: Option<Range<usize>>,
+}
+
+/// `\begin{filecontents}{name} ... \end{filecontents}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileContents {
+    pub name: String,
+    /// The text between the opening line and `\end{filecontents}`.
+    pub body: Range<usize>,
+}
+
+/// An `\end{...}` whose name does not match the innermost open environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrayEnd {
+    pub name: String,
+    pub span: Range<usize>,
+    /// The environment that was open instead (None: nothing was open).
+    pub expected: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TexFacts {
+    pub sections: Vec<Section>,
+    pub citations: Vec<Citation>,
+    pub labels: Vec<Named>,
+    pub references: Vec<Named>,
+    pub graphics: Vec<Named>,
+    /// The folders of `\graphicspath{{a/}{b/}}`, in order.
+    pub graphics_paths: Vec<String>,
+    pub environments: Vec<Environment>,
+    pub stray_ends: Vec<StrayEnd>,
+    pub filecontents: Vec<FileContents>,
+    /// `\bibliography{a,b}` names (without `.bib`).
+    pub bibliographies: Vec<Named>,
+    /// The `\title{...}` command.
+    pub title: Option<Range<usize>>,
+    /// The source has `\end{document}` at this range.
+    pub end_document: Option<Range<usize>>,
+}
+
+pub fn parse(src: &str) -> Tree {
+    let mut parser = Parser::new();
+    parser
+        .set_language(&codebook_tree_sitter_latex::LANGUAGE.into())
+        .expect("the LaTeX grammar matches the tree-sitter version");
+    parser
+        .parse(src, None)
+        .expect("a parser with a language always parses")
+}
+
+/// Everything [`TexFacts`] holds, from a tree of `src`.
+pub fn facts(tree: &Tree, src: &str) -> TexFacts {
+    let mut f = TexFacts::default();
+    let mut open: Vec<usize> = Vec::new();
+    let mut headings: Vec<(u8, String, Range<usize>)> = Vec::new();
+    let mut bib_start: Option<usize> = None;
+    // Pre-order, children left to right, with one cursor (no allocation per node: a
+    // paper has a node per word).
+    let mut cursor = tree.walk();
+    'walk: loop {
+        let node = cursor.node();
+        let text = |n: Node| src[n.byte_range()].to_owned();
+        match node.kind() {
+            "part" | "chapter" | "section" | "subsection" | "subsubsection" | "paragraph"
+            | "subparagraph" => {
+                let title = node.child_by_field_name("text");
+                let heading_end = title.map(|t| t.end_byte()).unwrap_or(node.start_byte());
+                headings.push((
+                    level_of(node.kind()),
+                    title.map(|t| inner_text(t, src)).unwrap_or_default(),
+                    node.start_byte()..heading_end.max(node.start_byte() + 1),
+                ));
+            }
+            "citation" => {
+                if let Some(keys) = node.child_by_field_name("keys") {
+                    let mut c = keys.walk();
+                    for k in keys.children_by_field_name("text", &mut c) {
+                        f.citations.push(Citation {
+                            key: text(k).trim().to_owned(),
+                            span: k.byte_range(),
+                            command: node.byte_range(),
+                        });
+                    }
+                }
+            }
+            "label_definition" => {
+                if let Some(name) = node.child_by_field_name("name") {
+                    f.labels.push(named_inner(name, src));
+                }
+            }
+            "label_reference" | "label_reference_range" => {
+                let mut c = node.walk();
+                for names in node.children_by_field_name("names", &mut c) {
+                    let mut c2 = names.walk();
+                    for l in names.children_by_field_name("label", &mut c2) {
+                        f.references.push(Named {
+                            name: text(l).trim().to_owned(),
+                            span: l.byte_range(),
+                        });
+                    }
+                }
+            }
+            "graphics_include" => {
+                if let Some(p) = node.child_by_field_name("path") {
+                    f.graphics.push(named_inner(p, src));
+                }
+            }
+            "bibtex_include" => {
+                if bib_start.is_none() {
+                    bib_start = Some(node.start_byte());
+                }
+                if let Some(p) = node.child_by_field_name("paths") {
+                    let mut c = p.walk();
+                    for path in p.children_by_field_name("path", &mut c) {
+                        f.bibliographies.push(Named {
+                            name: text(path).trim().to_owned(),
+                            span: path.byte_range(),
+                        });
+                    }
+                }
+            }
+            "title_declaration" => f.title = Some(node.byte_range()),
+            "generic_command" => {
+                let name = node.child_by_field_name("command").map(text).unwrap_or_default();
+                if name == "\\graphicspath" {
+                    f.graphics_paths.extend(graphics_paths(node, src));
+                }
+            }
+            "begin" => {
+                let name = node
+                    .child_by_field_name("name")
+                    .map(|n| inner_text(n, src))
+                    .unwrap_or_default();
+                if name == "filecontents" || name == "filecontents*" {
+                    if let Some(fc) = filecontents(node, src) {
+                        f.filecontents.push(fc);
+                    }
+                }
+                open.push(f.environments.len());
+                f.environments.push(Environment {
+                    name,
+                    begin: node.byte_range(),
+                    end: None,
+                });
+            }
+            "end" => {
+                let name = node
+                    .child_by_field_name("name")
+                    .map(|n| inner_text(n, src))
+                    .unwrap_or_default();
+                if name == "document" {
+                    f.end_document = Some(node.byte_range());
+                }
+                match open.iter().rposition(|i| f.environments[*i].name == name) {
+                    // Closes the innermost open one (anything opened inside it stays open).
+                    Some(pos) => {
+                        let i = open[pos];
+                        f.environments[i].end = Some(node.byte_range());
+                        open.truncate(pos);
+                    }
+                    None => f.stray_ends.push(StrayEnd {
+                        name,
+                        span: node.byte_range(),
+                        expected: open.last().map(|i| f.environments[*i].name.clone()),
+                    }),
+                }
+            }
+            _ => {}
+        }
+        // Comments and verbatim-like blocks hold no LaTeX structure.
+        let opaque = matches!(
+            node.kind(),
+            "line_comment" | "block_comment" | "comment_environment" | "verbatim_environment"
+        );
+        if !opaque && cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+        }
+    }
+
+    let doc_end = f
+        .end_document
+        .as_ref()
+        .map(|r| r.start)
+        .into_iter()
+        .chain(bib_start)
+        .min()
+        .unwrap_or(src.len());
+    for (i, (level, title, heading)) in headings.iter().enumerate() {
+        let end = headings[i + 1..]
+            .iter()
+            .find(|(l, _, h)| *l <= *level && h.start > heading.start)
+            .map(|(_, _, h)| h.start)
+            .unwrap_or(doc_end)
+            .max(heading.end);
+        f.sections.push(Section {
+            level: *level,
+            title: title.clone(),
+            heading: heading.clone(),
+            body: heading.start..end,
+        });
+    }
+    f
+}
+
+fn level_of(kind: &str) -> u8 {
+    match kind {
+        "part" => 0,
+        "chapter" => 1,
+        "section" => 2,
+        "subsection" => 3,
+        "subsubsection" => 4,
+        "paragraph" => 5,
+        _ => 6,
+    }
+}
+
+/// The text inside a `{...}` group, trimmed.
+fn inner_text(group: Node, src: &str) -> String {
+    let s = &src[group.byte_range()];
+    let s = s.strip_prefix('{').unwrap_or(s);
+    let s = s.strip_suffix('}').unwrap_or(s);
+    s.trim().to_owned()
+}
+
+/// A `{name}` group as a [`Named`] whose span covers the name only.
+fn named_inner(group: Node, src: &str) -> Named {
+    let r = group.byte_range();
+    let raw = &src[r.clone()];
+    let (start, end) = match (raw.starts_with('{'), raw.ends_with('}') && raw.len() > 1) {
+        (true, true) => (r.start + 1, r.end - 1),
+        (true, false) => (r.start + 1, r.end),
+        _ => (r.start, r.end),
+    };
+    let inner = &src[start..end];
+    let lead = inner.len() - inner.trim_start().len();
+    let name = inner.trim();
+    Named {
+        name: name.to_owned(),
+        span: start + lead..start + lead + name.len(),
+    }
+}
+
+fn graphics_paths(node: Node, src: &str) -> Vec<String> {
+    let Some(arg) = node.child_by_field_name("arg") else {
+        return Vec::new();
+    };
+    let mut c = arg.walk();
+    let inner: Vec<String> = arg
+        .named_children(&mut c)
+        .filter(|n| n.kind() == "curly_group")
+        .map(|n| inner_text(n, src))
+        .collect();
+    if inner.is_empty() {
+        // `\graphicspath{dir/}` (one folder without its own braces).
+        let one = inner_text(arg, src);
+        return if one.is_empty() { Vec::new() } else { vec![one] };
+    }
+    inner
+}
+
+/// The file name and body of a `filecontents` environment from its `\begin` node.
+fn filecontents(begin: Node, src: &str) -> Option<FileContents> {
+    let env = begin.parent()?;
+    let name = begin
+        .next_named_sibling()
+        .filter(|n| n.kind() == "curly_group")
+        .map(|n| (inner_text(n, src), n.end_byte()))?;
+    let end = env
+        .child_by_field_name("end")
+        .map(|e| e.start_byte())
+        .or_else(|| src[name.1..].find("\\end{filecontents").map(|i| name.1 + i))?;
+    // The body starts on the line after the opening.
+    let start = src[name.1..end]
+        .find('\n')
+        .map(|i| name.1 + i + 1)
+        .unwrap_or(name.1);
+    Some(FileContents {
+        name: name.0,
+        body: start..end.max(start),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(src: &str) -> TexFacts {
+        facts(&parse(src), src)
+    }
+
+    const SAMPLE: &str = r#"\documentclass{article}
+\graphicspath{{../}{figs/}}
+\begin{filecontents}{references.bib}
+@article{a1,
+ title = {X},
+}
+\end{filecontents}
+\title{My Title}
+\begin{document}
+\maketitle
+\section{Introduction}
+\label{sec:intro}
+Text \cite{a1, b2} and \citet{c3}. See Fig.~\ref{fig:x}.
+\begin{figure}[h]
+  \includegraphics[width=\textwidth]{generated_images.png}
+  \caption{Cap}\label{fig:x}
+\end{figure}
+\subsection{Sub}
+More.
+\section{Results}
+% \cite{commented}
+Done.
+\bibliography{references}
+\end{document}
+"#;
+
+    #[test]
+    fn reads_structure() {
+        let f = of(SAMPLE);
+        let keys: Vec<&str> = f.citations.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["a1", "b2", "c3"]);
+        assert_eq!(&SAMPLE[f.citations[1].span.clone()], "b2");
+        assert_eq!(f.graphics_paths, ["../", "figs/"]);
+        assert_eq!(f.graphics.len(), 1);
+        assert_eq!(f.graphics[0].name, "generated_images.png");
+        assert_eq!(&SAMPLE[f.graphics[0].span.clone()], "generated_images.png");
+        let labels: Vec<&str> = f.labels.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(labels, ["sec:intro", "fig:x"]);
+        assert_eq!(f.references[0].name, "fig:x");
+        assert_eq!(f.bibliographies[0].name, "references");
+        assert_eq!(f.filecontents.len(), 1);
+        assert_eq!(f.filecontents[0].name, "references.bib");
+        assert!(SAMPLE[f.filecontents[0].body.clone()].starts_with("@article{a1,"));
+        assert!(SAMPLE[f.filecontents[0].body.clone()].ends_with("}\n"));
+        assert!(f.title.is_some());
+        assert!(f.stray_ends.is_empty());
+        assert!(
+            f.environments.iter().all(|e| e.end.is_some()),
+            "{:?}",
+            f.environments
+        );
+    }
+
+    #[test]
+    fn sections_cover_their_text() {
+        let f = of(SAMPLE);
+        let titles: Vec<(&str, u8)> = f.sections.iter().map(|s| (s.title.as_str(), s.level)).collect();
+        assert_eq!(titles, [("Introduction", 2), ("Sub", 3), ("Results", 2)]);
+        let intro = &SAMPLE[f.sections[0].body.clone()];
+        assert!(intro.starts_with("\\section{Introduction}"));
+        assert!(intro.contains("\\subsection{Sub}") && !intro.contains("Results"));
+        let results = &SAMPLE[f.sections[2].body.clone()];
+        assert!(results.contains("Done.") && !results.contains("\\bibliography"));
+    }
+
+    #[test]
+    fn unclosed_and_mismatched_environments() {
+        let src = "\\begin{document}\n\\begin{itemize}\n\\item x\n\\begin{table}\n\\end{itemize}\n\\end{figure}\n\\end{document}\n";
+        let f = of(src);
+        let open: Vec<&str> = f
+            .environments
+            .iter()
+            .filter(|e| e.end.is_none())
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(open, ["table"]);
+        assert_eq!(f.stray_ends.len(), 1);
+        assert_eq!(f.stray_ends[0].name, "figure");
+        assert_eq!(f.stray_ends[0].expected.as_deref(), Some("document"));
+    }
+}
