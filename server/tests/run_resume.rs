@@ -523,3 +523,82 @@ async fn kill_9_of_aisci_run_then_the_next_aisci_finishes_the_run() {
     assert!(t.join("run_2/final_info.json").is_file());
     assert!(!alive(pid));
 }
+
+/// The test cluster's config (`$SLURM_CONF`, else where `scripts/slurm-up` writes it);
+/// fails, never skips, when there is none.
+fn slurm_conf() -> PathBuf {
+    let conf = std::env::var_os("SLURM_CONF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let dir = std::env::var_os("AISCI_SLURM_DIR").unwrap_or_else(|| "/tmp/aisci-slurm".into());
+            Path::new(&dir).join("slurm.conf")
+        });
+    assert!(
+        conf.is_file(),
+        "no Slurm config at {}: start the test cluster with scripts/slurm-up (as root) and export SLURM_CONF",
+        conf.display()
+    );
+    conf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_aisci_run_then_the_next_aisci_finishes_the_slurm_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("config.toml"),
+        "[run]\ngpus = []\n[run.slurm]\ngpus_per_run = 0\npoll_ms = 200\n",
+    )
+    .unwrap();
+    let conf = slurm_conf();
+    let t = script_dir(
+        tmp.path(),
+        "import json, os, sys, time\nout = sys.argv[1].split('=')[1]\nos.makedirs(out, exist_ok=True)\n\
+         if out == 'run_1':\n    time.sleep(4)\n\
+         json.dump({'d': {'means': {'acc': 0.8}}}, open(os.path.join(out, 'final_info.json'), 'w'))\nprint('done', out)\n",
+    );
+    let mut first = aisci_run_cmd(&home, &t)
+        .args(["--runner", "slurm"])
+        .env("SLURM_CONF", &conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        if let Some(id) = RunRecord::load(&t.join("run_1")).and_then(|r| r.job_id().map(str::to_owned)) {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run_1 never recorded its Slurm job: {:?}",
+            RunRecord::load(&t.join("run_1"))
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(first.id() as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    first.wait().unwrap();
+    let left = RunRecord::load(&t.join("run_1")).unwrap();
+    assert!(left.state.in_flight(), "{left:?}");
+
+    let second = aisci_run_cmd(&home, &t)
+        .args(["--runner", "slurm"])
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    assert!(err.contains("run_1 re-attached"), "{err}");
+    let r1 = RunRecord::load(&t.join("run_1")).unwrap();
+    assert_eq!((r1.state, r1.completed), (RunState::Done, true), "{r1:?}");
+    assert_eq!(r1.job_id(), Some(job.as_str()), "the same job, not a new one");
+    assert_eq!(r1.means.unwrap()["d"]["acc"], 0.8);
+    assert!(t.join("run_2/final_info.json").is_file(), "then the next run");
+    let out1 = std::fs::read_to_string(t.join("run_1/stdout.txt")).unwrap();
+    assert_eq!(out1.matches("done run_1").count(), 1, "run_1 ran once: {out1}");
+}
