@@ -16,6 +16,7 @@ pub mod llm;
 pub mod lsp;
 pub mod project;
 pub mod runner;
+pub mod runs;
 pub mod stages;
 pub mod workspace;
 pub mod writeup_stage;

@@ -693,12 +693,31 @@ async fn launch_run(
         },
         _ => {}
     });
+    let cancel = ctrl_c_token();
+    // Runs an earlier aisci left in flight here are settled first (never re-run).
+    let pending = aisci::runs::pending(&root);
+    if !pending.is_empty() {
+        let names: Vec<String> = pending.iter().map(|r| format!("run_{}", r.run)).collect();
+        eprintln!(
+            "aisci: {} left in flight by an earlier aisci; watching them again",
+            names.join(", ")
+        );
+        for r in stages::resume_runs(&root, &s, &cancel).await {
+            match r {
+                Ok(resumed) => eprintln!("aisci: {}", resumed.describe()),
+                Err(e) => eprintln!("aisci: a run record could not be written: {e}"),
+            }
+        }
+        if cancel.is_cancelled() {
+            return Ok(130);
+        }
+    }
     let opts = stages::LaunchOptions {
         timeout_secs: timeout,
         echo: true,
         observer: Some(observer),
     };
-    let launched = stages::launch_run(&root, &s, opts, &ctrl_c_token()).await?;
+    let launched = stages::launch_run(&root, &s, opts, &cancel).await?;
     eprintln!("aisci: {}", launched.gpus);
     let secs = launched.record.duration_secs;
     let name = format!("run_{}", launched.record.run);

@@ -21,7 +21,8 @@ use crate::llm::{self, CallRecord, Llm, LlmError, Totals};
 use crate::project::{Idea, PromptJson, Template};
 use crate::project::{IdeaFolder, RunRecord};
 use crate::runner::local::LocalRunner;
-use crate::runner::{Runner, SlotScheduler, SlurmRunner};
+use crate::runner::{Attachment, Runner, SlotScheduler, SlurmRunner};
+use crate::runs::{Reattacher, ResumeCtx, Resumed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -406,8 +407,9 @@ pub async fn launch_run(
     opts: LaunchOptions,
     cancel: &CancellationToken,
 ) -> Result<Launched, StageError> {
-    use crate::project::{read_run_results, RunExit, TraceFrame};
-    use crate::runner::{facts, Attachment, ExitKind, RunEvent, RunSpec};
+    use crate::project::{RunOrigin, RunState};
+    use crate::runner::{facts, ExitKind, RunEvent, RunSpec};
+    use crate::runs::finish::{complete, ended_without_status};
 
     let input = |message: String| StageError::Input {
         path: root.to_path_buf(),
@@ -466,87 +468,37 @@ pub async fn launch_run(
         env: Vec::new(),
         watch_dir: Some(run_dir.clone()),
     };
-    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let outcome = runner
-        .run_with(&spec, &events, cancel)
-        .await
-        .map_err(|e| input(e.to_string()))?;
-
-    let results = (outcome.exit == ExitKind::Success).then(|| read_run_results(&run_dir, None));
-    let (exit, exit_code, error) = match outcome.exit {
-        ExitKind::Success => (RunExit::Success, 0, None),
-        ExitKind::Failed(c) => (
-            RunExit::Failed { code: c },
-            u8::try_from(c).ok().filter(|c| *c != 0).unwrap_or(1),
-            outcome
-                .stderr_tail
-                .lines()
-                .rfind(|l| !l.trim().is_empty())
-                .map(str::to_string),
-        ),
-        ExitKind::Signaled(n) => (
-            RunExit::Signaled { signal: n },
-            128u8.saturating_add(n.clamp(0, 127) as u8),
-            Some(format!("killed by signal {n}")),
-        ),
-        ExitKind::TimedOut => (
-            RunExit::TimedOut,
-            124,
-            Some(format!("timed out after {timeout_secs} s")),
-        ),
-        ExitKind::Cancelled => (RunExit::Cancelled, 130, Some("cancelled".into())),
-        ExitKind::LimitExceeded(limit) => {
-            let crate::runner::Limit::RunDirBytes(limit_bytes) = limit;
-            (
-                RunExit::RunDirTooLarge { limit_bytes },
-                125,
-                Some(limit.to_string()),
-            )
+    let record = RunRecord::queued(
+        run,
+        1,
+        vec![s.run.python.clone(), "experiment.py".into(), out_arg],
+        RunOrigin::Launch,
+        timeout_secs,
+    );
+    let tracked = crate::runs::run_tracked(root, record, runner.as_ref(), &spec, &events, cancel).await;
+    let mut record = tracked.record;
+    let io = |e: std::io::Error| input(e.to_string());
+    let outcome = match tracked.result {
+        Ok(o) => o,
+        Err(e) => {
+            ended_without_status(&mut record, RunState::Failed, e.to_string());
+            record.save(root).map_err(io)?;
+            return Err(input(e.to_string()));
         }
     };
-    let (completed, means, error) = match results {
-        Some(Ok(fi)) => (
-            true,
-            Some(serde_json::Value::Object(fi.means_by_dataset())),
-            error,
-        ),
-        Some(Err(e)) => (false, None, Some(e.to_string())),
-        None => (false, None, error),
+    complete(&mut record, &outcome, &run_dir, None);
+    let exit_code = match outcome.exit {
+        ExitKind::Success => 0,
+        ExitKind::Failed(c) => u8::try_from(c).ok().filter(|c| *c != 0).unwrap_or(1),
+        ExitKind::Signaled(n) => 128u8.saturating_add(n.clamp(0, 127) as u8),
+        ExitKind::TimedOut => 124,
+        ExitKind::Cancelled => 130,
+        ExitKind::LimitExceeded(_) => 125,
     };
-    let tb = matches!(outcome.exit, ExitKind::Failed(_) | ExitKind::Signaled(_))
-        .then(|| crate::runner::traceback::parse(&outcome.stderr_tail))
-        .flatten();
-    let error = tb.as_ref().map(|t| t.error.clone()).or(error);
-    let frames = tb.map_or_else(Vec::new, |t| {
-        t.frames
-            .into_iter()
-            .map(|f| TraceFrame {
-                file: f.file,
-                line: f.line,
-                function: f.function,
-            })
-            .collect()
-    });
-    let record = RunRecord {
-        run,
-        attempt: 1,
-        exit,
-        completed,
-        started,
-        duration_secs: (outcome.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        command: vec![s.run.python.clone(), "experiment.py".into(), out_arg],
-        means,
-        error,
-        frames,
-        dir: PathBuf::from(&run_name),
-        stdout: Path::new(&run_name).join("stdout.txt"),
-        stderr: Path::new(&run_name).join("stderr.txt"),
-        code: None,
-    };
-    let io = |e: std::io::Error| input(e.to_string());
     record.save(root).map_err(io)?;
     let env = facts::collect(&s.run.python, outcome.cuda_visible_devices.as_deref()).await;
     facts::write(&run_dir, &env).map_err(io)?;
+    drop(tracked.live);
     Ok(Launched {
         record,
         exit_code,
@@ -559,6 +511,46 @@ pub async fn launch_run(
             ),
         },
     })
+}
+
+/// Watches runs again, each with the runner that started it.
+struct ReattachBoth {
+    local: Arc<dyn Runner>,
+    slurm: Arc<dyn Runner>,
+}
+
+impl Reattacher for ReattachBoth {
+    fn runner_for(&self, attachment: &Attachment) -> Option<Arc<dyn Runner>> {
+        Some(match attachment {
+            Attachment::Local(_) => self.local.clone(),
+            Attachment::Slurm(_) => self.slurm.clone(),
+        })
+    }
+}
+
+/// The runners that can watch again the runs an earlier aisci started (local runs by
+/// pid and start time, Slurm jobs by job id), whatever `run.runner` says now.
+pub fn reattacher_for(settings: &Settings) -> impl Reattacher {
+    ReattachBoth {
+        local: Arc::new(runner_for(settings)),
+        slurm: Arc::new(slurm_runner_for(settings)),
+    }
+}
+
+/// Settles the runs an earlier aisci left queued or running in `folder` (see
+/// `runs::resume`): queued ones are marked failed, running ones watched to their end.
+pub async fn resume_runs(
+    folder: &Path,
+    settings: &Settings,
+    cancel: &CancellationToken,
+) -> Vec<std::io::Result<Resumed>> {
+    let runners = reattacher_for(settings);
+    let ctx = ResumeCtx {
+        runners: &runners,
+        python: &settings.run.python,
+        cancel,
+    };
+    crate::runs::resume_folder(folder, &ctx).await
 }
 
 /// A Slurm run's placement, in words.

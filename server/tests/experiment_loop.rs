@@ -289,7 +289,7 @@ async fn runs_are_fed_back_failures_fixed_and_results_kept() {
     assert!(!report.partial());
     assert_eq!(report.failed.len(), 1);
     let failed = &report.failed[0];
-    assert_eq!(failed.exit, RunExit::Failed { code: 1 });
+    assert_eq!(failed.exit, Some(RunExit::Failed { code: 1 }));
     assert_eq!(
         failed.error.as_deref(),
         Some("RuntimeError: lr schedule not implemented")
@@ -406,7 +406,7 @@ async fn a_timed_out_run_is_reported_and_killed() {
         started.elapsed()
     );
     assert_eq!(report.end, RunsEnd::AttemptsExhausted { run: 1 });
-    assert_eq!(report.failed[0].exit, RunExit::TimedOut);
+    assert_eq!(report.failed[0].exit, Some(RunExit::TimedOut));
     assert!(
         model.prompt(2).contains("Run timed out after 1 seconds"),
         "{}",
@@ -457,7 +457,7 @@ async fn missing_results_and_bad_blocks_are_fed_back_and_counted() {
     assert!(p3.contains("block 1 (experiment.py)"), "{p3}");
     // Only one attempt ran; it exited 0 but is not a completed run.
     assert_eq!(report.failed.len(), 1);
-    assert_eq!(report.failed[0].exit, RunExit::Success);
+    assert_eq!(report.failed[0].exit, Some(RunExit::Success));
     assert!(!report.failed[0].completed);
     assert!(!folder.root.join("run_1").exists() && !folder.root.join("run_1.py").exists());
     assert!(folder
@@ -514,7 +514,7 @@ async fn cancelling_kills_the_run_promptly() {
         started.elapsed()
     );
     assert!(report.cancelled());
-    assert_eq!(report.failed[0].exit, RunExit::Cancelled);
+    assert_eq!(report.failed[0].exit, Some(RunExit::Cancelled));
     assert!(!folder.root.join("run_1").exists());
 }
 
@@ -643,4 +643,89 @@ async fn all_completed_at_once_and_a_sink_that_never_settles() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// `run_experiments` as a session would, without unwrapping its error.
+async fn session(
+    folder: &IdeaFolder,
+    model: &Arc<Model>,
+) -> Result<ExperimentReport, aisci::agent::experiment::ExperimentError> {
+    let llm = Llm::new(model.clone());
+    let settings = settings();
+    let runner = LocalRunner::from_settings(&settings);
+    let idea = idea();
+    let cancel = CancellationToken::new();
+    let ctx = ExperimentCtx {
+        llm: &llm,
+        sink: &DiskSink,
+        runner: &runner,
+        folder,
+        idea: &idea,
+        settings: &settings,
+        python: "python3",
+        temperature: Some(0.0),
+        max_tokens: 4096,
+        progress: &NoProgress,
+        events: &NoEvents,
+        cancel: &cancel,
+    };
+    run_experiments(&ctx).await
+}
+
+#[tokio::test]
+async fn a_resumed_study_goes_on_after_its_completed_runs() {
+    use aisci::project::journal::{Journal, StageState, STAGE_NOTES, STAGE_PLOT, STAGE_RUNS};
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = setup(tmp.path());
+    let root = folder.root.clone();
+
+    // Session 1 ends after run 1 (the model is gone: as if aisci stopped there).
+    let first = Model::new(&[&wider()]);
+    assert!(session(&folder, &first).await.is_err());
+    let run1 = std::fs::read(root.join("run_1/aisci_run.json")).unwrap();
+    let j = Journal::load(&root);
+    assert_eq!(j.stage(STAGE_RUNS).unwrap().state, StageState::Running, "{j:?}");
+
+    // Session 2 goes on at run 2, telling the model what run 1 gave.
+    let lr = block(
+        "experiment.py",
+        &CFG.replace("\"hidden\": 8", "\"hidden\": 16"),
+        &CFG.replace("\"hidden\": 8", "\"hidden\": 16")
+            .replace("0.01", "0.02"),
+    );
+    let notes = block(
+        "notes.txt",
+        "Description: Baseline results.\n",
+        "Description: Baseline results.\n## Figures\nnone\n",
+    );
+    let second = Model::new(&[&lr, "ALL_COMPLETED", no_blocks(), &notes]);
+    let report = session(&folder, &second).await.unwrap();
+    let prompt = second.prompt(1);
+    assert!(prompt.contains("Runs 1 to 1 already completed"), "{prompt}");
+    assert!(prompt.contains("Run 1: {'blobs': {"), "{prompt}");
+    assert!(prompt.contains("Give the changes for run 2"), "{prompt}");
+    assert_eq!(report.end, RunsEnd::AllCompleted);
+    let runs: Vec<u32> = report.completed.iter().map(|r| r.run).collect();
+    assert_eq!(runs, vec![1, 2]);
+    assert_eq!(
+        std::fs::read(root.join("run_1/aisci_run.json")).unwrap(),
+        run1,
+        "run 1 was not redone"
+    );
+    assert!(root.join("run_2/final_info.json").is_file());
+    assert!(report.notes_updated);
+    let j = Journal::load(&root);
+    assert!(j.is_done(STAGE_RUNS, Some("all_completed")), "{j:?}");
+    assert!(
+        j.is_done(STAGE_PLOT, None) && j.is_done(STAGE_NOTES, None),
+        "{j:?}"
+    );
+
+    // Session 3 finds everything done: no model call, nothing run.
+    let third = Model::new(&[]);
+    let report = session(&folder, &third).await.unwrap();
+    assert_eq!(third.calls(), 0);
+    assert_eq!(report.end, RunsEnd::AllCompleted);
+    assert_eq!(report.completed.len(), 2);
+    assert!(!root.join("run_3").exists());
 }

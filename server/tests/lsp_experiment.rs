@@ -624,7 +624,10 @@ async fn cancelling_kills_a_sleeping_run_and_the_lens_comes_back() {
         .map(|l| l["command"]["title"].as_str().unwrap())
         .collect();
     assert!(titles.contains(&"Run experiments… (cancel)"), "{titles:?}");
-    assert!(titles.contains(&"run_1 ⏳ running (attempt 1)"), "{titles:?}");
+    assert!(
+        titles.iter().any(|t| t.starts_with("run_1 ⏳ running ")),
+        "{titles:?}"
+    );
     assert!(!titles.contains(&"Run experiments"), "{titles:?}");
 
     // Cancel with the lens's own command.

@@ -43,8 +43,9 @@ use crate::agent::prompt::fill;
 use crate::config::ExperimentSettings;
 use crate::jobs::Progress;
 use crate::llm::{Llm, LlmError};
+use crate::project::journal::{Journal, StageState, STAGE_NOTES, STAGE_PLOT, STAGE_RUNS};
 use crate::project::{
-    py_repr, read_baseline, FinalInfo, Idea, IdeaFolder, ResultsError, RunRecord, Template,
+    completed_runs, py_repr, read_baseline, FinalInfo, Idea, IdeaFolder, ResultsError, RunRecord, Template,
 };
 use crate::runner::{ExitKind, RunError, RunSpec, Runner};
 
@@ -61,6 +62,7 @@ const EDIT_FAILED_PROMPT: &str = include_str!("prompts/experiment_edit_failed.tx
 const PLOT_PROMPT: &str = include_str!("prompts/experiment_plot.txt");
 const PLOT_FAILED_PROMPT: &str = include_str!("prompts/experiment_plot_failed.txt");
 const NOTES_PROMPT: &str = include_str!("prompts/experiment_notes.txt");
+const RESUME_PROMPT: &str = include_str!("prompts/experiment_resume.txt");
 
 /// v1's stop word: a reply containing it ends the runs.
 pub const ALL_COMPLETED: &str = "ALL_COMPLETED";
@@ -262,6 +264,8 @@ pub async fn run_experiments(ctx: &ExperimentCtx<'_>) -> Result<ExperimentReport
         baseline,
         report: ExperimentReport::new(),
     };
+    // Runs completed by an earlier session (1..=k without a gap) are kept, not redone.
+    stage.report.completed = earlier_runs(&ctx.folder.root);
     let result = stage.run_all().await;
     stage.report.calls = stage.conv.calls;
     match result {
@@ -278,24 +282,95 @@ struct Stage<'a> {
     report: ExperimentReport,
 }
 
+/// The completed runs 1..=k of a folder, k as large as possible without a gap.
+fn earlier_runs(root: &Path) -> Vec<RunRecord> {
+    let mut out = Vec::new();
+    for r in completed_runs(root).into_iter().filter(|r| r.run >= 1) {
+        if r.run as usize != out.len() + 1 {
+            break;
+        }
+        out.push(r);
+    }
+    out
+}
+
 impl Stage<'_> {
+    /// Notes where the stage is in the folder's journal; a journal that cannot be
+    /// written costs only the resumption, not the stage.
+    fn journal(&self, stage: &str, state: StageState, attempts: u32, detail: Option<String>) {
+        if let Err(e) = Journal::set(&self.ctx.folder.root, stage, state, attempts, detail) {
+            tracing::warn!(folder = %self.ctx.folder.root.display(), %e, "cannot write the stage journal");
+        }
+    }
+
     async fn run_all(&mut self) -> Result<(), Fatal> {
-        self.report.end = self.runs().await?;
+        let journal = Journal::load(&self.ctx.folder.root);
+        self.report.end = self.runs(&journal).await?;
         let end = self.report.end;
+        let (state, detail) = match end {
+            RunsEnd::AllCompleted => (StageState::Done, "all_completed".to_string()),
+            RunsEnd::MaxRuns => (StageState::Done, "max_runs".to_string()),
+            RunsEnd::AttemptsExhausted { run } => {
+                (StageState::Failed, format!("run {run} used up its attempts"))
+            }
+            RunsEnd::Cancelled => (StageState::Cancelled, "cancelled".to_string()),
+        };
+        let runs = self.report.completed.len() as u32;
+        self.journal(STAGE_RUNS, state, runs, Some(detail));
         if end == RunsEnd::Cancelled || (self.report.completed.is_empty() && end != RunsEnd::AllCompleted) {
             return Ok(());
         }
-        let plot = self.plot().await?;
+        let plot = if journal.is_done(STAGE_PLOT, None) {
+            // Done in an earlier session: its figures are there.
+            PlotReport {
+                succeeded: true,
+                attempts: 0,
+                figures: png_state(&self.ctx.folder.root).into_keys().collect(),
+                error: None,
+            }
+        } else {
+            self.journal(STAGE_PLOT, StageState::Running, 0, None);
+            let plot = self.plot().await?;
+            let state = if plot.succeeded {
+                StageState::Done
+            } else {
+                StageState::Failed
+            };
+            self.journal(STAGE_PLOT, state, plot.attempts, plot.error.clone());
+            plot
+        };
         let figures = plot.figures.clone();
         self.report.plot = Some(plot);
-        self.notes(&figures).await
+        if journal.is_done(STAGE_NOTES, None) {
+            return Ok(());
+        }
+        self.journal(STAGE_NOTES, StageState::Running, 0, None);
+        let warnings = self.report.warnings.len();
+        self.notes(&figures).await?;
+        let state = if self.report.warnings.len() > warnings {
+            StageState::Failed
+        } else {
+            StageState::Done
+        };
+        self.journal(STAGE_NOTES, state, 1, None);
+        Ok(())
     }
 
-    /// The run loop; see the module comment for the rules.
-    async fn runs(&mut self) -> Result<RunsEnd, Fatal> {
+    /// The run loop; see the module comment for the rules. Runs an earlier session
+    /// completed (in `report.completed` already) are not redone: the loop goes on after
+    /// them, telling the model their results, and not at all once the journal says the
+    /// model ended the runs.
+    async fn runs(&mut self, journal: &Journal) -> Result<RunsEnd, Fatal> {
         let s = self.ctx.settings;
         let max_runs = s.max_runs.max(1);
         let max_attempts = s.max_attempts.max(1);
+        let done = self.report.completed.len() as u32;
+        if journal.is_done(STAGE_RUNS, Some("all_completed")) {
+            return Ok(RunsEnd::AllCompleted);
+        }
+        if done >= max_runs {
+            return Ok(RunsEnd::MaxRuns);
+        }
         let mut prompt = fill(
             FIRST_PROMPT,
             &[
@@ -305,7 +380,29 @@ impl Stage<'_> {
                 ("baseline", &self.baseline_repr),
             ],
         );
-        let mut run = 1;
+        if done > 0 {
+            let results: Vec<String> = self
+                .report
+                .completed
+                .iter()
+                .map(|r| {
+                    format!(
+                        "Run {}: {}",
+                        r.run,
+                        py_repr(r.means.as_ref().unwrap_or(&Value::Null))
+                    )
+                })
+                .collect();
+            prompt.push_str(&fill(
+                RESUME_PROMPT,
+                &[
+                    ("done", &done.to_string()),
+                    ("results", &results.join("\n")),
+                    ("next", &(done + 1).to_string()),
+                ],
+            ));
+        }
+        let mut run = done + 1;
         let mut attempt = 0;
         loop {
             self.ctx.progress.report(
@@ -402,6 +499,12 @@ impl Stage<'_> {
             Some((run - 1) * 100 / s.max_runs.max(1)),
         );
         self.ctx.events.run_started(run, attempt);
+        self.journal(
+            STAGE_RUNS,
+            StageState::Running,
+            attempt,
+            Some(format!("run {run}")),
+        );
         let spec = AttemptSpec {
             root: &self.ctx.folder.root,
             run,
@@ -414,7 +517,7 @@ impl Stage<'_> {
         };
         let done = run_attempt(&spec, self.ctx.runner, self.ctx.cancel).await?;
         self.ctx.events.run_finished(&done.record);
-        let cancelled = done.record.exit == crate::project::RunExit::Cancelled;
+        let cancelled = done.record.exit == Some(crate::project::RunExit::Cancelled);
         let outcome = if done.record.completed {
             let results = py_repr(done.record.means.as_ref().unwrap_or(&Value::Null));
             self.report.completed.push(done.record);
@@ -620,7 +723,7 @@ pub async fn run_baseline(
     if done.record.completed {
         return Ok(done.record);
     }
-    if done.record.exit == crate::project::RunExit::Cancelled {
+    if done.record.exit == Some(crate::project::RunExit::Cancelled) {
         return Err(BaselineError::Cancelled {
             record: Box::new(done.record),
         });

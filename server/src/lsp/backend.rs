@@ -28,7 +28,9 @@ pub const CMD_RUN_EXPERIMENTS: &str = "aisci.runExperiments";
 pub const CMD_RUN_BASELINE: &str = "aisci.runBaseline";
 pub const CMD_OPEN_RUN: &str = "aisci.openRun";
 pub const CMD_LAUNCH_RUN: &str = "aisci.launchRun";
+pub const CMD_LIST_RUNS: &str = "aisci.listRuns";
 pub const COMMANDS: &[&str] = &[
+    CMD_LIST_RUNS,
     CMD_GENERATE_IDEAS,
     CMD_CANCEL,
     CMD_SHOW_IDEA,
@@ -338,6 +340,10 @@ impl LanguageServer for Backend {
             let loaded = self.state.settings_for(Some(&root));
             self.show_new_warnings(&loaded).await;
         }
+        super::run_output::start(self.client.clone(), &self.state);
+        super::runs_view::refresh_lenses_on_changes(self);
+        // Runs an earlier aisci left running are watched again (the workspace is known now).
+        super::runs_view::resume_workspace(self);
     }
 
     async fn shutdown(&self) -> RpcResult<()> {
@@ -519,9 +525,7 @@ impl LanguageServer for Backend {
         let Some(path) = path_of(&params.text_document.uri) else {
             return Ok(None);
         };
-        let Some(folder) = self.state.folder_of(&path) else {
-            return Ok(None);
-        };
+        let folder = self.state.folder_of(&path);
         if is_file(&path, "experiment.py") {
             let line = {
                 let mut docs = self.state.docs.lock().unwrap();
@@ -535,7 +539,10 @@ impl LanguageServer for Backend {
                 command: Some(command),
                 data: None,
             };
-            let root = folder.root().to_path_buf();
+            let root = match &folder {
+                Some(f) => f.root().to_path_buf(),
+                None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            };
             let target = root.display().to_string();
             let running = self.state.jobs.list().into_iter().find(|j| j.target == target);
             let mut lenses = Vec::new();
@@ -546,50 +553,42 @@ impl LanguageServer for Backend {
                     arguments: Some(vec![json!(job.id)]),
                 }));
             }
+            let idea_folder = matches!(folder, Some(ProjectFolder::Idea(_)));
+            let run_root = root.clone();
+            let runs =
+                tokio::task::spawn_blocking(move || super::runs_view::lens_items(&run_root, idea_folder))
+                    .await
+                    .unwrap_or_default();
+            for (title, open) in runs {
+                lenses.push(lens(Command {
+                    title,
+                    command: CMD_OPEN_RUN.into(),
+                    arguments: Some(vec![json!({ "path": open })]),
+                }));
+            }
             match &folder {
-                ProjectFolder::Template(t) => {
-                    if running.is_none() {
+                Some(ProjectFolder::Template(t)) if running.is_none() => {
+                    lenses.push(lens(Command {
+                        title: "Generate ideas".into(),
+                        command: CMD_GENERATE_IDEAS.into(),
+                        arguments: Some(vec![json!({ "template": t.root })]),
+                    }));
+                    if !t.baseline_final_info().exists() {
                         lenses.push(lens(Command {
-                            title: "Generate ideas".into(),
-                            command: CMD_GENERATE_IDEAS.into(),
+                            title: "Run baseline".into(),
+                            command: CMD_RUN_BASELINE.into(),
                             arguments: Some(vec![json!({ "template": t.root })]),
                         }));
-                        if !t.baseline_final_info().exists() {
-                            lenses.push(lens(Command {
-                                title: "Run baseline".into(),
-                                command: CMD_RUN_BASELINE.into(),
-                                arguments: Some(vec![json!({ "template": t.root })]),
-                            }));
-                        }
                     }
                 }
-                ProjectFolder::Idea(f) => {
-                    let baseline = crate::project::read_baseline(&f.root)
-                        .ok()
-                        .map(|b| Value::Object(b.means_by_dataset()));
-                    for record in crate::project::completed_runs(&f.root) {
-                        let run_dir = f.root.join(format!("run_{}", record.run));
-                        lenses.push(lens(Command {
-                            title: crate::project::headline(&record, baseline.as_ref()),
-                            command: CMD_OPEN_RUN.into(),
-                            arguments: Some(vec![json!({ "path": run_dir.join("final_info.json") })]),
-                        }));
-                    }
-                    if let Some(status) = self.state.run_status.lock().unwrap().get(&f.root) {
-                        lenses.push(lens(Command {
-                            title: status.clone(),
-                            command: CMD_OPEN_RUN.into(),
-                            arguments: Some(vec![json!({ "path": f.root.join("notes.txt") })]),
-                        }));
-                    }
-                    if running.is_none() {
-                        lenses.push(lens(Command {
-                            title: "Run experiments".into(),
-                            command: CMD_RUN_EXPERIMENTS.into(),
-                            arguments: Some(vec![json!({ "folder": f.root })]),
-                        }));
-                    }
+                Some(ProjectFolder::Idea(f)) if running.is_none() => {
+                    lenses.push(lens(Command {
+                        title: "Run experiments".into(),
+                        command: CMD_RUN_EXPERIMENTS.into(),
+                        arguments: Some(vec![json!({ "folder": f.root })]),
+                    }));
                 }
+                _ => {}
             }
             return Ok(Some(lenses));
         }
@@ -833,6 +832,17 @@ impl LanguageServer for Backend {
                     data: None,
                 })?;
                 Ok(Some(json!({ "job": job })))
+            }
+            CMD_LIST_RUNS => {
+                let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
+                let folders: Vec<PathBuf> = match arg.get("folder").and_then(Value::as_str) {
+                    Some(f) => vec![PathBuf::from(f)],
+                    None => self.state.roots.read().unwrap().clone(),
+                };
+                let list = tokio::task::spawn_blocking(move || super::runs_view::list_json(&folders))
+                    .await
+                    .unwrap_or(Value::Null);
+                Ok(Some(list))
             }
             CMD_OPEN_RUN => {
                 let Some(path) = params

@@ -134,14 +134,8 @@ impl EditorEvents {
 }
 
 impl ExperimentEvents for EditorEvents {
-    fn run_started(&self, run: u32, attempt: u32) {
-        let status = format!("run_{run} ⏳ running (attempt {attempt})");
-        self.backend
-            .state
-            .run_status
-            .lock()
-            .unwrap()
-            .insert(self.root.clone(), status);
+    fn run_started(&self, _run: u32, _attempt: u32) {
+        // Its lens comes from the run registry.
         self.refresh(false);
     }
 
@@ -157,7 +151,6 @@ impl ExperimentEvents for EditorEvents {
             .lock()
             .unwrap()
             .insert(self.root.clone(), problems);
-        self.backend.state.run_status.lock().unwrap().remove(&self.root);
         self.refresh(true);
     }
 }
@@ -217,7 +210,6 @@ pub fn run(backend: Backend, dir: PathBuf, show: Option<PathBuf>) -> Result<JobI
             cancel: &ctx.cancel,
         };
         let outcome = stages::run_experiment(&folder, &idea, &settings, deps).await;
-        b.state.run_status.lock().unwrap().remove(&folder.root);
         let outcome = outcome.map_err(|e| e.to_string())?;
         Ok(StageDone {
             summary: outcome.summary(),

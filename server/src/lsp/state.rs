@@ -90,8 +90,6 @@ pub struct State {
     /// agent's next edit waits until the editor has the diagnostics about the text
     /// that ran.
     pub publish_gates: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
-    /// Per idea folder: the run in progress, for its code lens.
-    pub run_status: Mutex<HashMap<PathBuf, String>>,
     /// Per project root: files that currently carry our diagnostics.
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
     /// Papers: pending checks, last builds, their diagnostics.

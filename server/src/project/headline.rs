@@ -86,7 +86,7 @@ mod tests {
         r.means = means;
         r.error = error.map(str::to_owned);
         if !completed {
-            r.exit = RunExit::Failed { code: 1 };
+            r.exit = Some(RunExit::Failed { code: 1 });
         }
         r
     }

@@ -7,6 +7,7 @@ mod discovery;
 mod formats;
 mod headline;
 mod idea_folder;
+pub mod journal;
 mod json_spans;
 mod problem;
 mod pyrepr;
@@ -34,6 +35,6 @@ pub use json_spans::{spans, SpanKind, SpanNode};
 pub use problem::{Problem, Severity};
 pub use pyrepr::{parse_python_json, py_float, py_repr, py_str, PY_INF, PY_NAN, PY_NEG_INF};
 pub use runs::{
-    attempt_dir, completed_runs, read_baseline, read_run_results, ResultsError, RunExit, RunRecord,
-    TraceFrame, ATTEMPTS_DIR, RUN_RECORD_FILE,
+    attempt_dir, completed_runs, now_rfc3339, read_baseline, read_run_results, ResultsError, RunExit,
+    RunOrigin, RunRecord, RunState, TraceFrame, Watcher, ATTEMPTS_DIR, RUN_RECORD_FILE,
 };

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::formats::{kind_of, DatasetResult, FinalInfo};
 use super::pyrepr::parse_python_json;
+use crate::runner::Attachment;
 
 /// The record file inside a run folder.
 pub const RUN_RECORD_FILE: &str = "aisci_run.json";
@@ -54,21 +55,132 @@ pub struct TraceFrame {
     pub function: Option<String>,
 }
 
+/// Where a run is in its life. The record is rewritten (atomically) at each change, so
+/// an aisci started later knows which runs to watch again and never re-runs one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Waiting for a slot (a GPU, a CPU slot).
+    Queued,
+    /// Has its slot; the process (or Slurm job) runs. `attachment` finds it again.
+    Running,
+    /// Ended with an exit status (`exit`); `completed` says whether its results are usable.
+    /// Records written before states existed were written at the end: they default here.
+    #[default]
+    Done,
+    /// Ended without an exit status: aisci stopped before it started, or the runner failed.
+    Failed,
+    /// Its process or job vanished while no aisci watched it, leaving no exit status.
+    Lost,
+}
+
+impl RunState {
+    /// Queued or running: still someone's to finish.
+    pub fn in_flight(self) -> bool {
+        matches!(self, RunState::Queued | RunState::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Done => "done",
+            RunState::Failed => "failed",
+            RunState::Lost => "lost",
+        }
+    }
+}
+
+/// An aisci process, told apart from a later process that reuses its pid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watcher {
+    pub pid: u32,
+    /// Its start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
+    pub start_ticks: u64,
+}
+
+impl Watcher {
+    /// This process.
+    pub fn this_process() -> Option<Watcher> {
+        let pid = std::process::id();
+        Some(Watcher {
+            pid,
+            start_ticks: start_ticks(pid)?,
+        })
+    }
+
+    /// Whether that process still runs (false where this cannot be known: no /proc).
+    pub fn alive(&self) -> bool {
+        start_ticks(self.pid) == Some(self.start_ticks)
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat` (after the parenthesised command name, which may hold spaces).
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields after the name start at field 3; field 22 is the 20th of them.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Who launched a run: decides how a resumed run is finished (an experiment-loop
+/// attempt that failed is moved under `.aisci/attempts/`, as the loop would have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOrigin {
+    /// "Launch run" in the editor, or `aisci run`.
+    Launch,
+    /// The experiment agent's loop.
+    Experiment,
+    /// A template's baseline (`run_0`).
+    Baseline,
+}
+
 /// What aisci knows about one attempt at a run, persisted as `aisci_run.json` so
 /// that the editor can show it after a restart and a later session can resume.
+/// Written when the run is queued, when it starts, and when it ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// 0 for the baseline.
     pub run: u32,
     /// 1-based attempt within the run (the model turn that led to it).
     pub attempt: u32,
-    pub exit: RunExit,
+    #[serde(default)]
+    pub state: RunState,
+    /// How the process ended; None until it has (and for a run that never ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<RunExit>,
     /// True when the process succeeded and `final_info.json` is usable.
     pub completed: bool,
-    /// RFC 3339.
+    /// When aisci launched it (RFC 3339); it may have waited in the queue after that.
     pub started: String,
+    /// When it got its slot and its process started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<String>,
+    /// When it ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+    /// Seconds from launch to end (0 until it ends).
     pub duration_secs: f64,
     pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<RunOrigin>,
+    /// Its wall-clock limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// Runs queued before it when it was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_ahead: Option<usize>,
+    /// The `CUDA_VISIBLE_DEVICES` of its slot (`""`: a CPU slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+    /// How a later aisci finds the running process or Slurm job again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+    /// The aisci process watching it while it is queued or running: another aisci
+    /// leaves it alone while that process lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watcher: Option<Watcher>,
     /// `{dataset: means}` of a completed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub means: Option<Value>,
@@ -88,6 +200,62 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// A run about to be queued in `<root>/run_<run>/` (its logs in that folder).
+    pub fn queued(
+        run: u32,
+        attempt: u32,
+        command: Vec<String>,
+        origin: RunOrigin,
+        timeout_secs: u64,
+    ) -> Self {
+        let dir = PathBuf::from(format!("run_{run}"));
+        RunRecord {
+            run,
+            attempt,
+            state: RunState::Queued,
+            exit: None,
+            completed: false,
+            started: now_rfc3339(),
+            running_since: None,
+            ended: None,
+            duration_secs: 0.0,
+            command,
+            origin: Some(origin),
+            timeout_secs: Some(timeout_secs),
+            queued_ahead: None,
+            gpu: None,
+            attachment: None,
+            watcher: Watcher::this_process(),
+            means: None,
+            error: None,
+            frames: Vec::new(),
+            stdout: dir.join("stdout.txt"),
+            stderr: dir.join("stderr.txt"),
+            dir,
+            code: None,
+        }
+    }
+
+    /// The Slurm job id, for a run sent to Slurm.
+    pub fn job_id(&self) -> Option<&str> {
+        match &self.attachment {
+            Some(Attachment::Slurm(s)) => Some(s.job_id.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Where it ran, in words: "GPU 1", "CPU", "Slurm job 42"; None before it had a slot.
+    pub fn place(&self) -> Option<String> {
+        if let Some(job) = self.job_id() {
+            return Some(format!("Slurm job {job}"));
+        }
+        match self.gpu.as_deref() {
+            Some("") => Some("CPU".into()),
+            Some(g) => Some(format!("GPU {g}")),
+            None => None,
+        }
+    }
+
     /// Write into `<root>/<dir>/aisci_run.json`, atomically.
     pub fn save(&self, root: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).expect("records serialise");
@@ -98,6 +266,11 @@ impl RunRecord {
         let text = std::fs::read_to_string(run_dir.join(RUN_RECORD_FILE)).ok()?;
         serde_json::from_str(&text).ok()
     }
+}
+
+/// Now, as records store times.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The completed runs of an idea folder (those whose `run_<i>/aisci_run.json` says
@@ -315,24 +488,72 @@ mod tests {
     fn records_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("run_1")).unwrap();
-        let r = RunRecord {
-            run: 1,
-            attempt: 2,
-            exit: RunExit::Success,
-            completed: true,
-            started: "2024-08-02T09:00:35Z".into(),
-            duration_secs: 0.4,
-            command: vec!["python".into(), "experiment.py".into(), "--out_dir=run_1".into()],
-            means: Some(serde_json::json!({"a": {"x": 1.0}})),
-            error: None,
-            frames: vec![],
-            dir: "run_1".into(),
-            stdout: "run_1/stdout.txt".into(),
-            stderr: "run_1/stderr.txt".into(),
-            code: Some("run_1.py".into()),
-        };
+        let mut r = RunRecord::queued(
+            1,
+            2,
+            vec!["python".into(), "experiment.py".into(), "--out_dir=run_1".into()],
+            RunOrigin::Experiment,
+            60,
+        );
+        r.state = RunState::Done;
+        r.exit = Some(RunExit::Success);
+        r.completed = true;
+        r.duration_secs = 0.4;
+        r.means = Some(serde_json::json!({"a": {"x": 1.0}}));
+        r.code = Some("run_1.py".into());
         r.save(tmp.path()).unwrap();
         assert_eq!(RunRecord::load(&tmp.path().join("run_1")).unwrap(), r);
         assert_eq!(completed_runs(tmp.path()), vec![r]);
+    }
+
+    #[test]
+    fn records_from_before_states_still_load() {
+        // As aisci wrote them before runs had states: written once, at the end.
+        let old = r#"{"run": 2, "attempt": 1, "exit": {"kind": "failed", "code": 1}, "completed": false,
+            "started": "2026-11-20T10:00:00Z", "duration_secs": 1.5, "command": ["python", "experiment.py"],
+            "error": "ValueError: x", "dir": "run_2", "stdout": "run_2/stdout.txt", "stderr": "run_2/stderr.txt"}"#;
+        let r: RunRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.state, RunState::Done);
+        assert_eq!(r.exit, Some(RunExit::Failed { code: 1 }));
+        assert_eq!(r.attachment, None);
+        assert_eq!(r.place(), None);
+        assert_eq!(r.watcher, None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_dead_one_is_not() {
+        let me = Watcher::this_process().expect("/proc is there");
+        assert!(me.alive());
+        let reused = Watcher {
+            pid: me.pid,
+            start_ticks: me.start_ticks + 1,
+        };
+        assert!(!reused.alive(), "same pid, other start: another process");
+    }
+
+    #[test]
+    fn in_flight_records_carry_their_attachment() {
+        let mut r = RunRecord::queued(3, 1, vec!["python3".into()], RunOrigin::Launch, 10);
+        assert!(r.state.in_flight());
+        r.state = RunState::Running;
+        r.gpu = Some("1".into());
+        r.attachment = Some(Attachment::Local(crate::runner::LocalAttachment {
+            pid: 42,
+            start_ticks: 7,
+            boot_id: "b".into(),
+            deadline_unix_ms: 1,
+            exit_file: None,
+            cgroup: None,
+        }));
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("\"exit\""), "no exit before it ended: {text}");
+        let back: RunRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.place().as_deref(), Some("GPU 1"));
+        r.attachment = Some(Attachment::Slurm(crate::runner::SlurmAttachment {
+            job_id: "77".into(),
+            deadline_unix_ms: 1,
+        }));
+        assert_eq!(r.place().as_deref(), Some("Slurm job 77"));
     }
 }

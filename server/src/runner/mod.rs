@@ -106,7 +106,7 @@ pub enum RunError {
 }
 
 /// Which output stream a chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
@@ -119,6 +119,9 @@ pub enum Stream {
 pub enum RunEvent {
     /// Waiting for a slot; `ahead` runs are queued before it.
     Queued { ahead: usize },
+    /// It has its slot and is about to start: `gpu` is the slot's `CUDA_VISIBLE_DEVICES`
+    /// value (`""` for a CPU slot). Sent by the [`SlotScheduler`].
+    Slot { gpu: String },
     /// The run exists: how to find it again after aisci restarts. Persist it.
     Started(Attachment),
     /// New output, lossily decoded. Chunks arrive as written; a watcher throttles.

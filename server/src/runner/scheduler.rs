@@ -290,6 +290,9 @@ impl<R: Runner> Runner for SlotScheduler<R> {
             slot: slot.clone(),
             waited: queued_at.elapsed(),
         });
+        events.on_event(RunEvent::Slot {
+            gpu: slot.cuda_visible_devices().to_owned(),
+        });
         let mut spec = spec.clone();
         spec.env.retain(|(k, _)| k != "CUDA_VISIBLE_DEVICES");
         spec.env

@@ -1,7 +1,8 @@
 --- aisci for Neovim (0.11+): starts the `aisci lsp` language server for buffers inside a
 --- research template (a folder with experiment.py and prompt.json) or an idea folder
---- (results/<template>/<YYYYmmdd_HHMMSS>_<name>/), and adds :AisciGenerateIdeas and
---- :AisciCancel.
+--- (results/<template>/<YYYYmmdd_HHMMSS>_<name>/), and adds :AisciGenerateIdeas,
+--- :AisciLaunchRun, :AisciRuns (every run of the workspace in the quickfix list),
+--- :AisciRunOutput (a run's live output in a scratch buffer) and :AisciCancel.
 ---
 ---   require('aisci').setup({
 ---     cmd = { 'aisci', 'lsp' },
@@ -92,6 +93,39 @@ local function on_apply_edit(err, result, ctx, config)
   return vim.lsp.handlers['workspace/applyEdit'](err, result, ctx, config)
 end
 
+--- Scratch buffers showing a run's live output, by "<folder>#<run>".
+M.output_bufs = {}
+
+local function output_key(folder, run)
+  return folder .. '#' .. tostring(run)
+end
+
+--- Appends text to the end of `buf`, continuing its last (unfinished) line.
+local function append(buf, text)
+  local lines = vim.split(text, '\n', { plain = true })
+  local last = vim.api.nvim_buf_line_count(buf)
+  local tail = vim.api.nvim_buf_get_lines(buf, last - 1, last, false)[1] or ''
+  lines[1] = tail .. lines[1]
+  vim.api.nvim_buf_set_lines(buf, last - 1, last, false, lines)
+end
+
+--- `aisci/runOutput`: appended to the run's output buffer when the user opened one.
+local function on_run_output(_, result)
+  local buf = result and M.output_bufs[output_key(result.folder, result.run)]
+  if not buf then
+    return
+  end
+  if not vim.api.nvim_buf_is_valid(buf) then
+    M.output_bufs[output_key(result.folder, result.run)] = nil
+    return
+  end
+  local text = result.text
+  if result.stream == 'stderr' then
+    text = text:gsub('([^\n]+)', '[stderr] %1')
+  end
+  append(buf, text)
+end
+
 --- One aisci server serves every template and idea folder of the session, so a
 --- job started from a template reaches the idea folder's buffers too.
 local function reuse_client(client, config)
@@ -123,7 +157,11 @@ function M.attach(bufnr)
     -- Also for `workspace/configuration` (section "aisci"); the server reads both shapes.
     settings = has_settings and { aisci = cfg.settings } or {},
     on_attach = cfg.on_attach,
-    handlers = { ['$/progress'] = on_progress, ['workspace/applyEdit'] = on_apply_edit },
+    handlers = {
+      ['$/progress'] = on_progress,
+      ['workspace/applyEdit'] = on_apply_edit,
+      ['aisci/runOutput'] = on_run_output,
+    },
   }, { bufnr = bufnr, reuse_client = reuse_client })
 end
 
@@ -196,7 +234,125 @@ function M.cancel(id)
   end
 end
 
+--- Runs `aisci.launchRun` for the experiment.py of `bufnr` (the server saves the buffer
+--- and starts the next run_i). `on_done(err, result)` gets the answer (`{ job = id }`).
+--- @param bufnr? integer
+--- @param on_done? fun(err: lsp.ResponseError?, result: any)
+function M.launch_run(bufnr, on_done)
+  bufnr = resolve(bufnr)
+  local client = M.client(bufnr)
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  if not client or vim.fs.basename(name) ~= 'experiment.py' then
+    notify('open an experiment.py inside a template or idea folder first', vim.log.levels.ERROR)
+    return
+  end
+  client:exec_cmd({
+    title = 'Launch run',
+    command = 'aisci.launchRun',
+    arguments = { { folder = vim.fs.dirname(name) } },
+  }, { bufnr = bufnr }, function(err, result)
+    if err then
+      notify(err.message, vim.log.levels.ERROR)
+    elseif result and result.job then
+      notify(('run launched (job %d); :AisciCancel %d stops it'):format(result.job, result.job))
+    end
+    if on_done then
+      on_done(err, result)
+    end
+  end)
+end
+
+--- Every run of the workspace (queued, running, done; GPU or Slurm job; elapsed; exit),
+--- from `aisci.listRuns`. `on_list(runs)` gets the list; without it the runs go to the
+--- quickfix list, each entry opening the run's stdout.txt.
+--- @param on_list? fun(runs: table[])
+function M.runs(on_list)
+  local client = M.client(0) or vim.lsp.get_clients({ name = NAME })[1]
+  if not client then
+    notify('no aisci server is running', vim.log.levels.WARN)
+    return
+  end
+  client:exec_cmd({ title = 'List runs', command = 'aisci.listRuns', arguments = {} }, {}, function(err, result)
+    if err then
+      notify(err.message, vim.log.levels.ERROR)
+      return
+    end
+    local runs = result and result.runs or {}
+    if on_list then
+      return on_list(runs)
+    end
+    local items = {}
+    for _, r in ipairs(runs) do
+      table.insert(items, {
+        filename = r.stdout,
+        lnum = 1,
+        text = ('%s  %s  %s'):format(r.title, r.elapsed, vim.fs.basename(r.folder)),
+        user_data = { folder = r.folder, run = r.run },
+      })
+    end
+    vim.fn.setqflist({}, ' ', { title = 'aisci runs', items = items })
+    if #items == 0 then
+      notify('no runs in this workspace')
+    else
+      vim.cmd('copen')
+    end
+  end)
+end
+
+--- Opens (or shows) the scratch buffer that receives the live output of `run` in
+--- `folder`; returns it.
+--- @param folder string
+--- @param run integer
+--- @return integer bufnr
+function M.open_output(folder, run)
+  local key = output_key(folder, run)
+  local buf = M.output_bufs[key]
+  if not (buf and vim.api.nvim_buf_is_valid(buf)) then
+    buf = vim.api.nvim_create_buf(true, true)
+    vim.bo[buf].buftype = 'nofile'
+    vim.bo[buf].swapfile = false
+    pcall(vim.api.nvim_buf_set_name, buf, ('aisci://%s/run_%d/output'):format(folder, run))
+    M.output_bufs[key] = buf
+  end
+  vim.cmd.buffer(buf)
+  return buf
+end
+
+--- :AisciRunOutput [run]: the live output of a run of the current buffer's folder (the
+--- latest queued or running one when no number is given).
+local function run_output_command(opts)
+  local folder = M.root(vim.api.nvim_buf_get_name(0))
+  if not folder then
+    notify('this buffer is not inside a template or idea folder', vim.log.levels.ERROR)
+    return
+  end
+  local wanted = opts.args ~= '' and tonumber(opts.args) or nil
+  M.runs(function(runs)
+    local pick
+    for _, r in ipairs(runs) do
+      if r.folder == folder and (r.run == wanted or (not wanted and (r.state == 'running' or r.state == 'queued'))) then
+        pick = r
+      end
+    end
+    if not pick then
+      notify(wanted and ('no run_%d here'):format(wanted) or 'no run is queued or running here', vim.log.levels.WARN)
+      return
+    end
+    M.open_output(pick.folder, pick.run)
+  end)
+end
+
 function M.create_commands()
+  vim.api.nvim_create_user_command('AisciLaunchRun', function()
+    M.launch_run(0)
+  end, { desc = 'aisci: launch the next run_i of this experiment.py' })
+  vim.api.nvim_create_user_command('AisciRuns', function()
+    M.runs()
+  end, { desc = 'aisci: every run of the workspace in the quickfix list' })
+  vim.api.nvim_create_user_command('AisciRunOutput', run_output_command, {
+    nargs = '?',
+    desc = 'aisci: live output of a run of this folder (the running one when no number is given)',
+  })
   vim.api.nvim_create_user_command('AisciGenerateIdeas', function()
     M.generate_ideas(0)
   end, { desc = 'aisci: generate research ideas for this template' })

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::project::{
-    attempt_dir, read_run_results, FinalInfo, RunExit, RunRecord, TraceFrame, ATTEMPTS_DIR,
-};
-use crate::runner::{facts, traceback, ExitKind, Limit, RunOutcome, RunSpec, Runner};
+use crate::project::{FinalInfo, RunOrigin, RunRecord, RunState, ATTEMPTS_DIR};
+use crate::runner::{facts, ExitKind, Limit, NoEvents, RunOutcome, RunSpec, Runner};
+use crate::runs::finish::{complete, ended_without_status, set_aside, set_aside_when_failed};
+use crate::runs::run_tracked;
 
 use super::Fatal;
 
@@ -70,65 +70,37 @@ pub(super) async fn run_attempt(
         env: Vec::new(),
         watch_dir: Some(run_dir.clone()),
     };
-    let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let outcome = runner.run(&run_spec, cancel).await.map_err(Fatal::Run)?;
-
-    let mut record = RunRecord {
-        run: spec.run,
-        attempt: spec.attempt,
-        exit: run_exit(outcome.exit),
-        completed: false,
-        started,
-        // Milliseconds: short decimals read back exactly.
-        duration_secs: (outcome.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        command: vec![spec.python.to_string(), "experiment.py".into(), out_arg],
-        means: None,
-        error: None,
-        frames: Vec::new(),
-        dir: PathBuf::from(&run_name),
-        stdout: Path::new(&run_name).join("stdout.txt"),
-        stderr: Path::new(&run_name).join("stderr.txt"),
-        code: spec.snapshot_code.then(|| PathBuf::from(&code_name)),
+    let origin = if spec.snapshot_code {
+        RunOrigin::Experiment
+    } else {
+        RunOrigin::Baseline
     };
+    let mut record = RunRecord::queued(
+        spec.run,
+        spec.attempt,
+        vec![spec.python.to_string(), "experiment.py".into(), out_arg],
+        origin,
+        spec.timeout_secs,
+    );
+    record.code = spec.snapshot_code.then(|| PathBuf::from(&code_name));
+    let tracked = run_tracked(root, record, runner, &run_spec, &NoEvents, cancel).await;
+    let mut record = tracked.record;
+    let outcome = match tracked.result {
+        Ok(o) => o,
+        Err(e) => {
+            ended_without_status(&mut record, RunState::Failed, e.to_string());
+            let _ = record.save(root);
+            return Err(Fatal::Run(e));
+        }
+    };
+
+    let problem = complete(&mut record, &outcome, &run_dir, spec.expected);
     let feedback = match outcome.exit {
-        ExitKind::Success => match read_run_results(&run_dir, spec.expected) {
-            Ok(fi) => {
-                record.completed = true;
-                record.means = Some(serde_json::Value::Object(fi.means_by_dataset()));
-                None
-            }
-            Err(e) => {
-                record.error = Some(e.to_string());
-                Some(format!("The run exited normally, but {e}"))
-            }
-        },
-        ExitKind::TimedOut => {
-            let msg = format!("Run timed out after {} seconds.", spec.timeout_secs);
-            record.error = Some(msg.clone());
-            Some(msg)
-        }
-        ExitKind::Cancelled => {
-            record.error = Some("cancelled".into());
-            None
-        }
-        ExitKind::LimitExceeded(limit) => {
-            record.error = Some(limit.to_string());
-            Some(limit_message(limit))
-        }
+        ExitKind::Success => problem.map(|e| format!("The run exited normally, but {e}")),
+        ExitKind::TimedOut => Some(format!("Run timed out after {} seconds.", spec.timeout_secs)),
+        ExitKind::Cancelled => None,
+        ExitKind::LimitExceeded(limit) => Some(limit_message(limit)),
         ExitKind::Failed(_) | ExitKind::Signaled(_) => {
-            record.error = Some(error_line(&outcome));
-            if let Some(tb) = traceback::parse(&outcome.stderr_tail) {
-                record.error = Some(tb.error.clone());
-                record.frames = tb
-                    .frames
-                    .into_iter()
-                    .map(|f| TraceFrame {
-                        file: f.file,
-                        line: f.line,
-                        function: f.function,
-                    })
-                    .collect();
-            }
             Some(failure_message("Run", &outcome, spec.tail_chars))
         }
     };
@@ -140,45 +112,14 @@ pub(super) async fn run_attempt(
             tracing::warn!(dir = %run_dir.display(), %e, "cannot write env.json");
         }
     }
-    if !record.completed {
-        // v1 deletes a failed run_<i>/; we keep it (logs, partial output) out of
-        // the way, with the code it ran, where plot.py's `run*` scan cannot see it.
-        let dest_rel = attempt_dir(spec.run, spec.attempt);
-        let dest = root.join(&dest_rel);
-        if dest.exists() {
-            std::fs::remove_dir_all(&dest).map_err(|e| Fatal::io(&dest, e))?;
-        }
-        move_dir(&run_dir, &dest)?;
-        record.dir = dest_rel.clone();
-        record.stdout = dest_rel.join("stdout.txt");
-        record.stderr = dest_rel.join("stderr.txt");
-        if spec.snapshot_code {
-            let code = root.join(&code_name);
-            std::fs::rename(&code, dest.join("experiment.py")).map_err(|e| Fatal::io(&code, e))?;
-            record.code = Some(dest_rel.join("experiment.py"));
-        }
+    if set_aside_when_failed(&record) {
+        set_aside(root, &mut record).map_err(|e| Fatal::io(&run_dir, e))?;
     }
     record
         .save(root)
         .map_err(|e| Fatal::io(&root.join(&record.dir), e))?;
-    Ok(Attempted {
-        record,
-        feedback: match outcome.exit {
-            ExitKind::Cancelled => None,
-            _ => feedback,
-        },
-    })
-}
-
-pub(super) fn run_exit(exit: ExitKind) -> RunExit {
-    match exit {
-        ExitKind::Success => RunExit::Success,
-        ExitKind::Failed(code) => RunExit::Failed { code },
-        ExitKind::Signaled(signal) => RunExit::Signaled { signal },
-        ExitKind::TimedOut => RunExit::TimedOut,
-        ExitKind::Cancelled => RunExit::Cancelled,
-        ExitKind::LimitExceeded(Limit::RunDirBytes(limit_bytes)) => RunExit::RunDirTooLarge { limit_bytes },
-    }
+    drop(tracked.live);
+    Ok(Attempted { record, feedback })
 }
 
 /// What the model is told when aisci stopped a run for breaking a limit.
@@ -246,22 +187,6 @@ fn tail(text: &str, total_bytes: u64, n: usize) -> String {
     }
 }
 
-/// One line for the record: the last line of stderr (Python puts the exception
-/// there), else the exit status.
-fn error_line(outcome: &RunOutcome) -> String {
-    outcome
-        .stderr_tail
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .map(str::to_string)
-        .unwrap_or_else(|| match outcome.exit {
-            ExitKind::Failed(code) => format!("exit code {code}"),
-            ExitKind::Signaled(sig) => format!("killed by signal {sig}"),
-            _ => "failed".into(),
-        })
-}
-
 fn mkdirs(dir: &Path) -> Result<(), Fatal> {
     std::fs::create_dir_all(dir).map_err(|e| Fatal::io(dir, e))
 }
@@ -279,8 +204,9 @@ mod tests {
 
     #[test]
     fn folder_limit_maps_to_record_and_feedback() {
+        use crate::project::RunExit;
         let exit = ExitKind::LimitExceeded(Limit::RunDirBytes(10 << 30));
-        let r = run_exit(exit);
+        let r = crate::runs::finish::run_exit(exit);
         assert_eq!(
             r,
             RunExit::RunDirTooLarge {
