@@ -290,8 +290,7 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
         let section = facts
             .sections
             .iter()
-            .filter(|s| s.level == 2 && s.body.start <= lo && lo <= s.body.end.max(s.heading.end))
-            .next_back()
+            .rfind(|s| s.level == 2 && s.body.start <= lo && lo <= s.body.end.max(s.heading.end))
             .map(|s| s.title.clone());
         if let Some(title) = section {
             out.push(CodeActionOrCommand::CodeAction(CodeAction {
