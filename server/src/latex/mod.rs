@@ -9,4 +9,4 @@ pub mod paper;
 pub mod syntax;
 
 pub use checks::{check, Fix, Inputs, TexProblem};
-pub use syntax::{facts, parse, TexFacts};
+pub use syntax::{facts, facts_cached, parse, FactsCache, TexFacts};

@@ -77,7 +77,18 @@ pub fn check_paper(
     tree: &tree_sitter::Tree,
     read: ReadText,
 ) -> (TexFacts, Vec<TexProblem>) {
-    let facts = syntax::facts(tree, src);
+    check_paper_cached(tex, src, tree, &mut syntax::FactsCache::default(), read)
+}
+
+/// [`check_paper`] reusing the facts of unchanged sections from `cache` (one per document).
+pub fn check_paper_cached(
+    tex: &Path,
+    src: &str,
+    tree: &tree_sitter::Tree,
+    cache: &mut syntax::FactsCache,
+    read: ReadText,
+) -> (TexFacts, Vec<TexProblem>) {
+    let facts = syntax::facts_cached(tree, src, cache);
     let bibs = bib_sources(tex, &facts, read);
     let values = run_values(&runs_folder(tex));
     let exists = |p: &Path| p.is_file();

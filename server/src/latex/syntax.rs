@@ -99,146 +99,273 @@ pub fn parse(src: &str) -> Tree {
 
 /// Everything [`TexFacts`] holds, from a tree of `src`.
 pub fn facts(tree: &Tree, src: &str) -> TexFacts {
-    let mut f = TexFacts::default();
-    let mut open: Vec<usize> = Vec::new();
-    let mut headings: Vec<(u8, String, Range<usize>)> = Vec::new();
-    let mut bib_start: Option<usize> = None;
+    facts_cached(tree, src, &mut FactsCache::default())
+}
+
+/// What the walk collects, before environments are paired and sections measured. Kept
+/// per section in a [`FactsCache`] with positions relative to the section's start.
+#[derive(Debug, Clone, Default)]
+struct Raw {
+    headings: Vec<(u8, String, Range<usize>)>,
+    citations: Vec<Citation>,
+    labels: Vec<Named>,
+    references: Vec<Named>,
+    graphics: Vec<Named>,
+    graphics_paths: Vec<String>,
+    /// `\begin` (true) and `\end` (false) with their names, in document order.
+    env_tokens: Vec<(bool, String, Range<usize>)>,
+    filecontents: Vec<FileContents>,
+    bibliographies: Vec<Named>,
+    bib_start: Option<usize>,
+    title: Option<Range<usize>>,
+}
+
+impl Raw {
+    /// `other` with every position moved by `by` bytes, appended.
+    fn append_shifted(&mut self, other: &Raw, by: isize) {
+        let sh = |r: &Range<usize>| (r.start as isize + by) as usize..(r.end as isize + by) as usize;
+        let named = |n: &Named| Named {
+            name: n.name.clone(),
+            span: sh(&n.span),
+        };
+        self.headings
+            .extend(other.headings.iter().map(|(l, t, r)| (*l, t.clone(), sh(r))));
+        self.citations.extend(other.citations.iter().map(|c| Citation {
+            key: c.key.clone(),
+            span: sh(&c.span),
+            command: sh(&c.command),
+        }));
+        self.labels.extend(other.labels.iter().map(named));
+        self.references.extend(other.references.iter().map(named));
+        self.graphics.extend(other.graphics.iter().map(named));
+        self.graphics_paths.extend(other.graphics_paths.iter().cloned());
+        self.env_tokens
+            .extend(other.env_tokens.iter().map(|(b, n, r)| (*b, n.clone(), sh(r))));
+        self.filecontents
+            .extend(other.filecontents.iter().map(|f| FileContents {
+                name: f.name.clone(),
+                body: sh(&f.body),
+            }));
+        self.bibliographies.extend(other.bibliographies.iter().map(named));
+        if self.bib_start.is_none() {
+            self.bib_start = other.bib_start.map(|b| (b as isize + by) as usize);
+        }
+        if other.title.is_some() {
+            self.title = other.title.as_ref().map(sh);
+        }
+    }
+}
+
+/// What earlier walks found in each section, keyed by the section's text (and shape),
+/// so that after a keystroke only the edited section is walked again. Keep one per
+/// document.
+#[derive(Debug, Default)]
+pub struct FactsCache {
+    chunks: std::collections::HashMap<u64, Raw>,
+    used: std::collections::HashSet<u64>,
+}
+
+/// Like [`facts`], reusing what `cache` holds for sections whose text did not change.
+pub fn facts_cached(tree: &Tree, src: &str, cache: &mut FactsCache) -> TexFacts {
+    let mut raw = Raw::default();
+    cache.used.clear();
+    walk(tree.root_node(), src, &mut raw, Some(cache));
+    let used = std::mem::take(&mut cache.used);
+    cache.chunks.retain(|k, _| used.contains(&k));
+    cache.used = used;
+    assemble(raw, src)
+}
+
+fn chunk_key(node: Node, src: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    node.kind_id().hash(&mut h);
+    node.child_count().hash(&mut h);
+    src[node.byte_range()].hash(&mut h);
+    h.finish()
+}
+
+/// Collects the facts of `top`'s subtree into `raw`. With a cache, whole sections are
+/// taken from it when their text is unchanged (a section with a syntax error is always
+/// walked: its shape may depend on what is around it).
+fn walk(top: Node, src: &str, raw: &mut Raw, mut cache: Option<&mut FactsCache>) {
     // Pre-order, children left to right, with one cursor (no allocation per node: a
     // paper has a node per word).
-    let mut cursor = tree.walk();
+    let mut cursor = top.walk();
     'walk: loop {
         let node = cursor.node();
-        let text = |n: Node| src[n.byte_range()].to_owned();
-        match node.kind() {
-            "part" | "chapter" | "section" | "subsection" | "subsubsection" | "paragraph"
-            | "subparagraph" => {
-                let title = node.child_by_field_name("text");
-                let heading_end = title.map(|t| t.end_byte()).unwrap_or(node.start_byte());
-                headings.push((
-                    level_of(node.kind()),
-                    title.map(|t| inner_text(t, src)).unwrap_or_default(),
-                    node.start_byte()..heading_end.max(node.start_byte() + 1),
-                ));
+        let chunk = node != top && matches!(node.kind(), "part" | "chapter" | "section") && !node.has_error();
+        if let (true, Some(c)) = (chunk, cache.as_deref_mut()) {
+            let key = chunk_key(node, src);
+            if !c.chunks.contains_key(&key) {
+                let mut sub = Raw::default();
+                walk(node, src, &mut sub, None);
+                let mut rel = Raw::default();
+                rel.append_shifted(&sub, -(node.start_byte() as isize));
+                c.chunks.insert(key, rel);
             }
-            "citation" => {
-                if let Some(keys) = node.child_by_field_name("keys") {
-                    let mut c = keys.walk();
-                    for k in keys.children_by_field_name("text", &mut c) {
-                        f.citations.push(Citation {
-                            key: text(k).trim().to_owned(),
-                            span: k.byte_range(),
-                            command: node.byte_range(),
-                        });
-                    }
-                }
+            c.used.insert(key);
+            raw.append_shifted(&c.chunks[&key], node.start_byte() as isize);
+        } else {
+            visit(node, src, raw);
+            // Comments and verbatim-like blocks hold no LaTeX structure.
+            let opaque = matches!(
+                node.kind(),
+                "line_comment" | "block_comment" | "comment_environment" | "verbatim_environment"
+            );
+            if !opaque && cursor.goto_first_child() {
+                continue;
             }
-            "label_definition" => {
-                if let Some(name) = node.child_by_field_name("name") {
-                    f.labels.push(named_inner(name, src));
-                }
-            }
-            "label_reference" | "label_reference_range" => {
-                let mut c = node.walk();
-                for names in node.children_by_field_name("names", &mut c) {
-                    let mut c2 = names.walk();
-                    for l in names.children_by_field_name("label", &mut c2) {
-                        f.references.push(Named {
-                            name: text(l).trim().to_owned(),
-                            span: l.byte_range(),
-                        });
-                    }
-                }
-            }
-            "graphics_include" => {
-                if let Some(p) = node.child_by_field_name("path") {
-                    f.graphics.push(named_inner(p, src));
-                }
-            }
-            "bibtex_include" => {
-                if bib_start.is_none() {
-                    bib_start = Some(node.start_byte());
-                }
-                if let Some(p) = node.child_by_field_name("paths") {
-                    let mut c = p.walk();
-                    for path in p.children_by_field_name("path", &mut c) {
-                        f.bibliographies.push(Named {
-                            name: text(path).trim().to_owned(),
-                            span: path.byte_range(),
-                        });
-                    }
-                }
-            }
-            "title_declaration" => f.title = Some(node.byte_range()),
-            "generic_command" => {
-                let name = node.child_by_field_name("command").map(text).unwrap_or_default();
-                if name == "\\graphicspath" {
-                    f.graphics_paths.extend(graphics_paths(node, src));
-                }
-            }
-            "begin" => {
-                let name = node
-                    .child_by_field_name("name")
-                    .map(|n| inner_text(n, src))
-                    .unwrap_or_default();
-                if name == "filecontents" || name == "filecontents*" {
-                    if let Some(fc) = filecontents(node, src) {
-                        f.filecontents.push(fc);
-                    }
-                }
-                open.push(f.environments.len());
-                f.environments.push(Environment {
-                    name,
-                    begin: node.byte_range(),
-                    end: None,
-                });
-            }
-            "end" => {
-                let name = node
-                    .child_by_field_name("name")
-                    .map(|n| inner_text(n, src))
-                    .unwrap_or_default();
-                if name == "document" {
-                    f.end_document = Some(node.byte_range());
-                }
-                match open.iter().rposition(|i| f.environments[*i].name == name) {
-                    // Closes the innermost open one (anything opened inside it stays open).
-                    Some(pos) => {
-                        let i = open[pos];
-                        f.environments[i].end = Some(node.byte_range());
-                        open.truncate(pos);
-                    }
-                    None => f.stray_ends.push(StrayEnd {
-                        name,
-                        span: node.byte_range(),
-                        expected: open.last().map(|i| f.environments[*i].name.clone()),
-                    }),
-                }
-            }
-            _ => {}
         }
-        // Comments and verbatim-like blocks hold no LaTeX structure.
-        let opaque = matches!(
-            node.kind(),
-            "line_comment" | "block_comment" | "comment_environment" | "verbatim_environment"
-        );
-        if !opaque && cursor.goto_first_child() {
-            continue;
-        }
-        while !cursor.goto_next_sibling() {
+        loop {
+            if cursor.node() == top {
+                break 'walk;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
             if !cursor.goto_parent() {
                 break 'walk;
             }
         }
     }
+}
 
+/// What one node contributes.
+fn visit(node: Node, src: &str, f: &mut Raw) {
+    let text = |n: Node| src[n.byte_range()].to_owned();
+    match node.kind() {
+        "part" | "chapter" | "section" | "subsection" | "subsubsection" | "paragraph" | "subparagraph" => {
+            let title = node.child_by_field_name("text");
+            let heading_end = title.map(|t| t.end_byte()).unwrap_or(node.start_byte());
+            f.headings.push((
+                level_of(node.kind()),
+                title.map(|t| inner_text(t, src)).unwrap_or_default(),
+                node.start_byte()..heading_end.max(node.start_byte() + 1),
+            ));
+        }
+        "citation" => {
+            if let Some(keys) = node.child_by_field_name("keys") {
+                let mut c = keys.walk();
+                for k in keys.children_by_field_name("text", &mut c) {
+                    f.citations.push(Citation {
+                        key: text(k).trim().to_owned(),
+                        span: k.byte_range(),
+                        command: node.byte_range(),
+                    });
+                }
+            }
+        }
+        "label_definition" => {
+            if let Some(name) = node.child_by_field_name("name") {
+                f.labels.push(named_inner(name, src));
+            }
+        }
+        "label_reference" | "label_reference_range" => {
+            let mut c = node.walk();
+            for names in node.children_by_field_name("names", &mut c) {
+                let mut c2 = names.walk();
+                for l in names.children_by_field_name("label", &mut c2) {
+                    f.references.push(Named {
+                        name: text(l).trim().to_owned(),
+                        span: l.byte_range(),
+                    });
+                }
+            }
+        }
+        "graphics_include" => {
+            if let Some(p) = node.child_by_field_name("path") {
+                f.graphics.push(named_inner(p, src));
+            }
+        }
+        "bibtex_include" => {
+            if f.bib_start.is_none() {
+                f.bib_start = Some(node.start_byte());
+            }
+            if let Some(p) = node.child_by_field_name("paths") {
+                let mut c = p.walk();
+                for path in p.children_by_field_name("path", &mut c) {
+                    f.bibliographies.push(Named {
+                        name: text(path).trim().to_owned(),
+                        span: path.byte_range(),
+                    });
+                }
+            }
+        }
+        "title_declaration" => f.title = Some(node.byte_range()),
+        "generic_command" => {
+            let name = node.child_by_field_name("command").map(text).unwrap_or_default();
+            if name == "\\graphicspath" {
+                f.graphics_paths.extend(graphics_paths(node, src));
+            }
+        }
+        "begin" | "end" => {
+            let name = node
+                .child_by_field_name("name")
+                .map(|n| inner_text(n, src))
+                .unwrap_or_default();
+            let begin = node.kind() == "begin";
+            if begin && (name == "filecontents" || name == "filecontents*") {
+                if let Some(fc) = filecontents(node, src) {
+                    f.filecontents.push(fc);
+                }
+            }
+            f.env_tokens.push((begin, name, node.byte_range()));
+        }
+        _ => {}
+    }
+}
+
+/// Pairs the environments and measures the sections.
+fn assemble(raw: Raw, src: &str) -> TexFacts {
+    let mut f = TexFacts {
+        citations: raw.citations,
+        labels: raw.labels,
+        references: raw.references,
+        graphics: raw.graphics,
+        graphics_paths: raw.graphics_paths,
+        filecontents: raw.filecontents,
+        bibliographies: raw.bibliographies,
+        title: raw.title,
+        ..TexFacts::default()
+    };
+    let mut open: Vec<usize> = Vec::new();
+    for (begin, name, span) in raw.env_tokens {
+        if begin {
+            open.push(f.environments.len());
+            f.environments.push(Environment {
+                name,
+                begin: span,
+                end: None,
+            });
+            continue;
+        }
+        if name == "document" {
+            f.end_document = Some(span.clone());
+        }
+        match open.iter().rposition(|i| f.environments[*i].name == name) {
+            // Closes the innermost open one (anything opened inside it stays open).
+            Some(pos) => {
+                let i = open[pos];
+                f.environments[i].end = Some(span);
+                open.truncate(pos);
+            }
+            None => f.stray_ends.push(StrayEnd {
+                name,
+                span,
+                expected: open.last().map(|i| f.environments[*i].name.clone()),
+            }),
+        }
+    }
     let doc_end = f
         .end_document
         .as_ref()
         .map(|r| r.start)
         .into_iter()
-        .chain(bib_start)
+        .chain(raw.bib_start)
         .min()
         .unwrap_or(src.len());
+    let headings = raw.headings;
     for (i, (level, title, heading)) in headings.iter().enumerate() {
         let end = headings[i + 1..]
             .iter()
@@ -405,6 +532,28 @@ Done.
         assert!(intro.contains("\\subsection{Sub}") && !intro.contains("Results"));
         let results = &SAMPLE[f.sections[2].body.clone()];
         assert!(results.contains("Done.") && !results.contains("\\bibliography"));
+    }
+
+    #[test]
+    fn cached_facts_equal_fresh_ones_after_edits() {
+        let mut cache = FactsCache::default();
+        let mut src = SAMPLE.to_owned();
+        let first = facts_cached(&parse(&src), &src, &mut cache);
+        assert_eq!(first, of(&src));
+        // Edits in one section, before all sections, and one that adds a citation.
+        for (needle, insert) in [
+            ("More.", "Typed "),
+            ("\\title", "% a comment\n"),
+            ("Done.", "\\cite{new1} "),
+            ("\\section{Results}", "\\begin{itemize}\n"),
+        ] {
+            let at = src.find(needle).unwrap();
+            src.insert_str(at, insert);
+            let cached = facts_cached(&parse(&src), &src, &mut cache);
+            assert_eq!(cached, of(&src), "after inserting {insert:?}");
+        }
+        assert!(of(&src).citations.iter().any(|c| c.key == "new1"));
+        assert!(cache.chunks.len() <= 3);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct PaperState {
     /// Per `.tex`: the lock that serialises its builds and the running build's job.
     builds: Mutex<HashMap<PathBuf, BuildSlot>>,
     tool_missing_said: AtomicBool,
+    /// Per `.tex`: the facts of its sections from the last check.
+    facts: Mutex<HashMap<PathBuf, crate::latex::FactsCache>>,
 }
 
 pub fn is_tex(path: &Path) -> bool {
@@ -101,13 +103,27 @@ fn schedule(b: &Backend, tex: PathBuf) {
     });
 }
 
-/// The static checks of `tex` as it reads now.
+/// The static checks of `tex` as it reads now: an open document's tree is kept current
+/// incrementally, and the facts of sections that did not change are reused.
 fn static_problems(b: &Backend, tex: &Path) -> Option<(String, Vec<TexProblem>)> {
-    let src = b.state.text_of(tex).ok()?;
-    let tree = syntax::parse(&src);
+    let open = {
+        let mut docs = b.state.docs.lock().unwrap();
+        docs.get_mut(tex)
+            .and_then(|d| d.doc.latex_tree().cloned().map(|t| (d.doc.text(), t)))
+    };
+    let (src, tree) = match open {
+        Some(o) => o,
+        None => {
+            let src = b.state.text_of(tex).ok()?;
+            let tree = syntax::parse(&src);
+            (src, tree)
+        }
+    };
     let state = b.state.clone();
     let read = move |p: &Path| state.text_of(p).ok();
-    let (_, problems) = paper::check_paper(tex, &src, &tree, &read);
+    let mut caches = b.state.paper.facts.lock().unwrap();
+    let cache = caches.entry(tex.to_path_buf()).or_default();
+    let (_, problems) = paper::check_paper_cached(tex, &src, &tree, cache, &read);
     Some((src, problems))
 }
 
@@ -245,7 +261,10 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
             enc,
         ))
     };
+    // Whole lines: editors ask with the cursor's position, fixes belong to its line.
     let (lo, hi) = (to_byte(range.start), to_byte(range.end));
+    let lo = text[..lo].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let hi = text[hi..].find('\n').map(|i| hi + i).unwrap_or(text.len());
     for tex in &texes {
         let Some((_, problems)) = static_problems(b, tex) else {
             continue;

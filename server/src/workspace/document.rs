@@ -4,7 +4,7 @@
 use ropey::Rope;
 
 use super::position::{self, Pos, PosEncoding};
-use super::syntax::PySyntax;
+use super::syntax::{Grammar, PySyntax};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
@@ -54,7 +54,11 @@ pub struct Document {
 impl Document {
     pub fn new(text: &str, version: i32, language: Language) -> Self {
         let rope = Rope::from_str(text);
-        let syntax = (language == Language::Python).then(PySyntax::new);
+        let syntax = match language {
+            Language::Python => Some(PySyntax::new()),
+            Language::Latex => Some(PySyntax::for_grammar(Grammar::Latex)),
+            _ => None,
+        };
         Self {
             text: rope,
             version,
@@ -112,6 +116,18 @@ impl Document {
 
     /// The Python syntax tree, brought up to date first (incrementally when possible).
     pub fn python_tree(&mut self) -> Option<&tree_sitter::Tree> {
+        if self.language != Language::Python {
+            return None;
+        }
+        let text = &self.text;
+        self.syntax.as_mut().and_then(|s| s.tree(text))
+    }
+
+    /// The LaTeX tree of a `.tex` document, reparsed incrementally after edits.
+    pub fn latex_tree(&mut self) -> Option<&tree_sitter::Tree> {
+        if self.language != Language::Latex {
+            return None;
+        }
         let text = &self.text;
         self.syntax.as_mut().and_then(|s| s.tree(text))
     }

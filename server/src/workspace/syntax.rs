@@ -1,17 +1,40 @@
-//! Python syntax with tree-sitter, kept current lazily: edits are recorded on the old
-//! tree as they arrive (cheap), and the reparse happens when someone asks for the
-//! tree, reusing the unchanged parts.
+//! Syntax trees with tree-sitter (Python, LaTeX), kept current lazily: edits are
+//! recorded on the old tree as they arrive (cheap), and the reparse happens when someone
+//! asks for the tree, reusing the unchanged parts.
 
 use ropey::Rope;
 use tree_sitter::{InputEdit, Parser, Point, Tree};
 
+/// The grammars documents are parsed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grammar {
+    Python,
+    Latex,
+}
+
 pub struct PySyntax {
     tree: Option<Tree>,
     dirty: bool,
+    grammar: Grammar,
 }
 
 thread_local! {
     static PARSER: std::cell::RefCell<Option<Parser>> = const { std::cell::RefCell::new(None) };
+    static LATEX_PARSER: std::cell::RefCell<Option<Parser>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Parses `text` with a per-thread LaTeX parser, reusing `old` when given.
+pub fn parse_latex(text: &str, old: Option<&Tree>) -> Option<Tree> {
+    LATEX_PARSER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let mut p = Parser::new();
+            p.set_language(&codebook_tree_sitter_latex::LANGUAGE.into())
+                .ok()?;
+            *slot = Some(p);
+        }
+        slot.as_mut()?.parse(text, old)
+    })
 }
 
 /// Parses `text` with a per-thread Python parser, reusing `old` when given.
@@ -35,9 +58,14 @@ fn point_at(rope: &Rope, char_idx: usize) -> (usize, Point) {
 
 impl PySyntax {
     pub fn new() -> Self {
+        Self::for_grammar(Grammar::Python)
+    }
+
+    pub fn for_grammar(grammar: Grammar) -> Self {
         Self {
             tree: None,
             dirty: true,
+            grammar,
         }
     }
 
@@ -73,7 +101,10 @@ impl PySyntax {
     pub fn tree(&mut self, text: &Rope) -> Option<&Tree> {
         if self.dirty {
             let source = text.to_string();
-            self.tree = parse_python(&source, self.tree.as_ref());
+            self.tree = match self.grammar {
+                Grammar::Python => parse_python(&source, self.tree.as_ref()),
+                Grammar::Latex => parse_latex(&source, self.tree.as_ref()),
+            };
             self.dirty = false;
         }
         self.tree.as_ref()
