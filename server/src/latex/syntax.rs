@@ -171,7 +171,7 @@ pub fn facts_cached(tree: &Tree, src: &str, cache: &mut FactsCache) -> TexFacts 
     cache.used.clear();
     walk(tree.root_node(), src, &mut raw, Some(cache));
     let used = std::mem::take(&mut cache.used);
-    cache.chunks.retain(|k, _| used.contains(&k));
+    cache.chunks.retain(|k, _| used.contains(k));
     cache.used = used;
     assemble(raw, src)
 }
@@ -197,13 +197,13 @@ fn walk(top: Node, src: &str, raw: &mut Raw, mut cache: Option<&mut FactsCache>)
         let chunk = node != top && matches!(node.kind(), "part" | "chapter" | "section") && !node.has_error();
         if let (true, Some(c)) = (chunk, cache.as_deref_mut()) {
             let key = chunk_key(node, src);
-            if !c.chunks.contains_key(&key) {
+            c.chunks.entry(key).or_insert_with(|| {
                 let mut sub = Raw::default();
                 walk(node, src, &mut sub, None);
                 let mut rel = Raw::default();
                 rel.append_shifted(&sub, -(node.start_byte() as isize));
-                c.chunks.insert(key, rel);
-            }
+                rel
+            });
             c.used.insert(key);
             raw.append_shifted(&c.chunks[&key], node.start_byte() as isize);
         } else {
