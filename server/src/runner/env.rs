@@ -55,6 +55,25 @@ pub fn is_secret(name: &str) -> bool {
         || PREFIXES.iter().any(|s| up.starts_with(s))
 }
 
+/// The environment a run gets: `base` (aisci's own when None) without secrets, then
+/// `extra` in order, each replacing a variable of the same name.
+pub fn compose(
+    base: Option<&[(OsString, OsString)]>,
+    secret_names: &[String],
+    extra: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    let base: Vec<(OsString, OsString)> = match base {
+        Some(b) => b.to_vec(),
+        None => std::env::vars_os().collect(),
+    };
+    let mut vars = scrub(base, secret_names);
+    for (k, v) in extra {
+        vars.retain(|(name, _)| *name != k);
+        vars.push((k, v));
+    }
+    vars
+}
+
 /// `base` without secrets (by [`is_secret`] or, case-insensitively, any of `extra`).
 pub fn scrub(
     base: impl IntoIterator<Item = (OsString, OsString)>,

@@ -173,16 +173,12 @@ impl LocalRunner {
 
     /// The environment a run gets: the base without secrets, then `spec.env`.
     pub fn child_env(&self, spec: &RunSpec) -> Vec<(OsString, OsString)> {
-        let base: Vec<(OsString, OsString)> = match &self.base_env {
-            Some(b) => b.as_ref().clone(),
-            None => std::env::vars_os().collect(),
-        };
-        let mut vars = env::scrub(base, &self.secret_names);
-        for (k, v) in &spec.env {
-            vars.retain(|(name, _)| name != k.as_str());
-            vars.push((k.into(), v.into()));
-        }
-        vars
+        let extra = spec.env.iter().map(|(k, v)| (k.into(), v.into()));
+        env::compose(
+            self.base_env.as_deref().map(Vec::as_slice),
+            &self.secret_names,
+            extra,
+        )
     }
 
     /// What the child will do to itself before the experiment starts, and its control group.

@@ -164,21 +164,16 @@ impl SlurmRunner {
     /// The environment sbatch runs with, and so the job's: the base without secrets, the
     /// Slurm command variables, then `spec.env`.
     pub fn job_env(&self, spec: &RunSpec) -> Vec<(OsString, OsString)> {
-        let base: Vec<(OsString, OsString)> = match &self.base_env {
-            Some(b) => b.as_ref().clone(),
-            None => std::env::vars_os().collect(),
-        };
-        let mut vars = env::scrub(base, &self.secret_names);
         let extra = self
             .tool_env
             .iter()
             .cloned()
             .chain(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
-        for (k, v) in extra {
-            vars.retain(|(name, _)| *name != k);
-            vars.push((k, v));
-        }
-        vars
+        env::compose(
+            self.base_env.as_deref().map(Vec::as_slice),
+            &self.secret_names,
+            extra,
+        )
     }
 
     /// The `sbatch` arguments for a run whose script is `script`.
