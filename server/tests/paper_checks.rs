@@ -102,3 +102,30 @@ fn seeded_errors_are_found_at_their_lines() {
     assert!(find("number-not-in-results").contains(&(first_line + 2)));
     assert_eq!(find("unclosed-environment"), [first_line + 3]);
 }
+
+/// The per-document cache gives the same facts as a fresh walk, edit after edit, on a
+/// real paper (its sections hold recovered syntax errors).
+#[test]
+fn cached_facts_match_fresh_ones_on_the_v1_paper() {
+    let mut src = std::fs::read_to_string(fixture().join("template.tex")).unwrap();
+    let mut cache = latex::FactsCache::default();
+    let first = latex::facts_cached(&latex::parse(&src), &src, &mut cache);
+    assert_eq!(first, latex::facts(&latex::parse(&src), &src));
+    for (needle, insert) in [
+        ("\\section{Results}", "x"),
+        ("\\section{Method}", "\\cite{ddpm} "),
+        ("\\end{filecontents}", "@misc{new, title={T}}\n"),
+        ("\\section{Background}", "\\begin{itemize}\n"),
+        ("\\section{Related Work}", "}"),
+        ("\\begin{abstract}", "$"),
+    ] {
+        let at = src.find(needle).unwrap();
+        src.insert_str(at, insert);
+        let tree = latex::parse(&src);
+        assert_eq!(
+            latex::facts_cached(&tree, &src, &mut cache),
+            latex::facts(&tree, &src),
+            "after inserting {insert:?} before {needle:?}"
+        );
+    }
+}

@@ -176,6 +176,22 @@ pub fn facts_cached(tree: &Tree, src: &str, cache: &mut FactsCache) -> TexFacts 
     assemble(raw, src)
 }
 
+/// Sections, and big environments other than `document` (v1 keeps its whole bibliography
+/// in a `filecontents` block), are cached as a whole.
+fn is_chunk(node: Node, src: &str) -> bool {
+    match node.kind() {
+        "part" | "chapter" | "section" => true,
+        "generic_environment" => {
+            node.byte_range().len() > 4096
+                && node
+                    .child_by_field_name("begin")
+                    .and_then(|b| b.child_by_field_name("name"))
+                    .is_some_and(|n| inner_text(n, src) != "document")
+        }
+        _ => false,
+    }
+}
+
 fn chunk_key(node: Node, src: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -186,15 +202,16 @@ fn chunk_key(node: Node, src: &str) -> u64 {
 }
 
 /// Collects the facts of `top`'s subtree into `raw`. With a cache, whole sections are
-/// taken from it when their text is unchanged (a section with a syntax error is always
-/// walked: its shape may depend on what is around it).
+/// taken from it when their text, kind and number of children are unchanged (the tree
+/// of the same text parses the same; tests compare cached and fresh facts on the v1
+/// paper, whose sections hold recovered syntax errors).
 fn walk(top: Node, src: &str, raw: &mut Raw, mut cache: Option<&mut FactsCache>) {
     // Pre-order, children left to right, with one cursor (no allocation per node: a
     // paper has a node per word).
     let mut cursor = top.walk();
     'walk: loop {
         let node = cursor.node();
-        let chunk = node != top && matches!(node.kind(), "part" | "chapter" | "section") && !node.has_error();
+        let chunk = node != top && is_chunk(node, src);
         if let (true, Some(c)) = (chunk, cache.as_deref_mut()) {
             let key = chunk_key(node, src);
             c.chunks.entry(key).or_insert_with(|| {
