@@ -7,6 +7,8 @@
 mod fake_lit;
 #[path = "support/fake_llm.rs"]
 mod fake_llm;
+#[path = "support/png.rs"]
+mod png;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use fake_lit::FakeLit;
 use fake_llm::{FakeLlm, Reply};
+use png::tiny_png;
 
 const TEX: &str = "latex/template.tex";
 
@@ -38,49 +41,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), target).unwrap();
         }
     }
-}
-
-/// A valid 1×1 grey PNG (stored deflate block), for the figures the template includes.
-fn tiny_png() -> Vec<u8> {
-    fn crc32(data: &[u8]) -> u32 {
-        let mut c = !0u32;
-        for b in data {
-            c ^= *b as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xedb8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
-    }
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend((data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend(kind);
-        out.extend(data);
-        let crc = crc32(&out[start..]);
-        out.extend(crc.to_be_bytes());
-    }
-    let raw = [0u8, 128];
-    let (a, b) = raw.iter().fold((1u32, 0u32), |(a, b), x| {
-        let a = (a + *x as u32) % 65521;
-        (a, (b + a) % 65521)
-    });
-    let mut z = vec![0x78, 0x01, 0x01, 2, 0, !2u8, 0xff];
-    z.extend(raw);
-    z.extend(((b << 16) | a).to_be_bytes());
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend(1u32.to_be_bytes());
-    ihdr.extend(1u32.to_be_bytes());
-    ihdr.extend([8, 0, 0, 0, 0]);
-    chunk(&mut png, b"IHDR", &ihdr);
-    chunk(&mut png, b"IDAT", &z);
-    chunk(&mut png, b"IEND", &[]);
-    png
 }
 
 /// tiny_mlp laid out as an idea folder after the experiment stage: run_0 (the
