@@ -15,6 +15,8 @@ pub mod literature;
 pub mod llm;
 pub mod lsp;
 pub mod project;
+pub mod review_bench;
+pub mod review_stage;
 pub mod runner;
 pub mod runs;
 pub mod stages;

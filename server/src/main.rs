@@ -128,6 +128,35 @@ enum Cmd {
         #[arg(long)]
         section: Option<String>,
     },
+    /// Review an idea folder's paper (its PDF, else latex/template.tex): an ensemble of
+    /// reviews in the NeurIPS form, a meta-review, reflection rounds; writes review.json and
+    /// review.txt. With --improvement, then revises the paper for every comment, rebuilds it
+    /// and reviews it again (review_improved.txt).
+    Review {
+        #[arg(long)]
+        idea_folder: PathBuf,
+        #[arg(long)]
+        improvement: bool,
+    },
+    /// Measure a reviewer model on labelled papers (v1's ICLR benchmark format): accuracy,
+    /// balanced accuracy, F1, AUC, FPR, FNR for the model's decision and the calibrated one.
+    ReviewBench {
+        /// Folder of papers named <paper_id>.pdf, .txt, .md or .tex.
+        #[arg(long)]
+        papers: PathBuf,
+        /// TSV/CSV with paper_id and decision columns (e.g. v1's ratings_subset.tsv).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Per-paper results (CSV); an existing file is resumed.
+        #[arg(long, default_value = "review_bench.csv")]
+        out: PathBuf,
+        /// Review at most this many papers (in paper id order).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Papers reviewed at once.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+    },
     /// Run the loop offline on the bundled demo template with a recorded model conversation.
     Demo {
         /// Where to put the demo project (default: a new temporary folder).
@@ -193,6 +222,17 @@ fn main() -> ExitCode {
             Cmd::Baseline { template } => report(baseline(&template).await),
             Cmd::Doctor { dir } => doctor(&dir).await,
             Cmd::Writeup { idea_folder, section } => report(writeup(&idea_folder, section, cli.model).await),
+            Cmd::Review {
+                idea_folder,
+                improvement,
+            } => report(review(&idea_folder, improvement, cli.model).await),
+            Cmd::ReviewBench {
+                papers,
+                labels,
+                out,
+                limit,
+                jobs,
+            } => report(review_bench(&papers, &labels, &out, limit, jobs, cli.model).await),
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
             Cmd::Run {
                 timeout,
@@ -401,6 +441,132 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
     println!("{}", outcome.summary());
     if !outcome.report.succeeded() {
         anyhow::bail!("the paper is not finished (see above)");
+    }
+    Ok(())
+}
+
+/// The idea folder, its idea's name and its settings (warnings printed).
+fn open_idea_folder(dir: &Path, model: Option<String>) -> anyhow::Result<(PathBuf, String, config::Loaded)> {
+    let root = std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let idea = aisci::project::IdeaFolder::from_path(&root)
+        .map(|f| f.name)
+        .unwrap_or_else(|| {
+            root.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+    let mut src = Sources::from_system(Some(&root));
+    src.cli_model = model;
+    let loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    Ok((root, idea, loaded))
+}
+
+/// `aisci review --idea-folder DIR [--improvement]`.
+async fn review(dir: &Path, improvement: bool, model: Option<String>) -> anyhow::Result<()> {
+    use aisci::review_stage::{self, ReviewDeps};
+    let flag_model = model.is_some();
+    let (root, idea, mut loaded) = open_idea_folder(dir, model)?;
+    if flag_model {
+        // --model names the model for this command, over review.model too.
+        loaded.settings.review.model = None;
+        loaded.settings.writeup.model = None;
+    }
+    let s = &loaded.settings;
+    let llm = review_stage::reviewer_llm(s, &root)?;
+    let cancel = ctrl_c_token();
+    eprintln!(
+        "aisci: reviewing {} with {} via {} ({} reviewer(s), {} reflection round(s))",
+        root.display(),
+        llm.provider().model(),
+        llm.provider().name(),
+        s.review.ensemble,
+        s.review.reflection_rounds
+    );
+    let deps = || ReviewDeps {
+        llm: &llm,
+        progress: &Stderr,
+        cancel: &cancel,
+    };
+    let first = review_stage::run_review(&root, &idea, s, deps(), false).await?;
+    println!("{}", first.summary());
+    if !improvement {
+        return Ok(());
+    }
+    let writer = aisci::writeup_stage::writeup_llm(s, &root)?;
+    let revised = review_stage::revise_for_review(
+        &root,
+        &idea,
+        s,
+        None,
+        aisci::writeup_stage::WriteupDeps {
+            llm: &writer,
+            sink: &aisci::agent::edit_sink::DiskSink,
+            search: None,
+            progress: &Stderr,
+            cancel: &cancel,
+        },
+    )
+    .await?;
+    println!("revision: {}", revised.summary());
+    let second = review_stage::run_review(&root, &idea, s, deps(), true).await?;
+    println!("after the revision:\n{}", second.summary());
+    Ok(())
+}
+
+/// `aisci review-bench --papers DIR --labels FILE`.
+async fn review_bench(
+    papers: &Path,
+    labels: &Path,
+    out: &Path,
+    limit: Option<usize>,
+    jobs: usize,
+    model: Option<String>,
+) -> anyhow::Result<()> {
+    let flag_model = model.is_some();
+    let cwd = std::env::current_dir()?;
+    let mut src = Sources::from_system(Some(&cwd));
+    src.cli_model = model;
+    let mut loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    if flag_model {
+        loaded.settings.review.model = None;
+    }
+    let s = &loaded.settings;
+    let llm = aisci::review_stage::reviewer_llm(s, &cwd)?;
+    let cancel = ctrl_c_token();
+    eprintln!(
+        "aisci: review-bench with {} via {}; results in {}",
+        llm.provider().model(),
+        llm.provider().name(),
+        out.display()
+    );
+    let run = aisci::review_bench::run_bench(papers, labels, out, limit, jobs, s, &llm, &cancel).await?;
+    print!("{}", run.report.table());
+    if run.resumed > 0 {
+        println!("{} paper(s) taken from {}", run.resumed, out.display());
+    }
+    if run.skipped_labels > 0 {
+        println!(
+            "{} label row(s) neither accept nor reject were left out",
+            run.skipped_labels
+        );
+    }
+    for (id, why) in &run.failed {
+        println!("not reviewed: {id}: {why}");
+    }
+    let t = llm.ledger_snapshot().total;
+    println!(
+        "{}",
+        stages::cost_line(&t, llm.provider().name(), llm.provider().model())
+    );
+    if cancel.is_cancelled() {
+        anyhow::bail!("interrupted; run the same command again to go on");
     }
     Ok(())
 }

@@ -9,3 +9,4 @@ pub mod novelty;
 pub mod writeup;
 
 pub mod prompt;
+pub mod review;

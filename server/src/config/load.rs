@@ -33,6 +33,8 @@ pub const UNTRUSTED_KEYS: &[(&str, &str)] = &[
     ("literature", "s2_api_key_env"),
     ("literature", "openalex_api_key_env"),
     ("literature", "cache_dir"),
+    // Files read and sent to the model.
+    ("review", "examples"),
 ];
 
 /// Where the user-level config lives: `$AISCI_CONFIG`, else `<config dir>/aisci/config.toml`.
@@ -239,7 +241,7 @@ fn strip_untrusted(v: &mut Value) -> Vec<String> {
     removed
 }
 
-fn expand_home(p: &str) -> PathBuf {
+pub fn expand_home(p: &str) -> PathBuf {
     match p.strip_prefix("~/") {
         Some(rest) => dirs::home_dir()
             .map(|h| h.join(rest))
@@ -293,6 +295,7 @@ fn apply(out: &mut Loaded, layer: &Layer) {
             "experiment" => merge_section(&mut s.experiment, v, src, "experiment", w),
             "latex" => merge_section(&mut s.latex, v, src, "latex", w),
             "writeup" => merge_section(&mut s.writeup, v, src, "writeup", w),
+            "review" => merge_section(&mut s.review, v, src, "review", w),
             "trusted_folders" => w.push(format!(
                 "{src}: trusted_folders is only read from the user-level config file; ignored here"
             )),
@@ -490,6 +493,29 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
             d.writeup.results_per_query.to_string(),
         );
         wr.results_per_query = d.writeup.results_per_query;
+    }
+    let rv = &mut s.review;
+    if !(1..=20).contains(&rv.ensemble) {
+        bad("review.ensemble (1 to 20)", d.review.ensemble.to_string());
+        rv.ensemble = d.review.ensemble;
+    }
+    if rv.max_attempts == 0 {
+        bad(
+            "review.max_attempts (at least 1)",
+            d.review.max_attempts.to_string(),
+        );
+        rv.max_attempts = d.review.max_attempts;
+    }
+    if !(1..=10).contains(&rv.accept_threshold) {
+        bad(
+            "review.accept_threshold (1 to 10)",
+            d.review.accept_threshold.to_string(),
+        );
+        rv.accept_threshold = d.review.accept_threshold;
+    }
+    if !(rv.temperature.is_finite() && (0.0..=2.0).contains(&rv.temperature)) {
+        bad("review.temperature (0 to 2)", d.review.temperature.to_string());
+        rv.temperature = d.review.temperature;
     }
     let e = &mut s.experiment;
     for (name, v, def) in [

@@ -2,8 +2,8 @@
 
 mod load;
 pub mod settings;
-pub use load::{load, user_config_path, Layer, Loaded, Sources, UNTRUSTED_KEYS};
+pub use load::{expand_home, load, user_config_path, Layer, Loaded, Sources, UNTRUSTED_KEYS};
 pub use settings::{
     ExperimentSettings, IdeaSettings, LiteratureSettings, LlmSettings, NoveltySettings, Price, ProviderKind,
-    RunSettings, RunnerKind, Settings, SlurmSettings, WriteupSettings,
+    ReviewExample, ReviewSettings, RunSettings, RunnerKind, Settings, SlurmSettings, WriteupSettings,
 };

@@ -15,6 +15,7 @@ pub struct Settings {
     pub novelty: NoveltySettings,
     pub experiment: ExperimentSettings,
     pub writeup: WriteupSettings,
+    pub review: ReviewSettings,
     pub run: RunSettings,
     pub latex: LatexSettings,
     /// Not a setting: every variable any layer named as holding a key (even one a
@@ -321,6 +322,50 @@ pub struct ExperimentSettings {
     pub plot_attempts: u32,
     /// Largest stdout/stderr file kept per run; beyond it only the tail is kept.
     pub output_cap_bytes: u64,
+}
+
+/// The reviewer (`[review]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReviewSettings {
+    /// Independent reviews combined by a meta-review (v1: 5; 1 = a single review).
+    pub ensemble: u32,
+    /// Reflection rounds on the combined review (v1's `num_reflections = 5` is the review
+    /// plus 4 rounds).
+    pub reflection_rounds: u32,
+    /// Replies a reviewer may take to give a usable review before it is dropped.
+    pub max_attempts: u32,
+    /// Temperature of the ensemble's reviewers (v1: 0.75); the meta-review and the
+    /// reflections use `llm.temperature`.
+    pub temperature: f32,
+    /// Overall score from which the calibrated decision accepts (v1's paper: 6).
+    pub accept_threshold: u8,
+    /// Example papers with their reviews shown to the reviewer (few-shot).
+    pub examples: Vec<ReviewExample>,
+    /// A model for the reviewer only (default: `llm.model`).
+    pub model: Option<String>,
+}
+
+/// A few-shot example: the paper (`.txt`, `.pdf` or `.tex`) and its review (JSON: the
+/// review itself, or v1's `{"review": "<JSON text>"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewExample {
+    pub paper: String,
+    pub review: String,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        Self {
+            ensemble: 5,
+            reflection_rounds: 4,
+            max_attempts: 3,
+            temperature: 0.75,
+            accept_threshold: 6,
+            examples: Vec::new(),
+            model: None,
+        }
+    }
 }
 
 /// The paper-writing stage (`[writeup]`).

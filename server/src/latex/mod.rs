@@ -1,6 +1,7 @@
 //! The paper: what a `.tex` and its bibliography hold (tree-sitter and the `biblatex`
 //! crate), and the static checks run on it while the user types.
 
+pub mod anchor;
 pub mod bib;
 pub mod build;
 pub mod checks;

@@ -56,6 +56,7 @@ const CITE_RESULTS_PROMPT: &str = include_str!("../prompts/writeup_cite_results.
 const CITE_NONE_PROMPT: &str = include_str!("../prompts/writeup_cite_none.txt");
 const REFINE_PROMPT: &str = include_str!("../prompts/writeup_refine.txt");
 const FIX_PROMPT: &str = include_str!("../prompts/writeup_fix.txt");
+const REVISE_PROMPT: &str = include_str!("../prompts/writeup_revise.txt");
 
 /// The model's word for ending the citation rounds.
 pub const NO_MORE_CITATIONS: &str = "No more citations needed";
@@ -69,6 +70,9 @@ pub enum WriteScope {
     Paper,
     /// The `\section` with this title (as written, compared without case), then fix rounds.
     Section(String),
+    /// Changes that address review comments (the request names them and their passages),
+    /// then fix rounds.
+    Revise(String),
 }
 
 /// Everything the stage works with.
@@ -201,8 +205,8 @@ pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<Wri
         return Err(WriteupError::NoTex(ctx.tex.to_path_buf()));
     }
     let target_section = match scope {
-        WriteScope::Paper => None,
         WriteScope::Section(title) => Some(find_section(&snap.text, title)?),
+        WriteScope::Paper | WriteScope::Revise(_) => None,
     };
     let inputs = inputs::gather(ctx.root);
     let tex_rel = ctx
@@ -237,9 +241,10 @@ pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<Wri
         ],
         report: WriteupReport::default(),
     };
-    let result = match target_section {
-        None => stage.paper().await,
-        Some(title) => stage.one_section(&title).await,
+    let result = match (scope, target_section) {
+        (WriteScope::Revise(request), _) => stage.revise(request).await,
+        (_, None) => stage.paper().await,
+        (_, Some(title)) => stage.one_section(&title).await,
     };
     match result {
         Ok(()) => Ok(stage.report),
@@ -315,6 +320,18 @@ impl Stage<'_> {
             "Write it so that it fits the rest of the paper and reports only what the inputs support.",
         );
         self.write_part(title, guidance).await?;
+        self.fix_rounds().await
+    }
+
+    async fn revise(&mut self, request: &str) -> Result<(), Fatal> {
+        self.progress("Revising the paper for the review", 0);
+        let prompt = fill(
+            REVISE_PROMPT,
+            &[("request", request.trim()), ("tex", &self.tex_rel)],
+        );
+        if self.edit_turn(prompt, Some(NO_CHANGES)).await? {
+            self.report.sections_written.push("revision".to_string());
+        }
         self.fix_rounds().await
     }
 
