@@ -14,6 +14,8 @@ use super::convert::{self, path_of, uri_of};
 use super::ideas_view;
 use super::paper_view;
 use super::progress::{job_of_token, CLIENT_REPLY_TIMEOUT};
+use super::review_job;
+use super::review_view;
 use super::state::{ClientCaps, OpenDoc, State};
 use super::writeup_job;
 use crate::project::{check_template, find_enclosing, Problem, ProjectFolder};
@@ -42,6 +44,9 @@ pub const COMMANDS: &[&str] = &[
     CMD_LAUNCH_RUN,
     paper_view::CMD_BUILD_PAPER,
     writeup_job::CMD_WRITE_PAPER,
+    review_view::CMD_REVIEW_PAPER,
+    review_view::CMD_REVISE_COMMENT,
+    review_view::CMD_REVISE_ALL,
 ];
 
 /// Time to wait after the last edit before re-checking a project.
@@ -525,6 +530,9 @@ impl LanguageServer for Backend {
         let Some(path) = path_of(&params.text_document.uri) else {
             return Ok(None);
         };
+        if paper_view::is_tex(&path) {
+            return Ok(Some(review_view::lenses(&path)));
+        }
         let folder = self.state.folder_of(&path);
         if is_file(&path, "experiment.py") {
             let line = {
@@ -673,6 +681,9 @@ impl LanguageServer for Backend {
             return Ok(None);
         };
         if paper_view::is_tex(&path) {
+            if let Some(h) = paper_view::review_hover(self, &path, tdp.position) {
+                return Ok(Some(h));
+            }
             return Ok(paper_view::hover(self, &path, tdp.position));
         }
         if !is_file(&path, "ideas.json") {
@@ -720,6 +731,46 @@ impl LanguageServer for Backend {
                     })?;
                 let section = arg.get("section").and_then(|t| t.as_str()).map(str::to_owned);
                 match writeup_job::start(self.clone(), tex, section) {
+                    Ok(id) => Ok(Some(json!({ "job": id }))),
+                    Err(e) => {
+                        self.client
+                            .show_message(MessageType::ERROR, format!("aisci: {e}"))
+                            .await;
+                        Ok(None)
+                    }
+                }
+            }
+            review_view::CMD_REVIEW_PAPER | review_view::CMD_REVISE_COMMENT | review_view::CMD_REVISE_ALL => {
+                let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
+                let tex = arg
+                    .get("tex")
+                    .and_then(|t| t.as_str())
+                    .map(PathBuf::from)
+                    .filter(|p| paper_view::is_tex(p))
+                    .ok_or_else(|| {
+                        RpcError::invalid_params(format!(
+                            "{} needs {{\"tex\": path of latex/template.tex{}}}",
+                            params.command,
+                            if params.command == review_view::CMD_REVISE_COMMENT {
+                                ", \"comment\": id such as \"weakness-0\""
+                            } else {
+                                ""
+                            }
+                        ))
+                    })?;
+                let started = match params.command.as_str() {
+                    review_view::CMD_REVIEW_PAPER => review_job::start_review(self.clone(), tex),
+                    review_view::CMD_REVISE_ALL => review_job::start_revise(self.clone(), tex, None),
+                    _ => {
+                        let Some(id) = arg.get("comment").and_then(|c| c.as_str()) else {
+                            return Err(RpcError::invalid_params(
+                                "aisci.reviseFromReview needs {\"tex\": path, \"comment\": id such as \"weakness-0\"}",
+                            ));
+                        };
+                        review_job::start_revise(self.clone(), tex, Some(id.to_string()))
+                    }
+                };
+                match started {
                     Ok(id) => Ok(Some(json!({ "job": id }))),
                     Err(e) => {
                         self.client

@@ -11,6 +11,8 @@ mod ideas_view;
 mod novelty_job;
 mod paper_view;
 mod progress;
+mod review_job;
+mod review_view;
 mod run_output;
 mod runs_view;
 mod stage_job;

@@ -183,10 +183,13 @@ pub async fn publish(b: &Backend, tex: &Path) {
     for (path, problems) in &by_file {
         let Some(uri) = uri_of(path) else { continue };
         let rope = ropey::Rope::from_str(&b.state.text_of(path).unwrap_or_default());
-        let diags = problems
+        let mut diags: Vec<Diagnostic> = problems
             .iter()
             .map(|p| convert::diagnostic(p, &rope, enc))
             .collect();
+        if path == tex {
+            diags.extend(super::review_view::diagnostics(b, tex, &rope.to_string()));
+        }
         b.client.publish_diagnostics(uri, diags, None).await;
     }
     for gone in before.iter().filter(|p| !by_file.contains_key(*p)) {
@@ -335,6 +338,7 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
         }));
     }
     if is_tex(path) {
+        out.extend(super::review_view::code_actions(b, path, &text, lo, hi));
         out.push(CodeActionOrCommand::CodeAction(CodeAction {
             title: "Build the paper (latexmk)".into(),
             kind: Some(CodeActionKind::new("source.aisci.buildPaper")),
@@ -496,6 +500,12 @@ fn offset_of(b: &Backend, path: &Path, pos: Position) -> Option<(String, usize)>
     let rope = ropey::Rope::from_str(&text);
     let ch = crate::workspace::position::to_char(&rope, convert::pos_from(pos), b.state.encoding());
     Some((text, rope.char_to_byte(ch)))
+}
+
+/// The review's scores, for a hover on `\title`.
+pub fn review_hover(b: &Backend, path: &Path, pos: Position) -> Option<Hover> {
+    let (text, byte) = offset_of(b, path, pos)?;
+    super::review_view::hover(path, &text, byte)
 }
 
 /// The entry behind the `\cite` key under the cursor.
