@@ -546,7 +546,14 @@ async fn review_bench(
         llm.provider().name(),
         out.display()
     );
-    let run = aisci::review_bench::run_bench(papers, labels, out, limit, jobs, s, &llm, &cancel).await?;
+    let set = aisci::review_bench::BenchSet {
+        papers,
+        labels,
+        out,
+        limit,
+        jobs,
+    };
+    let run = aisci::review_bench::run_bench(&set, s, &llm, &cancel).await?;
     print!("{}", run.report.table());
     if run.resumed > 0 {
         println!("{} paper(s) taken from {}", run.resumed, out.display());

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::agent::review::Decision;
+
 /// One labelled paper and what the reviewer said.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -250,6 +252,162 @@ pub fn paper_file(dir: &Path, id: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// What to measure on.
+pub struct BenchSet<'a> {
+    /// Folder of `<paper_id>.pdf|.txt|.md|.tex`.
+    pub papers: &'a Path,
+    /// The labels file.
+    pub labels: &'a Path,
+    /// Per-paper results (CSV), resumed when it exists.
+    pub out: &'a Path,
+    pub limit: Option<usize>,
+    /// Papers reviewed at once.
+    pub jobs: usize,
+}
+
+/// A paper id, its label, and the reviewer's (Decision, Overall) or why there is none.
+type PaperResult = (String, bool, Result<(Decision, u8), String>);
+
+/// A finished benchmark: what was measured and what could not be.
+pub struct BenchRun {
+    pub report: BenchReport,
+    /// Paper ids without a paper file, or whose review failed, with why.
+    pub failed: Vec<(String, String)>,
+    pub skipped_labels: usize,
+    /// Papers whose result came from an earlier run's `out` file.
+    pub resumed: usize,
+}
+
+/// Reviews every labelled paper found in `papers` (up to `limit`), `jobs` at a time, and
+/// appends one row per paper to `out` (CSV: paper_id,accept,decision,overall,error) as it
+/// finishes, so an interrupted benchmark resumes where it stopped and nothing is paid twice.
+pub async fn run_bench(
+    set: &BenchSet<'_>,
+    settings: &crate::config::Settings,
+    llm: &crate::llm::Llm,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<BenchRun> {
+    use crate::agent::review::{review_paper, ReviewCtx, ReviewPlan};
+    use futures::stream::{self, StreamExt};
+    use std::io::Write;
+
+    let BenchSet {
+        papers,
+        labels,
+        out,
+        limit,
+        jobs,
+    } = *set;
+    let (labels, skipped_labels) = read_labels(labels)?;
+    let mut done: BTreeMap<String, Outcome> = BTreeMap::new();
+    if let Ok(text) = std::fs::read_to_string(out) {
+        for line in text.lines().skip(1) {
+            let row = split_row(line, ',');
+            if let [id, _accept, decision, overall, err] = row.as_slice() {
+                if err.is_empty() {
+                    if let (Ok(overall), Some(&truth)) = (overall.parse(), labels.get(id)) {
+                        done.insert(
+                            id.clone(),
+                            Outcome {
+                                accept: truth,
+                                decision_accept: decision == "Accept",
+                                overall,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let resumed = done.len();
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
+    if file.metadata()?.len() == 0 {
+        writeln!(file, "paper_id,accept,decision,overall,error")?;
+    }
+    let file = std::sync::Mutex::new(file);
+    let rs = &settings.review;
+    let plan = ReviewPlan {
+        ensemble: rs.ensemble,
+        reflection_rounds: rs.reflection_rounds,
+        max_attempts: rs.max_attempts,
+        ensemble_temperature: Some(rs.temperature),
+        temperature: Some(settings.llm.temperature),
+        max_tokens: settings.llm.max_tokens,
+        accept_threshold: rs.accept_threshold,
+    };
+    let todo: Vec<(String, bool)> = labels
+        .iter()
+        .filter(|(id, _)| !done.contains_key(*id))
+        .map(|(id, a)| (id.clone(), *a))
+        .take(limit.map(|l| l.saturating_sub(resumed)).unwrap_or(usize::MAX))
+        .collect();
+    let mut failed = Vec::new();
+    let results: Vec<PaperResult> = stream::iter(todo)
+        .map(|(id, truth)| {
+            let plan = &plan;
+            async move {
+                let Some(path) = paper_file(papers, &id) else {
+                    return (id, truth, Err("no paper file".to_string()));
+                };
+                let text = if path.extension().is_some_and(|e| e == "pdf") {
+                    crate::review_stage::pdftotext(&path, cancel).await
+                } else {
+                    std::fs::read_to_string(&path).map_err(|e| e.to_string())
+                };
+                let text = match text {
+                    Ok(t) => t,
+                    Err(e) => return (id, truth, Err(e)),
+                };
+                let ctx = ReviewCtx {
+                    llm,
+                    paper: &text,
+                    examples: &[],
+                    plan,
+                    idea: &id,
+                    progress: &crate::jobs::NoProgress,
+                    cancel,
+                };
+                let r = review_paper(&ctx)
+                    .await
+                    .map(|r| (r.decision, r.review.overall))
+                    .map_err(|e| e.to_string());
+                (id, truth, r)
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .inspect(|(id, truth, r)| {
+            let row = match r {
+                Ok((d, o)) => format!("{id},{truth},{},{o},", d.as_str()),
+                Err(e) => format!("{id},{truth},,,\"{}\"", e.replace('"', "'").replace('\n', " ")),
+            };
+            let _ = writeln!(file.lock().unwrap(), "{row}");
+        })
+        .collect()
+        .await;
+    for (id, truth, r) in results {
+        match r {
+            Ok((d, overall)) => {
+                done.insert(
+                    id,
+                    Outcome {
+                        accept: truth,
+                        decision_accept: d == Decision::Accept,
+                        overall,
+                    },
+                );
+            }
+            Err(e) => failed.push((id, e)),
+        }
+    }
+    let outcomes: Vec<Outcome> = done.into_values().collect();
+    Ok(BenchRun {
+        report: report(&outcomes, rs.accept_threshold),
+        failed,
+        skipped_labels,
+        resumed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,145 +489,8 @@ mod tests {
         assert_eq!((labels["A1"], labels["B2"], labels["C3"]), (true, false, true));
         assert_eq!(skipped, 1);
         std::fs::write(&p, "id,label\n\"a,b\",accept\n").unwrap();
-        assert_eq!(read_labels(&p).unwrap().0["a,b"], true);
+        assert!(read_labels(&p).unwrap().0["a,b"]);
         std::fs::write(&p, "name,score\n").unwrap();
         assert!(matches!(read_labels(&p), Err(LabelsError::NoColumns { .. })));
     }
-}
-
-/// A finished benchmark: what was measured and what could not be.
-pub struct BenchRun {
-    pub report: BenchReport,
-    /// Paper ids without a paper file, or whose review failed, with why.
-    pub failed: Vec<(String, String)>,
-    pub skipped_labels: usize,
-    /// Papers whose result came from an earlier run's `out` file.
-    pub resumed: usize,
-}
-
-/// Reviews every labelled paper found in `papers` (up to `limit`), `jobs` at a time, and
-/// appends one row per paper to `out` (CSV: paper_id,accept,decision,overall,error) as it
-/// finishes, so an interrupted benchmark resumes where it stopped and nothing is paid twice.
-pub async fn run_bench(
-    papers: &Path,
-    labels: &Path,
-    out: &Path,
-    limit: Option<usize>,
-    jobs: usize,
-    settings: &crate::config::Settings,
-    llm: &crate::llm::Llm,
-    cancel: &tokio_util::sync::CancellationToken,
-) -> anyhow::Result<BenchRun> {
-    use crate::agent::review::{review_paper, Decision, ReviewCtx, ReviewPlan};
-    use futures::stream::{self, StreamExt};
-    use std::io::Write;
-
-    let (labels, skipped_labels) = read_labels(labels)?;
-    let mut done: BTreeMap<String, Outcome> = BTreeMap::new();
-    if let Ok(text) = std::fs::read_to_string(out) {
-        for line in text.lines().skip(1) {
-            let row = split_row(line, ',');
-            if let [id, _accept, decision, overall, err] = row.as_slice() {
-                if err.is_empty() {
-                    if let (Ok(overall), Some(&truth)) = (overall.parse(), labels.get(id)) {
-                        done.insert(
-                            id.clone(),
-                            Outcome {
-                                accept: truth,
-                                decision_accept: decision == "Accept",
-                                overall,
-                            },
-                        );
-                    }
-                }
-            }
-        }
-    }
-    let resumed = done.len();
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
-    if file.metadata()?.len() == 0 {
-        writeln!(file, "paper_id,accept,decision,overall,error")?;
-    }
-    let file = std::sync::Mutex::new(file);
-    let rs = &settings.review;
-    let plan = ReviewPlan {
-        ensemble: rs.ensemble,
-        reflection_rounds: rs.reflection_rounds,
-        max_attempts: rs.max_attempts,
-        ensemble_temperature: Some(rs.temperature),
-        temperature: Some(settings.llm.temperature),
-        max_tokens: settings.llm.max_tokens,
-        accept_threshold: rs.accept_threshold,
-    };
-    let todo: Vec<(String, bool)> = labels
-        .iter()
-        .filter(|(id, _)| !done.contains_key(*id))
-        .map(|(id, a)| (id.clone(), *a))
-        .take(limit.map(|l| l.saturating_sub(resumed)).unwrap_or(usize::MAX))
-        .collect();
-    let mut failed = Vec::new();
-    let results: Vec<(String, bool, Result<(Decision, u8), String>)> = stream::iter(todo)
-        .map(|(id, truth)| {
-            let plan = &plan;
-            async move {
-                let Some(path) = paper_file(papers, &id) else {
-                    return (id, truth, Err("no paper file".to_string()));
-                };
-                let text = if path.extension().is_some_and(|e| e == "pdf") {
-                    crate::review_stage::pdftotext(&path, cancel).await
-                } else {
-                    std::fs::read_to_string(&path).map_err(|e| e.to_string())
-                };
-                let text = match text {
-                    Ok(t) => t,
-                    Err(e) => return (id, truth, Err(e)),
-                };
-                let ctx = ReviewCtx {
-                    llm,
-                    paper: &text,
-                    examples: &[],
-                    plan,
-                    idea: &id,
-                    progress: &crate::jobs::NoProgress,
-                    cancel,
-                };
-                let r = review_paper(&ctx)
-                    .await
-                    .map(|r| (r.decision, r.review.overall))
-                    .map_err(|e| e.to_string());
-                (id, truth, r)
-            }
-        })
-        .buffer_unordered(jobs.max(1))
-        .inspect(|(id, truth, r)| {
-            let row = match r {
-                Ok((d, o)) => format!("{id},{truth},{},{o},", d.as_str()),
-                Err(e) => format!("{id},{truth},,,\"{}\"", e.replace('"', "'").replace('\n', " ")),
-            };
-            let _ = writeln!(file.lock().unwrap(), "{row}");
-        })
-        .collect()
-        .await;
-    for (id, truth, r) in results {
-        match r {
-            Ok((d, overall)) => {
-                done.insert(
-                    id,
-                    Outcome {
-                        accept: truth,
-                        decision_accept: d == Decision::Accept,
-                        overall,
-                    },
-                );
-            }
-            Err(e) => failed.push((id, e)),
-        }
-    }
-    let outcomes: Vec<Outcome> = done.into_values().collect();
-    Ok(BenchRun {
-        report: report(&outcomes, rs.accept_threshold),
-        failed,
-        skipped_labels,
-        resumed,
-    })
 }

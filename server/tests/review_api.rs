@@ -124,12 +124,15 @@ fn answer(thought: &str, json: &str) -> String {
     format!("THOUGHT:\n{thought}\n\nREVIEW JSON:\n```json\n{json}\n```\n")
 }
 
+/// The answer to a request that is not a first-turn review: (last message, request).
+type OtherReply = dyn Fn(&str, &ChatRequest) -> Result<String, LlmError> + Send + Sync;
+
 /// Answers by looking at the request: `first(i)` for the i-th first-turn review request,
 /// `other(request text)` for everything else.
 struct Scripted {
     first_calls: AtomicUsize,
     first: Box<dyn Fn(usize) -> Result<String, LlmError> + Send + Sync>,
-    other: Box<dyn Fn(&str, &ChatRequest) -> Result<String, LlmError> + Send + Sync>,
+    other: Box<OtherReply>,
     seen: Mutex<Vec<ChatRequest>>,
 }
 
