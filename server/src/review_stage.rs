@@ -603,3 +603,52 @@ pub async fn revise_for_review(
     }
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REVIEW: &str = r#"{"Summary": "s", "Strengths": [], "Weaknesses": ["w"], "Originality": 3, "Quality": 3,
+        "Clarity": 3, "Significance": 3, "Questions": [], "Limitations": [], "Ethical Concerns": false,
+        "Soundness": 3, "Presentation": 3, "Contribution": 3, "Overall": 7, "Confidence": 5, "Decision": "Accept"}"#;
+
+    #[test]
+    fn example_reviews_in_v1_and_plain_form() {
+        let v1 = serde_json::json!({ "review": REVIEW }).to_string();
+        let a = example_review(&v1).unwrap();
+        let b = example_review(REVIEW).unwrap();
+        assert_eq!(a, b);
+        assert!(a.contains("\"Overall\": 7"));
+        assert!(example_review("{\"review\": \"not json\"}")
+            .unwrap_err()
+            .contains("\"review\" is not JSON"));
+        assert!(example_review("{\"Summary\": \"s\"}")
+            .unwrap_err()
+            .contains("not a review"));
+    }
+
+    #[tokio::test]
+    async fn examples_are_found_from_the_idea_folder_upwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let idea = dir.path().join("results/t/20260101_000000_x");
+        std::fs::create_dir_all(&idea).unwrap();
+        std::fs::create_dir_all(dir.path().join("fewshot")).unwrap();
+        std::fs::write(dir.path().join("fewshot/p.txt"), "An example paper.").unwrap();
+        std::fs::write(dir.path().join("fewshot/r.json"), REVIEW).unwrap();
+        let mut s = Settings::default();
+        s.review.examples = vec![
+            crate::config::ReviewExample {
+                paper: "fewshot/p.txt".into(),
+                review: "fewshot/r.json".into(),
+            },
+            crate::config::ReviewExample {
+                paper: "fewshot/missing.txt".into(),
+                review: "fewshot/r.json".into(),
+            },
+        ];
+        let (ex, notes) = load_examples(&s, &idea, &CancellationToken::new()).await;
+        assert_eq!(ex.len(), 1);
+        assert_eq!(ex[0].paper, "An example paper.");
+        assert!(notes[0].contains("fewshot/missing.txt not found"), "{notes:?}");
+    }
+}

@@ -959,6 +959,36 @@ mod tests {
     }
 
     #[test]
+    fn untrusted_project_cannot_send_files_to_the_reviewer() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = load(&Sources {
+            project: project(
+                dir.path(),
+                "[review]\nensemble = 3\naccept_threshold = 11\nexamples = [{ paper = \"/home/u/.ssh/id_rsa\", review = \"r.json\" }]\n",
+            ),
+            ..Default::default()
+        });
+        assert!(l.settings.review.examples.is_empty());
+        assert_eq!(l.settings.review.ensemble, 3);
+        assert_eq!(
+            l.settings.review.accept_threshold, 6,
+            "out of range keeps the default"
+        );
+        assert!(
+            l.warnings.iter().any(|w| w.contains("review.examples")),
+            "{:?}",
+            l.warnings
+        );
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("review.accept_threshold (1 to 10)")),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    #[test]
     fn prices_override_parses() {
         let l = load(&Sources {
             editor: vec![json!({"llm": {"prices": {"my-model": {"input": 1.0, "output": 2.0}}}})],
