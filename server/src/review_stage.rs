@@ -170,12 +170,13 @@ pub async fn load_examples(
     let mut out = Vec::new();
     let mut notes = Vec::new();
     for ex in &settings.review.examples {
-        let (Some(paper), Some(review)) = (find_up(root, &ex.paper), find_up(root, &ex.review)) else {
-            notes.push(format!(
-                "review example {} / {} not found; left out",
-                ex.paper, ex.review
-            ));
-            continue;
+        let (paper, review) = match (find_up(root, &ex.paper), find_up(root, &ex.review)) {
+            (Some(p), Some(r)) => (p, r),
+            (p, _) => {
+                let missing = if p.is_none() { &ex.paper } else { &ex.review };
+                notes.push(format!("review example {missing} not found; left out"));
+                continue;
+            }
         };
         let paper_text = if paper.extension().is_some_and(|e| e == "pdf") {
             pdftotext(&paper, cancel).await
