@@ -27,7 +27,53 @@ fn review_reply() -> String {
     format!("THOUGHT:\nok\n\nREVIEW JSON:\n```json\n{j}\n```\n")
 }
 
+/// Placing a review's comments in the v1 corpus paper (what the editor does on each
+/// debounced change of a reviewed paper): every comment of the corpus review, each with a
+/// quote as a PDF would render it (hyphenated, without markup) that must be searched in
+/// the normalised text.
+fn placing() {
+    use aisci::latex::anchor::Anchorer;
+    use aisci::latex::syntax;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let src = std::fs::read_to_string(root.join("paper/v1_adaptive_dual_scale/template.tex")).unwrap();
+    let review: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("review/v1_adaptive_dual_scale_review.txt")).unwrap(),
+    )
+    .unwrap();
+    let comments: Vec<String> = ["Weaknesses", "Questions", "Limitations"]
+        .iter()
+        .flat_map(|k| {
+            review[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+        })
+        .collect();
+    let quote =
+        "Moons: 3.3% improvement (from 0.090 to 0.093) and a sentence that is not in the paper at all";
+    let mut times = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let facts = syntax::facts(&syntax::parse(&src), &src);
+        let a = Anchorer::new(&src, &facts);
+        for _ in &comments {
+            std::hint::black_box(a.place(Some(quote), Some("Results")));
+        }
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "placing {} comments in the {} KB v1 paper (parse included): p50 {:.2} ms, p90 {:.2} ms",
+        comments.len(),
+        src.len() / 1024,
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times[times.len() * 9 / 10].as_secs_f64() * 1e3
+    );
+}
+
 fn main() {
+    placing();
     let delay = Duration::from_millis(
         std::env::var("AISCI_BENCH_DELAY_MS")
             .ok()

@@ -18,7 +18,7 @@ use crate::agent::review::{
 use crate::config::Settings;
 use crate::fsutil::write_atomic;
 use crate::jobs::Progress;
-use crate::latex::anchor::{anchor, Anchor};
+use crate::latex::anchor::{Anchor, Anchorer};
 use crate::latex::syntax;
 use crate::llm::{Llm, LlmError};
 use crate::stages;
@@ -486,6 +486,7 @@ pub struct Placed {
 /// Every weakness, question and limitation of `file` placed in `src` (the `.tex`).
 pub fn place_comments(file: &ReviewFile, src: &str) -> Vec<Placed> {
     let facts = syntax::facts(&syntax::parse(src), src);
+    let anchorer = Anchorer::new(src, &facts);
     let mut out = Vec::new();
     for kind in CommentKind::ALL {
         for (index, c) in file.review.comments(kind).iter().enumerate() {
@@ -496,7 +497,7 @@ pub fn place_comments(file: &ReviewFile, src: &str) -> Vec<Placed> {
                 addressed: file.addressed.contains(&id),
                 id,
                 text: c.text.clone(),
-                anchor: anchor(src, &facts, c.quote.as_deref(), c.section.as_deref()),
+                anchor: anchorer.place(c.quote.as_deref(), c.section.as_deref()),
             });
         }
     }

@@ -35,57 +35,95 @@ const MIN_PIECE: usize = 24;
 
 /// Places a comment with an optional `quote` and `section` in `src`.
 pub fn anchor(src: &str, facts: &TexFacts, quote: Option<&str>, section: Option<&str>) -> Anchor {
-    let body_start = facts
-        .environments
-        .iter()
-        .find(|e| e.name == "document")
-        .map(|e| e.begin.start)
-        .unwrap_or(0);
-    let section_span = section.and_then(|s| section_range(facts, s));
-    if let Some(q) = quote.map(str::trim).filter(|q| !q.is_empty()) {
-        // Inside the named section first: the same words may occur twice in a paper.
-        let regions = section_span
+    Anchorer::new(src, facts).place(quote, section)
+}
+
+/// Places many comments in one text: the document's normalised text is computed once.
+pub struct Anchorer<'a> {
+    src: &'a str,
+    facts: &'a TexFacts,
+    body_start: usize,
+    /// The body from `\begin{document}` on, normalised, with each character's source bytes.
+    norm: Vec<char>,
+    offsets: Vec<(usize, usize)>,
+}
+
+impl<'a> Anchorer<'a> {
+    pub fn new(src: &'a str, facts: &'a TexFacts) -> Self {
+        let body_start = facts
+            .environments
             .iter()
-            .map(|(_, body)| body.clone())
-            .chain(std::iter::once(body_start..src.len()));
-        for region in regions {
-            if let Some(a) = find_quote(src, region, q) {
-                return a;
-            }
+            .find(|e| e.name == "document")
+            .map(|e| e.begin.start)
+            .unwrap_or(0);
+        let (norm, mut offsets) = normalize_source(&src[body_start..]);
+        for o in &mut offsets {
+            o.0 += body_start;
+        }
+        Self {
+            src,
+            facts,
+            body_start,
+            norm,
+            offsets,
         }
     }
-    if let Some((heading, _)) = section_span {
-        return Anchor {
-            span: heading,
-            how: AnchorHow::Section,
-        };
+
+    pub fn place(&self, quote: Option<&str>, section: Option<&str>) -> Anchor {
+        let (src, facts, body_start) = (self.src, self.facts, self.body_start);
+        let section_span = section.and_then(|s| section_range(facts, s));
+        if let Some(q) = quote.map(str::trim).filter(|q| !q.is_empty()) {
+            // Inside the named section first: the same words may occur twice in a paper.
+            let regions = section_span
+                .iter()
+                .map(|(_, body)| body.clone())
+                .chain(std::iter::once(body_start..src.len()));
+            for region in regions {
+                if let Some(a) = self.find_quote(region, q) {
+                    return a;
+                }
+            }
+        }
+        if let Some((heading, _)) = section_span {
+            return Anchor {
+                span: heading,
+                how: AnchorHow::Section,
+            };
+        }
+        if let Some(t) = &facts.title {
+            return Anchor {
+                span: t.clone(),
+                how: AnchorHow::Title,
+            };
+        }
+        let end = src[body_start..]
+            .find('\n')
+            .map(|i| body_start + i)
+            .unwrap_or(src.len());
+        Anchor {
+            span: body_start..end,
+            how: AnchorHow::Document,
+        }
     }
-    if let Some(t) = &facts.title {
-        return Anchor {
-            span: t.clone(),
-            how: AnchorHow::Title,
-        };
-    }
-    let end = src[body_start..]
-        .find('\n')
-        .map(|i| body_start + i)
-        .unwrap_or(src.len());
-    Anchor {
-        span: body_start..end,
-        how: AnchorHow::Document,
+
+    fn find_quote(&self, region: Range<usize>, quote: &str) -> Option<Anchor> {
+        let hay = &self.src[region.clone()];
+        if let Some(i) = hay.find(quote) {
+            let start = region.start + i;
+            return Some(Anchor {
+                span: start..start + quote.len(),
+                how: AnchorHow::Quote,
+            });
+        }
+        // The normalised characters whose source lies in the region.
+        let a = self.offsets.partition_point(|o| o.0 < region.start);
+        let b = self.offsets.partition_point(|o| o.0 < region.end);
+        find_normalized(&self.norm[a..b], &self.offsets[a..b], quote)
     }
 }
 
-fn find_quote(src: &str, region: Range<usize>, quote: &str) -> Option<Anchor> {
-    let hay = &src[region.clone()];
-    if let Some(i) = hay.find(quote) {
-        let start = region.start + i;
-        return Some(Anchor {
-            span: start..start + quote.len(),
-            how: AnchorHow::Quote,
-        });
-    }
-    let (norm, offsets) = normalize_source(hay);
+/// The quote in normalised text (`norm`, with each character's source bytes).
+fn find_normalized(norm: &[char], offsets: &[(usize, usize)], quote: &str) -> Option<Anchor> {
     let want = normalize_plain(quote);
     if want.is_empty() {
         return None;
@@ -93,9 +131,9 @@ fn find_quote(src: &str, region: Range<usize>, quote: &str) -> Option<Anchor> {
     let span_of = |at: usize, len: usize| -> Range<usize> {
         let (first, _) = offsets[at];
         let (last, last_len) = offsets[at + len - 1];
-        region.start + first..region.start + last + last_len
+        first..last + last_len
     };
-    if let Some(at) = find_chars(&norm, &want) {
+    if let Some(at) = find_chars(norm, &want) {
         return Some(Anchor {
             span: span_of(at, want.len()),
             how: AnchorHow::Normalized,
@@ -107,8 +145,8 @@ fn find_quote(src: &str, region: Range<usize>, quote: &str) -> Option<Anchor> {
     // A quote the model shortened, or that crosses math the PDF renders differently:
     // the longest prefix and the longest suffix that occur, joined when they are in order
     // and close.
-    let prefix = longest(&norm, &want, true);
-    let suffix = longest(&norm, &want, false);
+    let prefix = longest(norm, &want, true);
+    let suffix = longest(norm, &want, false);
     let span = match (prefix, suffix) {
         (Some((pa, pl)), Some((sa, sl))) if sa >= pa + pl && sa + sl - pa <= 2 * want.len() => {
             let a = span_of(pa, pl);
@@ -229,9 +267,17 @@ pub fn normalize_source(src: &str) -> (Vec<char>, Vec<(usize, usize)>) {
                 }
             }
             _ => {
+                if b[i].is_ascii() {
+                    if b[i].is_ascii_alphanumeric() {
+                        chars.push(b[i].to_ascii_lowercase() as char);
+                        offsets.push((i, 1));
+                    }
+                    i += 1;
+                    continue;
+                }
                 let c = src[i..].chars().next().expect("i is on a char boundary");
                 let len = c.len_utf8();
-                for n in c.to_string().nfkc().flat_map(char::to_lowercase) {
+                for n in std::iter::once(c).nfkc().flat_map(char::to_lowercase) {
                     if n.is_alphanumeric() {
                         chars.push(n);
                         offsets.push((i, len));

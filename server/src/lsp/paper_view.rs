@@ -188,7 +188,12 @@ pub async fn publish(b: &Backend, tex: &Path) {
             .map(|p| convert::diagnostic(p, &rope, enc))
             .collect();
         if path == tex {
-            diags.extend(super::review_view::diagnostics(b, tex, &rope.to_string()));
+            // Placing a review's comments parses and normalises the whole paper: off the
+            // async workers.
+            let (b2, tex2, text) = (b.clone(), tex.to_path_buf(), rope.to_string());
+            let review =
+                tokio::task::spawn_blocking(move || super::review_view::diagnostics(&b2, &tex2, &text));
+            diags.extend(review.await.unwrap_or_default());
         }
         b.client.publish_diagnostics(uri, diags, None).await;
     }
