@@ -42,6 +42,7 @@ pub const COMMANDS: &[&str] = &[
     CMD_LAUNCH_RUN,
     paper_view::CMD_BUILD_PAPER,
     writeup_job::CMD_WRITE_PAPER,
+    super::jobs_view::CMD_LIST_JOBS,
 ];
 
 /// Time to wait after the last edit before re-checking a project.
@@ -833,6 +834,7 @@ impl LanguageServer for Backend {
                 })?;
                 Ok(Some(json!({ "job": job })))
             }
+            super::jobs_view::CMD_LIST_JOBS => Ok(Some(json!(super::jobs_view::list(self).await))),
             CMD_LIST_RUNS => {
                 let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
                 let folders: Vec<PathBuf> = match arg.get("folder").and_then(Value::as_str) {
