@@ -45,7 +45,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       { scheme: 'file', language: 'bibtex' },
     ],
     outputChannel: log,
-    initializationOptions: explicitSettings(context),
+    // A function: a restart sends the settings of that moment.
+    initializationOptions: () => explicitSettings(context),
     middleware: {
       executeCommand: (cmd, args, next) => executeCommand(cmd, args, async (c, a) => next(c, a)),
       workspace: {
@@ -95,8 +96,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     );
     return;
   }
-  // Jobs re-attached at start (runs left running by an earlier aisci) show at once.
-  status.show((await lc.sendRequest('workspace/executeCommand', { command: 'aisci.listJobs', arguments: [] })) as Status);
+  // Jobs re-attached at start (runs left running by an earlier aisci) show at once; an
+  // older server without aisci.listJobs just leaves the idle text.
+  lc.sendRequest('workspace/executeCommand', { command: 'aisci.listJobs', arguments: [] }).then(
+    (s) => status.show(s as Status),
+    (e: Error) => log.warn(`aisci.listJobs: ${e.message}`),
+  );
 }
 
 export async function deactivate(): Promise<void> {
