@@ -8,34 +8,30 @@
 import * as vscode from 'vscode';
 import {
   DidChangeConfigurationNotification,
+  type Executable,
   LanguageClient,
   type LanguageClientOptions,
-  type ServerOptions,
   State,
   TransportKind,
 } from 'vscode-languageclient/node';
 
 import { executeCommand, type Status } from './palette';
+import { type RunOutput, RunOutputLines } from './runOutput';
 import { CLIENT_PREFIX, explicitSettings } from './settings';
 import { StatusItem } from './status';
 
 let client: LanguageClient | undefined;
 
-interface RunOutput {
-  folder: string;
-  run: number;
-  stream: string;
-  text: string;
-}
-
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel('aisci', { log: true });
   const runs = vscode.window.createOutputChannel('aisci runs');
   const status = new StatusItem();
+  const lines = new RunOutputLines();
   context.subscriptions.push(log, runs, status);
 
-  const command = vscode.workspace.getConfiguration('aisci.server').get<string>('path') || 'aisci';
-  const serverOptions: ServerOptions = { command, args: ['lsp'], transport: TransportKind.stdio };
+  const serverCommand = () => vscode.workspace.getConfiguration('aisci.server').get<string>('path') || 'aisci';
+  // The client reads this object at each (re)start, so a new path takes effect on restart.
+  const serverOptions: Executable = { command: serverCommand(), args: ['lsp'], transport: TransportKind.stdio };
   const clientOptions: LanguageClientOptions = {
     // The files the server has something to say about; it ignores those outside a project.
     documentSelector: [
@@ -69,17 +65,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (e.newState === State.Stopped) status.stopped();
     }),
     lc.onNotification('aisci/status', (s: Status) => status.show(s)),
-    lc.onNotification('aisci/runOutput', (o: RunOutput) => {
-      const label = `${o.folder}/run_${o.run} ${o.stream}`;
-      runs.append(o.text.split('\n').map((l, i, all) => (i === all.length - 1 && l === '' ? '' : `[${label}] ${l}\n`)).join(''));
-    }),
+    lc.onNotification('aisci/runOutput', (o: RunOutput) => runs.append(lines.format(o))),
     lc.onNotification('aisci/pdfBuilt', (p: { pdf: string }) => {
       vscode.window.setStatusBarMessage(`$(file-pdf) aisci: built ${vscode.workspace.asRelativePath(p.pdf)}`, 5000);
     }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (e.affectsConfiguration(CLIENT_PREFIX.slice(0, -1))) {
         const pick = await vscode.window.showInformationMessage('aisci: restart the server to use the new path?', 'Restart');
-        if (pick) await lc.restart();
+        if (pick) {
+          serverOptions.command = serverCommand();
+          await lc.restart();
+        }
       } else if (e.affectsConfiguration('aisci') && lc.isRunning()) {
         // The server reads `{ aisci: {...} }`; the whole explicit set replaces the last one.
         await lc.sendNotification(DidChangeConfigurationNotification.type, { settings: { aisci: explicitSettings(context) } });
@@ -92,7 +88,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   } catch (e) {
     status.stopped();
     void vscode.window.showErrorMessage(
-      `aisci: cannot start "${command} lsp" (${(e as Error).message}); set aisci.server.path to the aisci binary`,
+      `aisci: cannot start "${serverOptions.command} lsp" (${(e as Error).message}); set aisci.server.path to the aisci binary`,
     );
     return;
   }

@@ -18,7 +18,7 @@ const bundle = join(dir, 'logic.cjs');
 await build({
   stdin: {
     // The stub's state comes out of the bundle too: the bundle holds its own copy of it.
-    contents: "export { explicitSettings } from './settings'; export { executeCommand } from './palette'; export { StatusItem } from './status'; export { __state } from 'vscode';",
+    contents: "export { explicitSettings } from './settings'; export { executeCommand } from './palette'; export { StatusItem } from './status'; export { RunOutputLines } from './runOutput'; export { __state } from 'vscode';",
     resolveDir: join(here, '..', 'src'),
     loader: 'ts',
   },
@@ -30,7 +30,7 @@ await build({
   logLevel: 'error',
 });
 const require = createRequire(import.meta.url);
-const { explicitSettings, executeCommand, StatusItem, __state: state } = require(bundle);
+const { explicitSettings, executeCommand, StatusItem, RunOutputLines, __state: state } = require(bundle);
 
 /** A context whose manifest is this extension's package.json. */
 const context = { extension: { packageJSON: require('../package.json') } };
@@ -205,5 +205,25 @@ describe('status bar', () => {
     assert.equal(item.text, '$(sync~spin) Generate ideas +1 · $1.23');
     status.stopped();
     assert.match(item.text, /disconnect/);
+  });
+});
+
+describe('run output channel', () => {
+  it('prefixes lines, however notifications split them and runs interleave', () => {
+    const lines = new RunOutputLines();
+    const out = (run, text) => lines.format({ folder: '/t', run, stream: 'stdout', text });
+    let channel = '';
+    channel += out(1, 'epoch 1\nepo');
+    channel += out(1, 'ch 2\n');
+    channel += out(2, 'start');
+    channel += out(1, 'epoch 3\n');
+    channel += out(1, '');
+    assert.equal(channel, [
+      '[/t/run_1 stdout] epoch 1',
+      '[/t/run_1 stdout] epoch 2',
+      '[/t/run_2 stdout] start',
+      '[/t/run_1 stdout] epoch 3',
+      '',
+    ].join('\n'));
   });
 });
