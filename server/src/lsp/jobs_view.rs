@@ -127,9 +127,11 @@ pub fn status(state: &State) -> StatusParams {
 
 pub async fn list(backend: &Backend) -> StatusParams {
     let state = backend.state.clone();
-    tokio::task::spawn_blocking(move || status(&state))
-        .await
-        .expect("status does not panic")
+    match tokio::task::spawn_blocking(move || status(&state)).await {
+        Ok(s) => s,
+        // The runtime is shutting down: answer from here rather than not at all.
+        Err(_) => status(&backend.state),
+    }
 }
 
 /// Sends `aisci/status` whenever a job starts or ends, until the server is gone.
