@@ -14,10 +14,12 @@ impl Progress for NoProgress {
     fn report(&self, _message: &str, _percent: Option<u32>) {}
 }
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub type JobId = u64;
@@ -30,6 +32,9 @@ pub struct JobInfo {
     pub title: String,
     /// What it works on (a template or idea folder), for "one job per target" checks.
     pub target: String,
+    pub started: SystemTime,
+    /// The latest progress report (message, percent), kept by [`TrackedProgress`].
+    pub progress: Option<(String, Option<u32>)>,
 }
 
 /// The registry of running jobs and their cancellation tokens. Cancelling the
@@ -39,6 +44,10 @@ pub struct Jobs {
     next: AtomicU64,
     root: CancellationToken,
     running: Mutex<BTreeMap<JobId, (JobInfo, CancellationToken)>>,
+    /// Every target a job was started for, so what they spent can be found after they end.
+    targets: Mutex<BTreeSet<String>>,
+    /// Bumped whenever a job starts or ends, for views that show the running jobs.
+    changes: watch::Sender<u64>,
 }
 
 /// Held by the task doing the work; dropping it unregisters the job.
@@ -51,6 +60,7 @@ pub struct JobGuard {
 impl Drop for JobGuard {
     fn drop(&mut self) {
         self.jobs.running.lock().unwrap().remove(&self.info.id);
+        self.jobs.changed();
     }
 }
 
@@ -83,9 +93,14 @@ impl Jobs {
             id,
             title: title.to_owned(),
             target: target.to_owned(),
+            started: SystemTime::now(),
+            progress: None,
         };
         let cancel = self.root.child_token();
         running.insert(id, (info.clone(), cancel.clone()));
+        drop(running);
+        self.targets.lock().unwrap().insert(target.to_owned());
+        self.changed();
         Ok(JobGuard {
             info,
             cancel,
@@ -116,6 +131,44 @@ impl Jobs {
             .values()
             .map(|(i, _)| i.clone())
             .collect()
+    }
+
+    /// Every target a job was started for since this registry was made, running or not.
+    pub fn targets(&self) -> Vec<String> {
+        self.targets.lock().unwrap().iter().cloned().collect()
+    }
+
+    /// Changes whenever a job starts or ends. Bursts coalesce: a watcher sees the latest
+    /// generation, and `list` then tells the state.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        // `send_modify` stores the value even while nobody is subscribed.
+        self.changes.send_modify(|generation| *generation += 1);
+    }
+
+    /// Keeps a job's latest progress report, for listings (no change signal: reports
+    /// are frequent and already shown as `$/progress`).
+    fn report(&self, id: JobId, message: &str, percent: Option<u32>) {
+        if let Some((info, _)) = self.running.lock().unwrap().get_mut(&id) {
+            info.progress = Some((message.to_owned(), percent));
+        }
+    }
+}
+
+/// A job's progress sink that also keeps the latest report in the registry.
+pub struct TrackedProgress {
+    pub jobs: Arc<Jobs>,
+    pub id: JobId,
+    pub inner: Arc<dyn Progress>,
+}
+
+impl Progress for TrackedProgress {
+    fn report(&self, message: &str, percent: Option<u32>) {
+        self.jobs.report(self.id, message, percent);
+        self.inner.report(message, percent);
     }
 }
 
@@ -148,5 +201,30 @@ mod tests {
         assert!(!jobs.cancel(999));
         jobs.cancel_all();
         assert!(b.cancel.is_cancelled());
+    }
+
+    #[test]
+    fn changes_progress_and_targets_are_kept() {
+        let jobs = Jobs::new();
+        let mut rx = jobs.subscribe();
+        assert!(!rx.has_changed().unwrap());
+        let a = jobs.start("x", "/a").unwrap();
+        assert!(rx.has_changed().unwrap());
+        rx.mark_unchanged();
+        let tracked = TrackedProgress {
+            jobs: jobs.clone(),
+            id: a.info.id,
+            inner: Arc::new(NoProgress),
+        };
+        tracked.report("idea 1/2", Some(50));
+        assert_eq!(jobs.list()[0].progress, Some(("idea 1/2".into(), Some(50))));
+        assert!(!rx.has_changed().unwrap(), "reports alone signal no change");
+        drop(a);
+        assert!(rx.has_changed().unwrap());
+        assert!(jobs.list().is_empty());
+        // A report after the end is dropped, not kept for a job that is gone.
+        tracked.report("late", None);
+        assert!(jobs.list().is_empty());
+        assert_eq!(jobs.targets(), vec!["/a".to_string()]);
     }
 }

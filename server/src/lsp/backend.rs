@@ -47,6 +47,7 @@ pub const COMMANDS: &[&str] = &[
     review_view::CMD_REVIEW_PAPER,
     review_view::CMD_REVISE_COMMENT,
     review_view::CMD_REVISE_ALL,
+    super::jobs_view::CMD_LIST_JOBS,
 ];
 
 /// Time to wait after the last edit before re-checking a project.
@@ -884,6 +885,7 @@ impl LanguageServer for Backend {
                 })?;
                 Ok(Some(json!({ "job": job })))
             }
+            super::jobs_view::CMD_LIST_JOBS => Ok(Some(json!(super::jobs_view::list(self).await))),
             CMD_LIST_RUNS => {
                 let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
                 let folders: Vec<PathBuf> = match arg.get("folder").and_then(Value::as_str) {

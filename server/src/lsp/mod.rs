@@ -8,6 +8,7 @@ mod experiment_job;
 mod framing;
 mod ideas_job;
 mod ideas_view;
+mod jobs_view;
 mod novelty_job;
 mod paper_view;
 mod progress;
@@ -35,9 +36,13 @@ where
 {
     let (guarded_in, guarded_out) = tokio::io::duplex(1 << 20);
     tokio::spawn(framing::forward_messages(input, guarded_out));
-    let (service, socket) = LspService::build(Backend::new)
-        .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
-        .finish();
+    let (service, socket) = LspService::build(|client| {
+        let backend = Backend::new(client);
+        jobs_view::watch(backend.client.clone(), &backend.state);
+        backend
+    })
+    .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
+    .finish();
     let signal = Arc::new(exit::ExitSignal::default());
     let service = exit::ExitWatch::new(service, signal.clone());
     let server = Server::new(guarded_in, output, socket);

@@ -78,7 +78,12 @@ where
         let progress = Arc::new(LspProgress::begin(&b.client, caps.work_done_progress, id, title).await);
         refresh_lenses(&b).await;
         let ctx = StageCtx {
-            progress: progress.clone(),
+            // The registry keeps the latest report too, for `aisci.listJobs`.
+            progress: Arc::new(crate::jobs::TrackedProgress {
+                jobs: b.state.jobs.clone(),
+                id,
+                inner: progress.clone(),
+            }),
             cancel: guard.cancel.clone(),
         };
         let outcome = body(ctx).await;

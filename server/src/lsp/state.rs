@@ -94,6 +94,8 @@ pub struct State {
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
     /// Papers: pending checks, last builds, their diagnostics.
     pub paper: super::paper_view::PaperState,
+    /// When this session began, for what it spent.
+    pub session: super::jobs_view::Session,
 }
 
 impl State {

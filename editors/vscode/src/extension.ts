@@ -1,0 +1,105 @@
+// The aisci extension: starts `aisci lsp` and forwards to it. Every command is the
+// server's; this adds what VS Code users expect around it: palette entries with their
+// arguments filled in (palette.ts), settings sent as the server takes them
+// (settings.ts), a status bar item (status.ts), the server log and run output in
+// output channels. Progress with cancel is vscode-languageclient's own rendering of
+// the server's `$/progress`.
+
+import * as vscode from 'vscode';
+import {
+  DidChangeConfigurationNotification,
+  type Executable,
+  LanguageClient,
+  type LanguageClientOptions,
+  State,
+  TransportKind,
+} from 'vscode-languageclient/node';
+
+import { executeCommand, type Status } from './palette';
+import { type RunOutput, RunOutputLines } from './runOutput';
+import { CLIENT_PREFIX, explicitSettings } from './settings';
+import { StatusItem } from './status';
+
+let client: LanguageClient | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const log = vscode.window.createOutputChannel('aisci', { log: true });
+  const runs = vscode.window.createOutputChannel('aisci runs');
+  const status = new StatusItem();
+  const lines = new RunOutputLines();
+  context.subscriptions.push(log, runs, status);
+
+  const serverCommand = () => vscode.workspace.getConfiguration('aisci.server').get<string>('path') || 'aisci';
+  // The client reads this object at each (re)start, so a new path takes effect on restart.
+  const serverOptions: Executable = { command: serverCommand(), args: ['lsp'], transport: TransportKind.stdio };
+  const clientOptions: LanguageClientOptions = {
+    // The files the server has something to say about; it ignores those outside a project.
+    documentSelector: [
+      { scheme: 'file', language: 'python' },
+      { scheme: 'file', language: 'json', pattern: '**/ideas.json' },
+      { scheme: 'file', language: 'latex' },
+      { scheme: 'file', language: 'bibtex' },
+    ],
+    outputChannel: log,
+    // A function: a restart sends the settings of that moment.
+    initializationOptions: () => explicitSettings(context),
+    middleware: {
+      executeCommand: (cmd, args, next) => executeCommand(cmd, args, async (c, a) => next(c, a)),
+      workspace: {
+        // The server pulls section "aisci" when told settings changed without them.
+        configuration: async (params, token, next) => {
+          const answers = await next(params, token);
+          if (!Array.isArray(answers)) return answers;
+          return params.items.map((item, i) => (item.section === 'aisci' ? explicitSettings(context) : answers[i]));
+        },
+      },
+    },
+  };
+  client = new LanguageClient('aisci', 'aisci', serverOptions, clientOptions);
+  const lc = client;
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand('aisci.showServerLog', () => log.show()),
+    vscode.commands.registerCommand('aisci.restartServer', () => lc.restart()),
+    lc.onDidChangeState((e) => {
+      if (e.newState === State.Stopped) status.stopped();
+    }),
+    lc.onNotification('aisci/status', (s: Status) => status.show(s)),
+    lc.onNotification('aisci/runOutput', (o: RunOutput) => runs.append(lines.format(o))),
+    lc.onNotification('aisci/pdfBuilt', (p: { pdf: string }) => {
+      vscode.window.setStatusBarMessage(`$(file-pdf) aisci: built ${vscode.workspace.asRelativePath(p.pdf)}`, 5000);
+    }),
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (e.affectsConfiguration(CLIENT_PREFIX.slice(0, -1))) {
+        const pick = await vscode.window.showInformationMessage('aisci: restart the server to use the new path?', 'Restart');
+        if (pick) {
+          serverOptions.command = serverCommand();
+          await lc.restart();
+        }
+      } else if (e.affectsConfiguration('aisci') && lc.isRunning()) {
+        // The server reads `{ aisci: {...} }`; the whole explicit set replaces the last one.
+        await lc.sendNotification(DidChangeConfigurationNotification.type, { settings: { aisci: explicitSettings(context) } });
+      }
+    }),
+  );
+
+  try {
+    await lc.start();
+  } catch (e) {
+    status.stopped();
+    void vscode.window.showErrorMessage(
+      `aisci: cannot start "${serverOptions.command} lsp" (${(e as Error).message}); set aisci.server.path to the aisci binary`,
+    );
+    return;
+  }
+  // Jobs re-attached at start (runs left running by an earlier aisci) show at once; an
+  // older server without aisci.listJobs just leaves the idle text.
+  lc.sendRequest('workspace/executeCommand', { command: 'aisci.listJobs', arguments: [] }).then(
+    (s) => status.show(s as Status),
+    (e: Error) => log.warn(`aisci.listJobs: ${e.message}`),
+  );
+}
+
+export async function deactivate(): Promise<void> {
+  await client?.stop();
+}
