@@ -10,8 +10,9 @@ use super::edit_sink::EditorSink;
 use super::paper_view;
 use super::review_view::idea_root;
 use super::stage_job::{self, StageDone};
+use crate::agent::review::ReviewError;
 use crate::jobs::JobId;
-use crate::review_stage::{self, ReviewDeps};
+use crate::review_stage::{self, ReviewDeps, ReviewStageError};
 use crate::writeup_stage::{self, WriteupDeps};
 
 const REVIEW_TITLE: &str = "Review the paper";
@@ -52,7 +53,16 @@ pub fn start_review(backend: Backend, tex: PathBuf) -> Result<JobId, String> {
         };
         let outcome = review_stage::run_review(&root, &idea, &settings, deps, false).await;
         paper_view::publish(&b, &tex).await;
-        let outcome = outcome.map_err(|e| e.to_string())?;
+        let outcome = match outcome {
+            Err(ReviewStageError::Review(ReviewError::Cancelled)) => {
+                return Ok(StageDone {
+                    summary: "review cancelled; nothing was written (an earlier review is kept)".into(),
+                    empty: true,
+                    show: None,
+                })
+            }
+            other => other.map_err(|e| e.to_string())?,
+        };
         Ok(StageDone {
             summary: outcome.summary(),
             empty: false,
@@ -107,8 +117,13 @@ pub fn start_revise(backend: Backend, tex: PathBuf, comment: Option<String>) -> 
             };
             let again = review_stage::run_review(&root, &idea, &settings, deps, true).await;
             paper_view::publish(&b, &tex).await;
-            let again = again.map_err(|e| format!("{summary}\nthe second review failed: {e}"))?;
-            summary.push_str(&format!("\nreviewed again:\n{}", again.summary()));
+            match again {
+                Ok(again) => summary.push_str(&format!("\nreviewed again:\n{}", again.summary())),
+                Err(ReviewStageError::Review(ReviewError::Cancelled)) => {
+                    summary.push_str("\nthe second review was cancelled")
+                }
+                Err(e) => return Err(format!("{summary}\nthe second review failed: {e}")),
+            }
         }
         Ok(StageDone {
             summary,

@@ -1,6 +1,8 @@
---- aisci for Neovim (0.11+): starts the `aisci lsp` language server for buffers inside a
+--- aisci for Neovim (0.10+; `vim.lsp.config`/`vim.lsp.enable` on 0.11+, `vim.lsp.start` on
+--- 0.10): starts the `aisci lsp` language server for buffers inside a
 --- research template (a folder with experiment.py and prompt.json) or an idea folder
---- (results/<template>/<YYYYmmdd_HHMMSS>_<name>/), and adds :AisciGenerateIdeas,
+--- (results/<template>/<YYYYmmdd_HHMMSS>_<name>/), and adds :AisciIdeas, :AisciNovelty,
+--- :AisciImplement, :AisciRun, :AisciWrite, :AisciReview, :AisciJobs, :AisciGenerateIdeas,
 --- :AisciLaunchRun, :AisciRuns (every run of the workspace in the quickfix list),
 --- :AisciRunOutput (a run's live output in a scratch buffer) and :AisciCancel.
 ---
@@ -132,7 +134,28 @@ local function reuse_client(client, config)
   return client.name == config.name and not client:is_stopped()
 end
 
---- Starts (or reuses) the server for `bufnr` when it lies in a project folder.
+--- What every aisci client is started with (both registration paths).
+local function client_settings()
+  local cfg = M.config
+  local has_settings = next(cfg.settings) ~= nil
+  return {
+    cmd = cfg.cmd,
+    cmd_env = cfg.cmd_env,
+    -- An empty Lua table would go out as `[]`, which the server rejects: send nothing.
+    init_options = has_settings and cfg.settings or nil,
+    -- Also for `workspace/configuration` (section "aisci"); the server reads both shapes.
+    settings = has_settings and { aisci = cfg.settings } or {},
+    on_attach = cfg.on_attach,
+    handlers = {
+      ['$/progress'] = on_progress,
+      ['workspace/applyEdit'] = on_apply_edit,
+      ['aisci/runOutput'] = on_run_output,
+    },
+  }
+end
+
+--- Starts (or reuses) the server for `bufnr` when it lies in a project folder, with
+--- `vim.lsp.start` (the path taken on Neovim 0.10, which has no `vim.lsp.config`).
 --- @param bufnr? integer
 --- @return integer? client_id
 function M.attach(bufnr)
@@ -144,25 +167,17 @@ function M.attach(bufnr)
   if not root then
     return nil
   end
-  local cfg = M.config
-  local has_settings = next(cfg.settings) ~= nil
-  return vim.lsp.start({
+  local config = vim.tbl_extend('force', client_settings(), {
     name = NAME,
-    cmd = cfg.cmd,
-    cmd_env = cfg.cmd_env,
     root_dir = root,
     workspace_folders = { { uri = vim.uri_from_fname(root), name = vim.fs.basename(root) } },
-    -- An empty Lua table would go out as `[]`, which the server rejects: send nothing.
-    init_options = has_settings and cfg.settings or nil,
-    -- Also for `workspace/configuration` (section "aisci"); the server reads both shapes.
-    settings = has_settings and { aisci = cfg.settings } or {},
-    on_attach = cfg.on_attach,
-    handlers = {
-      ['$/progress'] = on_progress,
-      ['workspace/applyEdit'] = on_apply_edit,
-      ['aisci/runOutput'] = on_run_output,
-    },
-  }, { bufnr = bufnr, reuse_client = reuse_client })
+  })
+  return vim.lsp.start(config, { bufnr = bufnr, reuse_client = reuse_client })
+end
+
+--- Whether this Neovim registers servers with `vim.lsp.config`/`vim.lsp.enable` (0.11+).
+function M.uses_lsp_enable()
+  return type(vim.lsp.config) == 'table' and type(vim.lsp.enable) == 'function' and vim.fn.has('nvim-0.11') == 1
 end
 
 --- The aisci client for `bufnr` (attached, or serving the buffer's project folder).
@@ -342,6 +357,176 @@ local function run_output_command(opts)
   end)
 end
 
+--- The `latex/template.tex` of the buffer's idea folder (the buffer itself when it is a .tex).
+--- @param bufnr? integer
+--- @return string?
+function M.paper(bufnr)
+  local name = vim.api.nvim_buf_get_name(resolve(bufnr))
+  if name:match('%.tex$') then
+    return vim.fs.normalize(vim.fn.fnamemodify(name, ':p'))
+  end
+  local root = M.root(name)
+  return root and (root .. '/latex/template.tex') or nil
+end
+
+--- Runs the server command `command` with `arguments` for `bufnr`'s project; says the
+--- outcome (a job started, or the server's error). `on_done(err, result)` gets the answer.
+--- @param bufnr? integer
+--- @param command string
+--- @param arguments table
+--- @param what string what the job does, for the message ("reviewing the paper")
+--- @param on_done? fun(err: lsp.ResponseError?, result: any)
+function M.exec(bufnr, command, arguments, what, on_done)
+  bufnr = resolve(bufnr)
+  local client = M.client(bufnr) or vim.lsp.get_clients({ name = NAME })[1]
+  if not client then
+    notify('no aisci server for this buffer: open a file of a template or idea folder', vim.log.levels.ERROR)
+    if on_done then
+      on_done({ code = -1, message = 'no aisci server' }, nil)
+    end
+    return
+  end
+  client:exec_cmd({ title = what, command = command, arguments = arguments }, { bufnr = bufnr }, function(err, result)
+    if err then
+      notify(err.message, vim.log.levels.ERROR)
+    elseif type(result) == 'table' and result.job then
+      notify(('%s (job %d); :AisciCancel %d stops it'):format(what, result.job, result.job))
+    end
+    if on_done then
+      on_done(err, result)
+    end
+  end)
+end
+
+--- The template of the buffer (its folder, or the template of its idea folder is not
+--- known here: the buffer must be inside the template).
+local function template_of(bufnr)
+  local root = M.root(vim.api.nvim_buf_get_name(resolve(bufnr)))
+  if root and is_template(root) then
+    return root
+  end
+  notify('open a file of a template (a folder with experiment.py and prompt.json) first', vim.log.levels.ERROR)
+  return nil
+end
+
+--- Idea names of the template's ideas.json, for completion.
+local function idea_names(bufnr)
+  local root = M.root(vim.api.nvim_buf_get_name(resolve(bufnr)))
+  local ok, ideas = pcall(function()
+    return vim.json.decode(table.concat(vim.fn.readfile(root .. '/ideas.json'), '\n'))
+  end)
+  local names = {}
+  if ok and type(ideas) == 'table' then
+    for _, idea in ipairs(ideas) do
+      if type(idea) == 'table' and type(idea.Name) == 'string' then
+        table.insert(names, idea.Name)
+      end
+    end
+  end
+  return names
+end
+
+--- `aisci.checkNovelty` for the template's ideas (`names`, or every unchecked one).
+function M.novelty(bufnr, names, on_done)
+  local template = template_of(bufnr)
+  if template then
+    local args = { template = template }
+    if names and #names > 0 then
+      args.ideas = names
+    end
+    M.exec(bufnr, 'aisci.checkNovelty', { args }, 'checking novelty', on_done)
+  end
+end
+
+--- `aisci.implementIdea`: the idea's folder, then the experiment agent and its runs.
+function M.implement(bufnr, name, on_done)
+  local template = template_of(bufnr)
+  if template then
+    M.exec(bufnr, 'aisci.implementIdea', { { template = template, idea = name } }, 'implementing ' .. name, on_done)
+  end
+end
+
+--- :AisciRun [experiments|baseline|once]: in an idea folder the experiment loop, in a
+--- template the baseline (run_0) when it is missing; `once` launches the next run_i of
+--- this folder's experiment.py.
+function M.run(bufnr, kind, on_done)
+  bufnr = resolve(bufnr)
+  local root = M.root(vim.api.nvim_buf_get_name(bufnr))
+  if not root then
+    notify('this buffer is not inside a template or idea folder', vim.log.levels.ERROR)
+    return
+  end
+  if kind == nil or kind == '' then
+    -- An idea folder holds a copy of its template's files: ask what it is first.
+    if is_idea_folder(root) then
+      kind = 'experiments'
+    else
+      kind = is_file(root .. '/run_0/final_info.json') and 'once' or 'baseline'
+    end
+  end
+  if kind == 'experiments' then
+    M.exec(bufnr, 'aisci.runExperiments', { { folder = root } }, 'running the experiments', on_done)
+  elseif kind == 'baseline' then
+    M.exec(bufnr, 'aisci.runBaseline', { { template = root } }, 'running the baseline', on_done)
+  elseif kind == 'once' then
+    M.exec(bufnr, 'aisci.launchRun', { { folder = root } }, 'run launched', on_done)
+  else
+    notify('usage: :AisciRun [experiments|baseline|once]', vim.log.levels.ERROR)
+  end
+end
+
+--- `aisci.writePaper`: the whole paper, or the section titled `section`.
+function M.write(bufnr, section, on_done)
+  local tex = M.paper(bufnr)
+  if not tex then
+    notify('open a file of an idea folder (or its latex/template.tex) first', vim.log.levels.ERROR)
+    return
+  end
+  local args = { tex = tex }
+  if section and section ~= '' then
+    args.section = section
+  end
+  M.exec(bufnr, 'aisci.writePaper', { args }, section and ('writing ' .. section) or 'writing the paper', on_done)
+end
+
+--- `aisci.reviewPaper`, or with `revise`: `aisci.reviseAll` (revise for every open comment,
+--- then review again) or `aisci.reviseFromReview` for one comment id ("weakness-0").
+function M.review(bufnr, revise, on_done)
+  local tex = M.paper(bufnr)
+  if not tex then
+    notify('open a file of an idea folder (or its latex/template.tex) first', vim.log.levels.ERROR)
+    return
+  end
+  if revise == nil or revise == '' then
+    M.exec(bufnr, 'aisci.reviewPaper', { { tex = tex } }, 'reviewing the paper', on_done)
+  elseif revise == 'all' then
+    M.exec(bufnr, 'aisci.reviseAll', { { tex = tex } }, 'revising for every review comment', on_done)
+  else
+    M.exec(bufnr, 'aisci.reviseFromReview', { { tex = tex, comment = revise } }, 'revising for ' .. revise, on_done)
+  end
+end
+
+--- `aisci.listJobs`: the running jobs and the session's spending, as lines (or to `on_list`).
+function M.jobs(on_list)
+  M.exec(0, 'aisci.listJobs', {}, 'jobs', function(err, result)
+    if err or type(result) ~= 'table' then
+      return
+    end
+    if on_list then
+      return on_list(result)
+    end
+    local lines = { ('aisci: $%.4f spent this session'):format(result.spentUsd or 0) }
+    for _, j in ipairs(result.jobs or {}) do
+      local secs = math.floor((j.elapsedMs or 0) / 1000)
+      table.insert(lines, ('  job %d  %s  %s  %d:%02d  %s'):format(j.id, j.title, vim.fs.basename(j.target or ''), math.floor(secs / 60), secs % 60, j.message or ''))
+    end
+    if #(result.jobs or {}) == 0 then
+      table.insert(lines, '  no job is running')
+    end
+    vim.notify(table.concat(lines, '\n'), vim.log.levels.INFO)
+  end)
+end
+
 function M.create_commands()
   vim.api.nvim_create_user_command('AisciLaunchRun', function()
     M.launch_run(0)
@@ -356,6 +541,67 @@ function M.create_commands()
   vim.api.nvim_create_user_command('AisciGenerateIdeas', function()
     M.generate_ideas(0)
   end, { desc = 'aisci: generate research ideas for this template' })
+  vim.api.nvim_create_user_command('AisciIdeas', function()
+    M.generate_ideas(0)
+  end, { desc = 'aisci: generate research ideas for this template' })
+  vim.api.nvim_create_user_command('AisciNovelty', function(opts)
+    M.novelty(0, opts.fargs)
+  end, {
+    nargs = '*',
+    complete = function()
+      return idea_names(0)
+    end,
+    desc = "aisci: check the novelty of these ideas (every unchecked one when none is named)",
+  })
+  vim.api.nvim_create_user_command('AisciImplement', function(opts)
+    M.implement(0, opts.args)
+  end, {
+    nargs = 1,
+    complete = function()
+      return idea_names(0)
+    end,
+    desc = 'aisci: implement an idea (its folder, the experiment agent, its runs)',
+  })
+  vim.api.nvim_create_user_command('AisciRun', function(opts)
+    M.run(0, opts.args)
+  end, {
+    nargs = '?',
+    complete = function()
+      return { 'experiments', 'baseline', 'once' }
+    end,
+    desc = 'aisci: run the experiments (idea folder), the baseline (template), or one run (once)',
+  })
+  vim.api.nvim_create_user_command('AisciWrite', function(opts)
+    M.write(0, opts.args)
+  end, {
+    nargs = '?',
+    complete = function()
+      local tex = M.paper(0)
+      local titles = {}
+      if tex and is_file(tex) then
+        for _, l in ipairs(vim.fn.readfile(tex)) do
+          local t = l:match('^%s*\\section%*?{(.-)}')
+          if t then
+            table.insert(titles, t)
+          end
+        end
+      end
+      return titles
+    end,
+    desc = 'aisci: write the paper, or one section of it',
+  })
+  vim.api.nvim_create_user_command('AisciReview', function(opts)
+    M.review(0, opts.args)
+  end, {
+    nargs = '?',
+    complete = function()
+      return { 'all' }
+    end,
+    desc = 'aisci: review the paper; ":AisciReview all" revises for every comment and reviews again; an id revises for one comment',
+  })
+  vim.api.nvim_create_user_command('AisciJobs', function()
+    M.jobs()
+  end, { desc = 'aisci: running jobs and the money spent this session' })
   vim.api.nvim_create_user_command('AisciCancel', function(opts)
     local id = opts.args ~= '' and tonumber(opts.args) or nil
     if opts.args ~= '' and not id then
@@ -376,6 +622,27 @@ function M.setup(opts)
   M.config = cfg
   M.create_commands()
   local group = vim.api.nvim_create_augroup('aisci', { clear = true })
+  if M.uses_lsp_enable() then
+    -- Neovim 0.11+: a named config; `enable` attaches buffers of these filetypes whose
+    -- root_dir says they are in a project folder (and buffers already open).
+    vim.lsp.config(NAME, vim.tbl_extend('force', client_settings(), {
+      filetypes = cfg.filetypes,
+      root_dir = function(bufnr, on_dir)
+        if vim.bo[bufnr].buftype ~= '' then
+          return
+        end
+        local root = M.root(vim.api.nvim_buf_get_name(bufnr))
+        if root then
+          on_dir(root)
+        end
+      end,
+      reuse_client = reuse_client,
+    }))
+    vim.lsp.enable(NAME)
+    M.registration = 'vim.lsp.enable'
+    return
+  end
+  M.registration = 'vim.lsp.start'
   vim.api.nvim_create_autocmd('FileType', {
     group = group,
     pattern = M.config.filetypes,
