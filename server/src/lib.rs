@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod fsutil;
 pub mod jobs;
 pub mod latex;
+pub mod launch;
 pub mod literature;
 pub mod llm;
 pub mod lsp;

@@ -157,6 +157,38 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         jobs: usize,
     },
+    /// The whole loop headless (v1's launch_scientist): ideas, novelty, then for each novel
+    /// idea experiments, the paper and its review, several ideas at once; a summary table at
+    /// the end. --resume continues a stopped launch (.aisci/launch.json).
+    Launch {
+        #[arg(long)]
+        template: PathBuf,
+        /// Ideas to generate (default: ideas.num_ideas).
+        #[arg(long)]
+        num_ideas: Option<u32>,
+        /// Ideas pursued at once (default: one per GPU, or per CPU slot).
+        #[arg(long)]
+        parallel: Option<usize>,
+        /// GPUs to use, e.g. "0,1" (run.gpus).
+        #[arg(long)]
+        gpus: Option<String>,
+        /// Literature engine for novelty and citations: semanticscholar, openalex or arxiv.
+        #[arg(long)]
+        engine: Option<String>,
+        #[arg(long)]
+        skip_idea_generation: bool,
+        #[arg(long)]
+        skip_novelty_check: bool,
+        /// After the review, revise the paper for every comment and review it again.
+        #[arg(long)]
+        improvement: bool,
+        /// Stop starting stages once the launch has spent this much.
+        #[arg(long)]
+        budget_usd: Option<f64>,
+        /// Continue the launch recorded in the template's .aisci/launch.json.
+        #[arg(long)]
+        resume: bool,
+    },
     /// Run the loop offline on the bundled demo template with a recorded model conversation.
     Demo {
         /// Where to put the demo project (default: a new temporary folder).
@@ -233,6 +265,29 @@ fn main() -> ExitCode {
                 limit,
                 jobs,
             } => report(review_bench(&papers, &labels, &out, limit, jobs, cli.model).await),
+            Cmd::Launch {
+                template,
+                num_ideas,
+                parallel,
+                gpus,
+                engine,
+                skip_idea_generation,
+                skip_novelty_check,
+                improvement,
+                budget_usd,
+                resume,
+            } => {
+                let plan = aisci::launch::LaunchPlan {
+                    num_ideas,
+                    parallel,
+                    skip_idea_generation,
+                    skip_novelty_check,
+                    improvement,
+                    budget_usd,
+                    resume,
+                };
+                report(launch(&template, plan, gpus, engine, cli.model).await)
+            }
             Cmd::Demo { out } => report(run_demo(out, cli.model).await),
             Cmd::Run {
                 timeout,
@@ -463,6 +518,75 @@ fn open_idea_folder(dir: &Path, model: Option<String>) -> anyhow::Result<(PathBu
         eprintln!("aisci: warning: {w}");
     }
     Ok((root, idea, loaded))
+}
+
+/// `aisci launch --template DIR ...`.
+async fn launch(
+    dir: &Path,
+    plan: aisci::launch::LaunchPlan,
+    gpus: Option<String>,
+    engine: Option<String>,
+    model: Option<String>,
+) -> anyhow::Result<()> {
+    let (template, mut loaded) = open_template(dir, model)?;
+    let s = &mut loaded.settings;
+    if let Some(list) = gpus {
+        s.run.gpus = Some(
+            list.split(',')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(String::from)
+                .collect(),
+        );
+    }
+    if let Some(e) = engine {
+        s.literature.engines = vec![e];
+    }
+    // A missing key stops us before anything is written.
+    let llm = stages::llm_for(s, &template.root)?;
+    eprintln!(
+        "aisci: launch on {} with {} via {}{}",
+        template.root.display(),
+        llm.provider().model(),
+        llm.provider().name(),
+        plan.budget_usd
+            .map(|b| format!(", budget ${b:.2}"))
+            .unwrap_or_default()
+    );
+    drop(llm);
+    let events = PrintLaunch {
+        started: std::time::Instant::now(),
+    };
+    let cancel = ctrl_c_token();
+    let report = aisci::launch::launch(&template, s, &plan, &events, &cancel).await?;
+    println!("{}", report.table());
+    if report.budget_exhausted {
+        println!("the budget is spent: stages not started are left for `aisci launch --resume` with a larger --budget-usd");
+    }
+    if report.cancelled {
+        anyhow::bail!(
+            "interrupted; `aisci launch --template {} --resume` goes on",
+            template.root.display()
+        );
+    }
+    Ok(())
+}
+
+/// Launch progress on a terminal: elapsed time, the idea, the line.
+struct PrintLaunch {
+    started: std::time::Instant,
+}
+
+impl aisci::launch::LaunchEvents for PrintLaunch {
+    fn say(&self, idea: Option<&str>, message: &str) {
+        let t = self.started.elapsed().as_secs();
+        let tag = idea.map(|i| format!("[{i}] ")).unwrap_or_default();
+        let first = message.lines().next().unwrap_or_default();
+        eprintln!("{:>3}:{:02} {tag}{first}", t / 60, t % 60);
+    }
+    fn run_finished(&self, idea: &str, record: &aisci::project::RunRecord) {
+        println!("[{idea}] {}", aisci::project::headline(record, None));
+    }
 }
 
 /// `aisci review --idea-folder DIR [--improvement]`.
