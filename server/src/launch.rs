@@ -61,7 +61,7 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct IdeaEntry {
     pub name: String,
     pub title: String,
@@ -84,6 +84,15 @@ pub struct IdeaEntry {
     pub improvement: Step,
     #[serde(default)]
     pub improved_overall: Option<u8>,
+}
+
+impl IdeaEntry {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            ..Default::default()
+        }
+    }
 }
 
 /// `.aisci/launch.json`.
@@ -248,6 +257,16 @@ impl Ctx<'_> {
         })
     }
 
+    fn entry(&self, name: &str) -> Option<IdeaEntry> {
+        self.journal
+            .lock()
+            .unwrap()
+            .ideas
+            .iter()
+            .find(|e| e.name == name)
+            .cloned()
+    }
+
     fn set_idea(&self, name: &str, f: impl FnOnce(&mut IdeaEntry)) -> Result<(), LaunchError> {
         self.update(|j| {
             if let Some(e) = j.ideas.iter_mut().find(|e| e.name == name) {
@@ -332,23 +351,7 @@ pub async fn launch(
             ctx.update(|j| {
                 j.ideas_generated = Step::Done;
                 // The new ideas are this launch's; seeds and older ones are not re-run.
-                j.ideas = new
-                    .iter()
-                    .map(|n| IdeaEntry {
-                        name: n.clone(),
-                        title: String::new(),
-                        folder: PathBuf::new(),
-                        novel: None,
-                        experiments: Step::Pending,
-                        runs_completed: 0,
-                        writeup: Step::Pending,
-                        pdf: None,
-                        review: Step::Pending,
-                        overall: None,
-                        improvement: Step::Pending,
-                        improved_overall: None,
-                    })
-                    .collect();
+                j.ideas = new.iter().map(|n| IdeaEntry::new(n.clone())).collect();
             })?;
         } else {
             budget_exhausted = true;
@@ -360,25 +363,7 @@ pub async fn launch(
     // Without generation, every idea of the archive is a candidate.
     if ctx.journal.lock().unwrap().ideas.is_empty() && plan.skip_idea_generation {
         let names = generated_before;
-        ctx.update(|j| {
-            j.ideas = names
-                .into_iter()
-                .map(|n| IdeaEntry {
-                    name: n,
-                    title: String::new(),
-                    folder: PathBuf::new(),
-                    novel: None,
-                    experiments: Step::Pending,
-                    runs_completed: 0,
-                    writeup: Step::Pending,
-                    pdf: None,
-                    review: Step::Pending,
-                    overall: None,
-                    improvement: Step::Pending,
-                    improved_overall: None,
-                })
-                .collect()
-        })?;
+        ctx.update(|j| j.ideas = names.into_iter().map(IdeaEntry::new).collect())?;
     }
 
     // 2. Novelty.
@@ -509,14 +494,7 @@ async fn pursue(ctx: &Ctx<'_>, name: &str, improvement: bool) -> bool {
 
 async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bool, LaunchError> {
     let (template, events, cancel) = (ctx.template, ctx.events, ctx.cancel);
-    let entry = ctx
-        .journal
-        .lock()
-        .unwrap()
-        .ideas
-        .iter()
-        .find(|e| e.name == name)
-        .cloned();
+    let entry = ctx.entry(name);
     let Some(entry) = entry else { return Ok(false) };
     let idea: Idea = stages::idea_in_template(template, name)?;
     // The folder, made once.
@@ -574,15 +552,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             e.runs_completed = runs;
         })?;
     }
-    let entry = ctx
-        .journal
-        .lock()
-        .unwrap()
-        .ideas
-        .iter()
-        .find(|e| e.name == name)
-        .cloned()
-        .unwrap();
+    let entry = ctx.entry(name).expect("the idea is in the journal");
     if entry.experiments != Step::Done {
         // v1 writes no paper without results.
         ctx.set_idea(name, |e| {
@@ -640,15 +610,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
     }
 
     // The review (of the PDF when there is one, else of the source).
-    let entry = ctx
-        .journal
-        .lock()
-        .unwrap()
-        .ideas
-        .iter()
-        .find(|e| e.name == name)
-        .cloned()
-        .unwrap();
+    let entry = ctx.entry(name).expect("the idea is in the journal");
     if !entry.review.finished() {
         let Some(s) = ctx.settings_left() else {
             return Ok(true);
@@ -682,15 +644,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
     }
 
     // The improvement: revise for every comment, then review again.
-    let entry = ctx
-        .journal
-        .lock()
-        .unwrap()
-        .ideas
-        .iter()
-        .find(|e| e.name == name)
-        .cloned()
-        .unwrap();
+    let entry = ctx.entry(name).expect("the idea is in the journal");
     if !entry.improvement.finished() {
         if !improvement || entry.review != Step::Done {
             ctx.set_idea(name, |e| e.improvement = Step::Skipped("not asked for".into()))?;
