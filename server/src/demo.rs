@@ -8,8 +8,12 @@ use include_dir::{include_dir, Dir};
 /// The demo template, embedded so `aisci demo` works from any directory.
 static DEMO_TEMPLATE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../templates/tiny_mlp");
 
-/// The recording's path inside the template.
+/// The recording's path inside the template (ideas only; the whole loop is `DEMO_RECORDING`).
 pub const RECORDING: &str = ".aisci/replay/ideas.json";
+/// The model's side of the whole demo loop.
+pub const DEMO_RECORDING: &str = ".aisci/replay/demo.json";
+/// The literature answers of the demo's novelty queries (a cache that never expires).
+pub const LITERATURE_CACHE: &str = ".aisci/replay/literature";
 pub const DEMO_IDEAS: u32 = 2;
 pub const DEMO_REFLECTIONS: u32 = 3;
 
@@ -38,4 +42,28 @@ pub fn materialize(out: Option<&Path>) -> std::io::Result<DemoProject> {
     DEMO_TEMPLATE.extract(&template)?;
     let recording = template.join(RECORDING);
     Ok(DemoProject { template, recording })
+}
+
+/// The settings of the demo: the recording as the model, the recorded literature answers
+/// (and a search address nothing listens on, so the network is never used), CPU runs,
+/// no citation rounds, a small review ensemble. Nothing from the user's configuration.
+pub fn settings(project: &DemoProject) -> crate::config::Settings {
+    let mut s = crate::config::Settings::default();
+    s.llm.provider = crate::config::ProviderKind::Replay;
+    s.llm.replay_file = Some(project.template.join(DEMO_RECORDING));
+    s.llm.model = "gpt-4o-2024-11-20".into();
+    s.ideas.num_ideas = DEMO_IDEAS;
+    s.ideas.num_reflections = DEMO_REFLECTIONS;
+    s.literature.engines = vec!["semanticscholar".into()];
+    s.literature.cache_dir = Some(project.template.join(LITERATURE_CACHE));
+    s.literature.cache_ttl_days = 0;
+    s.literature.s2_url = Some("http://127.0.0.1:9".into());
+    s.literature.max_retries = 0;
+    s.run.gpus = Some(Vec::new());
+    s.run.cpu_slots = 1;
+    s.writeup.citation_rounds = 0;
+    s.writeup.fix_rounds = 0;
+    s.review.ensemble = 2;
+    s.review.reflection_rounds = 1;
+    s
 }

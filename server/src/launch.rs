@@ -238,8 +238,23 @@ pub fn spend_since(template: &Template, ideas: &[IdeaEntry], since: &str) -> BTr
     out
 }
 
+/// Which model a stage asks.
+#[derive(Clone, Copy)]
+enum Role {
+    /// `llm.model` (ideas, novelty, experiments).
+    Main,
+    /// `writeup.model` when set.
+    Writer,
+    /// `review.model` when set.
+    Reviewer,
+}
+
 struct Ctx<'a> {
     template: &'a Template,
+    /// With a recorded model (provider "replay"), one recording serves the whole launch:
+    /// each stage continues it where the previous stage stopped, as a live model would
+    /// answer each stage in turn.
+    replay: Option<std::sync::Arc<dyn crate::llm::Provider>>,
     settings: &'a Settings,
     plan: &'a LaunchPlan,
     events: &'a dyn LaunchEvents,
@@ -254,6 +269,17 @@ impl Ctx<'_> {
         save(self.template, &j).map_err(|source| LaunchError::Journal {
             path: journal_path(self.template),
             source,
+        })
+    }
+
+    fn llm(&self, s: &Settings, root: &std::path::Path, role: Role) -> Result<crate::llm::Llm, LaunchError> {
+        if let Some(p) = &self.replay {
+            return Ok(crate::llm::Llm::with_settings(p.clone(), &s.llm));
+        }
+        Ok(match role {
+            Role::Main => stages::llm_for(s, root)?,
+            Role::Writer => crate::writeup_stage::writeup_llm(s, root)?,
+            Role::Reviewer => crate::review_stage::reviewer_llm(s, root)?,
         })
     }
 
@@ -317,8 +343,16 @@ pub async fn launch(
         }
     };
     let improvement = plan.improvement || journal.improvement;
+    let replay = match settings.llm.provider {
+        crate::config::ProviderKind::Replay => Some(crate::llm::build_provider(
+            &stages::resolve_llm_paths(settings.llm.clone(), &template.root),
+            &crate::llm::ProcessEnv,
+        )?),
+        _ => None,
+    };
     let ctx = Ctx {
         template,
+        replay,
         settings,
         plan,
         events,
@@ -338,7 +372,7 @@ pub async fn launch(
                 s.ideas.num_ideas = n;
             }
             events.say(None, &format!("generating {} idea(s)", s.ideas.num_ideas));
-            let llm = stages::llm_for(&s, &template.root)?;
+            let llm = ctx.llm(&s, &template.root, Role::Main)?;
             let progress = Said(events, None);
             let out = match stages::run_ideas(template, &s, &llm, None, &progress, cancel).await {
                 Ok(o) => o,
@@ -380,7 +414,7 @@ pub async fn launch(
                 .map(|i| i.name.clone())
                 .collect();
             events.say(None, &format!("checking the novelty of {} idea(s)", names.len()));
-            let llm = stages::llm_for(&s, &template.root)?;
+            let llm = ctx.llm(&s, &template.root, Role::Main)?;
             let search = stages::literature_for(&s).map_err(stages::StageError::from)?;
             let progress = Said(events, None);
             let out = match stages::run_novelty(
@@ -520,7 +554,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             return Ok(true);
         };
         events.say(Some(name), "experiments");
-        let llm = stages::llm_for(&s, &root)?;
+        let llm = ctx.llm(&s, &root, Role::Main)?;
         let said = Said(events, Some(name));
         let deps = stages::ExperimentDeps {
             llm: &llm,
@@ -571,7 +605,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             return Ok(true);
         };
         events.say(Some(name), "writing the paper");
-        let llm = crate::writeup_stage::writeup_llm(&s, &root)?;
+        let llm = ctx.llm(&s, &root, Role::Writer)?;
         let lit = stages::literature_for(&s).ok();
         let on_notice = |n: String| events.say(Some(name), &n);
         let noticed = lit.as_deref().map(|lit| stages::NoticedSearch {
@@ -616,7 +650,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             return Ok(true);
         };
         events.say(Some(name), "reviewing the paper");
-        let llm = crate::review_stage::reviewer_llm(&s, &root)?;
+        let llm = ctx.llm(&s, &root, Role::Reviewer)?;
         let said = Said(events, Some(name));
         let deps = crate::review_stage::ReviewDeps {
             llm: &llm,
@@ -654,7 +688,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             return Ok(true);
         };
         events.say(Some(name), "revising for the review");
-        let writer = crate::writeup_stage::writeup_llm(&s, &root)?;
+        let writer = ctx.llm(&s, &root, Role::Writer)?;
         let said = Said(events, Some(name));
         let deps = crate::writeup_stage::WriteupDeps {
             llm: &writer,
@@ -669,7 +703,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         }
         let result = match revised {
             Ok(_) => {
-                let reviewer = crate::review_stage::reviewer_llm(&s, &root)?;
+                let reviewer = ctx.llm(&s, &root, Role::Reviewer)?;
                 let deps = crate::review_stage::ReviewDeps {
                     llm: &reviewer,
                     progress: &said,

@@ -933,20 +933,64 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
     let project = demo::materialize(out.as_deref())?;
     println!("aisci demo: project in {}", project.template.display());
     println!(
-        "aisci demo: the model is a RECORDING ({}), not a live model; no network is used.",
-        project.recording.display()
+        "aisci demo: the model is a RECORDING ({}), not a live model; the literature answers are recorded too; no network is used.",
+        project.template.join(demo::DEMO_RECORDING).display()
     );
     if model.is_some() {
         eprintln!("aisci demo: --model is ignored; the demo always replays its recording");
     }
-    ideas(
-        &project.template,
-        None,
-        Some(demo::DEMO_IDEAS),
-        Some(demo::DEMO_REFLECTIONS),
-        Some(project.recording),
-    )
-    .await
+    let template = Template::open(&project.template)
+        .ok_or_else(|| stages::StageError::NotATemplate(project.template.clone()))?;
+    let settings = demo::settings(&project);
+    let tex_ready = aisci::latex::build::available_tool().is_some();
+    if !tex_ready {
+        println!("aisci demo: TeX (latexmk/pdflatex) is not installed: the paper is written and kept as .tex, not compiled");
+    }
+    let plan = aisci::launch::LaunchPlan {
+        parallel: Some(1),
+        ..Default::default()
+    };
+    let events = PrintLaunch {
+        started: std::time::Instant::now(),
+    };
+    let report = aisci::launch::launch(&template, &settings, &plan, &events, &ctrl_c_token()).await?;
+    println!("{}", report.table());
+    // The review as the editor shows it: each comment where it applies in the paper.
+    for idea in report
+        .ideas
+        .iter()
+        .filter(|i| i.review == aisci::launch::Step::Done)
+    {
+        let Some(file) = aisci::review_stage::read_review(&idea.folder) else {
+            continue;
+        };
+        let tex = aisci::writeup_stage::paper_tex(&idea.folder);
+        let src = std::fs::read_to_string(&tex)?;
+        println!(
+            "review of {} ({}), as diagnostics on the paper:",
+            idea.name,
+            file.headline()
+        );
+        for p in aisci::review_stage::place_comments(&file, &src) {
+            let line = src[..p.anchor.span.start].matches('\n').count() + 1;
+            let col = p.anchor.span.start - src[..p.anchor.span.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+            let severity = match p.kind {
+                aisci::agent::review::CommentKind::Weakness => "warning",
+                aisci::agent::review::CommentKind::Question => "info",
+                aisci::agent::review::CommentKind::Limitation => "hint",
+            };
+            println!(
+                "  {}:{line}:{col}: {severity}: {}: {}",
+                tex.display(),
+                p.kind.label(),
+                p.text
+            );
+        }
+    }
+    if report.papers == 0 && tex_ready {
+        anyhow::bail!("the demo wrote no paper (see above)");
+    }
+    Ok(())
 }
 
 /// `aisci run`: the run's exit status as a shell would report it.
