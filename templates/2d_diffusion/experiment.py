@@ -131,9 +131,9 @@ def knn_distance(queries, points, k, exclude_self=False, chunk=2048):
 
 def knn_kl_divergence(p_samples, q_samples, k=5):
     """KL(P || Q) from samples, by the k-NN estimator of Wang, Kulkarni and Verdu (2009):
-    (d/n) sum_i log(nu_k(i) / rho_k(i)) + log(m / (n - 1)), where rho_k(i) is the distance
-    from x_i to its k-th neighbour among the other P samples and nu_k(i) that to its k-th
-    neighbour among the Q samples."""
+    (d/n) sum_i log(nu_k(i) / rho_k(i)) + log(m / (n - 1)). For each P sample x_i, rho_k(i)
+    is the distance to its k-th neighbour among the other P samples and nu_k(i) the
+    distance to its k-th neighbour among the Q samples."""
     n, d = p_samples.shape
     m = q_samples.shape[0]
     rho = knn_distance(p_samples, p_samples, k, exclude_self=True).clamp_min(1e-12)
