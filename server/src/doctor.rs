@@ -85,25 +85,43 @@ async fn first_line(program: &str, args: &[&str]) -> Result<String, String> {
 
 /// Top-level modules a Python file imports (`import a.b`, `from a import b`), in order.
 pub fn imported_modules(src: &str) -> Vec<String> {
+    // Parsed, not read line by line: an "import x" inside a docstring or a string is text.
+    let Some(tree) = crate::workspace::syntax::parse_python(src, None) else {
+        return Vec::new();
+    };
     let mut out: Vec<String> = Vec::new();
-    for line in src.lines() {
-        let l = line.trim_start();
-        let names: Vec<&str> = if let Some(rest) = l.strip_prefix("import ") {
-            rest.split(',')
-                .map(|p| p.split_whitespace().next().unwrap_or(""))
-                .collect()
-        } else if let Some(rest) = l.strip_prefix("from ") {
-            vec![rest.split_whitespace().next().unwrap_or("")]
-        } else {
-            continue;
-        };
-        for n in names {
-            let top = n.split('.').next().unwrap_or("");
-            if !top.is_empty()
-                && top.chars().all(|c| c.is_alphanumeric() || c == '_')
-                && !out.iter().any(|o| o == top)
-            {
+    let mut add = |node: tree_sitter::Node| {
+        // `a.b.c` → `a`; a relative import (`from . import x`) names no installed module.
+        if node.kind() != "dotted_name" {
+            return;
+        }
+        if let Some(first) = node.named_child(0) {
+            let top = &src[first.byte_range()];
+            if !out.iter().any(|o| o == top) {
                 out.push(top.to_owned());
+            }
+        }
+    };
+    let mut stack = vec![tree.root_node()];
+    while let Some(node) = stack.pop() {
+        match node.kind() {
+            "import_statement" => {
+                let mut c = node.walk();
+                for name in node.children_by_field_name("name", &mut c) {
+                    // `import numpy as np` is an aliased_import holding the dotted name.
+                    add(name.child_by_field_name("name").unwrap_or(name));
+                }
+            }
+            "import_from_statement" => {
+                if let Some(m) = node.child_by_field_name("module_name") {
+                    add(m);
+                }
+            }
+            _ => {
+                let mut c = node.walk();
+                // Children in reverse so the stack yields them in source order.
+                let children: Vec<_> = node.named_children(&mut c).collect();
+                stack.extend(children.into_iter().rev());
             }
         }
     }
@@ -418,7 +436,7 @@ mod tests {
 
     #[test]
     fn imports() {
-        let src = "import os, sys\nimport numpy as np\nfrom torch.nn import functional as F\n  import json\nfrom . import x\n";
+        let src = "\"\"\"Trains a model.\nfrom x_i we build y.\nimport nothing here\n\"\"\"\nimport os, sys\nimport numpy as np\nfrom torch.nn import functional as F\nif True:\n    import json\nfrom . import x\ns = \"import fake\"\n";
         assert_eq!(imported_modules(src), ["os", "sys", "numpy", "torch", "json"]);
     }
 }
