@@ -184,14 +184,19 @@ impl Idea {
     }
 }
 
-/// Serialise an idea archive the way v1 writes it (`json.dump(..., indent=4)`):
-/// four-space indent and, like Python's default `ensure_ascii`, non-ASCII characters
-/// as `\uXXXX` escapes, so rewriting a v1 archive changes only what was added.
+/// Serialise an idea archive the way v1 writes it (`json.dump(..., indent=4)`), so
+/// rewriting a v1 archive changes only what was added.
 pub fn ideas_to_json(entries: &[Value]) -> String {
+    python_json_dumps(entries)
+}
+
+/// JSON as Python's `json.dumps(v, indent=4)` writes it: four-space indent and, like
+/// Python's default `ensure_ascii`, non-ASCII characters as `\uXXXX` escapes.
+pub fn python_json_dumps<T: Serialize + ?Sized>(v: &T) -> String {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    entries.serialize(&mut ser).expect("JSON values always serialise");
+    v.serialize(&mut ser).expect("JSON values always serialise");
     let text = String::from_utf8(buf).expect("serde_json writes UTF-8");
     // Non-ASCII can only occur inside strings, where an escape means the same.
     let mut out = String::with_capacity(text.len());

@@ -26,8 +26,8 @@ pub use discovery::{
     ProjectFolder, Template, FOLDER_TIMESTAMP,
 };
 pub use formats::{
-    ideas_to_json, is_valid_idea_name, normalize_idea_name, validate_idea, DatasetResult, FinalInfo,
-    FormatError, Idea, IdeaIssue, PromptJson, IDEA_FIELDS,
+    ideas_to_json, is_valid_idea_name, normalize_idea_name, python_json_dumps, validate_idea, DatasetResult,
+    FinalInfo, FormatError, Idea, IdeaIssue, PromptJson, IDEA_FIELDS,
 };
 pub use headline::{headline, short_number};
 pub use idea_folder::{create_idea_folder, default_results_root, initial_notes, IdeaFolderError};

@@ -284,7 +284,7 @@ impl Review {
 
     /// v1's `review.txt`: Python's `json.dumps(review, indent=4)` (ASCII-only, escaped).
     pub fn to_v1_text(&self) -> String {
-        python_json_dumps(&self.to_v1_value())
+        crate::project::python_json_dumps(&self.to_v1_value())
     }
 }
 
@@ -362,28 +362,6 @@ fn list(obj: &Map<String, Value>, name: &str, problems: &mut Vec<String>) -> Vec
     out
 }
 
-/// JSON as Python's `json.dumps(v, indent=4)` writes it: 4-space indent, `", "`-free
-/// item separators at line ends, non-ASCII characters as `\uXXXX` escapes.
-pub fn python_json_dumps(v: &Value) -> String {
-    let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    v.serialize(&mut ser).expect("a Value always serialises");
-    let text = String::from_utf8(buf).expect("serde_json writes UTF-8");
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04x}"));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,7 +409,7 @@ mod tests {
     #[test]
     fn python_dumps_escapes_non_ascii() {
         assert_eq!(
-            python_json_dumps(&json!({"a": ["é", "𝑥"]})),
+            crate::project::python_json_dumps(&json!({"a": ["é", "𝑥"]})),
             "{\n    \"a\": [\n        \"\\u00e9\",\n        \"\\ud835\\udc65\"\n    ]\n}"
         );
     }
