@@ -11,9 +11,9 @@ mod fake_llm;
 
 use std::time::{Duration, Instant};
 
-use aisci::agent::review::{review_paper, ReviewCtx, ReviewPlan};
 use aisci::config::LlmSettings;
 use aisci::jobs::NoProgress;
+use aisci::stages::review::agent::{review_paper, ReviewCtx, ReviewPlan};
 use fake_llm::{FakeLlm, Reply};
 use tokio_util::sync::CancellationToken;
 

@@ -4,22 +4,16 @@
 //! tests all drive the same core.
 
 pub mod agent;
-pub mod batch;
+pub mod cli;
 pub mod config;
-pub mod demo;
-pub mod doctor;
 pub mod fsutil;
 pub mod jobs;
 pub mod latex;
-pub mod launch;
 pub mod literature;
 pub mod llm;
 pub mod lsp;
 pub mod project;
-pub mod review_bench;
-pub mod review_stage;
 pub mod runner;
 pub mod runs;
 pub mod stages;
 pub mod workspace;
-pub mod writeup_stage;

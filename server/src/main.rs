@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use aisci::cli::demo;
 use aisci::config::{self, Sources};
 use aisci::jobs::Progress;
 use aisci::project::Template;
-use aisci::{demo, stages};
+use aisci::stages;
 
 #[derive(Parser)]
 #[command(
@@ -277,7 +278,7 @@ fn main() -> ExitCode {
                 budget_usd,
                 resume,
             } => {
-                let plan = aisci::launch::LaunchPlan {
+                let plan = aisci::cli::launch::LaunchPlan {
                     num_ideas,
                     parallel,
                     skip_idea_generation,
@@ -337,7 +338,7 @@ struct PrintRuns {
     baseline: Option<serde_json::Value>,
 }
 
-impl aisci::agent::experiment::ExperimentEvents for PrintRuns {
+impl aisci::stages::experiment::agent::ExperimentEvents for PrintRuns {
     fn run_started(&self, run: u32, attempt: u32) {
         eprintln!("aisci: run_{run}, attempt {attempt}…");
     }
@@ -434,8 +435,8 @@ async fn experiment(
 
 /// `aisci writeup --idea-folder DIR [--section TITLE]`.
 async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> anyhow::Result<()> {
-    use aisci::agent::writeup::WriteScope;
-    use aisci::writeup_stage::{self, WriteupDeps};
+    use aisci::stages::writeup::agent::WriteScope;
+    use aisci::stages::writeup::{self as writeup_stage, WriteupDeps};
     let root = std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     let tex = writeup_stage::paper_tex(&root);
     if !tex.is_file() {
@@ -523,7 +524,7 @@ fn open_idea_folder(dir: &Path, model: Option<String>) -> anyhow::Result<(PathBu
 /// `aisci launch --template DIR ...`.
 async fn launch(
     dir: &Path,
-    plan: aisci::launch::LaunchPlan,
+    plan: aisci::cli::launch::LaunchPlan,
     gpus: Option<String>,
     engine: Option<String>,
     model: Option<String>,
@@ -558,7 +559,7 @@ async fn launch(
         started: std::time::Instant::now(),
     };
     let cancel = ctrl_c_token();
-    let report = aisci::launch::launch(&template, s, &plan, &events, &cancel).await?;
+    let report = aisci::cli::launch::launch(&template, s, &plan, &events, &cancel).await?;
     println!("{}", report.table());
     if report.budget_exhausted {
         println!("the budget is spent: stages not started are left for `aisci launch --resume` with a larger --budget-usd");
@@ -577,7 +578,7 @@ struct PrintLaunch {
     started: std::time::Instant,
 }
 
-impl aisci::launch::LaunchEvents for PrintLaunch {
+impl aisci::cli::launch::LaunchEvents for PrintLaunch {
     fn say(&self, idea: Option<&str>, message: &str) {
         let t = self.started.elapsed().as_secs();
         let tag = idea.map(|i| format!("[{i}] ")).unwrap_or_default();
@@ -591,7 +592,7 @@ impl aisci::launch::LaunchEvents for PrintLaunch {
 
 /// `aisci review --idea-folder DIR [--improvement]`.
 async fn review(dir: &Path, improvement: bool, model: Option<String>) -> anyhow::Result<()> {
-    use aisci::review_stage::{self, ReviewDeps};
+    use aisci::stages::review::{self as review_stage, ReviewDeps};
     let flag_model = model.is_some();
     let (root, idea, mut loaded) = open_idea_folder(dir, model)?;
     if flag_model {
@@ -620,13 +621,13 @@ async fn review(dir: &Path, improvement: bool, model: Option<String>) -> anyhow:
     if !improvement {
         return Ok(());
     }
-    let writer = aisci::writeup_stage::writeup_llm(s, &root)?;
+    let writer = aisci::stages::writeup::writeup_llm(s, &root)?;
     let revised = review_stage::revise_for_review(
         &root,
         &idea,
         s,
         None,
-        aisci::writeup_stage::WriteupDeps {
+        aisci::stages::writeup::WriteupDeps {
             llm: &writer,
             sink: &aisci::agent::edit_sink::DiskSink,
             search: None,
@@ -662,7 +663,7 @@ async fn review_bench(
         loaded.settings.review.model = None;
     }
     let s = &loaded.settings;
-    let llm = aisci::review_stage::reviewer_llm(s, &cwd)?;
+    let llm = aisci::stages::review::reviewer_llm(s, &cwd)?;
     let cancel = ctrl_c_token();
     eprintln!(
         "aisci: review-bench with {} via {}; results in {}",
@@ -670,14 +671,14 @@ async fn review_bench(
         llm.provider().name(),
         out.display()
     );
-    let set = aisci::review_bench::BenchSet {
+    let set = aisci::cli::review_bench::BenchSet {
         papers,
         labels,
         out,
         limit,
         jobs,
     };
-    let run = aisci::review_bench::run_bench(&set, s, &llm, &cancel).await?;
+    let run = aisci::cli::review_bench::run_bench(&set, s, &llm, &cancel).await?;
     print!("{}", run.report.table());
     if run.resumed > 0 {
         println!("{} paper(s) taken from {}", run.resumed, out.display());
@@ -709,7 +710,7 @@ async fn experiments_in_parallel(
     parallel: Option<u32>,
     model: Option<String>,
 ) -> anyhow::Result<()> {
-    use aisci::batch::{self, IdeaJob};
+    use aisci::cli::batch::{self, IdeaJob};
     use aisci::project;
     let (template, loaded) = open_template(template, model)?;
     let s = &loaded.settings;
@@ -766,7 +767,7 @@ struct PrintBatch {
     baseline: Option<serde_json::Value>,
 }
 
-impl aisci::batch::BatchEvents for PrintBatch {
+impl aisci::cli::batch::BatchEvents for PrintBatch {
     fn idea_started(&self, name: &str, folder: &Path) {
         eprintln!("aisci: [{name}] started in {}", folder.display());
     }
@@ -785,13 +786,13 @@ impl aisci::batch::BatchEvents for PrintBatch {
 }
 
 async fn doctor(dir: &Path) -> ExitCode {
-    use aisci::doctor::Status;
+    use aisci::cli::doctor::Status;
     let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let loaded = config::load(&Sources::from_system(Some(&root)));
     for w in &loaded.warnings {
         eprintln!("aisci: warning: {w}");
     }
-    let checks = aisci::doctor::run(&loaded.settings, &root).await;
+    let checks = aisci::cli::doctor::run(&loaded.settings, &root).await;
     let mut section = "";
     for c in &checks {
         if c.section != section {
@@ -946,38 +947,38 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
     if !tex_ready {
         println!("aisci demo: TeX (latexmk/pdflatex) is not installed: the paper is written and kept as .tex, not compiled");
     }
-    let plan = aisci::launch::LaunchPlan {
+    let plan = aisci::cli::launch::LaunchPlan {
         parallel: Some(1),
         ..Default::default()
     };
     let events = PrintLaunch {
         started: std::time::Instant::now(),
     };
-    let report = aisci::launch::launch(&template, &settings, &plan, &events, &ctrl_c_token()).await?;
+    let report = aisci::cli::launch::launch(&template, &settings, &plan, &events, &ctrl_c_token()).await?;
     println!("{}", report.table());
     // The review as the editor shows it: each comment where it applies in the paper.
     for idea in report
         .ideas
         .iter()
-        .filter(|i| i.review == aisci::launch::Step::Done)
+        .filter(|i| i.review == aisci::cli::launch::Step::Done)
     {
-        let Some(file) = aisci::review_stage::read_review(&idea.folder) else {
+        let Some(file) = aisci::stages::review::read_review(&idea.folder) else {
             continue;
         };
-        let tex = aisci::writeup_stage::paper_tex(&idea.folder);
+        let tex = aisci::stages::writeup::paper_tex(&idea.folder);
         let src = std::fs::read_to_string(&tex)?;
         println!(
             "review of {} ({}), as diagnostics on the paper:",
             idea.name,
             file.headline()
         );
-        for p in aisci::review_stage::place_comments(&file, &src) {
+        for p in aisci::stages::review::place_comments(&file, &src) {
             let line = src[..p.anchor.span.start].matches('\n').count() + 1;
             let col = p.anchor.span.start - src[..p.anchor.span.start].rfind('\n').map_or(0, |i| i + 1) + 1;
             let severity = match p.kind {
-                aisci::agent::review::CommentKind::Weakness => "warning",
-                aisci::agent::review::CommentKind::Question => "info",
-                aisci::agent::review::CommentKind::Limitation => "hint",
+                aisci::stages::review::agent::CommentKind::Weakness => "warning",
+                aisci::stages::review::agent::CommentKind::Question => "info",
+                aisci::stages::review::agent::CommentKind::Limitation => "hint",
             };
             println!(
                 "  {}:{line}:{col}: {severity}: {}: {}",

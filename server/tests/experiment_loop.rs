@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aisci::agent::edit_sink::{DiskSink, EditSink, SinkError, Snapshot};
-use aisci::agent::experiment::{
-    run_baseline, run_experiments, BaselineError, ExperimentCtx, ExperimentEvents, ExperimentReport,
-    NoEvents, RunsEnd,
-};
 use aisci::config::ExperimentSettings;
 use aisci::jobs::NoProgress;
 use aisci::llm::{ChatRequest, ChatResponse, Llm, LlmError, Provider, Usage};
 use aisci::project::{create_idea_folder, Idea, IdeaFolder, RunExit, RunRecord, Template};
 use aisci::runner::LocalRunner;
+use aisci::stages::experiment::agent::{
+    run_baseline, run_experiments, BaselineError, ExperimentCtx, ExperimentEvents, ExperimentReport,
+    NoEvents, RunsEnd,
+};
 use async_trait::async_trait;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -638,7 +638,7 @@ async fn all_completed_at_once_and_a_sink_that_never_settles() {
         cancel: &cancel,
     };
     match run_experiments(&ctx).await {
-        Err(aisci::agent::experiment::ExperimentError::Edit { source, .. }) => {
+        Err(aisci::stages::experiment::agent::ExperimentError::Edit { source, .. }) => {
             assert!(matches!(source, SinkError::Changed(_)))
         }
         other => panic!("{other:?}"),
@@ -649,7 +649,7 @@ async fn all_completed_at_once_and_a_sink_that_never_settles() {
 async fn session(
     folder: &IdeaFolder,
     model: &Arc<Model>,
-) -> Result<ExperimentReport, aisci::agent::experiment::ExperimentError> {
+) -> Result<ExperimentReport, aisci::stages::experiment::agent::ExperimentError> {
     let llm = Llm::new(model.clone());
     let settings = settings();
     let runner = LocalRunner::from_settings(&settings);

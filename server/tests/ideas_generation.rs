@@ -4,10 +4,10 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use aisci::agent::ideas::{generate_ideas, IdeaError, IdeaInputs, IdeaOptions, IdeaReport};
 use aisci::jobs::{NoProgress, Progress};
 use aisci::llm::{ChatRequest, ChatResponse, Llm, LlmError, Provider, Role, Usage};
 use aisci::project::{Idea, PromptJson};
+use aisci::stages::ideas::agent::{generate_ideas, IdeaError, IdeaInputs, IdeaOptions, IdeaReport};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;

@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use aisci::agent::ideas::{generate_ideas, IdeaInputs, IdeaOptions};
 use aisci::jobs::NoProgress;
 use aisci::llm::{ChatRequest, ChatResponse, Llm, LlmError, Provider, Usage};
 use aisci::project::{Idea, PromptJson};
+use aisci::stages::ideas::agent::{generate_ideas, IdeaInputs, IdeaOptions};
 use async_trait::async_trait;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;

@@ -5,11 +5,13 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use aisci::agent::novelty::{check_archive, NoveltyError, NoveltyInputs, NoveltyOptions, NoveltyReport};
 use aisci::jobs::{NoProgress, Progress};
 use aisci::literature::{Engine, LitError, Paper, PaperSearch, SearchResult};
 use aisci::llm::{ChatRequest, ChatResponse, Llm, LlmError, Provider, Role, Usage};
 use aisci::project::{ideas_to_json, Idea, NoveltyEvidence, PromptJson};
+use aisci::stages::novelty::agent::{
+    check_archive, NoveltyError, NoveltyInputs, NoveltyOptions, NoveltyReport,
+};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;

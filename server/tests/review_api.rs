@@ -7,13 +7,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aisci::agent::review::{
-    review_paper, Comment, CommentKind, Decision, Means, Review, ReviewCtx, ReviewError, ReviewPlan,
-};
 use aisci::jobs::NoProgress;
 use aisci::latex::anchor::{anchor, normalize_plain, normalize_source, AnchorHow};
 use aisci::latex::syntax;
 use aisci::llm::{ChatRequest, ChatResponse, Llm, LlmError, Provider, Usage};
+use aisci::stages::review::agent::{
+    review_paper, Comment, CommentKind, Decision, Means, Review, ReviewCtx, ReviewError, ReviewPlan,
+};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
@@ -187,7 +187,7 @@ fn plan(ensemble: u32, reflections: u32) -> ReviewPlan {
 async fn run(
     p: &Arc<Scripted>,
     plan: &ReviewPlan,
-) -> Result<aisci::agent::review::ReviewReport, ReviewError> {
+) -> Result<aisci::stages::review::agent::ReviewReport, ReviewError> {
     let model = llm(p.clone());
     let cancel = CancellationToken::new();
     let ctx = ReviewCtx {

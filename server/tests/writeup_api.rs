@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aisci::agent::edit_sink::{EditSink, SinkError, Snapshot};
-use aisci::agent::writeup::{write_paper, WriteScope, WriteupCtx};
 use aisci::config::WriteupSettings;
 use aisci::jobs::NoProgress;
 use aisci::latex::build::BuildStatus;
 use aisci::llm::{ChatRequest, ChatResponse, Llm, LlmError, Provider, Usage};
 use aisci::runner::LocalRunner;
+use aisci::stages::writeup::agent::{write_paper, WriteScope, WriteupCtx};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 

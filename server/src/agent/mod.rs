@@ -1,12 +1,7 @@
-//! Prompts and stages of the research loop.
+//! What every model-driven stage shares: edits, JSON extraction, prompt filling.
 
 pub mod edit_sink;
 pub mod edits;
-pub mod experiment;
-pub mod ideas;
 pub mod json_extract;
-pub mod novelty;
-pub mod writeup;
 
 pub mod prompt;
-pub mod review;

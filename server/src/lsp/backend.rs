@@ -11,13 +11,13 @@ use tower_lsp::lsp_types::*;
 use tower_lsp::{Client, LanguageServer};
 
 use super::convert::{self, path_of, uri_of};
-use super::ideas_view;
-use super::paper_view;
 use super::progress::{job_of_token, CLIENT_REPLY_TIMEOUT};
-use super::review_job;
-use super::review_view;
 use super::state::{ClientCaps, OpenDoc, State};
-use super::writeup_job;
+use crate::lsp::jobs::review as review_job;
+use crate::lsp::jobs::writeup as writeup_job;
+use crate::lsp::views::ideas as ideas_view;
+use crate::lsp::views::paper as paper_view;
+use crate::lsp::views::review as review_view;
 use crate::project::{check_template, find_enclosing, Problem, ProjectFolder};
 use crate::workspace::{python, Document, Language};
 
@@ -47,7 +47,7 @@ pub const COMMANDS: &[&str] = &[
     review_view::CMD_REVIEW_PAPER,
     review_view::CMD_REVISE_COMMENT,
     review_view::CMD_REVISE_ALL,
-    super::jobs_view::CMD_LIST_JOBS,
+    crate::lsp::views::jobs::CMD_LIST_JOBS,
 ];
 
 /// Time to wait after the last edit before re-checking a project.
@@ -346,10 +346,10 @@ impl LanguageServer for Backend {
             let loaded = self.state.settings_for(Some(&root));
             self.show_new_warnings(&loaded).await;
         }
-        super::run_output::start(self.client.clone(), &self.state);
-        super::runs_view::refresh_lenses_on_changes(self);
+        crate::lsp::views::run_output::start(self.client.clone(), &self.state);
+        crate::lsp::views::runs::refresh_lenses_on_changes(self);
         // Runs an earlier aisci left running are watched again (the workspace is known now).
-        super::runs_view::resume_workspace(self);
+        crate::lsp::views::runs::resume_workspace(self);
     }
 
     async fn shutdown(&self) -> RpcResult<()> {
@@ -564,10 +564,11 @@ impl LanguageServer for Backend {
             }
             let idea_folder = matches!(folder, Some(ProjectFolder::Idea(_)));
             let run_root = root.clone();
-            let runs =
-                tokio::task::spawn_blocking(move || super::runs_view::lens_items(&run_root, idea_folder))
-                    .await
-                    .unwrap_or_default();
+            let runs = tokio::task::spawn_blocking(move || {
+                crate::lsp::views::runs::lens_items(&run_root, idea_folder)
+            })
+            .await
+            .unwrap_or_default();
             for (title, open) in runs {
                 lenses.push(lens(Command {
                     title,
@@ -607,10 +608,9 @@ impl LanguageServer for Backend {
             };
             let enc = self.state.encoding();
             let template = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-            let running =
-                self.state.jobs.list().into_iter().find(|j| {
-                    j.title == super::novelty_job::TITLE && j.target == template.display().to_string()
-                });
+            let running = self.state.jobs.list().into_iter().find(|j| {
+                j.title == crate::lsp::jobs::novelty::TITLE && j.target == template.display().to_string()
+            });
             let top = Range::new(Position::new(0, 0), Position::new(0, 0));
             let mut lenses = vec![CodeLens {
                 range: top,
@@ -801,7 +801,7 @@ impl LanguageServer for Backend {
                         "aisci.generateIdeas needs the template folder: [{\"template\": \"/path/to/template\"}]",
                     ));
                 };
-                let job = super::ideas_job::start(self.clone(), dir).map_err(|e| RpcError {
+                let job = crate::lsp::jobs::ideas::start(self.clone(), dir).map_err(|e| RpcError {
                     code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest,
                     message: e.into(),
                     data: None,
@@ -827,12 +827,12 @@ impl LanguageServer for Backend {
                     }
                 };
                 let force = opts.get("force").and_then(Value::as_bool).unwrap_or(false);
-                let req = super::novelty_job::NoveltyRequest {
+                let req = crate::lsp::jobs::novelty::NoveltyRequest {
                     template: dir,
                     names,
                     force,
                 };
-                let job = super::novelty_job::start(self.clone(), req).map_err(|e| RpcError {
+                let job = crate::lsp::jobs::novelty::start(self.clone(), req).map_err(|e| RpcError {
                     code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest,
                     message: e.into(),
                     data: None,
@@ -845,7 +845,7 @@ impl LanguageServer for Backend {
                 let started = match params.command.as_str() {
                     CMD_IMPLEMENT_IDEA => match (dir("template"), arg.get("idea").and_then(Value::as_str)) {
                         (Some(t), Some(idea)) => {
-                            super::experiment_job::implement(self.clone(), t, idea.to_owned()).await
+                            crate::lsp::jobs::experiment::implement(self.clone(), t, idea.to_owned()).await
                         }
                         _ => {
                             return Err(RpcError::invalid_params(
@@ -854,7 +854,7 @@ impl LanguageServer for Backend {
                         }
                     },
                     CMD_LAUNCH_RUN => match dir("folder") {
-                        Some(f) => super::experiment_job::launch(self.clone(), f),
+                        Some(f) => crate::lsp::jobs::experiment::launch(self.clone(), f),
                         None => {
                             return Err(RpcError::invalid_params(
                                 "aisci.launchRun needs {\"folder\": the folder of experiment.py}",
@@ -862,7 +862,7 @@ impl LanguageServer for Backend {
                         }
                     },
                     CMD_RUN_EXPERIMENTS => match dir("folder") {
-                        Some(f) => super::experiment_job::run(self.clone(), f, None),
+                        Some(f) => crate::lsp::jobs::experiment::run(self.clone(), f, None),
                         None => {
                             return Err(RpcError::invalid_params(
                                 "aisci.runExperiments needs {\"folder\": idea folder}",
@@ -870,7 +870,7 @@ impl LanguageServer for Backend {
                         }
                     },
                     _ => match template_arg(&params.arguments) {
-                        Some(t) => super::experiment_job::baseline(self.clone(), t),
+                        Some(t) => crate::lsp::jobs::experiment::baseline(self.clone(), t),
                         None => {
                             return Err(RpcError::invalid_params(
                                 "aisci.runBaseline needs {\"template\": path}",
@@ -885,14 +885,16 @@ impl LanguageServer for Backend {
                 })?;
                 Ok(Some(json!({ "job": job })))
             }
-            super::jobs_view::CMD_LIST_JOBS => Ok(Some(json!(super::jobs_view::list(self).await))),
+            crate::lsp::views::jobs::CMD_LIST_JOBS => {
+                Ok(Some(json!(crate::lsp::views::jobs::list(self).await)))
+            }
             CMD_LIST_RUNS => {
                 let arg = params.arguments.first().cloned().unwrap_or(Value::Null);
                 let folders: Vec<PathBuf> = match arg.get("folder").and_then(Value::as_str) {
                     Some(f) => vec![PathBuf::from(f)],
                     None => self.state.roots.read().unwrap().clone(),
                 };
-                let list = tokio::task::spawn_blocking(move || super::runs_view::list_json(&folders))
+                let list = tokio::task::spawn_blocking(move || crate::lsp::views::runs::list_json(&folders))
                     .await
                     .unwrap_or(Value::Null);
                 Ok(Some(list))

@@ -4,21 +4,11 @@ mod backend;
 mod convert;
 mod edit_sink;
 mod exit;
-mod experiment_job;
 mod framing;
-mod ideas_job;
-mod ideas_view;
-mod jobs_view;
-mod novelty_job;
-mod paper_view;
+mod jobs;
 mod progress;
-mod review_job;
-mod review_view;
-mod run_output;
-mod runs_view;
-mod stage_job;
 mod state;
-mod writeup_job;
+mod views;
 
 use std::sync::Arc;
 
@@ -38,7 +28,7 @@ where
     tokio::spawn(framing::forward_messages(input, guarded_out));
     let (service, socket) = LspService::build(|client| {
         let backend = Backend::new(client);
-        jobs_view::watch(backend.client.clone(), &backend.state);
+        views::jobs::watch(backend.client.clone(), &backend.state);
         backend
     })
     .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
-use super::ideas_view::{self, IdeaEntry};
 use crate::config::{self, Loaded, Sources};
 use crate::jobs::Jobs;
+use crate::lsp::views::ideas::{self as ideas_view, IdeaEntry};
 use crate::project::{find_enclosing, Overlay, ProjectFolder};
 use crate::workspace::{Document, PosEncoding};
 
@@ -85,7 +85,7 @@ pub struct State {
     pub pending_checks: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
     /// Per project root: problems found by runs (tracebacks), shown until the next
     /// successful run replaces them.
-    pub run_problems: Mutex<HashMap<PathBuf, Vec<super::experiment_job::RunProblem>>>,
+    pub run_problems: Mutex<HashMap<PathBuf, Vec<crate::lsp::jobs::experiment::RunProblem>>>,
     /// Per project folder: held while a run's result is being published, so the
     /// agent's next edit waits until the editor has the diagnostics about the text
     /// that ran.
@@ -93,9 +93,9 @@ pub struct State {
     /// Per project root: files that currently carry our diagnostics.
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
     /// Papers: pending checks, last builds, their diagnostics.
-    pub paper: super::paper_view::PaperState,
+    pub paper: crate::lsp::views::paper::PaperState,
     /// When this session began, for what it spent.
-    pub session: super::jobs_view::Session,
+    pub session: crate::lsp::views::jobs::Session,
 }
 
 impl State {

@@ -5,6 +5,7 @@
 //! output for an editor ([`output`]), a workspace-wide list ([`listing`]), and the
 //! settling of runs an earlier aisci left in flight ([`resume`]).
 
+pub mod attempt;
 pub mod finish;
 pub mod listing;
 pub mod live;

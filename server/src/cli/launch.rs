@@ -1,0 +1,767 @@
+//! `aisci launch`: v1's batch mode on the stages the editor runs. Ideas (unless skipped),
+//! their novelty (unless skipped), then for every idea to pursue, `parallel` at a time:
+//! experiments (runs through the shared GPU queue), the paper, the review, and with
+//! `improvement` a revision for every comment and a second review. A journal
+//! (`<template>/.aisci/launch.json`, rewritten atomically after every step) lets
+//! `--resume` continue where a stopped or killed launch was: finished steps are not
+//! redone, and the experiment stage resumes at its next run from its own journal.
+//!
+//! The budget (`budget_usd`) covers the whole launch: before each stage the spend so
+//! far (from the usage ledgers, since the launch began) is subtracted, and a stage gets
+//! only what is left; with nothing left, no further stage starts. Ideas running side by
+//! side see each other's spend when a stage ends (the ledgers are written then).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::edit_sink::DiskSink;
+use crate::config::Settings;
+use crate::fsutil::write_atomic;
+use crate::jobs::Progress;
+use crate::project::{self, Idea, IdeaFolder, RunRecord, Template};
+use crate::stages;
+use crate::stages::experiment::agent::ExperimentEvents;
+use crate::stages::writeup::agent::WriteScope;
+
+/// What to do.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchPlan {
+    /// Ideas to generate (default: `ideas.num_ideas`).
+    pub num_ideas: Option<u32>,
+    /// Ideas pursued at once (default: one per run slot).
+    pub parallel: Option<usize>,
+    pub skip_idea_generation: bool,
+    pub skip_novelty_check: bool,
+    pub improvement: bool,
+    /// Spending cap for the whole launch.
+    pub budget_usd: Option<f64>,
+    /// Continue the launch recorded in the journal.
+    pub resume: bool,
+}
+
+/// Where a step of an idea stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase", tag = "state", content = "detail")]
+pub enum Step {
+    #[default]
+    Pending,
+    Done,
+    Failed(String),
+    Skipped(String),
+}
+
+impl Step {
+    fn finished(&self) -> bool {
+        !matches!(self, Step::Pending)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct IdeaEntry {
+    pub name: String,
+    pub title: String,
+    pub folder: PathBuf,
+    #[serde(default)]
+    pub novel: Option<bool>,
+    #[serde(default)]
+    pub experiments: Step,
+    #[serde(default)]
+    pub runs_completed: u32,
+    #[serde(default)]
+    pub writeup: Step,
+    #[serde(default)]
+    pub pdf: Option<PathBuf>,
+    #[serde(default)]
+    pub review: Step,
+    #[serde(default)]
+    pub overall: Option<u8>,
+    #[serde(default)]
+    pub improvement: Step,
+    #[serde(default)]
+    pub improved_overall: Option<u8>,
+}
+
+impl IdeaEntry {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            ..Default::default()
+        }
+    }
+}
+
+/// `.aisci/launch.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    /// RFC 3339; usage since then is this launch's.
+    pub started: String,
+    pub ideas_generated: Step,
+    pub novelty_checked: Step,
+    /// Ideas judged (or taken as) worth pursuing, with their folders once created.
+    pub ideas: Vec<IdeaEntry>,
+    /// Ideas of the archive that were not novel.
+    #[serde(default)]
+    pub not_novel: Vec<String>,
+    #[serde(default)]
+    pub improvement: bool,
+}
+
+pub fn journal_path(template: &Template) -> PathBuf {
+    template.root.join(".aisci").join("launch.json")
+}
+
+fn save(template: &Template, j: &Journal) -> std::io::Result<()> {
+    let p = journal_path(template);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    write_atomic(
+        &p,
+        serde_json::to_string_pretty(j).expect("serialises").as_bytes(),
+    )
+}
+
+/// Progress of the launch for a terminal.
+pub trait LaunchEvents: Send + Sync {
+    /// A line about the launch (`idea` None) or one idea.
+    fn say(&self, idea: Option<&str>, message: &str);
+    fn run_finished(&self, idea: &str, record: &RunRecord);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("no launch to resume: {} does not exist", .0.display())]
+    NothingToResume(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Journal { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Stage(#[from] stages::StageError),
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+    #[error(transparent)]
+    Folder(#[from] project::IdeaFolderError),
+    #[error("{}: the journal names it as the idea's folder, but it is not an idea folder", .0.display())]
+    NotAnIdeaFolder(PathBuf),
+}
+
+/// The v1-style summary row (Tables 3–5 of the v1 paper) and the per-idea rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LaunchReport {
+    pub total_ideas: usize,
+    pub novel_ideas: usize,
+    pub experiments_passed: usize,
+    pub papers: usize,
+    pub mean_score: Option<f64>,
+    pub max_score: Option<u8>,
+    pub cost_usd: f64,
+    /// Spend per stage (ideas, novelty, experiment, writeup, review).
+    pub cost_by_stage: BTreeMap<String, f64>,
+    pub ideas: Vec<IdeaEntry>,
+    pub cancelled: bool,
+    pub budget_exhausted: bool,
+}
+
+impl LaunchReport {
+    pub fn table(&self) -> String {
+        let score = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into());
+        let mut s = String::new();
+        s.push_str("| Total Ideas | Novel Ideas | Experiments Passed | Completed Papers | Mean Score | Max Score | Total Cost |\n");
+        s.push_str("|---|---|---|---|---|---|---|\n");
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | ${:.2} |\n",
+            self.total_ideas,
+            self.novel_ideas,
+            self.experiments_passed,
+            self.papers,
+            score(self.mean_score),
+            self.max_score
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "–".into()),
+            self.cost_usd
+        ));
+        s.push_str("\n| Idea | Experiments | Paper | Review | Improved |\n|---|---|---|---|---|\n");
+        for i in &self.ideas {
+            let step = |st: &Step, ok: String| match st {
+                Step::Pending => "not reached".to_string(),
+                Step::Done => ok,
+                Step::Failed(w) => format!("failed: {w}"),
+                Step::Skipped(w) => format!("skipped: {w}"),
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                i.name,
+                step(&i.experiments, format!("{} run(s)", i.runs_completed)),
+                step(&i.writeup, "PDF".into()),
+                step(&i.review, format!("Overall {}", i.overall.unwrap_or(0))),
+                step(
+                    &i.improvement,
+                    format!("Overall {}", i.improved_overall.unwrap_or(0))
+                ),
+            ));
+        }
+        s.push_str("\nCost by stage:");
+        for (stage, c) in &self.cost_by_stage {
+            s.push_str(&format!(" {stage} ${c:.4};"));
+        }
+        s.push('\n');
+        s
+    }
+}
+
+/// The usage since `since` in the ledgers of the template and the ideas' folders, per stage.
+pub fn spend_since(template: &Template, ideas: &[IdeaEntry], since: &str) -> BTreeMap<String, f64> {
+    let since = chrono::DateTime::parse_from_rfc3339(since).ok();
+    let mut out = BTreeMap::new();
+    let folders = std::iter::once(template.root.clone()).chain(ideas.iter().map(|i| i.folder.clone()));
+    for f in folders {
+        let Ok(text) = std::fs::read_to_string(stages::usage_path(&f)) else {
+            continue;
+        };
+        for line in text.lines() {
+            let Ok(r) = serde_json::from_str::<crate::llm::CallRecord>(line) else {
+                continue;
+            };
+            let at = chrono::DateTime::parse_from_rfc3339(&r.at).ok();
+            if let (Some(s), Some(a)) = (since, at) {
+                if a < s {
+                    continue;
+                }
+            }
+            *out.entry(r.stage.clone()).or_insert(0.0) += r.cost_usd;
+        }
+    }
+    out
+}
+
+/// Which model a stage asks.
+#[derive(Clone, Copy)]
+enum Role {
+    /// `llm.model` (ideas, novelty, experiments).
+    Main,
+    /// `writeup.model` when set.
+    Writer,
+    /// `review.model` when set.
+    Reviewer,
+}
+
+struct Ctx<'a> {
+    template: &'a Template,
+    /// With a recorded model (provider "replay"), one recording serves the whole launch:
+    /// each stage continues it where the previous stage stopped, as a live model would
+    /// answer each stage in turn.
+    replay: Option<std::sync::Arc<dyn crate::llm::Provider>>,
+    settings: &'a Settings,
+    plan: &'a LaunchPlan,
+    events: &'a dyn LaunchEvents,
+    cancel: &'a CancellationToken,
+    journal: Mutex<Journal>,
+}
+
+impl Ctx<'_> {
+    fn update(&self, f: impl FnOnce(&mut Journal)) -> Result<(), LaunchError> {
+        let mut j = self.journal.lock().unwrap();
+        f(&mut j);
+        save(self.template, &j).map_err(|source| LaunchError::Journal {
+            path: journal_path(self.template),
+            source,
+        })
+    }
+
+    fn llm(&self, s: &Settings, root: &std::path::Path, role: Role) -> Result<crate::llm::Llm, LaunchError> {
+        if let Some(p) = &self.replay {
+            return Ok(crate::llm::Llm::with_settings(p.clone(), &s.llm));
+        }
+        Ok(match role {
+            Role::Main => stages::llm_for(s, root)?,
+            Role::Writer => crate::stages::writeup::writeup_llm(s, root)?,
+            Role::Reviewer => crate::stages::review::reviewer_llm(s, root)?,
+        })
+    }
+
+    fn entry(&self, name: &str) -> Option<IdeaEntry> {
+        self.journal
+            .lock()
+            .unwrap()
+            .ideas
+            .iter()
+            .find(|e| e.name == name)
+            .cloned()
+    }
+
+    fn set_idea(&self, name: &str, f: impl FnOnce(&mut IdeaEntry)) -> Result<(), LaunchError> {
+        self.update(|j| {
+            if let Some(e) = j.ideas.iter_mut().find(|e| e.name == name) {
+                f(e);
+            }
+        })
+    }
+
+    /// Settings for the next stage: the budget left, or None when it is spent.
+    fn settings_left(&self) -> Option<Settings> {
+        let mut s = self.settings.clone();
+        if let Some(budget) = self.plan.budget_usd {
+            let j = self.journal.lock().unwrap().clone();
+            let spent: f64 = spend_since(self.template, &j.ideas, &j.started).values().sum();
+            let left = budget - spent;
+            if left <= 0.0 {
+                return None;
+            }
+            s.llm.budget_usd = Some(s.llm.budget_usd.map_or(left, |b| b.min(left)));
+        }
+        Some(s)
+    }
+}
+
+/// Runs (or resumes) a launch on `template`.
+pub async fn launch(
+    template: &Template,
+    settings: &Settings,
+    plan: &LaunchPlan,
+    events: &dyn LaunchEvents,
+    cancel: &CancellationToken,
+) -> Result<LaunchReport, LaunchError> {
+    let journal = if plan.resume {
+        let p = journal_path(template);
+        let text = std::fs::read_to_string(&p).map_err(|_| LaunchError::NothingToResume(p.clone()))?;
+        serde_json::from_str(&text).map_err(|e| LaunchError::Journal {
+            path: p,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?
+    } else {
+        Journal {
+            started: chrono::Local::now().to_rfc3339(),
+            ideas_generated: Step::Pending,
+            novelty_checked: Step::Pending,
+            ideas: Vec::new(),
+            not_novel: Vec::new(),
+            improvement: plan.improvement,
+        }
+    };
+    let improvement = plan.improvement || journal.improvement;
+    let replay = match settings.llm.provider {
+        crate::config::ProviderKind::Replay => Some(crate::llm::build_provider(
+            &stages::resolve_llm_paths(settings.llm.clone(), &template.root),
+            &crate::llm::ProcessEnv,
+        )?),
+        _ => None,
+    };
+    let ctx = Ctx {
+        template,
+        replay,
+        settings,
+        plan,
+        events,
+        cancel,
+        journal: Mutex::new(journal),
+    };
+    ctx.update(|_| {})?;
+    let mut budget_exhausted = false;
+
+    // 1. Ideas.
+    let generated_before: Vec<String> = archive_names(template);
+    if !ctx.journal.lock().unwrap().ideas_generated.finished() {
+        if plan.skip_idea_generation {
+            ctx.update(|j| j.ideas_generated = Step::Skipped("--skip-idea-generation".into()))?;
+        } else if let Some(mut s) = ctx.settings_left() {
+            if let Some(n) = plan.num_ideas {
+                s.ideas.num_ideas = n;
+            }
+            events.say(None, &format!("generating {} idea(s)", s.ideas.num_ideas));
+            let llm = ctx.llm(&s, &template.root, Role::Main)?;
+            let progress = Said(events, None);
+            let out = match stages::run_ideas(template, &s, &llm, None, &progress, cancel).await {
+                Ok(o) => o,
+                // A stage refused for the budget leaves its step to a resumed launch.
+                Err(_) if ctx.settings_left().is_none() => return finish(&ctx, false, true),
+                Err(e) => return Err(e.into()),
+            };
+            events.say(None, &out.summary());
+            let new: Vec<String> = out.report.accepted.iter().map(|i| i.name.clone()).collect();
+            ctx.update(|j| {
+                j.ideas_generated = Step::Done;
+                // The new ideas are this launch's; seeds and older ones are not re-run.
+                j.ideas = new.iter().map(|n| IdeaEntry::new(n.clone())).collect();
+            })?;
+        } else {
+            budget_exhausted = true;
+        }
+    }
+    if cancel.is_cancelled() {
+        return finish(&ctx, true, budget_exhausted);
+    }
+    // Without generation, every idea of the archive is a candidate.
+    if ctx.journal.lock().unwrap().ideas.is_empty() && plan.skip_idea_generation {
+        let names = generated_before;
+        ctx.update(|j| j.ideas = names.into_iter().map(IdeaEntry::new).collect())?;
+    }
+
+    // 2. Novelty.
+    if !ctx.journal.lock().unwrap().novelty_checked.finished() {
+        if plan.skip_novelty_check {
+            ctx.update(|j| j.novelty_checked = Step::Skipped("--skip-novelty-check".into()))?;
+        } else if let Some(s) = ctx.settings_left() {
+            let names: Vec<String> = ctx
+                .journal
+                .lock()
+                .unwrap()
+                .ideas
+                .iter()
+                .map(|i| i.name.clone())
+                .collect();
+            events.say(None, &format!("checking the novelty of {} idea(s)", names.len()));
+            let llm = ctx.llm(&s, &template.root, Role::Main)?;
+            let search = stages::literature_for(&s).map_err(stages::StageError::from)?;
+            let progress = Said(events, None);
+            let out = match stages::run_novelty(
+                template,
+                &s,
+                &llm,
+                search.as_ref(),
+                None,
+                Some(&names),
+                false,
+                &progress,
+                cancel,
+            )
+            .await
+            {
+                Ok(o) => o,
+                Err(_) if ctx.settings_left().is_none() => return finish(&ctx, false, true),
+                Err(e) => return Err(e.into()),
+            };
+            events.say(None, &out.summary());
+            if !out.report.cancelled {
+                ctx.update(|j| j.novelty_checked = Step::Done)?;
+            }
+        } else {
+            budget_exhausted = true;
+        }
+    }
+    if cancel.is_cancelled() {
+        return finish(&ctx, true, budget_exhausted);
+    }
+    // Keep the ideas the archive says are novel (all of them when novelty was skipped).
+    let verdicts = archive_verdicts(template);
+    let skipped_novelty = matches!(ctx.journal.lock().unwrap().novelty_checked, Step::Skipped(_));
+    ctx.update(|j| {
+        let mut keep = Vec::new();
+        for mut e in std::mem::take(&mut j.ideas) {
+            e.novel = verdicts.get(&e.name).copied().flatten();
+            if skipped_novelty || e.novel == Some(true) {
+                keep.push(e);
+            } else if !j.not_novel.contains(&e.name) {
+                j.not_novel.push(e.name);
+            }
+        }
+        j.ideas = keep;
+    })?;
+
+    // 3. Each idea's pipeline, `parallel` at a time.
+    let parallel = match plan.parallel {
+        Some(p) => p.max(1),
+        None => crate::cli::batch::default_parallelism(settings).await,
+    };
+    let names: Vec<String> = ctx
+        .journal
+        .lock()
+        .unwrap()
+        .ideas
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
+    events.say(
+        None,
+        &format!("pursuing {} idea(s), {parallel} at a time", names.len()),
+    );
+    let exhausted: Vec<bool> = futures::stream::iter(names)
+        .map(|name| {
+            let ctx = &ctx;
+            async move { pursue(ctx, &name, improvement).await }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    budget_exhausted |= exhausted.into_iter().any(|e| e);
+    finish(&ctx, cancel.is_cancelled(), budget_exhausted)
+}
+
+fn finish(ctx: &Ctx<'_>, cancelled: bool, budget_exhausted: bool) -> Result<LaunchReport, LaunchError> {
+    let j = ctx.journal.lock().unwrap().clone();
+    let by_stage = spend_since(ctx.template, &j.ideas, &j.started);
+    let scores: Vec<u8> = j
+        .ideas
+        .iter()
+        .filter_map(|i| i.improved_overall.or(i.overall))
+        .collect();
+    Ok(LaunchReport {
+        total_ideas: j.ideas.len() + j.not_novel.len(),
+        novel_ideas: j.ideas.iter().filter(|i| i.novel == Some(true)).count(),
+        experiments_passed: j.ideas.iter().filter(|i| i.experiments == Step::Done).count(),
+        papers: j.ideas.iter().filter(|i| i.writeup == Step::Done).count(),
+        mean_score: (!scores.is_empty())
+            .then(|| scores.iter().map(|s| f64::from(*s)).sum::<f64>() / scores.len() as f64),
+        max_score: scores.iter().max().copied(),
+        cost_usd: by_stage.values().sum(),
+        cost_by_stage: by_stage,
+        ideas: j.ideas,
+        cancelled,
+        budget_exhausted,
+    })
+}
+
+/// One idea: its folder, experiments, paper, review (and improvement). Returns whether
+/// the budget ran out.
+async fn pursue(ctx: &Ctx<'_>, name: &str, improvement: bool) -> bool {
+    match pursue_steps(ctx, name, improvement).await {
+        Ok(exhausted) => exhausted,
+        Err(e) => {
+            ctx.events.say(Some(name), &format!("stopped: {e}"));
+            false
+        }
+    }
+}
+
+async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bool, LaunchError> {
+    let (template, events, cancel) = (ctx.template, ctx.events, ctx.cancel);
+    let entry = ctx.entry(name);
+    let Some(entry) = entry else { return Ok(false) };
+    let idea: Idea = stages::idea_in_template(template, name)?;
+    // The folder, made once.
+    let folder = if entry.folder.as_os_str().is_empty() || !entry.folder.is_dir() {
+        let now = chrono::Local::now().naive_local();
+        let f = project::create_idea_folder(template, &project::default_results_root(template), &idea, now)?;
+        let root = f.root.clone();
+        ctx.set_idea(name, |e| {
+            e.folder = root;
+            e.title = idea.title.clone();
+        })?;
+        events.say(Some(name), &format!("folder {}", f.root.display()));
+        f
+    } else {
+        IdeaFolder::from_path(&entry.folder)
+            .ok_or_else(|| LaunchError::NotAnIdeaFolder(entry.folder.clone()))?
+    };
+    let root = folder.root.clone();
+
+    // Experiments.
+    if !entry.experiments.finished() {
+        let Some(s) = ctx.settings_left() else {
+            return Ok(true);
+        };
+        events.say(Some(name), "experiments");
+        let llm = ctx.llm(&s, &root, Role::Main)?;
+        let said = Said(events, Some(name));
+        let deps = stages::ExperimentDeps {
+            llm: &llm,
+            sink: &DiskSink,
+            events: &said,
+            progress: &said,
+            cancel,
+        };
+        let out = stages::run_experiment(&folder, &idea, &s, deps).await;
+        if cancel.is_cancelled() {
+            return Ok(false);
+        }
+        if out.is_err() && ctx.settings_left().is_none() {
+            return Ok(true);
+        }
+        let (step, runs) = match &out {
+            Ok(o) if !o.report.completed.is_empty() => (Step::Done, o.report.completed.len() as u32),
+            Ok(o) => (
+                Step::Failed("no run completed".into()),
+                o.report.completed.len() as u32,
+            ),
+            Err(e) => (Step::Failed(e.to_string()), 0),
+        };
+        if let Ok(o) = &out {
+            events.say(Some(name), &o.summary());
+        }
+        ctx.set_idea(name, |e| {
+            e.experiments = step;
+            e.runs_completed = runs;
+        })?;
+    }
+    let entry = ctx.entry(name).expect("the idea is in the journal");
+    if entry.experiments != Step::Done {
+        // v1 writes no paper without results.
+        ctx.set_idea(name, |e| {
+            for st in [&mut e.writeup, &mut e.review, &mut e.improvement] {
+                if !st.finished() {
+                    *st = Step::Skipped("no experiment results".into());
+                }
+            }
+        })?;
+        return Ok(false);
+    }
+
+    // The paper.
+    if !entry.writeup.finished() {
+        let Some(s) = ctx.settings_left() else {
+            return Ok(true);
+        };
+        events.say(Some(name), "writing the paper");
+        let llm = ctx.llm(&s, &root, Role::Writer)?;
+        let lit = stages::literature_for(&s).ok();
+        let on_notice = |n: String| events.say(Some(name), &n);
+        let noticed = lit.as_deref().map(|lit| stages::NoticedSearch {
+            lit,
+            on_notice: &on_notice,
+        });
+        let said = Said(events, Some(name));
+        let deps = crate::stages::writeup::WriteupDeps {
+            llm: &llm,
+            sink: &DiskSink,
+            search: noticed.as_ref().map(|n| n as &dyn crate::literature::PaperSearch),
+            progress: &said,
+            cancel,
+        };
+        let out = crate::stages::writeup::run_writeup(&root, name, &WriteScope::Paper, &s, deps).await;
+        if cancel.is_cancelled() {
+            return Ok(false);
+        }
+        if out.is_err() && ctx.settings_left().is_none() {
+            return Ok(true);
+        }
+        let (step, pdf) = match &out {
+            Ok(o) => {
+                events.say(Some(name), &o.summary());
+                match o.report.build.as_ref().and_then(|b| b.pdf.clone()) {
+                    Some(pdf) => (Step::Done, Some(pdf)),
+                    None => (Step::Failed("no PDF was built".into()), None),
+                }
+            }
+            Err(e) => (Step::Failed(e.to_string()), None),
+        };
+        ctx.set_idea(name, |e| {
+            e.writeup = step;
+            e.pdf = pdf;
+        })?;
+    }
+
+    // The review (of the PDF when there is one, else of the source).
+    let entry = ctx.entry(name).expect("the idea is in the journal");
+    if !entry.review.finished() {
+        let Some(s) = ctx.settings_left() else {
+            return Ok(true);
+        };
+        events.say(Some(name), "reviewing the paper");
+        let llm = ctx.llm(&s, &root, Role::Reviewer)?;
+        let said = Said(events, Some(name));
+        let deps = crate::stages::review::ReviewDeps {
+            llm: &llm,
+            progress: &said,
+            cancel,
+        };
+        let out = crate::stages::review::run_review(&root, name, &s, deps, false).await;
+        if cancel.is_cancelled() {
+            return Ok(false);
+        }
+        if out.is_err() && ctx.settings_left().is_none() {
+            return Ok(true);
+        }
+        let (step, overall) = match &out {
+            Ok(o) => {
+                events.say(Some(name), &o.file.headline());
+                (Step::Done, Some(o.file.review.overall))
+            }
+            Err(e) => (Step::Failed(e.to_string()), None),
+        };
+        ctx.set_idea(name, |e| {
+            e.review = step;
+            e.overall = overall;
+        })?;
+    }
+
+    // The improvement: revise for every comment, then review again.
+    let entry = ctx.entry(name).expect("the idea is in the journal");
+    if !entry.improvement.finished() {
+        if !improvement || entry.review != Step::Done {
+            ctx.set_idea(name, |e| e.improvement = Step::Skipped("not asked for".into()))?;
+            return Ok(false);
+        }
+        let Some(s) = ctx.settings_left() else {
+            return Ok(true);
+        };
+        events.say(Some(name), "revising for the review");
+        let writer = ctx.llm(&s, &root, Role::Writer)?;
+        let said = Said(events, Some(name));
+        let deps = crate::stages::writeup::WriteupDeps {
+            llm: &writer,
+            sink: &DiskSink,
+            search: None,
+            progress: &said,
+            cancel,
+        };
+        let revised = crate::stages::review::revise_for_review(&root, name, &s, None, deps).await;
+        if cancel.is_cancelled() {
+            return Ok(false);
+        }
+        let result = match revised {
+            Ok(_) => {
+                let reviewer = ctx.llm(&s, &root, Role::Reviewer)?;
+                let deps = crate::stages::review::ReviewDeps {
+                    llm: &reviewer,
+                    progress: &said,
+                    cancel,
+                };
+                crate::stages::review::run_review(&root, name, &s, deps, true)
+                    .await
+                    .map(|o| o.file.review.overall)
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if cancel.is_cancelled() {
+            return Ok(false);
+        }
+        ctx.set_idea(name, |e| match result {
+            Ok(o) => {
+                e.improvement = Step::Done;
+                e.improved_overall = Some(o);
+            }
+            Err(w) => e.improvement = Step::Failed(w),
+        })?;
+    }
+    Ok(false)
+}
+
+fn archive_names(template: &Template) -> Vec<String> {
+    project::read_ideas_archive(&template.ideas_json())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.get("Name").and_then(|n| n.as_str()).map(String::from))
+        .collect()
+}
+
+fn archive_verdicts(template: &Template) -> BTreeMap<String, Option<bool>> {
+    project::read_ideas_archive(&template.ideas_json())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| {
+            let name = v.get("Name")?.as_str()?.to_string();
+            Some((name, v.get("novel").and_then(|n| n.as_bool())))
+        })
+        .collect()
+}
+
+/// Stage progress and run events as launch lines, tagged with the idea.
+struct Said<'a>(&'a dyn LaunchEvents, Option<&'a str>);
+
+impl Progress for Said<'_> {
+    fn report(&self, message: &str, _percent: Option<u32>) {
+        self.0.say(self.1, message);
+    }
+}
+
+impl ExperimentEvents for Said<'_> {
+    fn run_finished(&self, record: &RunRecord) {
+        if let Some(name) = self.1 {
+            self.0.run_finished(name, record);
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! `aisci review-bench`: how well a reviewer model separates accepted from rejected
+//! papers, on a labelled set in the format of v1's ICLR 2022 benchmark (a TSV/CSV with a
+//! `paper_id` and a `decision` column; "Accept (Poster)", "Accept (Oral)", ... count as
+//! accept, "Reject" as reject) and a folder of papers named `<paper_id>.pdf|.txt|.tex`.
+//!
+//! Metrics for both decision rules (the model's `Decision`, and Overall ≥ threshold):
+//! accuracy, balanced accuracy, F1 (accept is the positive class), FPR, FNR; AUC from the
+//! Overall scores (ties count half). With binary predictions, as v1 computed it, AUC
+//! equals the balanced accuracy, which is reported anyway.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::stages::review::agent::Decision;
+
+/// One labelled paper and what the reviewer said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub accept: bool,
+    /// The model's `Decision`.
+    pub decision_accept: bool,
+    pub overall: u8,
+}
+
+/// Confusion-matrix metrics of one decision rule; `None` where undefined (no positives...).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    pub n: usize,
+    pub accuracy: Option<f64>,
+    pub balanced_accuracy: Option<f64>,
+    pub f1: Option<f64>,
+    pub fpr: Option<f64>,
+    pub fnr: Option<f64>,
+}
+
+fn ratio(a: usize, b: usize) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+/// Metrics of binary `pred`ictions against `truth` (true = accept).
+pub fn metrics(pairs: &[(bool, bool)]) -> Metrics {
+    let count = |t: bool, p: bool| pairs.iter().filter(|&&(a, b)| a == t && b == p).count();
+    let (tp, fp, tn, fn_) = (
+        count(true, true),
+        count(false, true),
+        count(false, false),
+        count(true, false),
+    );
+    let tpr = ratio(tp, tp + fn_);
+    let tnr = ratio(tn, tn + fp);
+    let precision = ratio(tp, tp + fp);
+    Metrics {
+        n: pairs.len(),
+        accuracy: ratio(tp + tn, pairs.len()),
+        balanced_accuracy: tpr.zip(tnr).map(|(a, b)| (a + b) / 2.0),
+        f1: match (precision, tpr) {
+            (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+            (_, Some(_)) => Some(0.0),
+            _ => None,
+        },
+        fpr: ratio(fp, fp + tn),
+        fnr: ratio(fn_, fn_ + tp),
+    }
+}
+
+/// ROC AUC of `score`s against `truth` (Mann-Whitney: the chance that a random accepted
+/// paper scores above a random rejected one, ties counting half). None without both classes.
+pub fn auc(scored: &[(bool, f64)]) -> Option<f64> {
+    let pos: Vec<f64> = scored.iter().filter(|s| s.0).map(|s| s.1).collect();
+    let neg: Vec<f64> = scored.iter().filter(|s| !s.0).map(|s| s.1).collect();
+    if pos.is_empty() || neg.is_empty() {
+        return None;
+    }
+    let mut wins = 0.0;
+    for p in &pos {
+        for n in &neg {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    Some(wins / (pos.len() * neg.len()) as f64)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchReport {
+    pub papers: usize,
+    pub accepted: usize,
+    pub threshold: u8,
+    /// The model's own `Decision`.
+    pub decision: Metrics,
+    /// Overall ≥ threshold.
+    pub calibrated: Metrics,
+    /// From the Overall scores.
+    pub auc_overall: Option<f64>,
+}
+
+pub fn report(outcomes: &[Outcome], threshold: u8) -> BenchReport {
+    BenchReport {
+        papers: outcomes.len(),
+        accepted: outcomes.iter().filter(|o| o.accept).count(),
+        threshold,
+        decision: metrics(
+            &outcomes
+                .iter()
+                .map(|o| (o.accept, o.decision_accept))
+                .collect::<Vec<_>>(),
+        ),
+        calibrated: metrics(
+            &outcomes
+                .iter()
+                .map(|o| (o.accept, o.overall >= threshold))
+                .collect::<Vec<_>>(),
+        ),
+        auc_overall: auc(&outcomes
+            .iter()
+            .map(|o| (o.accept, f64::from(o.overall)))
+            .collect::<Vec<_>>()),
+    }
+}
+
+impl BenchReport {
+    /// A table like v1's Table 1.
+    pub fn table(&self) -> String {
+        let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
+        let row = |name: &str, m: &Metrics| {
+            format!(
+                "{name:<28} {:>8} {:>8} {:>6} {:>6} {:>6}\n",
+                f(m.balanced_accuracy),
+                f(m.accuracy),
+                f(m.f1),
+                f(m.fpr),
+                f(m.fnr)
+            )
+        };
+        let mut s = format!(
+            "{} papers ({} accepted, {} rejected)\n{:<28} {:>8} {:>8} {:>6} {:>6} {:>6}\n",
+            self.papers,
+            self.accepted,
+            self.papers - self.accepted,
+            "decision rule",
+            "bal.acc",
+            "accuracy",
+            "F1",
+            "FPR",
+            "FNR"
+        );
+        s.push_str(&row("model's Decision", &self.decision));
+        s.push_str(&row(
+            &format!("calibrated (Overall >= {})", self.threshold),
+            &self.calibrated,
+        ));
+        s.push_str(&format!("AUC from the Overall scores: {}\n", f(self.auc_overall)));
+        s
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabelsError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error(
+        "{path}: no header with a paper id column (paper_id or id) and a decision column (decision or label)"
+    )]
+    NoColumns { path: String },
+    #[error("{path}: no labelled papers")]
+    Empty { path: String },
+}
+
+/// Labels: paper id → accepted. Rows whose decision is neither accept nor reject
+/// (withdrawn, desk rejected is a reject) are counted in the second value.
+pub fn read_labels(path: &Path) -> Result<(BTreeMap<String, bool>, usize), LabelsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LabelsError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().unwrap_or_default();
+    let sep = if header.contains('\t') { '\t' } else { ',' };
+    let cols: Vec<String> = split_row(header, sep)
+        .iter()
+        .map(|c| c.trim().to_lowercase())
+        .collect();
+    let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
+    let (Some(id_col), Some(dec_col)) = (
+        find(&["paper_id", "id", "paper", "forum"]),
+        find(&["decision", "label", "simplified_decision"]),
+    ) else {
+        return Err(LabelsError::NoColumns {
+            path: path.display().to_string(),
+        });
+    };
+    let mut out = BTreeMap::new();
+    let mut skipped = 0;
+    for line in lines {
+        let row = split_row(line, sep);
+        let (Some(id), Some(dec)) = (row.get(id_col), row.get(dec_col)) else {
+            skipped += 1;
+            continue;
+        };
+        let d = dec.trim().to_lowercase();
+        let accept = if d.starts_with("accept") || d == "1" || d == "true" {
+            true
+        } else if d.contains("reject") || d == "0" || d == "false" {
+            false
+        } else {
+            skipped += 1;
+            continue;
+        };
+        out.insert(id.trim().to_string(), accept);
+    }
+    if out.is_empty() {
+        return Err(LabelsError::Empty {
+            path: path.display().to_string(),
+        });
+    }
+    Ok((out, skipped))
+}
+
+/// One row of a TSV/CSV; double quotes group (and `""` escapes) in CSV.
+fn split_row(line: &str, sep: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// The paper file of `id` in `dir`: `<id>.pdf`, `.txt`, `.md` or `.tex`.
+pub fn paper_file(dir: &Path, id: &str) -> Option<PathBuf> {
+    ["pdf", "txt", "md", "tex"]
+        .iter()
+        .map(|e| dir.join(format!("{id}.{e}")))
+        .find(|p| p.is_file())
+}
+
+/// What to measure on.
+pub struct BenchSet<'a> {
+    /// Folder of `<paper_id>.pdf|.txt|.md|.tex`.
+    pub papers: &'a Path,
+    /// The labels file.
+    pub labels: &'a Path,
+    /// Per-paper results (CSV), resumed when it exists.
+    pub out: &'a Path,
+    pub limit: Option<usize>,
+    /// Papers reviewed at once.
+    pub jobs: usize,
+}
+
+/// A paper id, its label, and the reviewer's (Decision, Overall) or why there is none.
+type PaperResult = (String, bool, Result<(Decision, u8), String>);
+
+/// A finished benchmark: what was measured and what could not be.
+pub struct BenchRun {
+    pub report: BenchReport,
+    /// Paper ids without a paper file, or whose review failed, with why.
+    pub failed: Vec<(String, String)>,
+    pub skipped_labels: usize,
+    /// Papers whose result came from an earlier run's `out` file.
+    pub resumed: usize,
+}
+
+/// Reviews every labelled paper found in `papers` (up to `limit`), `jobs` at a time, and
+/// appends one row per paper to `out` (CSV: paper_id,accept,decision,overall,error) as it
+/// finishes, so an interrupted benchmark resumes where it stopped and nothing is paid twice.
+pub async fn run_bench(
+    set: &BenchSet<'_>,
+    settings: &crate::config::Settings,
+    llm: &crate::llm::Llm,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<BenchRun> {
+    use crate::stages::review::agent::{review_paper, ReviewCtx, ReviewPlan};
+    use futures::stream::{self, StreamExt};
+    use std::io::Write;
+
+    let BenchSet {
+        papers,
+        labels,
+        out,
+        limit,
+        jobs,
+    } = *set;
+    let (labels, skipped_labels) = read_labels(labels)?;
+    let mut done: BTreeMap<String, Outcome> = BTreeMap::new();
+    if let Ok(text) = std::fs::read_to_string(out) {
+        for line in text.lines().skip(1) {
+            let row = split_row(line, ',');
+            if let [id, _accept, decision, overall, err] = row.as_slice() {
+                if err.is_empty() {
+                    if let (Ok(overall), Some(&truth)) = (overall.parse(), labels.get(id)) {
+                        done.insert(
+                            id.clone(),
+                            Outcome {
+                                accept: truth,
+                                decision_accept: decision == "Accept",
+                                overall,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let resumed = done.len();
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
+    if file.metadata()?.len() == 0 {
+        writeln!(file, "paper_id,accept,decision,overall,error")?;
+    }
+    let file = std::sync::Mutex::new(file);
+    let rs = &settings.review;
+    let plan = ReviewPlan {
+        ensemble: rs.ensemble,
+        reflection_rounds: rs.reflection_rounds,
+        max_attempts: rs.max_attempts,
+        ensemble_temperature: Some(rs.temperature),
+        temperature: Some(settings.llm.temperature),
+        max_tokens: settings.llm.max_tokens,
+        accept_threshold: rs.accept_threshold,
+    };
+    let todo: Vec<(String, bool)> = labels
+        .iter()
+        .filter(|(id, _)| !done.contains_key(*id))
+        .map(|(id, a)| (id.clone(), *a))
+        .take(limit.map(|l| l.saturating_sub(resumed)).unwrap_or(usize::MAX))
+        .collect();
+    let mut failed = Vec::new();
+    let results: Vec<PaperResult> = stream::iter(todo)
+        .map(|(id, truth)| {
+            let plan = &plan;
+            async move {
+                let Some(path) = paper_file(papers, &id) else {
+                    return (id, truth, Err("no paper file".to_string()));
+                };
+                let text = if path.extension().is_some_and(|e| e == "pdf") {
+                    crate::stages::review::pdftotext(&path, cancel).await
+                } else {
+                    std::fs::read_to_string(&path).map_err(|e| e.to_string())
+                };
+                let text = match text {
+                    Ok(t) => t,
+                    Err(e) => return (id, truth, Err(e)),
+                };
+                let ctx = ReviewCtx {
+                    llm,
+                    paper: &text,
+                    examples: &[],
+                    plan,
+                    idea: &id,
+                    progress: &crate::jobs::NoProgress,
+                    cancel,
+                };
+                let r = review_paper(&ctx)
+                    .await
+                    .map(|r| (r.decision, r.review.overall))
+                    .map_err(|e| e.to_string());
+                (id, truth, r)
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .inspect(|(id, truth, r)| {
+            let row = match r {
+                Ok((d, o)) => format!("{id},{truth},{},{o},", d.as_str()),
+                Err(e) => format!("{id},{truth},,,\"{}\"", e.replace('"', "'").replace('\n', " ")),
+            };
+            let _ = writeln!(file.lock().unwrap(), "{row}");
+        })
+        .collect()
+        .await;
+    for (id, truth, r) in results {
+        match r {
+            Ok((d, overall)) => {
+                done.insert(
+                    id,
+                    Outcome {
+                        accept: truth,
+                        decision_accept: d == Decision::Accept,
+                        overall,
+                    },
+                );
+            }
+            Err(e) => failed.push((id, e)),
+        }
+    }
+    let outcomes: Vec<Outcome> = done.into_values().collect();
+    Ok(BenchRun {
+        report: report(&outcomes, rs.accept_threshold),
+        failed,
+        skipped_labels,
+        resumed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(accept: bool, decision_accept: bool, overall: u8) -> Outcome {
+        Outcome {
+            accept,
+            decision_accept,
+            overall,
+        }
+    }
+
+    #[test]
+    fn metrics_on_a_known_confusion_matrix() {
+        // tp 3, fn 1, fp 2, tn 4.
+        let mut pairs = vec![(true, true); 3];
+        pairs.push((true, false));
+        pairs.extend([(false, true); 2]);
+        pairs.extend([(false, false); 4]);
+        let m = metrics(&pairs);
+        assert_eq!(m.n, 10);
+        assert!((m.accuracy.unwrap() - 0.7).abs() < 1e-12);
+        assert!((m.balanced_accuracy.unwrap() - (0.75 + 4.0 / 6.0) / 2.0).abs() < 1e-12);
+        assert!((m.f1.unwrap() - 2.0 * 0.6 * 0.75 / 1.35).abs() < 1e-12);
+        assert!((m.fpr.unwrap() - 2.0 / 6.0).abs() < 1e-12);
+        assert!((m.fnr.unwrap() - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn always_reject_matches_v1_table_row() {
+        // v1's "always reject" row on 184 accepted / 316 rejected: acc 0.63 (0.632), bal 0.5, F1 0, FPR 0, FNR 1.
+        let mut pairs = vec![(true, false); 184];
+        pairs.extend(vec![(false, false); 316]);
+        let m = metrics(&pairs);
+        assert!((m.accuracy.unwrap() - 0.632).abs() < 1e-9);
+        assert_eq!(
+            (m.balanced_accuracy, m.f1, m.fpr, m.fnr),
+            (Some(0.5), Some(0.0), Some(0.0), Some(1.0))
+        );
+    }
+
+    #[test]
+    fn auc_counts_ties_half_and_binary_auc_is_balanced_accuracy() {
+        assert_eq!(auc(&[(true, 3.0), (false, 1.0)]), Some(1.0));
+        assert_eq!(auc(&[(true, 1.0), (false, 3.0)]), Some(0.0));
+        assert_eq!(
+            auc(&[(true, 2.0), (false, 2.0), (true, 4.0), (false, 1.0)]),
+            Some(0.875)
+        );
+        assert_eq!(auc(&[(true, 2.0)]), None);
+        let outcomes = [
+            o(true, true, 6),
+            o(true, false, 4),
+            o(false, true, 6),
+            o(false, false, 3),
+            o(false, false, 2),
+        ];
+        let binary: Vec<(bool, f64)> = outcomes
+            .iter()
+            .map(|x| (x.accept, f64::from(x.overall >= 6)))
+            .collect();
+        let r = report(&outcomes, 6);
+        assert!((auc(&binary).unwrap() - r.calibrated.balanced_accuracy.unwrap()).abs() < 1e-12);
+        // Overall ranks: accepted 6,4 vs rejected 6,3,2 → (0.5+1+1 + 1+1+0)/6.
+        assert!((r.auc_overall.unwrap() - 4.5 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn labels_in_v1_tsv_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ratings_subset.tsv");
+        std::fs::write(
+            &p,
+            "\tpaper_id\tdecision\tratings\nx\tA1\tAccept (Poster)\t[6, 8]\n1\tB2\tReject\t[3]\n2\tC3\tAccept (Oral)\t[8]\n3\tD4\tWithdrawn\t[]\n",
+        )
+        .unwrap();
+        let (labels, skipped) = read_labels(&p).unwrap();
+        assert_eq!(labels.len(), 3);
+        assert_eq!((labels["A1"], labels["B2"], labels["C3"]), (true, false, true));
+        assert_eq!(skipped, 1);
+        std::fs::write(&p, "id,label\n\"a,b\",accept\n").unwrap();
+        assert!(read_labels(&p).unwrap().0["a,b"]);
+        std::fs::write(&p, "name,score\n").unwrap();
+        assert!(matches!(read_labels(&p), Err(LabelsError::NoColumns { .. })));
+    }
+}

@@ -1,0 +1,316 @@
+//! Experiments from the editor: "Implement idea" (idea folder + loop), "Run
+//! experiments" on an idea folder, "Run baseline" on a template. Edits land in open
+//! buffers as undoable edits; a failed run's traceback becomes diagnostics.
+
+use std::path::{Path, PathBuf};
+
+use crate::jobs::JobId;
+use crate::lsp::backend::Backend;
+use crate::lsp::edit_sink::EditorSink;
+use crate::lsp::jobs::stage::{self as stage_job, StageDone};
+use crate::project::{self, IdeaFolder, Problem, RunRecord, Severity, Template};
+use crate::stages::experiment::agent::{BaselineError, ExperimentEvents};
+use crate::stages::{self, ExperimentDeps, StageError};
+
+pub const TITLE: &str = "Run experiments";
+pub const BASELINE_TITLE: &str = "Run baseline";
+pub const LAUNCH_TITLE: &str = "Launch run";
+
+/// A diagnostic from a failed run, kept by line number: the traceback's lines are
+/// those of the file that ran, and the span is taken on whatever text is shown
+/// when it is published (the buffer may have moved on since).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunProblem {
+    pub path: PathBuf,
+    /// 1-based, as Python prints it.
+    pub line: u32,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl RunProblem {
+    pub fn resolve(&self, text: &str) -> Option<Problem> {
+        let span = line_span(text, self.line)?;
+        Some(Problem {
+            path: self.path.clone(),
+            span: Some(span),
+            severity: self.severity,
+            message: self.message.clone(),
+        })
+    }
+}
+
+/// Diagnostics for a failed run: the innermost frame inside the project folder
+/// carries the error; the other frames there say they led to it.
+pub fn traceback_problems(root: &Path, record: &RunRecord) -> Vec<RunProblem> {
+    let error = record.error.as_deref().unwrap_or("the run failed");
+    let error = error
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(error)
+        .trim();
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut in_root: Vec<(PathBuf, u32)> = Vec::new();
+    for f in &record.frames {
+        let p = Path::new(&f.file);
+        let path = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            root.join(p)
+        };
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        // A line reached twice (recursion, a decorator) is said once.
+        if path.starts_with(&root) && !in_root.contains(&(path.clone(), f.line)) {
+            in_root.push((path, f.line));
+        }
+    }
+    let last = in_root.len().saturating_sub(1);
+    in_root
+        .into_iter()
+        .enumerate()
+        .map(|(i, (path, line))| {
+            let (severity, message) = if i == last {
+                (
+                    Severity::Error,
+                    format!("{error} (run_{}, attempt {})", record.run, record.attempt),
+                )
+            } else {
+                (
+                    Severity::Info,
+                    format!("run_{} failed below this call: {error}", record.run),
+                )
+            };
+            RunProblem {
+                path,
+                line,
+                severity,
+                message,
+            }
+        })
+        .collect()
+}
+
+/// Byte span of the text of 1-based `line`, without its indentation and line break.
+fn line_span(text: &str, line: u32) -> Option<(usize, usize)> {
+    let mut start = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            let body = l.trim_end_matches(['\n', '\r']);
+            let indent = body.len() - body.trim_start().len();
+            return Some((start + indent, start + body.len()));
+        }
+        start += l.len();
+    }
+    None
+}
+
+/// Run results as the editor shows them: diagnostics and code lenses.
+struct EditorEvents {
+    backend: Backend,
+    root: PathBuf,
+}
+
+impl EditorEvents {
+    /// `now`: publish at once (a run's result is about the text that just ran, which
+    /// the agent may change a moment later); otherwise through the debounced check.
+    fn refresh(&self, now: bool) {
+        let b = self.backend.clone();
+        let root = self.root.clone();
+        if now {
+            // Taken here, synchronously, before the agent can go on: its next edit
+            // waits for this publication (see `EditorSink::write`).
+            let gate = b.state.publish_gate(&root).try_lock_owned().ok();
+            tokio::spawn(async move {
+                b.publish_checks(&root).await;
+                drop(gate);
+                b.refresh_lenses().await;
+            });
+        } else {
+            b.schedule_check(root);
+            tokio::spawn(async move { b.refresh_lenses().await });
+        }
+    }
+}
+
+impl ExperimentEvents for EditorEvents {
+    fn run_started(&self, _run: u32, _attempt: u32) {
+        // Its lens comes from the run registry.
+        self.refresh(false);
+    }
+
+    fn run_finished(&self, record: &RunRecord) {
+        let problems = if record.completed {
+            Vec::new()
+        } else {
+            traceback_problems(&self.root, record)
+        };
+        self.backend
+            .state
+            .run_problems
+            .lock()
+            .unwrap()
+            .insert(self.root.clone(), problems);
+        self.refresh(true);
+    }
+}
+
+/// Creates the idea folder for `idea` of `template`, opens its experiment.py and
+/// starts the experiments there.
+pub async fn implement(backend: Backend, template_dir: PathBuf, idea: String) -> Result<JobId, String> {
+    let template = Template::open(&template_dir)
+        .ok_or_else(|| StageError::NotATemplate(template_dir.clone()).to_string())?;
+    let idea = stages::idea_in_template(&template, &idea).map_err(|e| e.to_string())?;
+    // Check the model client before creating anything.
+    let loaded = backend.state.settings_for(Some(&template.root));
+    stages::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
+    let now = chrono::Local::now().naive_local();
+    let folder =
+        project::create_idea_folder(&template, &project::default_results_root(&template), &idea, now)
+            .map_err(|e| e.to_string())?;
+    run(
+        backend,
+        folder.root.clone(),
+        Some(folder.root.join("experiment.py")),
+    )
+}
+
+/// Starts (or restarts) the experiments in an idea folder; `show` is opened in the
+/// editor first, so the model's edits land in its buffer.
+pub fn run(backend: Backend, dir: PathBuf, show: Option<PathBuf>) -> Result<JobId, String> {
+    let folder = IdeaFolder::from_path(&dir).ok_or_else(|| {
+        format!(
+            "{} is not an idea folder (results/<template>/<YYYYmmdd_HHMMSS>_<Name>/)",
+            dir.display()
+        )
+    })?;
+    let idea = stages::idea_of_folder(&folder).map_err(|e| e.to_string())?;
+    let loaded = backend.state.settings_for(Some(&folder.root));
+    let llm = stages::llm_for(&loaded.settings, &folder.root).map_err(|e| e.to_string())?;
+    let settings = loaded.settings.clone();
+    let b = backend.clone();
+    let root = folder.root.clone();
+    stage_job::spawn(backend, TITLE, &root, loaded, move |ctx| async move {
+        if let Some(path) = show {
+            b.show_document_and_wait(&path).await;
+        }
+        let sink = EditorSink {
+            backend: b.clone(),
+            label: format!("aisci: {}", idea.name),
+        };
+        let events = EditorEvents {
+            backend: b.clone(),
+            root: folder.root.clone(),
+        };
+        let deps = ExperimentDeps {
+            llm: &llm,
+            sink: &sink,
+            events: &events,
+            progress: ctx.progress.as_ref(),
+            cancel: &ctx.cancel,
+        };
+        let outcome = stages::run_experiment(&folder, &idea, &settings, deps).await;
+        let outcome = outcome.map_err(|e| e.to_string())?;
+        Ok(StageDone {
+            summary: outcome.summary(),
+            empty: outcome.report.completed.is_empty(),
+            show: None,
+        })
+    })
+}
+
+/// Runs the template's baseline; its diagnostic clears when it succeeds.
+pub fn baseline(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
+    let template = Template::open(&dir).ok_or_else(|| StageError::NotATemplate(dir.clone()).to_string())?;
+    let loaded = backend.state.settings_for(Some(&template.root));
+    let settings = loaded.settings.clone();
+    let b = backend.clone();
+    let root = template.root.clone();
+    stage_job::spawn(backend, BASELINE_TITLE, &root, loaded, move |ctx| async move {
+        ctx.progress.report("python experiment.py --out_dir=run_0", None);
+        let result = stages::baseline(&template, &settings, &ctx.cancel).await;
+        let problems = match &result {
+            Err(StageError::Baseline(BaselineError::Failed { record, .. })) => {
+                traceback_problems(&template.root, record)
+            }
+            _ => Vec::new(),
+        };
+        b.state
+            .run_problems
+            .lock()
+            .unwrap()
+            .insert(template.root.clone(), problems);
+        let record = result.map_err(|e| e.to_string())?;
+        Ok(StageDone {
+            summary: project::headline(&record, None).replacen("run_0", "baseline (run_0)", 1),
+            empty: false,
+            show: None,
+        })
+    })
+}
+
+/// "Launch run" on any experiment.py: the editor's text is saved first (what runs
+/// is what the user sees), then the next `run_i` goes through the GPU queue.
+pub fn launch(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
+    let root = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let exp = root.join("experiment.py");
+    if !exp.is_file() {
+        return Err(format!("{} has no experiment.py", root.display()));
+    }
+    let buffer = backend.state.docs.lock().unwrap().get(&exp).map(|d| d.doc.text());
+    if let Some(text) = buffer {
+        if std::fs::read_to_string(&exp).ok().as_deref() != Some(text.as_str()) {
+            crate::fsutil::write_atomic(&exp, text.as_bytes())
+                .map_err(|e| format!("{}: {e}", exp.display()))?;
+            if let Some(d) = backend.state.docs.lock().unwrap().get_mut(&exp) {
+                d.mark_saved();
+            }
+        }
+    }
+    let loaded = backend.state.settings_for(Some(&root));
+    let settings = loaded.settings.clone();
+    let b = backend.clone();
+    let job_root = root.clone();
+    stage_job::spawn(backend, LAUNCH_TITLE, &job_root, loaded, move |ctx| async move {
+        ctx.progress.report("python experiment.py --out_dir=run_i", None);
+        let launched = stages::launch_run(&root, &settings, stages::LaunchOptions::default(), &ctx.cancel)
+            .await
+            .map_err(|e| e.to_string())?;
+        let record = &launched.record;
+        let problems = if record.completed {
+            Vec::new()
+        } else {
+            traceback_problems(&root, record)
+        };
+        b.state
+            .run_problems
+            .lock()
+            .unwrap()
+            .insert(root.clone(), problems);
+        let baseline = project::read_baseline(&root)
+            .ok()
+            .map(|f| serde_json::Value::Object(f.means_by_dataset()));
+        Ok(StageDone {
+            summary: format!(
+                "{} ({})",
+                project::headline(record, baseline.as_ref()),
+                launched.gpus
+            ),
+            empty: !record.completed,
+            show: None,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_skip_indentation() {
+        let text = "def f():\n    raise ValueError('x')\r\n";
+        assert_eq!(line_span(text, 2), Some((13, 34)));
+        assert_eq!(&text[13..34], "raise ValueError('x')");
+        assert_eq!(line_span(text, 9), None);
+    }
+}

@@ -1,0 +1,140 @@
+//! Running a stage as an editor job: one job per stage and project, progress with
+//! cancel, the outcome as a message (and a document to show), code lenses and
+//! diagnostics refreshed, a panic reported rather than lost.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tower_lsp::lsp_types::MessageType;
+
+use crate::config::Loaded;
+use crate::jobs::{JobId, Progress};
+use crate::lsp::backend::Backend;
+use crate::lsp::progress::LspProgress;
+
+/// How a stage ended, for the person at the editor.
+pub struct StageDone {
+    pub summary: String,
+    /// Nothing useful came out (a warning rather than information).
+    pub empty: bool,
+    /// A file to bring up when something useful came out.
+    pub show: Option<PathBuf>,
+}
+
+/// What the stage's body gets.
+pub struct StageCtx {
+    pub progress: Arc<dyn Progress>,
+    pub cancel: CancellationToken,
+}
+
+/// Refuses when the editor holds unsaved changes to `path`: the stage rewrites the
+/// file on disk and those edits would be lost.
+pub fn require_saved(backend: &Backend, path: &std::path::Path) -> Result<(), String> {
+    let disk = std::fs::read_to_string(path).ok();
+    let docs = backend.state.docs.lock().unwrap();
+    let dirty = docs
+        .get(path)
+        .is_some_and(|d| d.has_unsaved_edits(disk.as_deref()));
+    drop(docs);
+    if dirty {
+        return Err(format!(
+            "{} has unsaved changes; save it first so nothing is lost",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Registers the job (one per title and project folder) and runs `body` in the background.
+/// Returns the job id at once.
+pub fn spawn<F, Fut>(
+    backend: Backend,
+    title: &'static str,
+    root: &std::path::Path,
+    loaded: Loaded,
+    body: F,
+) -> Result<JobId, String>
+where
+    F: FnOnce(StageCtx) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<StageDone, String>> + Send + 'static,
+{
+    let guard = backend
+        .state
+        .jobs
+        .start(title, &root.display().to_string())
+        .map_err(|e| e.to_string())?;
+    let id = guard.info.id;
+    let root = root.to_path_buf();
+    let b = backend.clone();
+    let work = tokio::spawn(async move {
+        for w in b.state.new_warnings(&loaded) {
+            b.client
+                .show_message(MessageType::WARNING, format!("aisci: {w}"))
+                .await;
+        }
+        let caps = b.state.caps();
+        let progress = Arc::new(LspProgress::begin(&b.client, caps.work_done_progress, id, title).await);
+        refresh_lenses(&b).await;
+        let ctx = StageCtx {
+            // The registry keeps the latest report too, for `aisci.listJobs`.
+            progress: Arc::new(crate::jobs::TrackedProgress {
+                jobs: b.state.jobs.clone(),
+                id,
+                inner: progress.clone(),
+            }),
+            cancel: guard.cancel.clone(),
+        };
+        let outcome = body(ctx).await;
+        let end = match &outcome {
+            Ok(done) => done.summary.clone(),
+            Err(e) => format!("{title} failed: {e}"),
+        };
+        if let Ok(p) = Arc::try_unwrap(progress) {
+            p.finish(end.clone()).await;
+        }
+        drop(guard);
+        refresh_lenses(&b).await;
+        match outcome {
+            Ok(done) => {
+                let kind = if done.empty {
+                    MessageType::WARNING
+                } else {
+                    MessageType::INFO
+                };
+                b.client
+                    .show_message(kind, format!("aisci: {}", done.summary))
+                    .await;
+                if let Some(path) = done.show.as_deref().filter(|_| !done.empty) {
+                    b.show_document(path);
+                }
+                b.publish_checks(&root).await;
+            }
+            Err(_) => {
+                b.client
+                    .show_message(MessageType::ERROR, format!("aisci: {end}"))
+                    .await
+            }
+        }
+    });
+    tokio::spawn(async move {
+        if let Err(e) = work.await {
+            if e.is_panic() {
+                backend
+                    .client
+                    .show_message(
+                        MessageType::ERROR,
+                        format!("aisci: \"{title}\" crashed; see the log"),
+                    )
+                    .await;
+                tracing::error!("{title} job panicked: {e}");
+            }
+        }
+    });
+    Ok(id)
+}
+
+async fn refresh_lenses(b: &Backend) {
+    b.refresh_lenses().await;
+}

@@ -1,0 +1,90 @@
+//! "Write the paper" / "Write this section" from the editor: the writing stage as an
+//! editor job whose edits to the `.tex` arrive as undoable editor edits, with engine
+//! switches said as they happen; the diagnostics and the build follow.
+
+use std::path::PathBuf;
+
+use tower_lsp::lsp_types::MessageType;
+
+use crate::jobs::JobId;
+use crate::latex::paper::runs_folder;
+use crate::lsp::backend::Backend;
+use crate::lsp::edit_sink::EditorSink;
+use crate::lsp::jobs::stage::{self as stage_job, StageDone};
+use crate::lsp::views::paper as paper_view;
+use crate::stages::writeup::agent::WriteScope;
+use crate::stages::writeup::{self as writeup_stage, WriteupDeps};
+use crate::stages::{self, NoticedSearch};
+
+pub const CMD_WRITE_PAPER: &str = "aisci.writePaper";
+const TITLE: &str = "Write the paper";
+
+/// Starts writing `tex` (all of it, or one section).
+pub fn start(backend: Backend, tex: PathBuf, section: Option<String>) -> Result<JobId, String> {
+    let root = runs_folder(&tex);
+    if writeup_stage::paper_tex(&root) != tex {
+        return Err(format!(
+            "the writing stage works on an idea folder's latex/template.tex; {} is not one",
+            tex.display()
+        ));
+    }
+    let idea = crate::project::IdeaFolder::from_path(&root)
+        .map(|f| f.name)
+        .unwrap_or_else(|| {
+            root.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+    let loaded = backend.state.settings_for(Some(&root));
+    let llm = writeup_stage::writeup_llm(&loaded.settings, &root).map_err(|e| e.to_string())?;
+    let lit = stages::literature_for(&loaded.settings).ok();
+    let settings = loaded.settings.clone();
+    let b = backend.clone();
+    let scope = match section {
+        Some(t) => WriteScope::Section(t),
+        None => WriteScope::Paper,
+    };
+    let job_root = root.clone();
+    stage_job::spawn(backend, TITLE, &job_root, loaded, move |ctx| async move {
+        b.show_document_and_wait(&tex).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let client = b.client.clone();
+        let shown = tokio::spawn(async move {
+            while let Some(notice) = rx.recv().await {
+                client
+                    .show_message(MessageType::WARNING, format!("aisci: {notice}"))
+                    .await;
+            }
+        });
+        let on_notice = move |n: String| {
+            let _ = tx.send(n);
+        };
+        let noticed = lit.as_deref().map(|lit| NoticedSearch {
+            lit,
+            on_notice: &on_notice,
+        });
+        let sink = EditorSink {
+            backend: b.clone(),
+            label: format!("aisci: writing {idea}"),
+        };
+        let deps = WriteupDeps {
+            llm: &llm,
+            sink: &sink,
+            search: noticed.as_ref().map(|n| n as &dyn crate::literature::PaperSearch),
+            progress: ctx.progress.as_ref(),
+            cancel: &ctx.cancel,
+        };
+        let outcome = writeup_stage::run_writeup(&root, &idea, &scope, &settings, deps).await;
+        drop(on_notice);
+        let _ = shown.await;
+        // The stage built the paper itself; the editor's view of it follows.
+        paper_view::publish(&b, &tex).await;
+        let outcome = outcome.map_err(|e| e.to_string())?;
+        Ok(StageDone {
+            summary: outcome.summary(),
+            empty: outcome.report.sections_written.is_empty(),
+            show: None,
+        })
+    })
+}

@@ -1,0 +1,596 @@
+//! The paper in the editor: static-check diagnostics on `.tex`/`.bib` as the user types
+//! (debounced), quick fixes for the obvious ones, the LaTeX build on save and on command
+//! (serialised per document, a newer request cancels the older build), its log and
+//! chktex as diagnostics, hovers on `\cite` keys and key completion inside `\cite{`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tower_lsp::lsp_types::*;
+
+use crate::latex::build::{self, BuildStatus};
+use crate::latex::log::LogProblem;
+use crate::latex::{paper, syntax, TexProblem};
+use crate::lsp::backend::Backend;
+use crate::lsp::convert::{self, uri_of};
+use crate::lsp::progress::LspProgress;
+use crate::project::{Problem, Severity};
+
+pub const CMD_BUILD_PAPER: &str = "aisci.buildPaper";
+
+/// Pause after the last keystroke before the paper is checked again.
+const PAPER_DEBOUNCE: Duration = Duration::from_millis(100);
+const CHKTEX_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A document's build lock (held while one builds) and the job building it now.
+type BuildSlot = (Arc<tokio::sync::Mutex<()>>, Option<crate::jobs::JobId>);
+
+#[derive(Default)]
+pub struct PaperState {
+    pending: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
+    /// The last build's problems (log, bibtex, chktex) per `.tex`.
+    build_problems: Mutex<HashMap<PathBuf, Vec<LogProblem>>>,
+    /// Files each `.tex`'s last publish put diagnostics on.
+    published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
+    /// Per `.tex`: the lock that serialises its builds and the running build's job.
+    builds: Mutex<HashMap<PathBuf, BuildSlot>>,
+    tool_missing_said: AtomicBool,
+    /// Per `.tex`: the facts of its sections from the last check.
+    facts: Mutex<HashMap<PathBuf, crate::latex::FactsCache>>,
+}
+
+pub fn is_tex(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "tex")
+}
+
+fn is_bib(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "bib")
+}
+
+/// After an edit of `path`: re-check it (a `.tex`), or the open papers beside it (a `.bib`).
+pub fn after_edit(b: &Backend, path: &Path) {
+    if is_tex(path) {
+        schedule(b, path.to_path_buf());
+    } else if is_bib(path) {
+        let dir = path.parent().map(Path::to_path_buf);
+        let open: Vec<PathBuf> = b
+            .state
+            .docs
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|p| is_tex(p) && p.parent().map(Path::to_path_buf) == dir)
+            .cloned()
+            .collect();
+        for tex in open {
+            schedule(b, tex);
+        }
+    }
+}
+
+fn schedule(b: &Backend, tex: PathBuf) {
+    let deadline = tokio::time::Instant::now() + PAPER_DEBOUNCE;
+    if b.state
+        .paper
+        .pending
+        .lock()
+        .unwrap()
+        .insert(tex.clone(), deadline)
+        .is_some()
+    {
+        return;
+    }
+    let b = b.clone();
+    tokio::spawn(async move {
+        let mut until = deadline;
+        loop {
+            tokio::time::sleep_until(until).await;
+            let mut pending = b.state.paper.pending.lock().unwrap();
+            match pending.get(&tex) {
+                Some(d) if *d > until => until = *d,
+                _ => {
+                    pending.remove(&tex);
+                    break;
+                }
+            }
+        }
+        publish(&b, &tex).await;
+    });
+}
+
+/// The static checks of `tex` as it reads now: an open document's tree is kept current
+/// incrementally, and the facts of sections that did not change are reused.
+fn static_problems(b: &Backend, tex: &Path) -> Option<(String, Vec<TexProblem>)> {
+    let open = {
+        let mut docs = b.state.docs.lock().unwrap();
+        docs.get_mut(tex)
+            .and_then(|d| d.doc.latex_tree().cloned().map(|t| (d.doc.text(), t)))
+    };
+    let (src, tree) = match open {
+        Some(o) => o,
+        None => {
+            let src = b.state.text_of(tex).ok()?;
+            let tree = syntax::parse(&src);
+            (src, tree)
+        }
+    };
+    let state = b.state.clone();
+    let read = move |p: &Path| state.text_of(p).ok();
+    let mut caches = b.state.paper.facts.lock().unwrap();
+    let cache = caches.entry(tex.to_path_buf()).or_default();
+    let (_, problems) = paper::check_paper_cached(tex, &src, &tree, cache, &read);
+    Some((src, problems))
+}
+
+/// Checks `tex` and publishes its diagnostics (and its `.bib` files'), with the last
+/// build's problems, clearing files that became clean.
+pub async fn publish(b: &Backend, tex: &Path) {
+    let b2 = b.clone();
+    let tex_owned = tex.to_path_buf();
+    let Ok(Some((_, problems))) = tokio::task::spawn_blocking(move || static_problems(&b2, &tex_owned)).await
+    else {
+        return;
+    };
+    let mut by_file: HashMap<PathBuf, Vec<Problem>> = HashMap::new();
+    by_file.entry(tex.to_path_buf()).or_default();
+    for p in problems {
+        by_file.entry(p.path.clone()).or_default().push(Problem {
+            path: p.path,
+            span: Some((p.span.start, p.span.end)),
+            severity: p.severity,
+            message: p.message,
+        });
+    }
+    let built = b
+        .state
+        .paper
+        .build_problems
+        .lock()
+        .unwrap()
+        .get(tex)
+        .cloned()
+        .unwrap_or_default();
+    let dir = tex.parent().unwrap_or(Path::new("."));
+    for lp in built {
+        let file = match &lp.file {
+            Some(f) => crate::runner::local::absolutize(dir, f),
+            None => tex.to_path_buf(),
+        };
+        let Ok(text) = b.state.text_of(&file) else {
+            continue;
+        };
+        by_file.entry(file.clone()).or_default().push(Problem {
+            path: file,
+            span: line_span(&text, &lp),
+            severity: lp.severity,
+            message: format!("{}: {}", lp.source, lp.message),
+        });
+    }
+    let before = b
+        .state
+        .paper
+        .published
+        .lock()
+        .unwrap()
+        .insert(tex.to_path_buf(), by_file.keys().cloned().collect())
+        .unwrap_or_default();
+    let enc = b.state.encoding();
+    for (path, problems) in &by_file {
+        let Some(uri) = uri_of(path) else { continue };
+        let rope = ropey::Rope::from_str(&b.state.text_of(path).unwrap_or_default());
+        let mut diags: Vec<Diagnostic> = problems
+            .iter()
+            .map(|p| convert::diagnostic(p, &rope, enc))
+            .collect();
+        if path == tex {
+            // Placing a review's comments parses and normalises the whole paper: off the
+            // async workers.
+            let (b2, tex2, text) = (b.clone(), tex.to_path_buf(), rope.to_string());
+            let review = tokio::task::spawn_blocking(move || {
+                crate::lsp::views::review::diagnostics(&b2, &tex2, &text)
+            });
+            diags.extend(review.await.unwrap_or_default());
+        }
+        b.client.publish_diagnostics(uri, diags, None).await;
+    }
+    for gone in before.iter().filter(|p| !by_file.contains_key(*p)) {
+        if let Some(uri) = uri_of(gone) {
+            b.client.publish_diagnostics(uri, Vec::new(), None).await;
+        }
+    }
+}
+
+/// The byte span a log problem points at: its column and length when given, else the
+/// whole line (without its newline); None when it has no line.
+fn line_span(text: &str, p: &LogProblem) -> Option<(usize, usize)> {
+    let line = p.line? as usize;
+    let start = if line <= 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)?
+    };
+    let end = text[start..].find('\n').map(|i| start + i).unwrap_or(text.len());
+    match (p.column, p.length) {
+        (Some(c), Some(l)) => {
+            let a = (start + c.saturating_sub(1) as usize).min(end);
+            let z = (a + l.max(1) as usize).min(end).max(a);
+            let a = floor_boundary(text, a);
+            Some((a, ceil_boundary(text, z)))
+        }
+        _ => Some((start, end)),
+    }
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Quick fixes for the checks' problems that touch `range` of `path` (a `.tex` or a `.bib`
+/// of an open paper), plus "Build the paper" on a `.tex`.
+pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrCommand> {
+    let mut out = Vec::new();
+    let texes: Vec<PathBuf> = if is_tex(path) {
+        vec![path.to_path_buf()]
+    } else if is_bib(path) {
+        b.state
+            .docs
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|p| is_tex(p) && p.parent() == path.parent())
+            .cloned()
+            .collect()
+    } else {
+        return out;
+    };
+    let Ok(text) = b.state.text_of(path) else {
+        return out;
+    };
+    let rope = ropey::Rope::from_str(&text);
+    let enc = b.state.encoding();
+    let to_byte = |p: Position| {
+        rope.char_to_byte(crate::workspace::position::to_char(
+            &rope,
+            convert::pos_from(p),
+            enc,
+        ))
+    };
+    // Whole lines: editors ask with the cursor's position, fixes belong to its line.
+    let (lo, hi) = (to_byte(range.start), to_byte(range.end));
+    let lo = text[..lo].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let hi = text[hi..].find('\n').map(|i| hi + i).unwrap_or(text.len());
+    for tex in &texes {
+        let Some((_, problems)) = static_problems(b, tex) else {
+            continue;
+        };
+        for p in problems.iter().filter(|p| p.path == path) {
+            let Some(fix) = &p.fix else { continue };
+            if p.span.end < lo || p.span.start > hi {
+                continue;
+            }
+            let Some(uri) = uri_of(path) else { continue };
+            let edit = TextEdit {
+                range: convert::byte_range(&rope, Some((fix.span.start, fix.span.end)), enc),
+                new_text: fix.replacement.clone(),
+            };
+            let diagnostic = convert::diagnostic(
+                &Problem {
+                    path: p.path.clone(),
+                    span: Some((p.span.start, p.span.end)),
+                    severity: p.severity,
+                    message: p.message.clone(),
+                },
+                &rope,
+                enc,
+            );
+            out.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title: fix.title.clone(),
+                kind: Some(CodeActionKind::QUICKFIX),
+                diagnostics: Some(vec![diagnostic]),
+                edit: Some(WorkspaceEdit {
+                    changes: Some(HashMap::from([(uri, vec![edit])])),
+                    ..Default::default()
+                }),
+                is_preferred: Some(true),
+                ..Default::default()
+            }));
+        }
+    }
+    if is_tex(path) && crate::stages::writeup::paper_tex(&paper::runs_folder(path)) == path {
+        // The section the cursor is in (a \section, with its subsections).
+        let tree = syntax::parse(&text);
+        let facts = syntax::facts(&tree, &text);
+        let section = facts
+            .sections
+            .iter()
+            .rfind(|s| s.level == 2 && s.body.start <= lo && lo <= s.body.end.max(s.heading.end))
+            .map(|s| s.title.clone());
+        if let Some(title) = section {
+            out.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title: format!("Write this section: {title}"),
+                kind: Some(CodeActionKind::new("source.aisci.writeSection")),
+                command: Some(Command {
+                    title: "Write this section".into(),
+                    command: crate::lsp::jobs::writeup::CMD_WRITE_PAPER.into(),
+                    arguments: Some(vec![json!({ "tex": path, "section": title })]),
+                }),
+                ..Default::default()
+            }));
+        }
+        out.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title: "Write the paper (every section, citations, fixes)".into(),
+            kind: Some(CodeActionKind::new("source.aisci.writePaper")),
+            command: Some(Command {
+                title: "Write the paper".into(),
+                command: crate::lsp::jobs::writeup::CMD_WRITE_PAPER.into(),
+                arguments: Some(vec![json!({ "tex": path })]),
+            }),
+            ..Default::default()
+        }));
+    }
+    if is_tex(path) {
+        out.extend(crate::lsp::views::review::code_actions(b, path, &text, lo, hi));
+        out.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title: "Build the paper (latexmk)".into(),
+            kind: Some(CodeActionKind::new("source.aisci.buildPaper")),
+            command: Some(Command {
+                title: "Build the paper".into(),
+                command: CMD_BUILD_PAPER.into(),
+                arguments: Some(vec![json!({ "tex": path })]),
+            }),
+            ..Default::default()
+        }));
+    }
+    out
+}
+
+/// Builds `tex` in the background as an editor job (progress with cancel): a running
+/// build of the same file is cancelled first and waited for, so builds of one document
+/// never overlap and the newest text wins.
+pub fn spawn_build(b: &Backend, tex: PathBuf) {
+    let lock = {
+        let mut builds = b.state.paper.builds.lock().unwrap();
+        let entry = builds.entry(tex.clone()).or_default();
+        if let Some(id) = entry.1.take() {
+            b.state.jobs.cancel(id);
+        }
+        entry.0.clone()
+    };
+    let b = b.clone();
+    tokio::spawn(async move {
+        let _turn = lock.lock().await;
+        let guard = match b
+            .state
+            .jobs
+            .start("Build paper", &format!("build:{}", tex.display()))
+        {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return;
+            }
+        };
+        if let Some(entry) = b.state.paper.builds.lock().unwrap().get_mut(&tex) {
+            entry.1 = Some(guard.info.id);
+        }
+        run_build(&b, &tex, guard.info.id, &guard.cancel).await;
+        if let Some(entry) = b.state.paper.builds.lock().unwrap().get_mut(&tex) {
+            if entry.1 == Some(guard.info.id) {
+                entry.1 = None;
+            }
+        }
+    });
+}
+
+async fn run_build(b: &Backend, tex: &Path, job: crate::jobs::JobId, cancel: &CancellationToken) {
+    let settings = b.state.settings_for(Some(&paper::runs_folder(tex))).settings;
+    let timeout = Duration::from_secs(settings.latex.build_timeout_secs.max(1));
+    let runner = crate::stages::runner_for(&settings);
+    let name = file_name(tex);
+    let progress = LspProgress::begin(
+        &b.client,
+        b.state.caps().work_done_progress,
+        job,
+        &format!("Building {name}"),
+    )
+    .await;
+    let outcome = build::build(tex, timeout, &runner, cancel).await;
+    match outcome {
+        Err(e @ build::BuildError::MissingTool) => {
+            progress.finish("no LaTeX tools".into()).await;
+            if !b.state.paper.tool_missing_said.swap(true, Ordering::SeqCst) {
+                b.client
+                    .show_message(MessageType::ERROR, format!("aisci: {e}"))
+                    .await;
+            }
+        }
+        Err(e) => {
+            progress.finish(format!("failed: {e}")).await;
+            b.client
+                .show_message(MessageType::ERROR, format!("aisci: building {name}: {e}"))
+                .await;
+        }
+        Ok(out) => {
+            let mut problems = out.problems;
+            if out.status != BuildStatus::Cancelled && settings.latex.chktex {
+                if let Some(chk) = build::chktex(tex, CHKTEX_TIMEOUT).await {
+                    problems.extend(chk);
+                }
+            }
+            let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+            b.state
+                .paper
+                .build_problems
+                .lock()
+                .unwrap()
+                .insert(tex.to_path_buf(), problems);
+            let secs = out.elapsed.as_secs_f64();
+            let (kind, message) = match out.status {
+                BuildStatus::Built => (
+                    MessageType::INFO,
+                    format!(
+                        "aisci: built {} in {secs:.1} s",
+                        out.pdf.as_deref().map(file_name).unwrap_or_default()
+                    ),
+                ),
+                BuildStatus::Failed => (
+                    MessageType::WARNING,
+                    format!(
+                        "aisci: {name} did not build ({errors} error(s)); {}",
+                        match &out.pdf {
+                            Some(p) => format!("the previous {} is kept", file_name(p)),
+                            None => "no PDF yet".into(),
+                        }
+                    ),
+                ),
+                BuildStatus::TimedOut => (
+                    MessageType::WARNING,
+                    format!("aisci: building {name} was stopped after {} s", timeout.as_secs()),
+                ),
+                BuildStatus::Cancelled => (MessageType::INFO, format!("aisci: build of {name} cancelled")),
+            };
+            progress.finish(message.clone()).await;
+            if out.status != BuildStatus::Cancelled {
+                b.client.show_message(kind, message).await;
+                if let (BuildStatus::Built, Some(pdf)) = (out.status, &out.pdf) {
+                    b.client
+                        .send_notification::<PdfBuilt>(PdfBuiltParams {
+                            tex: tex.to_path_buf(),
+                            pdf: pdf.clone(),
+                        })
+                        .await;
+                }
+            }
+            publish(b, tex).await;
+        }
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `aisci/pdfBuilt`: a build of `tex` produced `pdf` (for clients that open or refresh a viewer).
+pub enum PdfBuilt {}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct PdfBuiltParams {
+    pub tex: PathBuf,
+    pub pdf: PathBuf,
+}
+
+impl notification::Notification for PdfBuilt {
+    type Params = PdfBuiltParams;
+    const METHOD: &'static str = "aisci/pdfBuilt";
+}
+
+fn offset_of(b: &Backend, path: &Path, pos: Position) -> Option<(String, usize)> {
+    let text = b.state.text_of(path).ok()?;
+    let rope = ropey::Rope::from_str(&text);
+    let ch = crate::workspace::position::to_char(&rope, convert::pos_from(pos), b.state.encoding());
+    Some((text, rope.char_to_byte(ch)))
+}
+
+/// The review's scores, for a hover on `\title`.
+pub fn review_hover(b: &Backend, path: &Path, pos: Position) -> Option<Hover> {
+    let (text, byte) = offset_of(b, path, pos)?;
+    crate::lsp::views::review::hover(path, &text, byte)
+}
+
+/// The entry behind the `\cite` key under the cursor.
+pub fn hover(b: &Backend, path: &Path, pos: Position) -> Option<Hover> {
+    if !is_tex(path) {
+        return None;
+    }
+    let (src, at) = offset_of(b, path, pos)?;
+    let facts = syntax::facts(&syntax::parse(&src), &src);
+    let (key, span) = paper::citation_at(&facts, at)?;
+    let state = b.state.clone();
+    let read = move |p: &Path| state.text_of(p).ok();
+    let items = paper::bib_items(path, &src, &facts, &read);
+    let value = match items.iter().find(|i| i.key == key) {
+        Some(item) => paper::cite_info(item).markdown(),
+        None => format!("`{key}` is not in the bibliography"),
+    };
+    let rope = ropey::Rope::from_str(&src);
+    Some(Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value,
+        }),
+        range: Some(convert::byte_range(
+            &rope,
+            Some((span.start, span.end)),
+            b.state.encoding(),
+        )),
+    })
+}
+
+/// Citation keys, inside the braces of a `\cite`-like command.
+pub fn completion(b: &Backend, path: &Path, pos: Position) -> Option<CompletionResponse> {
+    if !is_tex(path) {
+        return None;
+    }
+    let (src, at) = offset_of(b, path, pos)?;
+    let typed = paper::cite_key_being_typed(&src, at)?;
+    let facts = syntax::facts(&syntax::parse(&src), &src);
+    let state = b.state.clone();
+    let read = move |p: &Path| state.text_of(p).ok();
+    let rope = ropey::Rope::from_str(&src);
+    let range = convert::byte_range(&rope, Some((typed.start, typed.end)), b.state.encoding());
+    let mut seen = HashSet::new();
+    let items = paper::bib_items(path, &src, &facts, &read)
+        .into_iter()
+        .filter(|i| seen.insert(i.key.clone()))
+        .map(|i| {
+            let info = paper::cite_info(&i);
+            let detail = match (&info.title, &info.year) {
+                (Some(t), Some(y)) => format!("{t} ({y})"),
+                (Some(t), None) => t.clone(),
+                _ => i.kind.clone(),
+            };
+            CompletionItem {
+                label: i.key.clone(),
+                kind: Some(CompletionItemKind::REFERENCE),
+                detail: Some(detail),
+                // Typing words of the title or an author finds the key too.
+                filter_text: Some(format!(
+                    "{} {} {}",
+                    i.key,
+                    info.title.as_deref().unwrap_or(""),
+                    info.authors.as_deref().unwrap_or("")
+                )),
+                documentation: Some(Documentation::MarkupContent(MarkupContent {
+                    kind: MarkupKind::Markdown,
+                    value: info.markdown(),
+                })),
+                text_edit: Some(CompletionTextEdit::Edit(TextEdit {
+                    range,
+                    new_text: i.key.clone(),
+                })),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Some(CompletionResponse::List(CompletionList {
+        is_incomplete: false,
+        items,
+    }))
+}

@@ -1,0 +1,732 @@
+//! The experiment stage (v1's `perform_experiments`): the model plans runs and edits
+//! `experiment.py`; aisci runs `python experiment.py --out_dir=run_i`, feeds back
+//! the results or the error, then has the model fill in `plot.py`, runs it, and has
+//! it describe the figures in `notes.txt`.
+//!
+//! v1's protocol is kept: one conversation that sees its history, SEARCH/REPLACE
+//! edits to `experiment.py`, `plot.py` and `notes.txt`, the fixed command, results
+//! as the Python repr of `{dataset: means}`, the stop word `ALL_COMPLETED`
+//! (checked before anything is run). Beyond v1:
+//! - every run gets the same attempt budget (`max_attempts`; v1: 4 for run 1, 3 after);
+//!   an attempt is one model turn: a failed run, edits that do not apply, or a reply
+//!   with no edits (and no `ALL_COMPLETED`) each use one;
+//! - completed runs are kept when a later run exhausts its budget; the report says
+//!   the stage ended partially (v1 discards the idea);
+//! - the results of the last run are shown to the model (to record in notes.txt)
+//!   before plotting; v1 never sends them;
+//! - `final_info.json` is checked (missing, not JSON, no `means`) and the problem is
+//!   fed back as a failed attempt (v1 crashes);
+//! - results are shown beside the baseline's; a failure with an empty stderr shows
+//!   the end of stdout; failed attempts keep their logs (see `project::runs`);
+//! - edits go through an `EditSink` (the editor's buffers in the LSP), all or none,
+//!   and are checked to parse as Python before they are written.
+//!
+//! Written in the idea folder: `run_<i>/` (completed runs only, with `stdout.txt`,
+//! `stderr.txt`, `aisci_run.json`), `run_<i>.py`, failed attempts under
+//! `.aisci/attempts/run_<i>/attempt_<k>/`, plot logs under `.aisci/plot/`, and
+//! whatever the model's edits and `plot.py` write (`notes.txt`, `*.png`).
+//! The sink must put edits on disk before `write` returns: the runner reads files
+//! from disk.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::edit_sink::{EditSink, SinkError};
+use crate::agent::prompt::fill;
+use crate::config::ExperimentSettings;
+use crate::jobs::Progress;
+use crate::llm::{Llm, LlmError};
+use crate::project::journal::{Journal, StageState, STAGE_NOTES, STAGE_PLOT, STAGE_RUNS};
+use crate::project::{
+    completed_runs, py_repr, read_baseline, FinalInfo, Idea, IdeaFolder, ResultsError, RunRecord, Template,
+};
+use crate::runner::{ExitKind, RunError, RunSpec, Runner};
+
+use super::conversation::{Applied, Conversation};
+use crate::runs::attempt::{failure_message, run_attempt, AttemptSpec};
+
+const SYSTEM_PROMPT: &str = include_str!("prompts/system.txt");
+const FIRST_PROMPT: &str = include_str!("prompts/first.txt");
+const RUN_DONE_PROMPT: &str = include_str!("prompts/run_done.txt");
+const LAST_RUN_DONE_PROMPT: &str = include_str!("prompts/last_run_done.txt");
+const RUN_FAILED_PROMPT: &str = include_str!("prompts/run_failed.txt");
+const NO_EDITS_PROMPT: &str = include_str!("prompts/no_edits.txt");
+const EDIT_FAILED_PROMPT: &str = include_str!("prompts/edit_failed.txt");
+const PLOT_PROMPT: &str = include_str!("prompts/plot.txt");
+const PLOT_FAILED_PROMPT: &str = include_str!("prompts/plot_failed.txt");
+const NOTES_PROMPT: &str = include_str!("prompts/notes.txt");
+const RESUME_PROMPT: &str = include_str!("prompts/resume.txt");
+
+/// v1's stop word: a reply containing it ends the runs.
+pub const ALL_COMPLETED: &str = "ALL_COMPLETED";
+/// The files the model may edit.
+pub const EDITABLE: [&str; 3] = ["experiment.py", "plot.py", "notes.txt"];
+/// Where `python plot.py` writes its logs, relative to the idea folder.
+pub const PLOT_LOG_DIR: &str = ".aisci/plot";
+
+/// What the stage tells the editor as it goes (diagnostics, code lenses). All
+/// methods default to doing nothing.
+pub trait ExperimentEvents: Send + Sync {
+    /// `python experiment.py --out_dir=run_<run>` is about to start.
+    fn run_started(&self, _run: u32, _attempt: u32) {}
+    /// An attempt ended (completed or not); the record is saved already.
+    fn run_finished(&self, _record: &RunRecord) {}
+    /// Edits from the model were written; paths relative to the idea folder.
+    fn edits_applied(&self, _files: &[String]) {}
+}
+
+pub struct NoEvents;
+impl ExperimentEvents for NoEvents {}
+
+/// Everything the stage works with.
+pub struct ExperimentCtx<'a> {
+    pub llm: &'a Llm,
+    pub sink: &'a dyn EditSink,
+    pub runner: &'a dyn Runner,
+    pub folder: &'a IdeaFolder,
+    pub idea: &'a Idea,
+    pub settings: &'a ExperimentSettings,
+    /// The interpreter (`RunSettings::python`).
+    pub python: &'a str,
+    /// Sampling for the model (aider, which v1 used, sends temperature 0).
+    pub temperature: Option<f32>,
+    pub max_tokens: u32,
+    pub progress: &'a dyn Progress,
+    pub events: &'a dyn ExperimentEvents,
+    pub cancel: &'a CancellationToken,
+}
+
+/// Why the runs ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunsEnd {
+    /// The model answered `ALL_COMPLETED`.
+    AllCompleted,
+    /// All `max_runs` runs completed.
+    MaxRuns,
+    /// This run used its whole attempt budget; earlier runs are kept.
+    AttemptsExhausted {
+        run: u32,
+    },
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlotReport {
+    /// `python plot.py` exited 0 on some attempt.
+    pub succeeded: bool,
+    pub attempts: u32,
+    /// PNG files in the folder root made or changed by the plot stage, sorted.
+    pub figures: Vec<String>,
+    /// Why the last attempt failed, when none succeeded.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentReport {
+    /// Completed runs, in order (run 1, 2, ...).
+    pub completed: Vec<RunRecord>,
+    /// Attempts that did not complete, in order.
+    pub failed: Vec<RunRecord>,
+    pub end: RunsEnd,
+    /// None when plotting was not reached (cancelled, or no run completed).
+    pub plot: Option<PlotReport>,
+    /// The model edited notes.txt in the notes stage.
+    pub notes_updated: bool,
+    /// Model calls made.
+    pub calls: u32,
+    /// Things that went wrong without stopping the stage.
+    pub warnings: Vec<String>,
+}
+
+impl ExperimentReport {
+    fn new() -> Self {
+        Self {
+            completed: Vec::new(),
+            failed: Vec::new(),
+            end: RunsEnd::Cancelled,
+            plot: None,
+            notes_updated: false,
+            calls: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Some runs completed but the stage did not finish (a run exhausted its
+    /// attempts, or it was cancelled).
+    pub fn partial(&self) -> bool {
+        !self.completed.is_empty()
+            && matches!(self.end, RunsEnd::AttemptsExhausted { .. } | RunsEnd::Cancelled)
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.end == RunsEnd::Cancelled
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error("the idea folder has no usable baseline: {0}")]
+    Baseline(ResultsError),
+    /// A model call failed for good; what was done before is in `report` and on disk.
+    #[error("the experiment stage stopped after {} completed run(s): {source}", report.completed.len())]
+    Llm {
+        source: LlmError,
+        report: Box<ExperimentReport>,
+    },
+    /// An edit could not be delivered (the editor refused it, or the file kept changing).
+    #[error("the model's edit could not be written: {source}")]
+    Edit {
+        source: SinkError,
+        report: Box<ExperimentReport>,
+    },
+    /// The interpreter could not be started: the model cannot fix that.
+    #[error("the experiment could not be started: {source}")]
+    Run {
+        source: RunError,
+        report: Box<ExperimentReport>,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+        report: Box<ExperimentReport>,
+    },
+}
+
+/// Internal: what stops the stage.
+#[derive(Debug)]
+pub(crate) enum Fatal {
+    Cancelled,
+    Llm(LlmError),
+    Sink(SinkError),
+    Run(RunError),
+    Io(PathBuf, std::io::Error),
+}
+
+impl Fatal {
+    pub(crate) fn io(path: &Path, e: std::io::Error) -> Fatal {
+        Fatal::Io(path.to_path_buf(), e)
+    }
+
+    fn into_error(self, report: ExperimentReport) -> Result<ExperimentReport, ExperimentError> {
+        let report = Box::new(report);
+        Err(match self {
+            Fatal::Cancelled => {
+                let mut r = *report;
+                r.end = RunsEnd::Cancelled;
+                return Ok(r);
+            }
+            Fatal::Llm(source) => ExperimentError::Llm { source, report },
+            Fatal::Sink(source) => ExperimentError::Edit { source, report },
+            Fatal::Run(source) => ExperimentError::Run { source, report },
+            Fatal::Io(path, source) => ExperimentError::Io { path, source, report },
+        })
+    }
+}
+
+impl From<LlmError> for Fatal {
+    fn from(e: LlmError) -> Self {
+        match e {
+            LlmError::Cancelled => Fatal::Cancelled,
+            e => Fatal::Llm(e),
+        }
+    }
+}
+
+/// Run the experiment stage in `ctx.folder` (made by `project::create_idea_folder`,
+/// with its baseline in `run_0/`). Cancellation is not an error: the report says
+/// `RunsEnd::Cancelled`, and completed runs stay on disk.
+pub async fn run_experiments(ctx: &ExperimentCtx<'_>) -> Result<ExperimentReport, ExperimentError> {
+    let baseline = read_baseline(&ctx.folder.root).map_err(ExperimentError::Baseline)?;
+    let mut stage = Stage {
+        ctx,
+        conv: Conversation {
+            llm: ctx.llm,
+            sink: ctx.sink,
+            events: ctx.events,
+            cancel: ctx.cancel,
+            root: &ctx.folder.root,
+            idea: &ctx.idea.name,
+            system: SYSTEM_PROMPT.to_string(),
+            temperature: ctx.temperature,
+            max_tokens: ctx.max_tokens,
+            history: Vec::new(),
+            calls: 0,
+        },
+        baseline_repr: py_repr(&Value::Object(baseline.means_by_dataset())),
+        baseline,
+        report: ExperimentReport::new(),
+    };
+    // Runs completed by an earlier session (1..=k without a gap) are kept, not redone.
+    stage.report.completed = earlier_runs(&ctx.folder.root);
+    let result = stage.run_all().await;
+    stage.report.calls = stage.conv.calls;
+    match result {
+        Ok(()) => Ok(stage.report),
+        Err(fatal) => fatal.into_error(stage.report),
+    }
+}
+
+struct Stage<'a> {
+    ctx: &'a ExperimentCtx<'a>,
+    conv: Conversation<'a>,
+    baseline: FinalInfo,
+    baseline_repr: String,
+    report: ExperimentReport,
+}
+
+/// The completed runs 1..=k of a folder, k as large as possible without a gap.
+fn earlier_runs(root: &Path) -> Vec<RunRecord> {
+    let mut out = Vec::new();
+    for r in completed_runs(root).into_iter().filter(|r| r.run >= 1) {
+        if r.run as usize != out.len() + 1 {
+            break;
+        }
+        out.push(r);
+    }
+    out
+}
+
+impl Stage<'_> {
+    /// Notes where the stage is in the folder's journal; a journal that cannot be
+    /// written costs only the resumption, not the stage.
+    fn journal(&self, stage: &str, state: StageState, attempts: u32, detail: Option<String>) {
+        if let Err(e) = Journal::set(&self.ctx.folder.root, stage, state, attempts, detail) {
+            tracing::warn!(folder = %self.ctx.folder.root.display(), %e, "cannot write the stage journal");
+        }
+    }
+
+    async fn run_all(&mut self) -> Result<(), Fatal> {
+        let journal = Journal::load(&self.ctx.folder.root);
+        self.report.end = self.runs(&journal).await?;
+        let end = self.report.end;
+        let (state, detail) = match end {
+            RunsEnd::AllCompleted => (StageState::Done, "all_completed".to_string()),
+            RunsEnd::MaxRuns => (StageState::Done, "max_runs".to_string()),
+            RunsEnd::AttemptsExhausted { run } => {
+                (StageState::Failed, format!("run {run} used up its attempts"))
+            }
+            RunsEnd::Cancelled => (StageState::Cancelled, "cancelled".to_string()),
+        };
+        let runs = self.report.completed.len() as u32;
+        self.journal(STAGE_RUNS, state, runs, Some(detail));
+        if end == RunsEnd::Cancelled || (self.report.completed.is_empty() && end != RunsEnd::AllCompleted) {
+            return Ok(());
+        }
+        let plot = if journal.is_done(STAGE_PLOT, None) {
+            // Done in an earlier session: its figures are there.
+            PlotReport {
+                succeeded: true,
+                attempts: 0,
+                figures: png_state(&self.ctx.folder.root).into_keys().collect(),
+                error: None,
+            }
+        } else {
+            self.journal(STAGE_PLOT, StageState::Running, 0, None);
+            let plot = self.plot().await?;
+            let state = if plot.succeeded {
+                StageState::Done
+            } else {
+                StageState::Failed
+            };
+            self.journal(STAGE_PLOT, state, plot.attempts, plot.error.clone());
+            plot
+        };
+        let figures = plot.figures.clone();
+        self.report.plot = Some(plot);
+        if journal.is_done(STAGE_NOTES, None) {
+            return Ok(());
+        }
+        self.journal(STAGE_NOTES, StageState::Running, 0, None);
+        let warnings = self.report.warnings.len();
+        self.notes(&figures).await?;
+        let state = if self.report.warnings.len() > warnings {
+            StageState::Failed
+        } else {
+            StageState::Done
+        };
+        self.journal(STAGE_NOTES, state, 1, None);
+        Ok(())
+    }
+
+    /// The run loop; see the module comment for the rules. Runs an earlier session
+    /// completed (in `report.completed` already) are not redone: the loop goes on after
+    /// them, telling the model their results, and not at all once the journal says the
+    /// model ended the runs.
+    async fn runs(&mut self, journal: &Journal) -> Result<RunsEnd, Fatal> {
+        let s = self.ctx.settings;
+        let max_runs = s.max_runs.max(1);
+        let max_attempts = s.max_attempts.max(1);
+        let done = self.report.completed.len() as u32;
+        if journal.is_done(STAGE_RUNS, Some("all_completed")) {
+            return Ok(RunsEnd::AllCompleted);
+        }
+        if done >= max_runs {
+            return Ok(RunsEnd::MaxRuns);
+        }
+        let mut prompt = fill(
+            FIRST_PROMPT,
+            &[
+                ("title", &self.ctx.idea.title),
+                ("experiment", &self.ctx.idea.experiment),
+                ("max_runs", &max_runs.to_string()),
+                ("baseline", &self.baseline_repr),
+            ],
+        );
+        if done > 0 {
+            let results: Vec<String> = self
+                .report
+                .completed
+                .iter()
+                .map(|r| {
+                    format!(
+                        "Run {}: {}",
+                        r.run,
+                        py_repr(r.means.as_ref().unwrap_or(&Value::Null))
+                    )
+                })
+                .collect();
+            prompt.push_str(&fill(
+                RESUME_PROMPT,
+                &[
+                    ("done", &done.to_string()),
+                    ("results", &results.join("\n")),
+                    ("next", &(done + 1).to_string()),
+                ],
+            ));
+        }
+        let mut run = done + 1;
+        let mut attempt = 0;
+        loop {
+            self.ctx.progress.report(
+                &format!("Experiment: run {run}/{max_runs}, asking the model"),
+                Some((run - 1).min(max_runs) * 100 / max_runs),
+            );
+            let reply = match self.conv.ask(prompt).await {
+                Ok(r) => r,
+                Err(Fatal::Cancelled) => return Ok(RunsEnd::Cancelled),
+                Err(e) => return Err(e),
+            };
+            let done = reply.contains(ALL_COMPLETED);
+            if done || run > max_runs {
+                // Notes for the last run usually come with the stop word; nothing is run.
+                self.apply_closing(&reply).await?;
+                return Ok(if done {
+                    RunsEnd::AllCompleted
+                } else {
+                    RunsEnd::MaxRuns
+                });
+            }
+            attempt += 1;
+            let attempt_note = format!("attempt {attempt} of {max_attempts} for run {run}");
+            let failure = match self.conv.apply(&reply).await? {
+                Applied::NoBlocks(problems) => {
+                    let problems = if problems.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", problems.join("; "))
+                    };
+                    fill(
+                        NO_EDITS_PROMPT,
+                        &[
+                            ("problems", &problems),
+                            ("attempt", &attempt.to_string()),
+                            ("max_attempts", &max_attempts.to_string()),
+                            ("run", &run.to_string()),
+                        ],
+                    )
+                }
+                Applied::Failed(feedback) => fill(
+                    EDIT_FAILED_PROMPT,
+                    &[("attempt_note", &attempt_note), ("feedback", &feedback)],
+                ),
+                Applied::Done(_) => match self.run_once(run, attempt).await? {
+                    None => return Ok(RunsEnd::Cancelled),
+                    Some(Ok(results)) => {
+                        let template = if run == max_runs {
+                            LAST_RUN_DONE_PROMPT
+                        } else {
+                            RUN_DONE_PROMPT
+                        };
+                        prompt = fill(
+                            template,
+                            &[
+                                ("run", &run.to_string()),
+                                ("next", &(run + 1).to_string()),
+                                ("runs_left", &(max_runs - run).to_string()),
+                                ("results", &results),
+                                ("baseline", &self.baseline_repr),
+                            ],
+                        );
+                        run += 1;
+                        attempt = 0;
+                        continue;
+                    }
+                    Some(Err(error)) => fill(
+                        RUN_FAILED_PROMPT,
+                        &[
+                            ("run", &run.to_string()),
+                            ("attempt", &attempt.to_string()),
+                            ("max_attempts", &max_attempts.to_string()),
+                            ("error", &error),
+                        ],
+                    ),
+                },
+            };
+            if attempt >= max_attempts {
+                return Ok(RunsEnd::AttemptsExhausted { run });
+            }
+            prompt = failure;
+        }
+    }
+
+    /// One attempt at `run`. None: cancelled. Some(Ok(results repr)) or Some(Err(message)).
+    async fn run_once(&mut self, run: u32, attempt: u32) -> Result<Option<Result<String, String>>, Fatal> {
+        let s = self.ctx.settings;
+        self.ctx.progress.report(
+            &format!(
+                "Experiment: run {run}/{}, attempt {attempt}/{}",
+                s.max_runs.max(1),
+                s.max_attempts.max(1)
+            ),
+            Some((run - 1) * 100 / s.max_runs.max(1)),
+        );
+        self.ctx.events.run_started(run, attempt);
+        self.journal(
+            STAGE_RUNS,
+            StageState::Running,
+            attempt,
+            Some(format!("run {run}")),
+        );
+        let spec = AttemptSpec {
+            root: &self.ctx.folder.root,
+            run,
+            attempt,
+            python: self.ctx.python,
+            timeout_secs: s.timeout_secs,
+            tail_chars: s.stderr_tail_chars as usize,
+            expected: Some(&self.baseline),
+            snapshot_code: true,
+        };
+        let done = run_attempt(&spec, self.ctx.runner, self.ctx.cancel).await?;
+        self.ctx.events.run_finished(&done.record);
+        let cancelled = done.record.exit == Some(crate::project::RunExit::Cancelled);
+        let outcome = if done.record.completed {
+            let results = py_repr(done.record.means.as_ref().unwrap_or(&Value::Null));
+            self.report.completed.push(done.record);
+            Ok(results)
+        } else {
+            let msg = done.feedback.clone().unwrap_or_default();
+            self.report.failed.push(done.record);
+            Err(msg)
+        };
+        Ok((!cancelled).then_some(outcome))
+    }
+
+    /// Edits in the reply that ends the runs are applied but nothing is run; if
+    /// they fail, the stage goes on (the model is not asked again here).
+    async fn apply_closing(&mut self, reply: &str) -> Result<(), Fatal> {
+        match self.conv.apply(reply).await? {
+            Applied::Failed(feedback) => self.report.warnings.push(format!(
+                "edits in the model's closing reply were not applied: {feedback}"
+            )),
+            Applied::NoBlocks(_) | Applied::Done(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Have the model fill in plot.py and run it, up to `plot_attempts` times.
+    /// Never fatal (as in v1): failures end up in the report.
+    async fn plot(&mut self) -> Result<PlotReport, Fatal> {
+        let s = self.ctx.settings;
+        let root = self.ctx.folder.root.clone();
+        let before = png_state(&root);
+        let mut runs = vec!["run_0 (the baseline)".to_string()];
+        runs.extend(self.report.completed.iter().map(|r| format!("run_{}", r.run)));
+        let mut prompt = fill(PLOT_PROMPT, &[("runs", &runs.join(", "))]);
+        let mut report = PlotReport::default();
+        let attempts = s.plot_attempts.max(1);
+        for attempt in 1..=attempts {
+            self.ctx
+                .progress
+                .report(&format!("Plotting: attempt {attempt}/{attempts}"), None);
+            report.attempts = attempt;
+            let reply = self.conv.ask(prompt).await?;
+            if let Applied::Failed(feedback) = self.conv.apply(&reply).await? {
+                let note = format!("plot attempt {attempt} of {attempts}");
+                report.error = Some(feedback.clone());
+                prompt = fill(
+                    EDIT_FAILED_PROMPT,
+                    &[("attempt_note", &note), ("feedback", &feedback)],
+                );
+                continue;
+            }
+            let error = match self.run_plot(&root).await {
+                Ok(None) => {
+                    report.succeeded = true;
+                    report.error = None;
+                    break;
+                }
+                Ok(Some(error)) => error,
+                Err(Fatal::Run(e)) => {
+                    report.error = Some(e.to_string());
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            report.error = Some(error.clone());
+            prompt = fill(PLOT_FAILED_PROMPT, &[("error", &error)]);
+        }
+        let after = png_state(&root);
+        report.figures = after
+            .iter()
+            .filter(|(name, state)| before.get(*name) != Some(state))
+            .map(|(name, _)| name.clone())
+            .collect();
+        Ok(report)
+    }
+
+    /// `python plot.py`; Ok(None) on success, Ok(Some(message)) on failure.
+    async fn run_plot(&self, root: &Path) -> Result<Option<String>, Fatal> {
+        let s = self.ctx.settings;
+        let logs = root.join(PLOT_LOG_DIR);
+        std::fs::create_dir_all(&logs).map_err(|e| Fatal::io(&logs, e))?;
+        let spec = RunSpec {
+            program: self.ctx.python.to_string(),
+            args: vec!["plot.py".into()],
+            cwd: root.to_path_buf(),
+            timeout: Duration::from_secs(s.plot_timeout_secs),
+            stdout_path: logs.join("stdout.txt"),
+            stderr_path: logs.join("stderr.txt"),
+            env: Vec::new(),
+            watch_dir: None,
+        };
+        let outcome = self
+            .ctx
+            .runner
+            .run(&spec, self.ctx.cancel)
+            .await
+            .map_err(Fatal::Run)?;
+        Ok(match outcome.exit {
+            ExitKind::Success => None,
+            ExitKind::Cancelled => return Err(Fatal::Cancelled),
+            ExitKind::TimedOut => Some(format!(
+                "Plotting timed out after {} seconds.",
+                s.plot_timeout_secs
+            )),
+            ExitKind::LimitExceeded(limit) => Some(format!("Plotting was stopped: {limit}.")),
+            ExitKind::Failed(_) | ExitKind::Signaled(_) => Some(failure_message(
+                "Plotting",
+                &outcome,
+                s.stderr_tail_chars as usize,
+            )),
+        })
+    }
+
+    /// Have the model describe each figure in notes.txt (one retry if its edits fail).
+    async fn notes(&mut self, figures: &[String]) -> Result<(), Fatal> {
+        self.ctx.progress.report("Notes: describing the figures", None);
+        let listed = if figures.is_empty() {
+            "none were made; describe the results instead".to_string()
+        } else {
+            figures.join(", ")
+        };
+        let mut prompt = fill(NOTES_PROMPT, &[("figures", &listed)]);
+        for attempt in 1..=2 {
+            let reply = self.conv.ask(prompt).await?;
+            match self.conv.apply(&reply).await? {
+                Applied::Done(files) => {
+                    self.report.notes_updated = files.iter().any(|f| f == "notes.txt");
+                    return Ok(());
+                }
+                Applied::NoBlocks(_) => break,
+                Applied::Failed(feedback) => {
+                    let note = format!("notes attempt {attempt} of 2");
+                    prompt = fill(
+                        EDIT_FAILED_PROMPT,
+                        &[("attempt_note", &note), ("feedback", &feedback)],
+                    );
+                }
+            }
+        }
+        self.report
+            .warnings
+            .push("notes.txt was not updated with the figure descriptions".into());
+        Ok(())
+    }
+}
+
+/// PNG files in `root` (not below it) with their modification time and size.
+fn png_state(root: &Path) -> BTreeMap<String, (Option<SystemTime>, u64)> {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let meta = e.metadata().ok()?;
+            (meta.is_file() && name.to_ascii_lowercase().ends_with(".png"))
+                .then(|| (name, (meta.modified().ok(), meta.len())))
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// The run failed or its results are unusable; the record is saved in the
+    /// attempt folder (`.aisci/attempts/run_0/attempt_1/`).
+    #[error("the baseline run failed: {message}")]
+    Failed { message: String, record: Box<RunRecord> },
+    #[error("the baseline run was cancelled")]
+    Cancelled { record: Box<RunRecord> },
+    #[error("the baseline could not be started: {0}")]
+    Run(RunError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// `python experiment.py --out_dir=run_0` in the template itself (no model), for a
+/// template without `run_0/final_info.json`. The results are checked as for any run;
+/// on success `run_0/aisci_run.json` records it.
+pub async fn run_baseline(
+    template: &Template,
+    runner: &dyn Runner,
+    settings: &ExperimentSettings,
+    python: &str,
+    cancel: &CancellationToken,
+) -> Result<RunRecord, BaselineError> {
+    let spec = AttemptSpec {
+        root: &template.root,
+        run: 0,
+        attempt: 1,
+        python,
+        timeout_secs: settings.timeout_secs,
+        tail_chars: settings.stderr_tail_chars as usize,
+        expected: None,
+        snapshot_code: false,
+    };
+    let done = run_attempt(&spec, runner, cancel).await.map_err(|f| match f {
+        Fatal::Run(e) => BaselineError::Run(e),
+        Fatal::Io(path, source) => BaselineError::Io { path, source },
+        other => BaselineError::Io {
+            path: template.root.clone(),
+            source: std::io::Error::other(format!("{other:?}")),
+        },
+    })?;
+    if done.record.completed {
+        return Ok(done.record);
+    }
+    if done.record.exit == Some(crate::project::RunExit::Cancelled) {
+        return Err(BaselineError::Cancelled {
+            record: Box::new(done.record),
+        });
+    }
+    Err(BaselineError::Failed {
+        message: done.feedback.unwrap_or_default(),
+        record: Box::new(done.record),
+    })
+}

@@ -1,0 +1,3 @@
+//! The ideas stage.
+
+pub mod agent;

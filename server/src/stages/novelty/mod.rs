@@ -1,0 +1,3 @@
+//! The novelty stage.
+
+pub mod agent;

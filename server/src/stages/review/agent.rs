@@ -1,0 +1,369 @@
+//! The reviewer (v1's `perform_review`, with our own prompts): an ensemble of reviews in
+//! the NeurIPS form run concurrently, an area chair's meta-review, scores replaced by the
+//! ensemble's means, then reflection rounds on the combined review with the paper in
+//! view, ending when the model says "I am done".
+//!
+//! Beyond v1:
+//! - a reply without usable JSON, or with scores out of range, is sent back with the
+//!   problems named, at most `max_attempts` replies per member; a member that never
+//!   answers usably (or whose calls fail) is dropped with a note and the review is made
+//!   from the rest;
+//! - providers without `n > 1` are fine: members are independent calls;
+//! - reflection prompts are numbered ("round 2 of 4"); a reflection that cannot be read
+//!   keeps the review it had instead of failing the stage;
+//! - both the model's `Decision` and the calibrated one (Overall ≥ threshold) are kept.
+
+use futures::future::join_all;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::json_extract::{extract_after_marker, extract_all};
+use crate::agent::prompt::fill;
+use crate::jobs::Progress;
+use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
+
+pub use super::aggregate::{calibrated, round_half_even, Means};
+pub use super::form::{Comment, CommentKind, Decision, Review};
+
+const SYSTEM_PROMPT: &str = include_str!("prompts/system.txt");
+pub const FORM: &str = include_str!("prompts/form.txt");
+const PAPER_PROMPT: &str = include_str!("prompts/paper.txt");
+const EXAMPLES_PROMPT: &str = include_str!("prompts/examples.txt");
+const META_SYSTEM_PROMPT: &str = include_str!("prompts/meta_system.txt");
+const META_PROMPT: &str = include_str!("prompts/meta.txt");
+const AGGREGATED_PROMPT: &str = include_str!("prompts/aggregated.txt");
+const REFLECT_PROMPT: &str = include_str!("prompts/reflect.txt");
+const REPAIR_PROMPT: &str = include_str!("prompts/repair.txt");
+
+/// What ends the reflection rounds.
+pub const DONE_WORD: &str = "I am done";
+/// What precedes the review's JSON in a reply.
+pub const REVIEW_MARKER: &str = "REVIEW JSON:";
+
+/// A sample paper and its review for the prompt (few-shot).
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub paper: String,
+    /// The review as JSON text.
+    pub review: String,
+}
+
+/// How to review.
+#[derive(Debug, Clone)]
+pub struct ReviewPlan {
+    /// Members of the ensemble (1 = a single review, no meta-review).
+    pub ensemble: u32,
+    /// Reflection rounds after the combined review.
+    pub reflection_rounds: u32,
+    /// Replies a member (or the meta-review, or a reflection) may take to be usable.
+    pub max_attempts: u32,
+    /// Temperature of the ensemble members (they should differ).
+    pub ensemble_temperature: Option<f32>,
+    /// Temperature of the meta-review and the reflections.
+    pub temperature: Option<f32>,
+    pub max_tokens: u32,
+    /// Overall score from which the calibrated decision accepts.
+    pub accept_threshold: u8,
+}
+
+pub struct ReviewCtx<'a> {
+    pub llm: &'a Llm,
+    /// The paper's text (from its PDF or its LaTeX source).
+    pub paper: &'a str,
+    pub examples: &'a [Example],
+    pub plan: &'a ReviewPlan,
+    /// For the usage ledger.
+    pub idea: &'a str,
+    pub progress: &'a dyn Progress,
+    pub cancel: &'a CancellationToken,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewReport {
+    /// The final review (after the meta-review and reflections).
+    pub review: Review,
+    /// The ensemble's usable reviews.
+    pub members: Vec<Review>,
+    /// The means of the members' scores (written, rounded, into the combined review).
+    pub means: Means,
+    /// Why members (or steps) were dropped or fell back.
+    pub notes: Vec<String>,
+    /// The model's own decision (from the final review).
+    pub decision: Decision,
+    /// Overall ≥ threshold.
+    pub calibrated_decision: Decision,
+    pub threshold: u8,
+    pub meta_reviewed: bool,
+    /// Reflection rounds that ran, and whether the model said it was done.
+    pub reflections: u32,
+    pub reflection_done: bool,
+    pub calls: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("no usable review: every member of the ensemble failed ({})", .notes.join("; "))]
+    NoReviews { notes: Vec<String> },
+    #[error("the review was cancelled")]
+    Cancelled,
+    #[error("the paper is empty: nothing to review")]
+    EmptyPaper,
+    #[error("the review stopped: {0}")]
+    Llm(LlmError),
+}
+
+/// One conversation's attempt at a usable review.
+enum Reply {
+    Usable {
+        review: Review,
+        text: String,
+        done: bool,
+    },
+    Unusable(String),
+}
+
+/// Reviews the paper.
+pub async fn review_paper(ctx: &ReviewCtx<'_>) -> Result<ReviewReport, ReviewError> {
+    if ctx.paper.trim().is_empty() {
+        return Err(ReviewError::EmptyPaper);
+    }
+    let plan = ctx.plan;
+    let n = plan.ensemble.max(1);
+    let paper_prompt = fill(
+        PAPER_PROMPT,
+        &[
+            ("form", FORM.trim_end()),
+            ("examples", &examples_text(ctx.examples)),
+            ("paper", ctx.paper.trim()),
+        ],
+    );
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    ctx.progress
+        .report(&format!("Review: {n} reviewer(s) reading the paper"), Some(0));
+    let members = join_all((0..n).map(|i| {
+        let history = vec![Message::user(paper_prompt.clone())];
+        let calls = &calls;
+        async move {
+            let r = converse(ctx, SYSTEM_PROMPT, history, plan.ensemble_temperature, calls).await;
+            (i, r)
+        }
+    }))
+    .await;
+    let mut notes = Vec::new();
+    let mut usable: Vec<(Review, String)> = Vec::new();
+    for (i, r) in members {
+        match r {
+            Ok(Reply::Usable { review, text, .. }) => usable.push((review, text)),
+            Ok(Reply::Unusable(why)) => notes.push(format!("review {}/{n} dropped: {why}", i + 1)),
+            Err(LlmError::Cancelled) => return Err(ReviewError::Cancelled),
+            Err(LlmError::BudgetExceeded { spent, budget }) => {
+                return Err(ReviewError::Llm(LlmError::BudgetExceeded { spent, budget }))
+            }
+            Err(e) => notes.push(format!(
+                "review {}/{n} dropped: the model call failed: {e}",
+                i + 1
+            )),
+        }
+    }
+    if usable.is_empty() {
+        return Err(ReviewError::NoReviews { notes });
+    }
+    let member_reviews: Vec<Review> = usable.iter().map(|(r, _)| r.clone()).collect();
+    let means = Means::of(&member_reviews);
+
+    // The area chair's meta-review (text and decision), with the ensemble's mean scores.
+    let mut meta_reviewed = false;
+    let mut combined = member_reviews[0].clone();
+    if usable.len() > 1 {
+        ctx.progress.report("Review: meta-review", Some(50));
+        let count = usable.len().to_string();
+        let reviews: String = member_reviews
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                format!(
+                    "\nReview {}/{}:\n```json\n{}\n```\n",
+                    i + 1,
+                    usable.len(),
+                    serde_json::to_string_pretty(r).unwrap_or_default()
+                )
+            })
+            .collect();
+        let system = fill(META_SYSTEM_PROMPT, &[("count", &count)]);
+        let prompt = fill(
+            META_PROMPT,
+            &[
+                ("form", FORM.trim_end()),
+                ("count", &count),
+                ("reviews", &reviews),
+            ],
+        );
+        match converse(
+            ctx,
+            &system,
+            vec![Message::user(prompt)],
+            plan.temperature,
+            &calls,
+        )
+        .await
+        {
+            Ok(Reply::Usable { review, .. }) => {
+                combined = review;
+                meta_reviewed = true;
+            }
+            Ok(Reply::Unusable(why)) => {
+                notes.push(format!("meta-review unusable ({why}); the first review is used"))
+            }
+            Err(LlmError::Cancelled) => return Err(ReviewError::Cancelled),
+            Err(e) => notes.push(format!("meta-review failed ({e}); the first review is used")),
+        }
+        means.apply(&mut combined);
+    }
+
+    // Reflection on the combined review, in the first member's conversation (which has the
+    // paper), as if that reviewer had written the combined review.
+    let mut history = vec![Message::user(paper_prompt)];
+    history.push(Message::assistant(if usable.len() > 1 {
+        fill(
+            AGGREGATED_PROMPT,
+            &[
+                ("count", &usable.len().to_string()),
+                (
+                    "json",
+                    &serde_json::to_string_pretty(&combined).unwrap_or_default(),
+                ),
+            ],
+        )
+    } else {
+        usable[0].1.clone()
+    }));
+    let rounds = plan.reflection_rounds;
+    let mut reflections = 0;
+    let mut reflection_done = false;
+    for round in 1..=rounds {
+        ctx.progress.report(
+            &format!("Review: reflection round {round} of {rounds}"),
+            Some(60 + 40 * (round - 1) / rounds.max(1)),
+        );
+        history.push(Message::user(fill(
+            REFLECT_PROMPT,
+            &[("round", &round.to_string()), ("rounds", &rounds.to_string())],
+        )));
+        reflections = round;
+        match converse(ctx, SYSTEM_PROMPT, history.clone(), plan.temperature, &calls).await {
+            Ok(Reply::Usable { review, text, done }) => {
+                combined = review;
+                history.push(Message::assistant(text));
+                if done {
+                    reflection_done = true;
+                    break;
+                }
+            }
+            Ok(Reply::Unusable(why)) => {
+                notes.push(format!(
+                    "reflection round {round} unusable ({why}); the review before it is kept"
+                ));
+                break;
+            }
+            Err(LlmError::Cancelled) => return Err(ReviewError::Cancelled),
+            Err(e) => {
+                notes.push(format!(
+                    "reflection round {round} failed ({e}); the review before it is kept"
+                ));
+                break;
+            }
+        }
+    }
+    ctx.progress.report("Review: done", Some(100));
+    Ok(ReviewReport {
+        decision: combined.decision,
+        calibrated_decision: calibrated(combined.overall, plan.accept_threshold),
+        threshold: plan.accept_threshold,
+        review: combined,
+        members: member_reviews,
+        means,
+        notes,
+        meta_reviewed,
+        reflections,
+        reflection_done,
+        calls: calls.into_inner(),
+    })
+}
+
+/// Asks in `history` until a reply holds a usable review, at most `max_attempts` replies;
+/// each unusable one goes back with its problems named.
+async fn converse(
+    ctx: &ReviewCtx<'_>,
+    system: &str,
+    mut history: Vec<Message>,
+    temperature: Option<f32>,
+    calls: &std::sync::atomic::AtomicU32,
+) -> Result<Reply, LlmError> {
+    let attempts = ctx.plan.max_attempts.max(1);
+    let mut last = String::new();
+    for _ in 0..attempts {
+        if ctx.cancel.is_cancelled() {
+            return Err(LlmError::Cancelled);
+        }
+        let req = ChatRequest {
+            system: Some(system.to_string()),
+            messages: history.clone(),
+            temperature,
+            max_tokens: ctx.plan.max_tokens,
+        };
+        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let resp = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => return Err(LlmError::Cancelled),
+            r = ctx.llm.chat(CallTag::new("review", Some(ctx.idea)), &req, ctx.cancel) => r?,
+        };
+        match read_reply(&resp.text) {
+            Ok(review) => {
+                return Ok(Reply::Usable {
+                    done: resp.text.contains(DONE_WORD),
+                    review,
+                    text: resp.text,
+                })
+            }
+            Err(problems) => {
+                last = problems.join("; ");
+                history.push(Message::assistant(resp.text));
+                history.push(Message::user(fill(
+                    REPAIR_PROMPT,
+                    &[("problems", &format!("- {}", problems.join("\n- ")))],
+                )));
+            }
+        }
+    }
+    Ok(Reply::Unusable(format!("after {attempts} replies: {last}")))
+}
+
+/// The review in a reply: the JSON after `REVIEW JSON:` (else the last JSON object).
+pub fn read_reply(text: &str) -> Result<Review, Vec<String>> {
+    let Some(v) =
+        extract_after_marker(text, REVIEW_MARKER).or_else(|| extract_all(text).into_iter().next_back())
+    else {
+        return Err(vec![
+            "the reply has no JSON review (expected REVIEW JSON: and a ```json block)".into(),
+        ]);
+    };
+    Review::from_value(&v)
+}
+
+fn examples_text(examples: &[Example]) -> String {
+    if examples.is_empty() {
+        return String::new();
+    }
+    let body: String = examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            format!(
+                "\n### Example {}\n\nPaper:\n{}\n\nReview:\n```json\n{}\n```\n",
+                i + 1,
+                e.paper.trim(),
+                e.review.trim()
+            )
+        })
+        .collect();
+    fill(EXAMPLES_PROMPT, &[("examples", &body)])
+}

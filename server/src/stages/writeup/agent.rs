@@ -1,0 +1,572 @@
+//! The paper-writing stage (v1's `perform_writeup`, with our own prompts): one
+//! conversation in which the model fills in the paper's parts (title and abstract,
+//! introduction, background, method, experimental setup, results, conclusion, a sketch
+//! of the related work), adds citations found in the literature, refines the whole, and
+//! then fixes what the static checks, chktex and the LaTeX build report.
+//!
+//! Every change is a SEARCH/REPLACE edit of the `.tex` (the experiment agent's
+//! protocol), delivered through an [`EditSink`] (undoable editor edits in the LSP).
+//! Beyond v1:
+//! - edits that would drop `\begin{document}`/`\end{document}` or bring in HTML tags are
+//!   refused before anything is written, and the model is told why ([`guard`]);
+//! - a turn whose edits do not apply or are refused is retried with the reason, at most
+//!   `max_attempts_per_section` turns per part; a part that never applies is reported
+//!   and the file keeps its last good text;
+//! - citation keys are made unique against the bibliography (a work already there keeps
+//!   its key) and shown to the model before it cites;
+//! - builds have a time limit and run in their own process group; a failed or hung build
+//!   never replaces the last good PDF (see `latex::build`);
+//! - hardware and versions come only from the runs' `env.json`.
+
+mod citations;
+mod cite_rounds;
+mod fixes;
+mod guard;
+mod inputs;
+mod plan;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::edit_sink::{EditSink, SinkError, Snapshot};
+use crate::agent::edits::{apply_blocks, feedback_for, parse_reply, ApplyOptions};
+use crate::agent::prompt::fill;
+use crate::config::WriteupSettings;
+use crate::jobs::Progress;
+use crate::latex::build::{BuildError, BuildStatus};
+use crate::latex::syntax;
+use crate::literature::PaperSearch;
+use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
+use crate::runner::Runner;
+
+pub use citations::{candidates, Candidate};
+pub use guard::{html_tags, problems as guard_problems};
+pub use plan::{part_for, Part, PARTS};
+
+const SYSTEM_PROMPT: &str = include_str!("prompts/system.txt");
+const INPUTS_PROMPT: &str = include_str!("prompts/inputs.txt");
+const TURN_PROMPT: &str = include_str!("prompts/turn.txt");
+const SECTION_PROMPT: &str = include_str!("prompts/section.txt");
+const EDIT_FAILED_PROMPT: &str = include_str!("prompts/edit_failed.txt");
+const NO_EDITS_PROMPT: &str = include_str!("prompts/no_edits.txt");
+const CITE_QUERY_PROMPT: &str = include_str!("prompts/cite_query.txt");
+const CITE_RESULTS_PROMPT: &str = include_str!("prompts/cite_results.txt");
+const CITE_NONE_PROMPT: &str = include_str!("prompts/cite_none.txt");
+const REFINE_PROMPT: &str = include_str!("prompts/refine.txt");
+const FIX_PROMPT: &str = include_str!("prompts/fix.txt");
+const REVISE_PROMPT: &str = include_str!("prompts/revise.txt");
+
+/// The model's word for ending the citation rounds.
+pub const NO_MORE_CITATIONS: &str = "No more citations needed";
+/// The model's word for a refinement that changes nothing.
+pub const NO_CHANGES: &str = "No changes needed";
+
+/// What to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteScope {
+    /// Every part, then citations, refinement and fix rounds.
+    Paper,
+    /// The `\section` with this title (as written, compared without case), then fix rounds.
+    Section(String),
+    /// Changes that address review comments (the request names them and their passages),
+    /// then fix rounds.
+    Revise(String),
+}
+
+/// Everything the stage works with.
+pub struct WriteupCtx<'a> {
+    pub llm: &'a Llm,
+    pub sink: &'a dyn EditSink,
+    /// Runs the LaTeX builds (own process group, time limit).
+    pub runner: &'a dyn Runner,
+    /// None: no citation rounds (reported as a warning).
+    pub search: Option<&'a dyn PaperSearch>,
+    /// The idea folder: notes.txt, experiment.py, run_<i>/, figures.
+    pub root: &'a Path,
+    /// For the usage ledger.
+    pub idea: &'a str,
+    /// The paper (absolute), normally `<root>/latex/template.tex`.
+    pub tex: &'a Path,
+    pub settings: &'a WriteupSettings,
+    pub temperature: Option<f32>,
+    pub max_tokens: u32,
+    pub progress: &'a dyn Progress,
+    pub cancel: &'a CancellationToken,
+}
+
+/// The last build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildSummary {
+    pub status: BuildStatus,
+    /// The PDF beside the `.tex`: this build's, else the last good one.
+    pub pdf: Option<PathBuf>,
+    pub pdf_is_new: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WriteupReport {
+    /// Parts whose edits were applied, in order.
+    pub sections_written: Vec<String>,
+    /// Parts whose edits never applied (the file kept its text).
+    pub sections_failed: Vec<String>,
+    /// Keys of the entries added to the bibliography.
+    pub citations_added: Vec<String>,
+    pub citation_rounds: u32,
+    /// The refinement pass changed the paper.
+    pub refined: bool,
+    /// Fix rounds in which the model was asked to repair problems.
+    pub fix_rounds: u32,
+    pub build: Option<BuildSummary>,
+    /// Problems left after the last fix round (errors only).
+    pub remaining_problems: Vec<String>,
+    /// Edits refused by the guards (document markers, HTML tags).
+    pub refused_edits: u32,
+    pub calls: u32,
+    pub warnings: Vec<String>,
+    pub cancelled: bool,
+}
+
+impl WriteupReport {
+    /// Everything was written and the paper built without errors.
+    pub fn succeeded(&self) -> bool {
+        !self.cancelled
+            && self.sections_failed.is_empty()
+            && self.remaining_problems.is_empty()
+            && self
+                .build
+                .as_ref()
+                .is_some_and(|b| b.status == BuildStatus::Built)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteupError {
+    #[error("{}: no paper to write (expected the template's latex/template.tex)", .0.display())]
+    NoTex(PathBuf),
+    #[error("no section titled \"{title}\" in the paper (sections: {available})")]
+    UnknownSection { title: String, available: String },
+    #[error("the writing stage stopped: {source}")]
+    Llm {
+        source: LlmError,
+        report: Box<WriteupReport>,
+    },
+    #[error("the model's edit could not be written: {source}")]
+    Edit {
+        source: SinkError,
+        report: Box<WriteupReport>,
+    },
+    #[error("the paper could not be built: {source}")]
+    Build {
+        source: BuildError,
+        report: Box<WriteupReport>,
+    },
+}
+
+enum Fatal {
+    Cancelled,
+    Llm(LlmError),
+    Sink(SinkError),
+    Build(BuildError),
+}
+
+impl From<LlmError> for Fatal {
+    fn from(e: LlmError) -> Self {
+        match e {
+            LlmError::Cancelled => Fatal::Cancelled,
+            e => Fatal::Llm(e),
+        }
+    }
+}
+
+/// What became of the edits of one reply.
+enum Applied {
+    /// Written.
+    Done,
+    /// Nothing written; the message for the model.
+    Failed(String),
+    /// No block in the reply.
+    NoBlocks(String),
+}
+
+/// Writes the paper (or one section of it) at `ctx.tex`. Cancellation is not an error:
+/// the report says `cancelled`, and what was written stays.
+pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<WriteupReport, WriteupError> {
+    let snap = ctx
+        .sink
+        .read(ctx.tex)
+        .await
+        .map_err(|source| WriteupError::Edit {
+            source,
+            report: Box::default(),
+        })?;
+    if snap.text.trim().is_empty() {
+        return Err(WriteupError::NoTex(ctx.tex.to_path_buf()));
+    }
+    let target_section = match scope {
+        WriteScope::Section(title) => Some(find_section(&snap.text, title)?),
+        WriteScope::Paper | WriteScope::Revise(_) => None,
+    };
+    let inputs = inputs::gather(ctx.root);
+    let tex_rel = ctx
+        .tex
+        .strip_prefix(ctx.root)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_else(|_| {
+            ctx.tex
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+    let system = fill(SYSTEM_PROMPT, &[("tex", &tex_rel)]);
+    let context = fill(
+        INPUTS_PROMPT,
+        &[
+            ("notes", inputs.notes.trim_end()),
+            ("results", &inputs.results_text()),
+            ("figures", &inputs.figures_text()),
+            ("facts", &inputs.facts_text()),
+            ("code", inputs.code.trim_end()),
+        ],
+    );
+    let mut stage = Stage {
+        ctx,
+        tex_rel,
+        system,
+        history: vec![
+            Message::user(context),
+            Message::assistant("Understood. I will write from these inputs only."),
+        ],
+        report: WriteupReport::default(),
+    };
+    let result = match (scope, target_section) {
+        (WriteScope::Revise(request), _) => stage.revise(request).await,
+        (_, None) => stage.paper().await,
+        (_, Some(title)) => stage.one_section(&title).await,
+    };
+    match result {
+        Ok(()) => Ok(stage.report),
+        Err(Fatal::Cancelled) => {
+            stage.report.cancelled = true;
+            Ok(stage.report)
+        }
+        Err(Fatal::Llm(source)) => Err(WriteupError::Llm {
+            source,
+            report: Box::new(stage.report),
+        }),
+        Err(Fatal::Sink(source)) => Err(WriteupError::Edit {
+            source,
+            report: Box::new(stage.report),
+        }),
+        Err(Fatal::Build(source)) => Err(WriteupError::Build {
+            source,
+            report: Box::new(stage.report),
+        }),
+    }
+}
+
+/// The title of the section `title` names (compared without case or surrounding space).
+fn find_section(src: &str, title: &str) -> Result<String, WriteupError> {
+    let facts = syntax::facts(&syntax::parse(src), src);
+    let want = title.trim().to_lowercase();
+    if let Some(s) = facts
+        .sections
+        .iter()
+        .find(|s| s.title.trim().to_lowercase() == want)
+    {
+        return Ok(s.title.clone());
+    }
+    // "Abstract" and "Title" are parts without a \section.
+    if plan::part_for(title).is_some_and(|p| p.name == PARTS[0].name) {
+        return Ok(PARTS[0].name.to_string());
+    }
+    Err(WriteupError::UnknownSection {
+        title: title.to_string(),
+        available: facts
+            .sections
+            .iter()
+            .map(|s| s.title.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+struct Stage<'a> {
+    ctx: &'a WriteupCtx<'a>,
+    tex_rel: String,
+    system: String,
+    history: Vec<Message>,
+    report: WriteupReport,
+}
+
+impl Stage<'_> {
+    async fn paper(&mut self) -> Result<(), Fatal> {
+        let n = PARTS.len() as u32;
+        for (i, part) in PARTS.iter().enumerate() {
+            self.progress(&format!("Writing: {}", part.name), i as u32 * 60 / n);
+            self.write_part(part.name, part.guidance).await?;
+        }
+        self.cite().await?;
+        self.progress("Writing: refining the paper", 75);
+        self.refine().await?;
+        self.fix_rounds().await
+    }
+
+    async fn one_section(&mut self, title: &str) -> Result<(), Fatal> {
+        self.progress(&format!("Writing: {title}"), 0);
+        let guidance = plan::part_for(title).map(|p| p.guidance).unwrap_or(
+            "Write it so that it fits the rest of the paper and reports only what the inputs support.",
+        );
+        self.write_part(title, guidance).await?;
+        self.fix_rounds().await
+    }
+
+    async fn revise(&mut self, request: &str) -> Result<(), Fatal> {
+        self.progress("Revising the paper for the review", 0);
+        let prompt = fill(
+            REVISE_PROMPT,
+            &[("request", request.trim()), ("tex", &self.tex_rel)],
+        );
+        if self.edit_turn(prompt, Some(NO_CHANGES)).await? {
+            self.report.sections_written.push("revision".to_string());
+        }
+        self.fix_rounds().await
+    }
+
+    fn progress(&self, message: &str, percent: u32) {
+        self.ctx.progress.report(message, Some(percent.min(100)));
+    }
+
+    /// One model call; the current `.tex` goes in front of `prompt` (not kept in the
+    /// history, where it would go stale).
+    async fn ask(&mut self, prompt: String) -> Result<String, Fatal> {
+        if self.ctx.cancel.is_cancelled() {
+            return Err(Fatal::Cancelled);
+        }
+        let text = self.read().await?.text;
+        let mut messages = self.history.clone();
+        messages.push(Message::user(fill(
+            TURN_PROMPT,
+            &[("tex", &self.tex_rel), ("text", &text), ("prompt", &prompt)],
+        )));
+        let req = ChatRequest {
+            system: Some(self.system.clone()),
+            messages,
+            temperature: self.ctx.temperature,
+            max_tokens: self.ctx.max_tokens,
+        };
+        self.report.calls += 1;
+        let cancel = self.ctx.cancel;
+        let resp = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(Fatal::Cancelled),
+            r = self.ctx.llm.chat(CallTag::new("writeup", Some(self.ctx.idea)), &req, cancel) => r?,
+        };
+        self.history.push(Message::user(prompt));
+        self.history.push(Message::assistant(resp.text.clone()));
+        Ok(resp.text)
+    }
+
+    async fn read(&self) -> Result<Snapshot, Fatal> {
+        self.ctx.sink.read(self.ctx.tex).await.map_err(Fatal::Sink)
+    }
+
+    /// Applies the reply's blocks to the `.tex` (and `extra` bibliography entries to its
+    /// `filecontents` block), all or nothing, guarded; retried once on a fresh read when
+    /// the user typed in between.
+    async fn apply(
+        &mut self,
+        reply: &str,
+        entries: &[String],
+        must_cite: &[String],
+    ) -> Result<Applied, Fatal> {
+        let parsed = parse_reply(reply);
+        if parsed.blocks.is_empty() && entries.is_empty() {
+            return Ok(Applied::NoBlocks(parsed.problems.join("\n")));
+        }
+        if !parsed.problems.is_empty() {
+            return Ok(Applied::Failed(parsed.problems.join("\n")));
+        }
+        let allowed = [self.tex_rel.as_str()];
+        let opts = ApplyOptions {
+            allowed: &allowed,
+            check_python: false,
+        };
+        for pass in 0..2 {
+            let snap = self.read().await?;
+            let mut read =
+                |p: &str| (p.trim().trim_start_matches("./") == self.tex_rel).then(|| snap.text.clone());
+            let mut after = match apply_blocks(&parsed.blocks, &mut read, &opts) {
+                Ok(edits) => edits
+                    .into_iter()
+                    .find(|e| e.path == self.tex_rel)
+                    .map(|e| e.after)
+                    .unwrap_or_else(|| snap.text.clone()),
+                Err(errors) => return Ok(Applied::Failed(feedback_for(&errors))),
+            };
+            let mut bib_file: Option<(PathBuf, String)> = None;
+            if !entries.is_empty() {
+                let facts = syntax::facts(&syntax::parse(&after), &after);
+                match citations::target(self.ctx.tex, &facts) {
+                    Some(citations::Target::Block(name)) => {
+                        after = citations::add_to_block(&after, &name, entries)
+                            .expect("the block was just found in this text");
+                    }
+                    Some(citations::Target::File(path)) => {
+                        let bib = self.ctx.sink.read(&path).await.map_err(Fatal::Sink)?;
+                        bib_file = Some((path, citations::add_to_file(&bib.text, entries)));
+                    }
+                    None => {
+                        return Ok(Applied::Failed(
+                            "the paper has no bibliography (no \\bibliography{...} and no filecontents .bib block); add one first".into(),
+                        ))
+                    }
+                }
+            }
+            if !must_cite.is_empty() {
+                let facts = syntax::facts(&syntax::parse(&after), &after);
+                let uncited: Vec<&str> = must_cite
+                    .iter()
+                    .filter(|k| !facts.citations.iter().any(|c| &c.key == *k))
+                    .map(String::as_str)
+                    .collect();
+                if !uncited.is_empty() {
+                    return Ok(Applied::Failed(format!(
+                        "you picked {} but your edits do not cite it; cite each picked paper with its key, \
+                         or leave it out of \"Selected\"",
+                        uncited.join(", ")
+                    )));
+                }
+            }
+            let refused = guard::problems(&snap.text, &after);
+            if !refused.is_empty() {
+                self.report.refused_edits += 1;
+                return Ok(Applied::Failed(refused.join("\n")));
+            }
+            if let Some((path, text)) = &bib_file {
+                let base = self.ctx.sink.read(path).await.map_err(Fatal::Sink)?;
+                self.ctx
+                    .sink
+                    .write(path, &base, text)
+                    .await
+                    .map_err(Fatal::Sink)?;
+            }
+            if after == snap.text {
+                return Ok(Applied::Done);
+            }
+            match self.ctx.sink.write(self.ctx.tex, &snap, &after).await {
+                Ok(()) => return Ok(Applied::Done),
+                Err(SinkError::Changed(_)) if pass == 0 => continue,
+                Err(e) => return Err(Fatal::Sink(e)),
+            }
+        }
+        Err(Fatal::Sink(SinkError::Changed(
+            self.ctx.tex.display().to_string(),
+        )))
+    }
+
+    /// Asks for `prompt` and applies the reply, retrying with the reason up to the
+    /// attempt budget. Returns whether an edit was written; `done_word` is a reply that
+    /// ends the turn without edits.
+    async fn edit_turn(&mut self, mut prompt: String, done_word: Option<&str>) -> Result<bool, Fatal> {
+        let attempts = self.ctx.settings.max_attempts_per_section.max(1);
+        for _ in 0..attempts {
+            let reply = self.ask(prompt).await?;
+            if done_word.is_some_and(|w| reply.contains(w)) && parse_reply(&reply).blocks.is_empty() {
+                return Ok(false);
+            }
+            match self.apply(&reply, &[], &[]).await? {
+                Applied::Done => return Ok(true),
+                Applied::Failed(why) => {
+                    prompt = fill(EDIT_FAILED_PROMPT, &[("problems", &why)]);
+                }
+                Applied::NoBlocks(why) => {
+                    prompt = fill(NO_EDITS_PROMPT, &[("problems", &why), ("tex", &self.tex_rel)]);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    async fn write_part(&mut self, name: &str, guidance: &str) -> Result<(), Fatal> {
+        let prompt = fill(
+            SECTION_PROMPT,
+            &[("section", name), ("guidance", guidance), ("tex", &self.tex_rel)],
+        );
+        if self.edit_turn(prompt, None).await? {
+            self.report.sections_written.push(name.to_string());
+        } else {
+            self.report.sections_failed.push(name.to_string());
+        }
+        Ok(())
+    }
+
+    async fn refine(&mut self) -> Result<(), Fatal> {
+        self.report.refined = self
+            .edit_turn(REFINE_PROMPT.to_string(), Some(NO_CHANGES))
+            .await?;
+        Ok(())
+    }
+
+    /// Static checks, chktex and a build; their errors go back to the model, at most
+    /// `fix_rounds` times. The last build is recorded in the report.
+    async fn fix_rounds(&mut self) -> Result<(), Fatal> {
+        let rounds = self.ctx.settings.fix_rounds;
+        let timeout = Duration::from_secs(self.ctx.settings.build_timeout_secs.max(1));
+        let mut round = 0;
+        loop {
+            self.progress(
+                &format!("Writing: checking and building the paper (fix round {round}/{rounds})"),
+                85 + round * 15 / rounds.max(1),
+            );
+            let problems = self.check_and_build(timeout).await?;
+            self.report.remaining_problems = problems.clone();
+            if problems.is_empty() || round >= rounds {
+                return Ok(());
+            }
+            round += 1;
+            self.report.fix_rounds = round;
+            let prompt = fill(
+                FIX_PROMPT,
+                &[
+                    ("round", &round.to_string()),
+                    ("rounds", &rounds.to_string()),
+                    ("problems", &problems.join("\n")),
+                    ("tex", &self.tex_rel),
+                ],
+            );
+            self.edit_turn(prompt, None).await?;
+        }
+    }
+
+    /// The errors that block a clean paper, as lines for the model; records the build.
+    /// A build reads the file from disk: when the sink holds newer text (an editor
+    /// buffer with the model's edits), that text is saved first.
+    async fn check_and_build(&mut self, timeout: Duration) -> Result<Vec<String>, Fatal> {
+        let tex = self.ctx.tex;
+        let src = self.read().await?.text;
+        if std::fs::read_to_string(tex).ok().as_deref() != Some(src.as_str()) {
+            crate::fsutil::write_atomic(tex, src.as_bytes()).map_err(|source| {
+                Fatal::Sink(SinkError::Io {
+                    path: tex.display().to_string(),
+                    source,
+                })
+            })?;
+        }
+        let (problems, outcome) =
+            fixes::check_and_build(tex, &src, timeout, self.ctx.runner, self.ctx.cancel)
+                .await
+                .map_err(Fatal::Build)?;
+        self.report.build = Some(BuildSummary {
+            status: outcome.status,
+            pdf: outcome.pdf.clone(),
+            pdf_is_new: outcome.pdf_is_new,
+        });
+        if outcome.status == BuildStatus::Cancelled {
+            return Err(Fatal::Cancelled);
+        }
+        Ok(problems)
+    }
+}

@@ -1,0 +1,154 @@
+//! The writing stage as the CLI and the language server run it: the model (with the
+//! stage's own model when `writeup.model` is set), the literature engines, a runner for
+//! LaTeX builds, the usage ledger.
+
+pub mod agent;
+
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::edit_sink::EditSink;
+use crate::config::Settings;
+use crate::jobs::Progress;
+use crate::latex::build::BuildStatus;
+use crate::literature::PaperSearch;
+use crate::llm::{Llm, LlmError, Totals};
+use crate::stages;
+use crate::stages::writeup::agent::{write_paper, WriteScope, WriteupCtx, WriteupError, WriteupReport};
+
+/// Where an idea folder's paper is (v1's layout).
+pub fn paper_tex(idea_root: &Path) -> PathBuf {
+    idea_root.join("latex").join("template.tex")
+}
+
+/// The model client for the writing stage: `writeup.model` when set, else `llm.model`.
+pub fn writeup_llm(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
+    let mut s = settings.clone();
+    if let Some(m) = settings.writeup.model.as_ref().filter(|m| !m.trim().is_empty()) {
+        s.llm.model = m.clone();
+    }
+    stages::llm_for(&s, root)
+}
+
+pub struct WriteupDeps<'a> {
+    pub llm: &'a Llm,
+    pub sink: &'a dyn EditSink,
+    /// None: the citation rounds are skipped (with a warning in the report).
+    pub search: Option<&'a dyn PaperSearch>,
+    pub progress: &'a dyn Progress,
+    pub cancel: &'a CancellationToken,
+}
+
+pub struct WriteupOutcome {
+    pub report: WriteupReport,
+    pub tex: PathBuf,
+    pub totals: Totals,
+    pub provider: String,
+    pub model: String,
+}
+
+impl WriteupOutcome {
+    pub fn summary(&self) -> String {
+        let r = &self.report;
+        let mut s = format!("{} part(s) written", r.sections_written.len());
+        if !r.sections_failed.is_empty() {
+            s.push_str(&format!(
+                " ({} not: {})",
+                r.sections_failed.len(),
+                r.sections_failed.join(", ")
+            ));
+        }
+        if r.citation_rounds > 0 || !r.citations_added.is_empty() {
+            s.push_str(&format!(
+                "; {} citation(s) added in {} round(s){}",
+                r.citations_added.len(),
+                r.citation_rounds,
+                if r.citations_added.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.citations_added.join(", "))
+                }
+            ));
+        }
+        if r.refined {
+            s.push_str("; refined");
+        }
+        s.push_str(&format!("; {} fix round(s)", r.fix_rounds));
+        if r.refused_edits > 0 {
+            s.push_str(&format!("; {} edit(s) refused", r.refused_edits));
+        }
+        match &r.build {
+            Some(b) => {
+                let status = match b.status {
+                    BuildStatus::Built => "built",
+                    BuildStatus::Failed => "failed",
+                    BuildStatus::TimedOut => "timed out",
+                    BuildStatus::Cancelled => "cancelled",
+                };
+                s.push_str(&format!("; build {status}"));
+                match (&b.pdf, b.pdf_is_new) {
+                    (Some(p), true) => s.push_str(&format!(": {}", p.display())),
+                    (Some(p), false) => s.push_str(&format!(" (the previous PDF is kept: {})", p.display())),
+                    (None, _) => s.push_str(" (no PDF)"),
+                }
+            }
+            None => s.push_str("; not built"),
+        }
+        if !r.remaining_problems.is_empty() {
+            s.push_str(&format!(
+                "; {} problem(s) left:\n  {}",
+                r.remaining_problems.len(),
+                r.remaining_problems.join("\n  ")
+            ));
+        }
+        for w in &r.warnings {
+            s.push_str(&format!("\nwarning: {w}"));
+        }
+        if r.cancelled {
+            s.push_str("\ncancelled (what was written is kept)");
+        }
+        s.push_str(&format!(
+            "\n{}",
+            stages::cost_line(&self.totals, &self.provider, &self.model)
+        ));
+        s
+    }
+}
+
+/// Writes the paper of the idea folder `root` (or one section of it).
+pub async fn run_writeup(
+    root: &Path,
+    idea: &str,
+    scope: &WriteScope,
+    settings: &Settings,
+    deps: WriteupDeps<'_>,
+) -> Result<WriteupOutcome, WriteupError> {
+    let tex = paper_tex(root);
+    let runner = stages::runner_for(settings);
+    let ctx = WriteupCtx {
+        llm: deps.llm,
+        sink: deps.sink,
+        runner: &runner,
+        search: deps.search,
+        root,
+        idea,
+        tex: &tex,
+        settings: &settings.writeup,
+        temperature: Some(settings.llm.temperature),
+        max_tokens: settings.llm.max_tokens,
+        progress: deps.progress,
+        cancel: deps.cancel,
+    };
+    let result = write_paper(&ctx, scope).await;
+    if let Err(e) = stages::append_usage(root, &deps.llm.records()) {
+        tracing::warn!("could not record usage: {e}");
+    }
+    Ok(WriteupOutcome {
+        report: result?,
+        tex,
+        totals: deps.llm.ledger_snapshot().total,
+        provider: deps.llm.provider().name().to_owned(),
+        model: deps.llm.provider().model().to_owned(),
+    })
+}
