@@ -4,7 +4,8 @@
 //! idea waits only when every slot is busy. v1 instead starts one process per GPU with a
 //! fixed 150 s stagger between them; the queue makes the stagger unnecessary.
 
-use std::path::PathBuf;
+use super::{ctrl_c_token, open_template};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -131,5 +132,89 @@ impl ExperimentEvents for Tagged<'_> {
 impl Progress for Tagged<'_> {
     fn report(&self, message: &str, _percent: Option<u32>) {
         self.events.progress(self.name, message);
+    }
+}
+
+// The command.
+
+/// `aisci experiment --template T --idea A --idea B [--parallel G]`.
+pub(crate) async fn experiments_in_parallel(
+    template: &Path,
+    names: Vec<String>,
+    parallel: Option<u32>,
+    model: Option<String>,
+) -> anyhow::Result<()> {
+    use crate::cli::batch::{self, IdeaJob};
+    use crate::project;
+    let (template, loaded) = open_template(template, model)?;
+    let s = &loaded.settings;
+    // A missing key stops us before any folder is created.
+    let llm = stages::llm_for(s, &template.root)?;
+    let mut ideas = Vec::new();
+    for name in &names {
+        if ideas.iter().any(|i: &project::Idea| &i.name == name) {
+            anyhow::bail!("--idea {name} is given twice");
+        }
+        ideas.push(stages::idea_in_template(&template, name)?);
+    }
+    let parallel = match parallel {
+        Some(p) => p as usize,
+        None => batch::default_parallelism(s).await,
+    };
+    eprintln!(
+        "aisci: implementing {} idea(s), {parallel} at a time, with {} via {}",
+        ideas.len(),
+        llm.provider().model(),
+        llm.provider().name()
+    );
+    let results_root = project::default_results_root(&template);
+    let mut jobs = Vec::new();
+    for idea in ideas {
+        let now = chrono::Local::now().naive_local();
+        let folder = project::create_idea_folder(&template, &results_root, &idea, now)?;
+        jobs.push(IdeaJob { folder, idea });
+    }
+    let baseline = project::read_baseline(&template.root)
+        .ok()
+        .map(|b| serde_json::Value::Object(b.means_by_dataset()));
+    let events = std::sync::Arc::new(PrintBatch { baseline });
+    let results = batch::run_ideas(jobs, s, parallel, events, &ctrl_c_token()).await;
+    let mut failed = 0;
+    println!("--");
+    for r in &results {
+        match &r.outcome {
+            Ok(o) => println!("{}: {}", r.name, o.summary()),
+            Err(e) => {
+                failed += 1;
+                println!("{}: failed: {e}", r.name)
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} of {} idea(s) failed", results.len()),
+    }
+}
+
+/// Prints a batch's events, each line tagged with its idea.
+struct PrintBatch {
+    baseline: Option<serde_json::Value>,
+}
+
+impl crate::cli::batch::BatchEvents for PrintBatch {
+    fn idea_started(&self, name: &str, folder: &Path) {
+        eprintln!("aisci: [{name}] started in {}", folder.display());
+    }
+    fn run_started(&self, name: &str, run: u32, attempt: u32) {
+        eprintln!("aisci: [{name}] run_{run}, attempt {attempt}…");
+    }
+    fn run_finished(&self, name: &str, record: &crate::project::RunRecord) {
+        println!(
+            "[{name}] {}",
+            crate::project::headline(record, self.baseline.as_ref())
+        );
+    }
+    fn edits_applied(&self, name: &str, files: &[String]) {
+        eprintln!("aisci: [{name}] the model edited {}", files.join(", "));
     }
 }

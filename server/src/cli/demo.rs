@@ -1,6 +1,12 @@
 //! The offline demo: the bundled template and its recorded model conversation,
 //! written out to a folder of the user's so nothing in the install is changed.
 
+use std::process::ExitCode;
+
+use super::launch::PrintLaunch;
+use super::{ctrl_c_token, report};
+use crate::project::Template;
+use crate::stages;
 use std::path::{Path, PathBuf};
 
 use include_dir::{include_dir, Dir};
@@ -66,4 +72,81 @@ pub fn settings(project: &DemoProject) -> crate::config::Settings {
     s.review.ensemble = 2;
     s.review.reflection_rounds = 1;
     s
+}
+
+// The command.
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to put the demo project (default: a new temporary folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    report(run_demo(a.out, model).await)
+}
+
+async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
+    let project = materialize(out.as_deref())?;
+    println!("aisci demo: project in {}", project.template.display());
+    println!(
+        "aisci demo: the model is a RECORDING ({}), not a live model; the literature answers are recorded too; no network is used.",
+        project.template.join(DEMO_RECORDING).display()
+    );
+    if model.is_some() {
+        eprintln!("aisci demo: --model is ignored; the demo always replays its recording");
+    }
+    let template = Template::open(&project.template)
+        .ok_or_else(|| stages::StageError::NotATemplate(project.template.clone()))?;
+    let settings = settings(&project);
+    let tex_ready = crate::latex::build::available_tool().is_some();
+    if !tex_ready {
+        println!("aisci demo: TeX (latexmk/pdflatex) is not installed: the paper is written and kept as .tex, not compiled");
+    }
+    let plan = crate::cli::launch::LaunchPlan {
+        parallel: Some(1),
+        ..Default::default()
+    };
+    let events = PrintLaunch {
+        started: std::time::Instant::now(),
+    };
+    let report = crate::cli::launch::launch(&template, &settings, &plan, &events, &ctrl_c_token()).await?;
+    println!("{}", report.table());
+    // The review as the editor shows it: each comment where it applies in the paper.
+    for idea in report
+        .ideas
+        .iter()
+        .filter(|i| i.review == crate::cli::launch::Step::Done)
+    {
+        let Some(file) = crate::stages::review::read_review(&idea.folder) else {
+            continue;
+        };
+        let tex = crate::stages::writeup::paper_tex(&idea.folder);
+        let src = std::fs::read_to_string(&tex)?;
+        println!(
+            "review of {} ({}), as diagnostics on the paper:",
+            idea.name,
+            file.headline()
+        );
+        for p in crate::stages::review::place_comments(&file, &src) {
+            let line = src[..p.anchor.span.start].matches('\n').count() + 1;
+            let col = p.anchor.span.start - src[..p.anchor.span.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+            let severity = match p.kind {
+                crate::stages::review::agent::CommentKind::Weakness => "warning",
+                crate::stages::review::agent::CommentKind::Question => "info",
+                crate::stages::review::agent::CommentKind::Limitation => "hint",
+            };
+            println!(
+                "  {}:{line}:{col}: {severity}: {}: {}",
+                tex.display(),
+                p.kind.label(),
+                p.text
+            );
+        }
+    }
+    if report.papers == 0 && tex_ready {
+        anyhow::bail!("the demo wrote no paper (see above)");
+    }
+    Ok(())
 }

@@ -3,6 +3,9 @@
 //! key variables (set or not; never their values) and whether the model and literature
 //! endpoints answer. Protocol-free: the CLI prints it, an editor can show it.
 
+use std::process::ExitCode;
+
+use crate::config::{self, Sources};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -427,6 +430,42 @@ async fn reachable(section: &'static str, name: &str, url: &str, if_not: Status)
                 }
             ),
         ),
+    }
+}
+
+// The command.
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A template, or a folder holding templates (default: the current folder).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+}
+
+pub async fn command(a: Args) -> ExitCode {
+    doctor(&a.dir).await
+}
+
+async fn doctor(dir: &Path) -> ExitCode {
+    use crate::cli::doctor::Status;
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let loaded = config::load(&Sources::from_system(Some(&root)));
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    let checks = crate::cli::doctor::run(&loaded.settings, &root).await;
+    let mut section = "";
+    for c in &checks {
+        if c.section != section {
+            section = c.section;
+            println!("{section}");
+        }
+        println!("  {}", c.line());
+    }
+    if checks.iter().any(|c| c.status == Status::Missing) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -11,6 +11,10 @@
 //! only what is left; with nothing left, no further stage starts. Ideas running side by
 //! side see each other's spend when a stage ends (the ledgers are written then).
 
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::{ctrl_c_token, gpu_list, open_template, report};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -763,5 +767,114 @@ impl ExperimentEvents for Said<'_> {
         if let Some(name) = self.1 {
             self.0.run_finished(name, record);
         }
+    }
+}
+
+// The command.
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    template: PathBuf,
+    /// Ideas to generate (default: ideas.num_ideas).
+    #[arg(long)]
+    num_ideas: Option<u32>,
+    /// Ideas pursued at once (default: one per GPU, or per CPU slot).
+    #[arg(long)]
+    parallel: Option<usize>,
+    /// GPUs to use, e.g. "0,1" (run.gpus).
+    #[arg(long)]
+    gpus: Option<String>,
+    /// Literature engine for novelty and citations: semanticscholar, openalex or arxiv.
+    #[arg(long)]
+    engine: Option<String>,
+    #[arg(long)]
+    skip_idea_generation: bool,
+    #[arg(long)]
+    skip_novelty_check: bool,
+    /// After the review, revise the paper for every comment and review it again.
+    #[arg(long)]
+    improvement: bool,
+    /// Stop starting stages once the launch has spent this much.
+    #[arg(long)]
+    budget_usd: Option<f64>,
+    /// Continue the launch recorded in the template's .aisci/launch.json.
+    #[arg(long)]
+    resume: bool,
+}
+
+pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    let plan = LaunchPlan {
+        num_ideas: a.num_ideas,
+        parallel: a.parallel,
+        skip_idea_generation: a.skip_idea_generation,
+        skip_novelty_check: a.skip_novelty_check,
+        improvement: a.improvement,
+        budget_usd: a.budget_usd,
+        resume: a.resume,
+    };
+    report(launch_command(&a.template, plan, a.gpus, a.engine, model).await)
+}
+
+/// `aisci launch --template DIR ...`.
+async fn launch_command(
+    dir: &Path,
+    plan: crate::cli::launch::LaunchPlan,
+    gpus: Option<String>,
+    engine: Option<String>,
+    model: Option<String>,
+) -> anyhow::Result<()> {
+    let (template, mut loaded) = open_template(dir, model)?;
+    let s = &mut loaded.settings;
+    if let Some(list) = gpus {
+        s.run.gpus = Some(gpu_list(&list));
+    }
+    if let Some(e) = engine {
+        s.literature.engines = vec![e];
+    }
+    // A missing key stops us before anything is written.
+    let llm = stages::llm_for(s, &template.root)?;
+    eprintln!(
+        "aisci: launch on {} with {} via {}{}",
+        template.root.display(),
+        llm.provider().model(),
+        llm.provider().name(),
+        plan.budget_usd
+            .map(|b| format!(", budget ${b:.2}"))
+            .unwrap_or_default()
+    );
+    drop(llm);
+    let events = PrintLaunch {
+        started: std::time::Instant::now(),
+    };
+    let cancel = ctrl_c_token();
+    let report = crate::cli::launch::launch(&template, s, &plan, &events, &cancel).await?;
+    println!("{}", report.table());
+    if report.budget_exhausted {
+        println!("the budget is spent: stages not started are left for `aisci launch --resume` with a larger --budget-usd");
+    }
+    if report.cancelled {
+        anyhow::bail!(
+            "interrupted; `aisci launch --template {} --resume` goes on",
+            template.root.display()
+        );
+    }
+    Ok(())
+}
+
+/// Launch progress on a terminal: elapsed time, the idea, the line.
+pub(crate) struct PrintLaunch {
+    pub started: std::time::Instant,
+}
+
+impl crate::cli::launch::LaunchEvents for PrintLaunch {
+    fn say(&self, idea: Option<&str>, message: &str) {
+        let t = self.started.elapsed().as_secs();
+        let tag = idea.map(|i| format!("[{i}] ")).unwrap_or_default();
+        let first = message.lines().next().unwrap_or_default();
+        eprintln!("{:>3}:{:02} {tag}{first}", t / 60, t % 60);
+    }
+    fn run_finished(&self, idea: &str, record: &crate::project::RunRecord) {
+        println!("[{idea}] {}", crate::project::headline(record, None));
     }
 }

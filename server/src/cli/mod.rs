@@ -1,7 +1,105 @@
-//! The terminal front end: one file per command family.
+//! The terminal front end: one file per command family. Each command parses its
+//! arguments (the `Args` beside it), runs its stage and prints what it reports.
 
+pub mod apply;
 pub mod batch;
 pub mod demo;
 pub mod doctor;
+pub mod experiment;
+pub mod ideas;
 pub mod launch;
+pub mod novelty;
+pub mod review;
 pub mod review_bench;
+pub mod run;
+pub mod writeup;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Sources};
+use crate::jobs::Progress;
+use crate::project::Template;
+use crate::stages;
+
+/// Progress for a terminal: one line per report on stderr.
+pub(crate) struct Stderr;
+
+impl Progress for Stderr {
+    fn report(&self, message: &str, percent: Option<u32>) {
+        match percent {
+            Some(p) => eprintln!("[{p:>3}%] {message}"),
+            None => eprintln!("       {message}"),
+        }
+    }
+}
+
+pub(crate) fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aisci: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels on Ctrl-C; the stage keeps what it finished.
+pub(crate) fn ctrl_c_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("aisci: cancelling (finished ideas are kept)…");
+            t.cancel();
+        }
+    });
+    token
+}
+
+/// The idea folder, its idea's name and its settings (warnings printed).
+pub(crate) fn open_idea_folder(
+    dir: &Path,
+    model: Option<String>,
+) -> anyhow::Result<(PathBuf, String, config::Loaded)> {
+    let root = std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let idea = crate::project::IdeaFolder::from_path(&root)
+        .map(|f| f.name)
+        .unwrap_or_else(|| {
+            root.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+    let mut src = Sources::from_system(Some(&root));
+    src.cli_model = model;
+    let loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    Ok((root, idea, loaded))
+}
+
+/// The template at `dir` and its settings (warnings printed), with `--model` applied.
+pub(crate) fn open_template(dir: &Path, model: Option<String>) -> anyhow::Result<(Template, config::Loaded)> {
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let template = Template::open(&root).ok_or_else(|| stages::StageError::NotATemplate(root.clone()))?;
+    let mut src = Sources::from_system(Some(&template.root));
+    src.cli_model = model;
+    let loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    Ok((template, loaded))
+}
+
+/// A `--gpus` list ("0,1"; "" for none) as settings hold it.
+pub(crate) fn gpu_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(String::from)
+        .collect()
+}

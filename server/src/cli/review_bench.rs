@@ -8,6 +8,11 @@
 //! Overall scores (ties count half). With binary predictions, as v1 computed it, AUC
 //! equals the balanced accuracy, which is reported anyway.
 
+use std::process::ExitCode;
+
+use super::ctrl_c_token;
+use crate::config::{self, Sources};
+use crate::stages;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -406,6 +411,92 @@ pub async fn run_bench(
         skipped_labels,
         resumed,
     })
+}
+
+// The command.
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder of papers named <paper_id>.pdf, .txt, .md or .tex.
+    #[arg(long)]
+    papers: PathBuf,
+    /// TSV/CSV with paper_id and decision columns (e.g. v1's ratings_subset.tsv).
+    #[arg(long)]
+    labels: PathBuf,
+    /// Per-paper results (CSV); an existing file is resumed.
+    #[arg(long, default_value = "review_bench.csv")]
+    out: PathBuf,
+    /// Review at most this many papers (in paper id order).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Papers reviewed at once.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+}
+
+pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    super::report(review_bench(&a.papers, &a.labels, &a.out, a.limit, a.jobs, model).await)
+}
+
+/// `aisci review-bench --papers DIR --labels FILE`.
+async fn review_bench(
+    papers: &Path,
+    labels: &Path,
+    out: &Path,
+    limit: Option<usize>,
+    jobs: usize,
+    model: Option<String>,
+) -> anyhow::Result<()> {
+    let flag_model = model.is_some();
+    let cwd = std::env::current_dir()?;
+    let mut src = Sources::from_system(Some(&cwd));
+    src.cli_model = model;
+    let mut loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    if flag_model {
+        loaded.settings.review.model = None;
+    }
+    let s = &loaded.settings;
+    let llm = crate::stages::review::reviewer_llm(s, &cwd)?;
+    let cancel = ctrl_c_token();
+    eprintln!(
+        "aisci: review-bench with {} via {}; results in {}",
+        llm.provider().model(),
+        llm.provider().name(),
+        out.display()
+    );
+    let set = crate::cli::review_bench::BenchSet {
+        papers,
+        labels,
+        out,
+        limit,
+        jobs,
+    };
+    let run = crate::cli::review_bench::run_bench(&set, s, &llm, &cancel).await?;
+    print!("{}", run.report.table());
+    if run.resumed > 0 {
+        println!("{} paper(s) taken from {}", run.resumed, out.display());
+    }
+    if run.skipped_labels > 0 {
+        println!(
+            "{} label row(s) neither accept nor reject were left out",
+            run.skipped_labels
+        );
+    }
+    for (id, why) in &run.failed {
+        println!("not reviewed: {id}: {why}");
+    }
+    let t = llm.ledger_snapshot().total;
+    println!(
+        "{}",
+        stages::cost_line(&t, llm.provider().name(), llm.provider().model())
+    );
+    if cancel.is_cancelled() {
+        anyhow::bail!("interrupted; run the same command again to go on");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

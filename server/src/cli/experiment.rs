@@ -1,0 +1,135 @@
+//! `aisci experiment`: one idea implemented in its folder (several at once: `batch`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::{ctrl_c_token, open_template, report, Stderr};
+use crate::config::{self, Sources};
+use crate::stages;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// An idea folder (results/<template>/<YYYYmmdd_HHMMSS>_<Name>/).
+    #[arg(long, conflicts_with_all = ["template", "idea"])]
+    idea_folder: Option<PathBuf>,
+    /// Or: a template and the Name of one of its ideas (repeat --idea for several);
+    /// each idea gets a new idea folder.
+    #[arg(long, requires = "idea")]
+    template: Option<PathBuf>,
+    #[arg(long, requires = "template")]
+    idea: Vec<String>,
+    /// How many ideas run at once, each in its own folder with its own conversation;
+    /// their runs share the GPU queue (one GPU each while they run). Default: one
+    /// per GPU slot (or CPU slot).
+    #[arg(long, requires = "template", value_parser = clap::value_parser!(u32).range(1..))]
+    parallel: Option<u32>,
+}
+
+pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    if a.idea.len() > 1 || a.parallel.is_some() {
+        let template = a.template.expect("clap: --parallel requires --template");
+        report(super::batch::experiments_in_parallel(&template, a.idea, a.parallel, model).await)
+    } else {
+        report(experiment(a.idea_folder, a.template, a.idea.into_iter().next(), model).await)
+    }
+}
+
+/// Run results for a terminal, as they arrive.
+struct PrintRuns {
+    baseline: Option<serde_json::Value>,
+}
+
+impl crate::stages::experiment::agent::ExperimentEvents for PrintRuns {
+    fn run_started(&self, run: u32, attempt: u32) {
+        eprintln!("aisci: run_{run}, attempt {attempt}…");
+    }
+    fn run_finished(&self, record: &crate::project::RunRecord) {
+        println!("{}", crate::project::headline(record, self.baseline.as_ref()));
+    }
+    fn edits_applied(&self, files: &[String]) {
+        eprintln!("aisci: the model edited {}", files.join(", "));
+    }
+}
+
+async fn experiment(
+    folder: Option<PathBuf>,
+    template: Option<PathBuf>,
+    idea_name: Option<String>,
+    model: Option<String>,
+) -> anyhow::Result<()> {
+    use crate::project::{self, IdeaFolder};
+    // Settings and the model client come first, so a missing key stops us before
+    // anything is created or run.
+    let existing = match &folder {
+        Some(dir) => {
+            let dir = std::fs::canonicalize(dir).unwrap_or(dir.clone());
+            Some(IdeaFolder::from_path(&dir).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} is not an idea folder (results/<template>/<YYYYmmdd_HHMMSS>_<Name>/)",
+                    dir.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let template = match (&existing, template) {
+        (None, Some(t)) => Some(open_template(&t, None)?.0),
+        (None, None) => anyhow::bail!("give --idea-folder DIR, or --template DIR --idea NAME"),
+        _ => None,
+    };
+    let root = existing
+        .as_ref()
+        .map(|f| f.root.clone())
+        .or(template.as_ref().map(|t| t.root.clone()))
+        .unwrap();
+    let mut src = Sources::from_system(Some(&root));
+    src.cli_model = model;
+    let loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    let s = &loaded.settings;
+    let llm = stages::llm_for(s, &root)?;
+    let (folder, idea) = match (existing, template, idea_name) {
+        (Some(f), _, _) => {
+            let idea = stages::idea_of_folder(&f)?;
+            (f, idea)
+        }
+        (None, Some(template), Some(name)) => {
+            let idea = stages::idea_in_template(&template, &name)?;
+            let now = chrono::Local::now().naive_local();
+            let f = project::create_idea_folder(
+                &template,
+                &project::default_results_root(&template),
+                &idea,
+                now,
+            )?;
+            eprintln!("aisci: created {}", f.root.display());
+            (f, idea)
+        }
+        _ => anyhow::bail!("give --idea-folder DIR, or --template DIR --idea NAME"),
+    };
+    eprintln!(
+        "aisci: implementing {} in {} with {} via {}",
+        idea.name,
+        folder.root.display(),
+        llm.provider().model(),
+        llm.provider().name()
+    );
+    let events = PrintRuns {
+        baseline: project::read_baseline(&folder.root)
+            .ok()
+            .map(|b| serde_json::Value::Object(b.means_by_dataset())),
+    };
+    let cancel = ctrl_c_token();
+    let deps = stages::ExperimentDeps {
+        llm: &llm,
+        sink: &crate::agent::edit_sink::DiskSink,
+        events: &events,
+        progress: &Stderr,
+        cancel: &cancel,
+    };
+    let outcome = stages::run_experiment(&folder, &idea, s, deps).await?;
+    println!("{}", outcome.summary());
+    Ok(())
+}

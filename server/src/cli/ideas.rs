@@ -1,0 +1,64 @@
+//! `aisci ideas`: new research ideas for a template, appended to its ideas.json.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{ctrl_c_token, open_template, report, Stderr};
+use crate::config;
+use crate::stages;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The template folder (experiment.py, prompt.json, seed_ideas.json).
+    #[arg(long, default_value = ".")]
+    template: PathBuf,
+    /// Number of new ideas.
+    #[arg(short = 'n', long)]
+    num_ideas: Option<u32>,
+    /// Rounds per idea, the first included.
+    #[arg(long)]
+    reflections: Option<u32>,
+}
+
+pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    report(ideas(&a.template, model, a.num_ideas, a.reflections, None).await)
+}
+
+async fn ideas(
+    dir: &Path,
+    model: Option<String>,
+    num_ideas: Option<u32>,
+    reflections: Option<u32>,
+    replay: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let (template, mut loaded) = open_template(dir, model)?;
+    let s = &mut loaded.settings;
+    if let Some(n) = num_ideas {
+        s.ideas.num_ideas = n.max(1);
+    }
+    if let Some(r) = reflections {
+        s.ideas.num_reflections = r.max(1);
+    }
+    if let Some(rec) = replay {
+        s.llm.provider = config::ProviderKind::Replay;
+        s.llm.replay_file = Some(rec);
+    }
+    let llm = stages::llm_for(s, &template.root)?;
+    eprintln!(
+        "aisci: generating {} idea(s) for {} with {} via {}",
+        s.ideas.num_ideas,
+        template.root.display(),
+        llm.provider().model(),
+        llm.provider().name()
+    );
+    let cancel = ctrl_c_token();
+    let outcome = stages::run_ideas(&template, s, &llm, None, &Stderr, &cancel).await?;
+    for idea in &outcome.report.accepted {
+        println!(
+            "{}: {} (interestingness {}, feasibility {}, novelty {})",
+            idea.name, idea.title, idea.interestingness, idea.feasibility, idea.novelty
+        );
+    }
+    println!("{}", outcome.summary());
+    Ok(())
+}

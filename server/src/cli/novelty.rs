@@ -1,0 +1,57 @@
+//! `aisci novelty`: the ideas of a template checked against the literature.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{ctrl_c_token, open_template, report, Stderr};
+use crate::stages;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = ".")]
+    template: PathBuf,
+    /// Only these ideas (by Name); repeatable. Default: every unchecked idea.
+    #[arg(long = "idea")]
+    ideas: Vec<String>,
+    /// Check again ideas that already have a verdict.
+    #[arg(long)]
+    force: bool,
+}
+
+pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    report(novelty(&a.template, model, a.ideas, a.force).await)
+}
+
+async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: bool) -> anyhow::Result<()> {
+    let (template, loaded) = open_template(dir, model)?;
+    let s = &loaded.settings;
+    let llm = stages::llm_for(s, &template.root)?;
+    let search = stages::literature_for(s)?;
+    eprintln!(
+        "aisci: checking novelty in {} with {} via {}; engines: {}",
+        template.ideas_json().display(),
+        llm.provider().model(),
+        llm.provider().name(),
+        s.literature.engines.join(", ")
+    );
+    let cancel = ctrl_c_token();
+    let only = (!ideas.is_empty()).then_some(ideas.as_slice());
+    // Engine switches are said as they happen.
+    let on_notice = |n: String| eprintln!("aisci: {n}");
+    let noticed = stages::NoticedSearch {
+        lit: search.as_ref(),
+        on_notice: &on_notice,
+    };
+    let outcome =
+        stages::run_novelty(&template, s, &llm, &noticed, None, only, force, &Stderr, &cancel).await?;
+    for r in &outcome.report.results {
+        let verdict = match r.verdict.novel {
+            Some(true) => "novel",
+            Some(false) => "not novel",
+            None => "not checked",
+        };
+        println!("{}: {verdict} — {}", r.name, r.verdict.reason);
+    }
+    println!("{}", outcome.summary());
+    Ok(())
+}

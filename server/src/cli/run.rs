@@ -1,0 +1,127 @@
+//! `aisci run` (the next run_<i> of an experiment) and `aisci baseline` (run_0 of a template).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{ctrl_c_token, gpu_list, open_template, report};
+use crate::config::{self, Sources};
+use crate::stages;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Wall-clock limit (default: experiment.timeout_secs).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// GPUs to use, e.g. "0,1" (default: run.gpus, else nvidia-smi); "" for CPU only.
+    /// Local runner only: Slurm hands out GPUs itself (run.slurm.gpus_per_run).
+    #[arg(long)]
+    gpus: Option<String>,
+    /// Where the run executes (default: run.runner): `local` or `slurm`.
+    #[arg(long, value_parser = ["local", "slurm"])]
+    runner: Option<String>,
+    /// The experiment folder (holds experiment.py).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct BaselineArgs {
+    #[arg(long, default_value = ".")]
+    template: PathBuf,
+}
+
+pub async fn command(a: Args) -> ExitCode {
+    match launch_run(&a.dir, a.timeout, a.gpus, a.runner).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("aisci: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub async fn baseline_command(a: BaselineArgs) -> ExitCode {
+    report(baseline(&a.template).await)
+}
+
+async fn baseline(dir: &Path) -> anyhow::Result<()> {
+    let (template, loaded) = open_template(dir, None)?;
+    eprintln!("aisci: running the baseline in {}", template.root.display());
+    let record = stages::baseline(&template, &loaded.settings, &ctrl_c_token()).await?;
+    println!(
+        "{}",
+        crate::project::headline(&record, None).replacen("run_0", "baseline (run_0)", 1)
+    );
+    Ok(())
+}
+
+/// `aisci run`: the run's exit status as a shell would report it.
+async fn launch_run(
+    dir: &Path,
+    timeout: Option<u64>,
+    gpus: Option<String>,
+    runner: Option<String>,
+) -> anyhow::Result<u8> {
+    use crate::runner::QueueEvent;
+    use std::sync::Arc;
+
+    let root = std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let loaded = config::load(&Sources::from_system(Some(&root)));
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    let mut s = loaded.settings;
+    match runner.as_deref() {
+        Some("slurm") => s.run.runner = config::RunnerKind::Slurm,
+        Some(_) => s.run.runner = config::RunnerKind::Local,
+        None => {}
+    }
+    if gpus.is_some() && s.run.runner == config::RunnerKind::Slurm {
+        eprintln!("aisci: warning: --gpus is ignored with the Slurm runner (see run.slurm.gpus_per_run)");
+    }
+    if let Some(list) = gpus {
+        s.run.gpus = Some(gpu_list(&list));
+    }
+    let observer: crate::runner::scheduler::Observer = Arc::new(|e: &QueueEvent| match e {
+        QueueEvent::Queued { ahead, .. } => eprintln!("aisci: queued ({ahead} ahead)"),
+        QueueEvent::Started { slot, .. } => match &slot.gpu {
+            Some(g) => eprintln!("aisci: started on GPU {g}"),
+            None => eprintln!("aisci: started (CPU)"),
+        },
+        _ => {}
+    });
+    let cancel = ctrl_c_token();
+    // Runs an earlier aisci left in flight here are settled first (never re-run).
+    let pending = crate::runs::pending(&root);
+    if !pending.is_empty() {
+        let names: Vec<String> = pending.iter().map(|r| format!("run_{}", r.run)).collect();
+        eprintln!(
+            "aisci: {} left in flight by an earlier aisci; watching them again",
+            names.join(", ")
+        );
+        for r in stages::resume_runs(&root, &s, &cancel).await {
+            match r {
+                Ok(resumed) => eprintln!("aisci: {}", resumed.describe()),
+                Err(e) => eprintln!("aisci: a run record could not be written: {e}"),
+            }
+        }
+        if cancel.is_cancelled() {
+            return Ok(130);
+        }
+    }
+    let opts = stages::LaunchOptions {
+        timeout_secs: timeout,
+        echo: true,
+        observer: Some(observer),
+    };
+    let launched = stages::launch_run(&root, &s, opts, &cancel).await?;
+    eprintln!("aisci: {}", launched.gpus);
+    let secs = launched.record.duration_secs;
+    let name = format!("run_{}", launched.record.run);
+    match (&launched.record.error, launched.record.completed) {
+        (None, true) => eprintln!("aisci: {name} done in {secs:.1} s"),
+        (Some(e), _) => eprintln!("aisci: {name} ended after {secs:.1} s: {e}"),
+        (None, false) => eprintln!("aisci: {name} ended after {secs:.1} s"),
+    }
+    Ok(launched.exit_code)
+}

@@ -1,0 +1,90 @@
+//! `aisci writeup`: the paper of an idea folder, or one section of it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{ctrl_c_token, report, Stderr};
+use crate::config::{self, Sources};
+use crate::stages;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The idea folder (holds notes.txt, experiment.py, run_<i>/ and latex/).
+    #[arg(long)]
+    idea_folder: PathBuf,
+    /// Write only this section (its title, e.g. "Results"), then check and build.
+    #[arg(long)]
+    section: Option<String>,
+}
+
+pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    report(writeup(&a.idea_folder, a.section, model).await)
+}
+
+/// `aisci writeup --idea-folder DIR [--section TITLE]`.
+async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> anyhow::Result<()> {
+    use crate::stages::writeup::agent::WriteScope;
+    use crate::stages::writeup::{self as writeup_stage, WriteupDeps};
+    let root = std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let tex = writeup_stage::paper_tex(&root);
+    if !tex.is_file() {
+        anyhow::bail!("{} has no paper: expected {}", root.display(), tex.display());
+    }
+    let idea = crate::project::IdeaFolder::from_path(&root)
+        .map(|f| f.name)
+        .unwrap_or_else(|| {
+            root.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+    let mut src = Sources::from_system(Some(&root));
+    let flag_model = model.is_some();
+    src.cli_model = model;
+    let mut loaded = config::load(&src);
+    for w in &loaded.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    if flag_model {
+        // --model names the model for this command, over writeup.model too.
+        loaded.settings.writeup.model = None;
+    }
+    let s = &loaded.settings;
+    let llm = writeup_stage::writeup_llm(s, &root)?;
+    let lit = match stages::literature_for(s) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("aisci: warning: no literature search, so no citations: {e}");
+            None
+        }
+    };
+    let on_notice = |n: String| eprintln!("aisci: {n}");
+    let noticed = lit.as_deref().map(|lit| stages::NoticedSearch {
+        lit,
+        on_notice: &on_notice,
+    });
+    let scope = match section {
+        Some(t) => WriteScope::Section(t),
+        None => WriteScope::Paper,
+    };
+    eprintln!(
+        "aisci: writing {} with {} via {}",
+        tex.display(),
+        llm.provider().model(),
+        llm.provider().name()
+    );
+    let cancel = ctrl_c_token();
+    let deps = WriteupDeps {
+        llm: &llm,
+        sink: &crate::agent::edit_sink::DiskSink,
+        search: noticed.as_ref().map(|n| n as &dyn crate::literature::PaperSearch),
+        progress: &Stderr,
+        cancel: &cancel,
+    };
+    let outcome = writeup_stage::run_writeup(&root, &idea, &scope, s, deps).await?;
+    println!("{}", outcome.summary());
+    if !outcome.report.succeeded() {
+        anyhow::bail!("the paper is not finished (see above)");
+    }
+    Ok(())
+}
