@@ -12,7 +12,8 @@ pub struct Args {
     /// The idea folder (holds notes.txt, experiment.py, run_<i>/ and latex/).
     #[arg(long)]
     idea_folder: PathBuf,
-    /// Write only this section (its title, e.g. "Results"), then check and build.
+    /// Write only this section, then check and build: its position among the
+    /// \section headings (1 = the first), or its title when only one section has it.
     #[arg(long)]
     section: Option<String>,
 }
@@ -64,7 +65,7 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
         on_notice: &on_notice,
     });
     let scope = match section {
-        Some(t) => WriteScope::Section(t),
+        Some(t) => WriteScope::Section(section_ref(&t)),
         None => WriteScope::Paper,
     };
     eprintln!(
@@ -87,4 +88,16 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
         anyhow::bail!("the paper is not finished (see above)");
     }
     Ok(())
+}
+
+/// `--section 3` is the third `\section`; anything else is a title.
+fn section_ref(arg: &str) -> crate::stages::writeup::agent::SectionRef {
+    use crate::stages::writeup::agent::SectionRef;
+    match arg.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => SectionRef::At {
+            level: 2,
+            index: n - 1,
+        },
+        _ => SectionRef::Title(arg.to_string()),
+    }
 }

@@ -412,13 +412,13 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
     let known: Vec<String> = lit
         .engines
         .iter()
-        .filter_map(|e| crate::literature::Engine::parse(e).map(|k| k.as_str().to_owned()))
+        .filter_map(|e| super::Engine::parse(e).map(|k| k.as_str().to_owned()))
         .collect();
     if known.len() != lit.engines.len() || known.is_empty() {
         let unknown: Vec<&String> = lit
             .engines
             .iter()
-            .filter(|e| crate::literature::Engine::parse(e).is_none())
+            .filter(|e| super::Engine::parse(e).is_none())
             .collect();
         let keep = if known.is_empty() {
             d.literature.engines.clone()

@@ -1,6 +1,8 @@
 //! Settings from files, the editor and the environment.
 
+mod engine;
 mod load;
+pub use engine::Engine;
 pub mod settings;
 pub use load::{expand_home, load, user_config_path, Layer, Loaded, Sources, UNTRUSTED_KEYS};
 pub use settings::{

@@ -11,53 +11,13 @@ pub mod openalex;
 mod search;
 mod semantic_scholar;
 
+pub use crate::config::Engine;
 pub use cache::normalise_query;
 pub use search::{Literature, Notice, DEFAULT_ARXIV_URL, DEFAULT_OPENALEX_URL, DEFAULT_S2_URL};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-
-/// Which service a paper or an answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    #[serde(rename = "semanticscholar")]
-    SemanticScholar,
-    OpenAlex,
-    Arxiv,
-}
-
-impl Engine {
-    /// The name used in settings, `AISCI_ENGINES` and messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::SemanticScholar => "semanticscholar",
-            Engine::OpenAlex => "openalex",
-            Engine::Arxiv => "arxiv",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Engine> {
-        match s
-            .trim()
-            .to_ascii_lowercase()
-            .replace(['-', '_', ' '], "")
-            .as_str()
-        {
-            "semanticscholar" | "s2" => Some(Engine::SemanticScholar),
-            "openalex" => Some(Engine::OpenAlex),
-            "arxiv" => Some(Engine::Arxiv),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A paper as every engine reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

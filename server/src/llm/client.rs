@@ -5,15 +5,14 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LlmSettings;
 
-use super::ledger::{CallRecord, Ledger, LedgerSnapshot};
+use super::ledger::{CallRecord, Ledger, LedgerSnapshot, Totals};
 use super::pricing::PriceTable;
 use super::retry::RetryPolicy;
-use super::{ChatRequest, ChatResponse, LlmError, Provider, Usage};
+use super::{ChatRequest, ChatResponse, LlmError, Provider};
 
 /// What a call is for, so the ledger can total per stage and per idea.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -29,14 +28,6 @@ impl CallTag {
             idea: idea.map(str::to_owned),
         }
     }
-}
-
-/// Totals over a set of calls.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Totals {
-    pub calls: u64,
-    pub usage: Usage,
-    pub cost_usd: f64,
 }
 
 pub struct Llm {
@@ -244,6 +235,7 @@ impl Llm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::Usage;
     use async_trait::async_trait;
 
     /// Answers from a script of results, one per call.

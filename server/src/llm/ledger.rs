@@ -6,8 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::client::Totals;
 use super::Usage;
+
+/// Totals over a set of calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub calls: u64,
+    pub usage: Usage,
+    pub cost_usd: f64,
+}
 
 /// One successful call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

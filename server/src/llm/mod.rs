@@ -14,10 +14,11 @@ pub mod sse;
 mod wire_client;
 
 pub use anthropic::AnthropicClient;
-pub use client::{CallTag, Llm, Totals};
+pub use client::{CallTag, Llm};
 pub use endpoint::{
     infer_provider, provider_name, resolve_endpoint, url_origin, ApiKey, Endpoint, Env, ProcessEnv, Wire,
 };
+pub use ledger::Totals;
 pub use ledger::{CallRecord, LedgerSnapshot};
 pub use openai::{is_reasoning_model, OpenAiClient};
 pub use pricing::{CostBreakdown, PriceTable};

@@ -1,12 +1,14 @@
 //! The language server: a thin layer over the core. Protocol types stay in here.
 
 mod backend;
+mod commands;
 mod convert;
 mod edit_sink;
 mod exit;
 mod framing;
 mod jobs;
 mod progress;
+mod server;
 mod state;
 mod views;
 
@@ -15,7 +17,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower_lsp::{LspService, Server};
 
-pub use backend::{Backend, COMMANDS};
+pub use backend::Backend;
+pub use commands::COMMANDS;
 
 /// Serves LSP on the given streams until the client sends `exit` (or closes the input).
 /// Returns the process exit code the LSP spec asks for: 0 after `shutdown`, else 1.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::config::{self, Loaded, Sources};
 use crate::jobs::Jobs;
-use crate::lsp::views::ideas::{self as ideas_view, IdeaEntry};
+use crate::project::idea_entries::{entries, IdeaEntry};
 use crate::project::{find_enclosing, Overlay, ProjectFolder};
 use crate::workspace::{Document, PosEncoding};
 
@@ -85,7 +85,7 @@ pub struct State {
     pub pending_checks: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
     /// Per project root: problems found by runs (tracebacks), shown until the next
     /// successful run replaces them.
-    pub run_problems: Mutex<HashMap<PathBuf, Vec<crate::lsp::jobs::experiment::RunProblem>>>,
+    pub run_problems: Mutex<HashMap<PathBuf, Vec<crate::runs::problems::RunProblem>>>,
     /// Per project folder: held while a run's result is being published, so the
     /// agent's next edit waits until the editor has the diagnostics about the text
     /// that ran.
@@ -93,9 +93,9 @@ pub struct State {
     /// Per project root: files that currently carry our diagnostics.
     pub published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
     /// Papers: pending checks, last builds, their diagnostics.
-    pub paper: crate::lsp::views::paper::PaperState,
+    pub paper: PaperState,
     /// When this session began, for what it spent.
-    pub session: crate::lsp::views::jobs::Session,
+    pub session: Session,
 }
 
 impl State {
@@ -170,7 +170,7 @@ impl State {
         let entries = match &open.ideas {
             Some((v, e)) if *v == version => e.clone(),
             _ => {
-                let e = Arc::new(ideas_view::entries(&open.doc.text()));
+                let e = Arc::new(entries(&open.doc.text()));
                 open.ideas = Some((version, e.clone()));
                 e
             }
@@ -184,4 +184,35 @@ impl State {
             d.folder = find_enclosing(path);
         }
     }
+}
+
+/// When this server started: ledger entries from before belong to earlier sessions.
+pub struct Session {
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self {
+            started: chrono::Utc::now(),
+        }
+    }
+}
+
+/// The papers' state: pending checks, last build problems, builds in flight.
+/// A document's build lock (held while one builds) and the job building it now.
+pub(crate) type BuildSlot = (Arc<tokio::sync::Mutex<()>>, Option<crate::jobs::JobId>);
+
+#[derive(Default)]
+pub struct PaperState {
+    pub(crate) pending: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
+    /// The last build's problems (log, bibtex, chktex) per `.tex`.
+    pub(crate) build_problems: Mutex<HashMap<PathBuf, Vec<crate::latex::log::LogProblem>>>,
+    /// Files each `.tex`'s last publish put diagnostics on.
+    pub(crate) published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
+    /// Per `.tex`: the lock that serialises its builds and the running build's job.
+    pub(crate) builds: Mutex<HashMap<PathBuf, BuildSlot>>,
+    pub(crate) tool_missing_said: std::sync::atomic::AtomicBool,
+    /// Per `.tex`: the facts of its sections from the last check.
+    pub(crate) facts: Mutex<HashMap<PathBuf, crate::latex::FactsCache>>,
 }

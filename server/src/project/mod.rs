@@ -6,6 +6,7 @@ mod checks;
 mod discovery;
 mod formats;
 mod headline;
+pub mod idea_entries;
 mod idea_folder;
 pub mod journal;
 mod json_spans;

@@ -10,6 +10,7 @@ pub mod finish;
 pub mod listing;
 pub mod live;
 pub mod output;
+pub mod problems;
 pub mod resume;
 pub mod tracked;
 

@@ -3,6 +3,7 @@
 pub mod experiment;
 pub mod ideas;
 pub mod novelty;
+pub mod resume;
 pub mod review;
 pub mod stage;
 pub mod writeup;

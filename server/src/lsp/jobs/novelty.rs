@@ -9,7 +9,7 @@ use crate::project::Template;
 use crate::stages::{self, NoticedSearch, StageError};
 use tower_lsp::lsp_types::MessageType;
 
-pub const TITLE: &str = "Check novelty";
+pub const TITLE: &str = crate::lsp::commands::CHECK_NOVELTY_TITLE;
 
 /// What to check: every unchecked idea, or these names; `force` rechecks.
 pub struct NoveltyRequest {

@@ -12,15 +12,14 @@ use crate::lsp::backend::Backend;
 use crate::lsp::edit_sink::EditorSink;
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::lsp::views::paper as paper_view;
-use crate::stages::writeup::agent::WriteScope;
+use crate::stages::writeup::agent::{SectionRef, WriteScope};
 use crate::stages::writeup::{self as writeup_stage, WriteupDeps};
 use crate::stages::{self, NoticedSearch};
 
-pub const CMD_WRITE_PAPER: &str = "aisci.writePaper";
 const TITLE: &str = "Write the paper";
 
 /// Starts writing `tex` (all of it, or one section).
-pub fn start(backend: Backend, tex: PathBuf, section: Option<String>) -> Result<JobId, String> {
+pub fn start(backend: Backend, tex: PathBuf, section: Option<SectionRef>) -> Result<JobId, String> {
     let root = runs_folder(&tex);
     if writeup_stage::paper_tex(&root) != tex {
         return Err(format!(

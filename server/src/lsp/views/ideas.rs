@@ -1,40 +1,13 @@
 //! How `ideas.json` looks in the editor: a code lens and a hover per idea.
 
-use serde_json::Value;
+use std::path::Path;
 
-use crate::project::{spans, SpanKind};
+use serde_json::{json, Value};
+use tower_lsp::lsp_types::*;
 
-/// One idea entry of an `ideas.json` text with its byte span.
-pub struct IdeaEntry {
-    pub index: usize,
-    pub start: usize,
-    pub end: usize,
-    pub value: Value,
-}
-
-/// The entries of an ideas archive; empty when the text is not a JSON array.
-pub fn entries(text: &str) -> Vec<IdeaEntry> {
-    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(text) else {
-        return Vec::new();
-    };
-    let Some(root) = spans(text) else {
-        return Vec::new();
-    };
-    let SpanKind::Array(nodes) = root.kind else {
-        return Vec::new();
-    };
-    items
-        .into_iter()
-        .zip(nodes)
-        .enumerate()
-        .map(|(index, (value, node))| IdeaEntry {
-            index,
-            start: node.start,
-            end: node.end,
-            value,
-        })
-        .collect()
-}
+use crate::lsp::backend::Backend;
+use crate::lsp::commands;
+use crate::lsp::convert;
 
 fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
     v.get(key).unwrap_or(&Value::Null)
@@ -182,9 +155,98 @@ pub fn plain_summary(v: &Value) -> String {
     )
 }
 
+/// The lenses of an `ideas.json`: check novelty (all, or one idea), each idea's summary
+/// and verdict, implement.
+pub fn lenses(b: &Backend, path: &Path) -> Option<Vec<CodeLens>> {
+    let (rope, entries) = b.state.ideas_of(path)?;
+    let enc = b.state.encoding();
+    let template = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let running = b.state.jobs.list().into_iter().find(|j| {
+        j.title == crate::lsp::commands::CHECK_NOVELTY_TITLE && j.target == template.display().to_string()
+    });
+    let top = Range::new(Position::new(0, 0), Position::new(0, 0));
+    let mut lenses = vec![CodeLens {
+        range: top,
+        command: Some(match &running {
+            Some(job) => Command {
+                title: format!("{}… (cancel)", job.title),
+                command: commands::CANCEL.into(),
+                arguments: Some(vec![json!(job.id)]),
+            },
+            None => Command {
+                title: "Check novelty of all unchecked ideas".into(),
+                command: commands::CHECK_NOVELTY.into(),
+                arguments: Some(vec![json!({ "template": template })]),
+            },
+        }),
+        data: None,
+    }];
+    for e in entries.iter() {
+        let at = convert::byte_range(&rope, Some((e.start, e.start)), enc);
+        lenses.push(CodeLens {
+            range: at,
+            command: Some(Command {
+                title: lens_title(&e.value),
+                command: commands::SHOW_IDEA.into(),
+                arguments: Some(vec![json!({ "file": path, "index": e.index })]),
+            }),
+            data: None,
+        });
+        let name = e.value.get("Name").and_then(Value::as_str);
+        let novelty = match (novelty_lens_title(&e.value), name) {
+            (Some(verdict), _) => Command {
+                title: verdict,
+                command: commands::SHOW_IDEA.into(),
+                arguments: Some(vec![json!({ "file": path, "index": e.index })]),
+            },
+            (None, Some(name)) if running.is_none() => Command {
+                title: "Check novelty".into(),
+                command: commands::CHECK_NOVELTY.into(),
+                arguments: Some(vec![json!({ "template": template, "ideas": [name] })]),
+            },
+            _ => continue,
+        };
+        lenses.push(CodeLens {
+            range: at,
+            command: Some(novelty),
+            data: None,
+        });
+        // v1 implements only novel ideas; here any idea not judged "not novel" may be.
+        if let Some(name) = name.filter(|_| e.value.get("novel") != Some(&Value::Bool(false))) {
+            lenses.push(CodeLens {
+                range: at,
+                command: Some(Command {
+                    title: "Implement idea".into(),
+                    command: commands::IMPLEMENT_IDEA.into(),
+                    arguments: Some(vec![json!({ "template": template, "idea": name })]),
+                }),
+                data: None,
+            });
+        }
+    }
+    Some(lenses)
+}
+
+/// The hover on an idea of an `ideas.json`: the idea in Markdown.
+pub fn hover(b: &Backend, path: &Path, position: Position) -> Option<Hover> {
+    let (rope, entries) = b.state.ideas_of(path)?;
+    let enc = b.state.encoding();
+    let char_idx = crate::workspace::position::to_char(&rope, convert::pos_from(position), enc);
+    let byte = rope.char_to_byte(char_idx);
+    let entry = entries.iter().find(|e| e.start <= byte && byte < e.end)?;
+    Some(Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value: hover_markdown(&entry.value),
+        }),
+        range: Some(convert::byte_range(&rope, Some((entry.start, entry.end)), enc)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::project::idea_entries::entries;
 
     #[test]
     fn entries_with_spans_and_titles() {

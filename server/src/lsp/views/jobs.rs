@@ -16,19 +16,6 @@ use crate::jobs::JobInfo;
 use crate::lsp::backend::Backend;
 use crate::lsp::state::State;
 
-pub const CMD_LIST_JOBS: &str = "aisci.listJobs";
-
-/// When this server started: ledger entries from before belong to earlier sessions.
-pub struct Session {
-    pub started: DateTime<Utc>,
-}
-
-impl Default for Session {
-    fn default() -> Self {
-        Self { started: Utc::now() }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobView {

@@ -5,8 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
@@ -21,28 +20,9 @@ use crate::lsp::convert::{self, uri_of};
 use crate::lsp::progress::LspProgress;
 use crate::project::{Problem, Severity};
 
-pub const CMD_BUILD_PAPER: &str = "aisci.buildPaper";
-
 /// Pause after the last keystroke before the paper is checked again.
 const PAPER_DEBOUNCE: Duration = Duration::from_millis(100);
 const CHKTEX_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A document's build lock (held while one builds) and the job building it now.
-type BuildSlot = (Arc<tokio::sync::Mutex<()>>, Option<crate::jobs::JobId>);
-
-#[derive(Default)]
-pub struct PaperState {
-    pending: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
-    /// The last build's problems (log, bibtex, chktex) per `.tex`.
-    build_problems: Mutex<HashMap<PathBuf, Vec<LogProblem>>>,
-    /// Files each `.tex`'s last publish put diagnostics on.
-    published: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
-    /// Per `.tex`: the lock that serialises its builds and the running build's job.
-    builds: Mutex<HashMap<PathBuf, BuildSlot>>,
-    tool_missing_said: AtomicBool,
-    /// Per `.tex`: the facts of its sections from the last check.
-    facts: Mutex<HashMap<PathBuf, crate::latex::FactsCache>>,
-}
 
 pub fn is_tex(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "tex")
@@ -315,19 +295,26 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
         // The section the cursor is in (a \section, with its subsections).
         let tree = syntax::parse(&text);
         let facts = syntax::facts(&tree, &text);
+        // By position, so a second section with the same title is not mistaken for it.
         let section = facts
             .sections
             .iter()
-            .rfind(|s| s.level == 2 && s.body.start <= lo && lo <= s.body.end.max(s.heading.end))
-            .map(|s| s.title.clone());
-        if let Some(title) = section {
+            .filter(|s| s.level == 2)
+            .enumerate()
+            .filter(|(_, s)| s.body.start <= lo && lo <= s.body.end.max(s.heading.end))
+            .last()
+            .map(|(index, s)| (index, s.title.clone()));
+        if let Some((index, title)) = section {
             out.push(CodeActionOrCommand::CodeAction(CodeAction {
                 title: format!("Write this section: {title}"),
                 kind: Some(CodeActionKind::new("source.aisci.writeSection")),
                 command: Some(Command {
                     title: "Write this section".into(),
-                    command: crate::lsp::jobs::writeup::CMD_WRITE_PAPER.into(),
-                    arguments: Some(vec![json!({ "tex": path, "section": title })]),
+                    command: crate::lsp::commands::WRITE_PAPER.into(),
+                    arguments: Some(vec![json!({
+                        "tex": path,
+                        "section": { "level": 2, "index": index, "title": title },
+                    })]),
                 }),
                 ..Default::default()
             }));
@@ -337,7 +324,7 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
             kind: Some(CodeActionKind::new("source.aisci.writePaper")),
             command: Some(Command {
                 title: "Write the paper".into(),
-                command: crate::lsp::jobs::writeup::CMD_WRITE_PAPER.into(),
+                command: crate::lsp::commands::WRITE_PAPER.into(),
                 arguments: Some(vec![json!({ "tex": path })]),
             }),
             ..Default::default()
@@ -350,7 +337,7 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
             kind: Some(CodeActionKind::new("source.aisci.buildPaper")),
             command: Some(Command {
                 title: "Build the paper".into(),
-                command: CMD_BUILD_PAPER.into(),
+                command: crate::lsp::commands::BUILD_PAPER.into(),
                 arguments: Some(vec![json!({ "tex": path })]),
             }),
             ..Default::default()

@@ -17,9 +17,6 @@ use crate::stages::review::agent::CommentKind;
 use crate::stages::review::{self as review_stage, Placed, ReviewFile};
 
 pub const SOURCE: &str = "aisci review";
-pub const CMD_REVIEW_PAPER: &str = "aisci.reviewPaper";
-pub const CMD_REVISE_COMMENT: &str = "aisci.reviseFromReview";
-pub const CMD_REVISE_ALL: &str = "aisci.reviseAll";
 
 /// The idea folder whose paper `tex` is, when it is one.
 pub fn idea_root(tex: &Path) -> Option<PathBuf> {
@@ -108,7 +105,7 @@ pub fn code_actions(b: &Backend, tex: &Path, text: &str, lo: usize, hi: usize) -
                 diagnostics: Some(vec![diagnostic(p, &rope, enc)]),
                 command: Some(Command {
                     title: "Revise to address this comment".into(),
-                    command: CMD_REVISE_COMMENT.into(),
+                    command: crate::lsp::commands::REVISE_COMMENT.into(),
                     arguments: Some(vec![json!({ "tex": tex, "comment": p.id })]),
                 }),
                 ..Default::default()
@@ -123,7 +120,7 @@ pub fn code_actions(b: &Backend, tex: &Path, text: &str, lo: usize, hi: usize) -
                 kind: Some(CodeActionKind::new("source.aisci.reviseAll")),
                 command: Some(Command {
                     title: "Revise for all comments".into(),
-                    command: CMD_REVISE_ALL.into(),
+                    command: crate::lsp::commands::REVISE_ALL.into(),
                     arguments: Some(vec![json!({ "tex": tex })]),
                 }),
                 ..Default::default()
@@ -139,7 +136,7 @@ pub fn code_actions(b: &Backend, tex: &Path, text: &str, lo: usize, hi: usize) -
         kind: Some(CodeActionKind::new("source.aisci.reviewPaper")),
         command: Some(Command {
             title: "Review the paper".into(),
-            command: CMD_REVIEW_PAPER.into(),
+            command: crate::lsp::commands::REVIEW_PAPER.into(),
             arguments: Some(vec![json!({ "tex": tex })]),
         }),
         ..Default::default()
@@ -156,7 +153,7 @@ pub fn lenses(tex: &Path) -> Vec<CodeLens> {
     let top = Range::new(Position::new(0, 0), Position::new(0, 0));
     let review_cmd = |title: &str| Command {
         title: title.into(),
-        command: CMD_REVIEW_PAPER.into(),
+        command: crate::lsp::commands::REVIEW_PAPER.into(),
         arguments: Some(vec![json!({ "tex": tex })]),
     };
     match review_of(tex) {

@@ -9,13 +9,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::lsp::backend::Backend;
-use crate::lsp::jobs::experiment::traceback_problems;
-use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::lsp::state::State;
 use crate::project::{headline, read_baseline, RunRecord, RunState};
 use crate::runs::{self, clock, RunView};
 
-pub const RESUME_TITLE: &str = "Re-attach runs";
 /// Ended runs of a template (or any folder that is not an idea folder) shown as lenses.
 const ENDED_LENSES: usize = 3;
 
@@ -102,74 +99,6 @@ pub fn list_json(folders: &[PathBuf]) -> Value {
         })
         .collect();
     json!({ "runs": entries })
-}
-
-/// Re-attaches, in one job per folder, the runs an earlier aisci left in flight under
-/// the workspace folders.
-pub fn resume_workspace(backend: &Backend) {
-    let roots = backend.state.roots.read().unwrap().clone();
-    let b = backend.clone();
-    tokio::spawn(async move {
-        let folders = tokio::task::spawn_blocking(move || {
-            runs::listing::project_folders(&roots)
-                .into_iter()
-                .filter(|f| !runs::pending(f).is_empty())
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        for folder in folders {
-            if let Err(e) = resume_folder(&b, folder.clone()) {
-                tracing::warn!(folder = %folder.display(), "cannot re-attach runs: {e}");
-            }
-        }
-    });
-}
-
-fn resume_folder(backend: &Backend, folder: PathBuf) -> Result<u64, String> {
-    let loaded = backend.state.settings_for(Some(&folder));
-    let settings = loaded.settings.clone();
-    let b = backend.clone();
-    let root = folder.clone();
-    stage_job::spawn(
-        backend.clone(),
-        RESUME_TITLE,
-        &root,
-        loaded,
-        move |ctx| async move {
-            ctx.progress.report(
-                &format!("watching again the runs left in {}", folder.display()),
-                None,
-            );
-            let results = crate::stages::resume_runs(&folder, &settings, &ctx.cancel).await;
-            let mut lines = Vec::new();
-            let mut problems = Vec::new();
-            for r in results {
-                match r {
-                    Ok(resumed) => {
-                        let record = resumed.record();
-                        if !record.completed && record.state == RunState::Done {
-                            problems = traceback_problems(&folder, record);
-                        }
-                        lines.push(resumed.describe());
-                    }
-                    Err(e) => lines.push(format!("a record could not be written: {e}")),
-                }
-            }
-            if !problems.is_empty() {
-                b.state
-                    .run_problems
-                    .lock()
-                    .unwrap()
-                    .insert(folder.clone(), problems);
-            }
-            Ok(StageDone {
-                summary: lines.join("; "),
-                empty: false,
-                show: None,
-            })
-        },
-    )
 }
 
 /// Asks the client to refresh its code lenses whenever a watched run changes state

@@ -49,6 +49,7 @@ const SYSTEM_PROMPT: &str = include_str!("prompts/system.txt");
 const INPUTS_PROMPT: &str = include_str!("prompts/inputs.txt");
 const TURN_PROMPT: &str = include_str!("prompts/turn.txt");
 const SECTION_PROMPT: &str = include_str!("prompts/section.txt");
+const SECTION_AT_PROMPT: &str = include_str!("prompts/section_at.txt");
 const EDIT_FAILED_PROMPT: &str = include_str!("prompts/edit_failed.txt");
 const NO_EDITS_PROMPT: &str = include_str!("prompts/no_edits.txt");
 const CITE_QUERY_PROMPT: &str = include_str!("prompts/cite_query.txt");
@@ -68,11 +69,38 @@ pub const NO_CHANGES: &str = "No changes needed";
 pub enum WriteScope {
     /// Every part, then citations, refinement and fix rounds.
     Paper,
-    /// The `\section` with this title (as written, compared without case), then fix rounds.
-    Section(String),
+    /// One section, then fix rounds.
+    Section(SectionRef),
     /// Changes that address review comments (the request names them and their passages),
     /// then fix rounds.
     Revise(String),
+}
+
+/// A section of the paper. By position is what the editor sends (the section under the
+/// cursor): it stays right when two headings share a title.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionRef {
+    /// The `index`-th (0-based) heading of `level` (2 `\section`, 3 `\subsection`, ...)
+    /// in document order.
+    At { level: u8, index: usize },
+    /// The heading with this title (as written, compared without case); it must name one
+    /// section. "Abstract" and "Title" name the title-and-abstract part.
+    Title(String),
+}
+
+impl From<&str> for SectionRef {
+    fn from(title: &str) -> Self {
+        SectionRef::Title(title.to_string())
+    }
+}
+
+/// The section the stage writes, found in the current text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    /// The heading's title as written (the part's name for the abstract).
+    title: String,
+    /// Where it is, for the prompt: `None` for the title-and-abstract part.
+    heading: Option<(String, usize)>,
 }
 
 /// Everything the stage works with.
@@ -145,8 +173,10 @@ impl WriteupReport {
 pub enum WriteupError {
     #[error("{}: no paper to write (expected the template's latex/template.tex)", .0.display())]
     NoTex(PathBuf),
-    #[error("no section titled \"{title}\" in the paper (sections: {available})")]
-    UnknownSection { title: String, available: String },
+    #[error("no section {what} in the paper (sections: {available})")]
+    UnknownSection { what: String, available: String },
+    #[error("{count} sections are titled \"{title}\": name one by its position (e.g. --section 2 for the second \\section)")]
+    AmbiguousSection { title: String, count: usize },
     #[error("the writing stage stopped: {source}")]
     Llm {
         source: LlmError,
@@ -205,7 +235,7 @@ pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<Wri
         return Err(WriteupError::NoTex(ctx.tex.to_path_buf()));
     }
     let target_section = match scope {
-        WriteScope::Section(title) => Some(find_section(&snap.text, title)?),
+        WriteScope::Section(at) => Some(find_section(&snap.text, at)?),
         WriteScope::Paper | WriteScope::Revise(_) => None,
     };
     let inputs = inputs::gather(ctx.root);
@@ -244,7 +274,7 @@ pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<Wri
     let result = match (scope, target_section) {
         (WriteScope::Revise(request), _) => stage.revise(request).await,
         (_, None) => stage.paper().await,
-        (_, Some(title)) => stage.one_section(&title).await,
+        (_, Some(target)) => stage.one_section(&target).await,
     };
     match result {
         Ok(()) => Ok(stage.report),
@@ -267,30 +297,60 @@ pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<Wri
     }
 }
 
-/// The title of the section `title` names (compared without case or surrounding space).
-fn find_section(src: &str, title: &str) -> Result<String, WriteupError> {
+/// The section `at` names in `src`.
+fn find_section(src: &str, at: &SectionRef) -> Result<Target, WriteupError> {
     let facts = syntax::facts(&syntax::parse(src), src);
-    let want = title.trim().to_lowercase();
-    if let Some(s) = facts
-        .sections
-        .iter()
-        .find(|s| s.title.trim().to_lowercase() == want)
-    {
-        return Ok(s.title.clone());
-    }
-    // "Abstract" and "Title" are parts without a \section.
-    if plan::part_for(title).is_some_and(|p| p.name == PARTS[0].name) {
-        return Ok(PARTS[0].name.to_string());
-    }
-    Err(WriteupError::UnknownSection {
-        title: title.to_string(),
-        available: facts
+    let available = || {
+        facts
             .sections
             .iter()
+            .filter(|s| s.level == 2)
             .map(|s| s.title.clone())
             .collect::<Vec<_>>()
-            .join(", "),
-    })
+            .join(", ")
+    };
+    let target = |s: &syntax::Section| {
+        let line = src[..s.heading.start].matches('\n').count() + 1;
+        Target {
+            title: s.title.clone(),
+            heading: Some((src[s.heading.clone()].to_string(), line)),
+        }
+    };
+    match at {
+        SectionRef::At { level, index } => facts
+            .sections
+            .iter()
+            .filter(|s| s.level == *level)
+            .nth(*index)
+            .map(target)
+            .ok_or_else(|| WriteupError::UnknownSection {
+                what: format!("number {} of level {level}", index + 1),
+                available: available(),
+            }),
+        SectionRef::Title(title) => {
+            let want = title.trim().to_lowercase();
+            let found: Vec<&syntax::Section> = facts
+                .sections
+                .iter()
+                .filter(|s| s.title.trim().to_lowercase() == want)
+                .collect();
+            match found.as_slice() {
+                [one] => Ok(target(one)),
+                [] if plan::part_for(title).is_some_and(|p| p.name == PARTS[0].name) => Ok(Target {
+                    title: PARTS[0].name.to_string(),
+                    heading: None,
+                }),
+                [] => Err(WriteupError::UnknownSection {
+                    what: format!("titled \"{title}\""),
+                    available: available(),
+                }),
+                many => Err(WriteupError::AmbiguousSection {
+                    title: title.to_string(),
+                    count: many.len(),
+                }),
+            }
+        }
+    }
 }
 
 struct Stage<'a> {
@@ -314,12 +374,25 @@ impl Stage<'_> {
         self.fix_rounds().await
     }
 
-    async fn one_section(&mut self, title: &str) -> Result<(), Fatal> {
+    async fn one_section(&mut self, target: &Target) -> Result<(), Fatal> {
+        let title = target.title.as_str();
         self.progress(&format!("Writing: {title}"), 0);
         let guidance = plan::part_for(title).map(|p| p.guidance).unwrap_or(
             "Write it so that it fits the rest of the paper and reports only what the inputs support.",
         );
-        self.write_part(title, guidance).await?;
+        // The heading and its line pin the section down when another one has the same title.
+        let at = target.heading.as_ref().map(|(heading, line)| {
+            fill(
+                SECTION_AT_PROMPT,
+                &[
+                    ("heading", heading),
+                    ("line", &line.to_string()),
+                    ("tex", &self.tex_rel),
+                ],
+            )
+        });
+        self.write_part_at(title, guidance, at.as_deref().unwrap_or(""))
+            .await?;
         self.fix_rounds().await
     }
 
@@ -491,9 +564,19 @@ impl Stage<'_> {
     }
 
     async fn write_part(&mut self, name: &str, guidance: &str) -> Result<(), Fatal> {
+        self.write_part_at(name, guidance, "").await
+    }
+
+    /// Writes one part; `at` (may be empty) says where it is in the `.tex`.
+    async fn write_part_at(&mut self, name: &str, guidance: &str, at: &str) -> Result<(), Fatal> {
         let prompt = fill(
             SECTION_PROMPT,
-            &[("section", name), ("guidance", guidance), ("tex", &self.tex_rel)],
+            &[
+                ("section", name),
+                ("guidance", guidance),
+                ("at", at),
+                ("tex", &self.tex_rel),
+            ],
         );
         if self.edit_turn(prompt, None).await? {
             self.report.sections_written.push(name.to_string());

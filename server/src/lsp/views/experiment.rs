@@ -1,0 +1,122 @@
+//! What `experiment.py` shows: its code actions (generate ideas, launch a run, run the
+//! baseline) and its lenses (the job running on it, every run's state, the next step).
+
+use std::path::Path;
+
+use serde_json::json;
+use tower_lsp::lsp_types::*;
+
+use crate::lsp::backend::Backend;
+use crate::lsp::commands;
+use crate::project::ProjectFolder;
+use crate::workspace::python;
+
+/// The code actions of an `experiment.py`.
+pub fn code_actions(b: &Backend, path: &Path) -> Vec<CodeActionOrCommand> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let launch = CodeActionOrCommand::CodeAction(CodeAction {
+        title: "Launch run (python experiment.py --out_dir=run_i)".into(),
+        kind: Some(CodeActionKind::new("source.aisci.launchRun")),
+        command: Some(Command {
+            title: "Launch run".into(),
+            command: commands::LAUNCH_RUN.into(),
+            arguments: Some(vec![json!({ "folder": dir })]),
+        }),
+        ..Default::default()
+    });
+    let Some(ProjectFolder::Template(t)) = b.state.folder_of(path) else {
+        return vec![launch];
+    };
+    let mut actions = vec![CodeActionOrCommand::CodeAction(CodeAction {
+        title: "Generate research ideas".into(),
+        kind: Some(CodeActionKind::new("source.aisci.generateIdeas")),
+        command: Some(Command {
+            title: "Generate research ideas".into(),
+            command: commands::GENERATE_IDEAS.into(),
+            arguments: Some(vec![json!({ "template": t.root })]),
+        }),
+        ..Default::default()
+    })];
+    actions.push(launch);
+    if !t.baseline_final_info().exists() {
+        actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title: "Run baseline (python experiment.py --out_dir=run_0)".into(),
+            kind: Some(CodeActionKind::new("source.aisci.runBaseline")),
+            command: Some(Command {
+                title: "Run baseline".into(),
+                command: commands::RUN_BASELINE.into(),
+                arguments: Some(vec![json!({ "template": t.root })]),
+            }),
+            ..Default::default()
+        }));
+    }
+    actions
+}
+
+/// The lenses of an `experiment.py`, at its first definition.
+pub async fn lenses(b: &Backend, path: &Path) -> Vec<CodeLens> {
+    let folder = b.state.folder_of(path);
+    let line = {
+        let mut docs = b.state.docs.lock().unwrap();
+        docs.get_mut(path)
+            .and_then(|d| d.doc.python_tree().and_then(python::first_definition_line))
+            .unwrap_or(0)
+    };
+    let range = Range::new(Position::new(line, 0), Position::new(line, 0));
+    let lens = |command: Command| CodeLens {
+        range,
+        command: Some(command),
+        data: None,
+    };
+    let root = match &folder {
+        Some(f) => f.root().to_path_buf(),
+        None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let target = root.display().to_string();
+    let running = b.state.jobs.list().into_iter().find(|j| j.target == target);
+    let mut lenses = Vec::new();
+    if let Some(job) = &running {
+        lenses.push(lens(Command {
+            title: format!("{}… (cancel)", job.title),
+            command: commands::CANCEL.into(),
+            arguments: Some(vec![json!(job.id)]),
+        }));
+    }
+    let idea_folder = matches!(folder, Some(ProjectFolder::Idea(_)));
+    let run_root = root.clone();
+    let runs = tokio::task::spawn_blocking(move || super::runs::lens_items(&run_root, idea_folder))
+        .await
+        .unwrap_or_default();
+    for (title, open) in runs {
+        lenses.push(lens(Command {
+            title,
+            command: commands::OPEN_RUN.into(),
+            arguments: Some(vec![json!({ "path": open })]),
+        }));
+    }
+    match &folder {
+        Some(ProjectFolder::Template(t)) if running.is_none() => {
+            lenses.push(lens(Command {
+                title: "Generate ideas".into(),
+                command: commands::GENERATE_IDEAS.into(),
+                arguments: Some(vec![json!({ "template": t.root })]),
+            }));
+            if !t.baseline_final_info().exists() {
+                lenses.push(lens(Command {
+                    title: "Run baseline".into(),
+                    command: commands::RUN_BASELINE.into(),
+                    arguments: Some(vec![json!({ "template": t.root })]),
+                }));
+            }
+        }
+        Some(ProjectFolder::Idea(f)) if running.is_none() => {
+            lenses.push(lens(Command {
+                title: "Run experiments".into(),
+                command: commands::RUN_EXPERIMENTS.into(),
+                arguments: Some(vec![json!({ "folder": f.root })]),
+            }));
+        }
+        _ => {}
+    }
+    lenses
+}
