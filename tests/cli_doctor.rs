@@ -1,13 +1,10 @@
 //! `aisci doctor` as a user runs it: the built binary, a user config naming a local model
 //! endpoint, a template whose experiment imports a module that does not exist.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-
 use std::path::Path;
 use std::process::Stdio;
 
-use fake_llm::FakeLlm;
+use crate::support::fake_llm::FakeLlm;
 
 async fn doctor(dir: &Path, config: &str, key: Option<&str>) -> (i32, String) {
     let cfg = dir.join("user-config.toml");

@@ -3,44 +3,24 @@
 //! cache in the test's folder), real `python3` on a copy of `templates/tiny_mlp`, and
 //! a local fake of the OpenAI API replaying `tests/fixtures/experiment/`. Hermetic.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fake_llm::{FakeLlm, Reply};
 use serde_json::Value;
+
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::{fixtures, tiny_mlp, tiny_mlp_without_ideas};
 
 const IDEA: &str = "init_scale_regimes";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// tiny_mlp copied to `<dir>/templates/tiny_mlp` (idea folders go to `<dir>/results/`).
 fn template_copy(dir: &Path) -> PathBuf {
-    let t = dir.join("templates/tiny_mlp");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp"),
-        &t,
-    );
-    let _ = std::fs::remove_file(t.join("ideas.json"));
-    t
+    tiny_mlp_without_ideas(&dir.join("templates/tiny_mlp"))
 }
 
 fn stage_replies() -> Vec<Reply> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/experiment");
+    let dir = fixtures().join("experiment");
     ["1_wider", "2_failing", "3_fix", "4_done", "5_plot", "6_notes"]
         .iter()
         .map(|n| completion(&std::fs::read_to_string(dir.join(format!("{n}.md"))).unwrap()))
@@ -183,10 +163,7 @@ async fn cli_experiment_implements_a_seed_idea() {
     // The template itself is untouched.
     assert_eq!(
         std::fs::read_to_string(t.join("experiment.py")).unwrap(),
-        std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp/experiment.py")
-        )
-        .unwrap()
+        std::fs::read_to_string(tiny_mlp().join("experiment.py")).unwrap()
     );
     assert!(f.join(".aisci/usage.jsonl").is_file());
     assert_eq!(fake.hits(), 6);

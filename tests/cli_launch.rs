@@ -5,18 +5,15 @@
 //! (SIGKILL) while the second idea's paper is being written; `--resume` finishes it
 //! without redoing what was done, and prints v1's summary table.
 
-#[path = "support/fake_lit.rs"]
-mod fake_lit;
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fake_lit::FakeLit;
-use fake_llm::{FakeLlm, Reply};
 use serde_json::{json, Value};
+
+use crate::support::fake_lit::FakeLit;
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::{fixtures, tiny_mlp_with_seed_ideas};
 
 const A: (&str, &str) = ("learning_rate_warmup", "Warmup versus Constant SGD");
 const B: (&str, &str) = ("init_scale_regimes", "Lazy or Rich?");
@@ -26,13 +23,7 @@ fn completion(text: &str) -> Reply {
 }
 
 fn fixture(dir: &str, name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(dir)
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read_to_string(fixtures().join(dir).join(name)).unwrap()
 }
 
 fn novelty(title: &str) -> Vec<Reply> {
@@ -87,26 +78,7 @@ fn review(overall: u8) -> Reply {
 }
 
 fn template(dir: &Path) -> PathBuf {
-    let t = dir.join("tiny_mlp");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp"),
-        &t,
-    );
-    std::fs::copy(t.join("seed_ideas.json"), t.join("ideas.json")).unwrap();
-    t
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
+    tiny_mlp_with_seed_ideas(&dir.join("tiny_mlp"))
 }
 
 fn command(dir: &Path, llm: &FakeLlm, lit: &FakeLit, args: &[&str]) -> tokio::process::Command {

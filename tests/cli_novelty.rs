@@ -3,45 +3,23 @@
 //! and Semantic Scholar's address from `AISCI_ENGINES` / `AISCI_S2_URL`, and fakes of
 //! the model and of Semantic Scholar. Hermetic: no real config, cache or network.
 
-#[path = "support/fake_lit.rs"]
-mod fake_lit;
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fake_lit::{FakeLit, Route};
-use fake_llm::{FakeLlm, Reply};
 use serde_json::{json, Value};
+
+use crate::support::fake_lit::{FakeLit, Route};
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::tiny_mlp_with_seed_ideas;
 
 const IDEA_A: &str = "learning_rate_warmup";
 const IDEA_B: &str = "init_scale_regimes";
 const PAPERQA: &str = "PaperQA: Retrieval-Augmented Generative Agent for Scientific Research";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// tiny_mlp with ideas.json = its two seed ideas, unchecked.
 fn template(dir: &Path) -> PathBuf {
-    let t = dir.join("tiny_mlp");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp"),
-        &t,
-    );
-    std::fs::copy(t.join("seed_ideas.json"), t.join("ideas.json")).unwrap();
-    t
+    tiny_mlp_with_seed_ideas(&dir.join("tiny_mlp"))
 }
 
 fn completion(text: &str) -> Reply {

@@ -2,15 +2,13 @@
 //! OpenAI-style model over HTTP (its errors included), the real `pdflatex` and
 //! `pdftotext` for the PDF the reviewer reads.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use fake_llm::{FakeLlm, Reply};
 use serde_json::{json, Value};
+
+use crate::support::fake_llm::{FakeLlm, Reply};
 
 fn review(overall: u8, decision: &str, weakness: &str) -> String {
     let j = json!({

@@ -5,26 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
+use crate::support::fs::copy_tiny_mlp;
 
 /// tiny_mlp without its run folders, in `<dir>/exp`.
 fn tiny_mlp(dir: &Path) -> PathBuf {
     let t = dir.join("exp");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp"),
-        &t,
-    );
+    copy_tiny_mlp(&t);
     for e in std::fs::read_dir(&t).unwrap() {
         let p = e.unwrap().path();
         if p.file_name().unwrap().to_string_lossy().starts_with("run_") {

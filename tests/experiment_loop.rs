@@ -3,7 +3,7 @@
 //! SEARCH/REPLACE blocks, the real `LocalRunner` and `python3`. Hermetic.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,8 @@ use aisci::runner::LocalRunner;
 use async_trait::async_trait;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+
+use crate::support::fs::copy_tiny_mlp;
 
 /// Serves queued replies in order and records every request.
 #[derive(Default)]
@@ -126,23 +128,6 @@ impl ExperimentEvents for Events {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
-fn template_src() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp")
-}
-
 fn idea() -> Idea {
     Idea::from_value(&json!({"Name": "wider_faster", "Title": "Wider and Faster MLPs",
         "Experiment": "Try a wider hidden layer, then a larger learning rate.",
@@ -153,7 +138,7 @@ fn idea() -> Idea {
 /// tiny_mlp copied to `<tmp>/templates/tiny_mlp`, and an idea folder made from it.
 fn setup(tmp: &Path) -> IdeaFolder {
     let t = tmp.join("templates/tiny_mlp");
-    copy_dir(&template_src(), &t);
+    copy_tiny_mlp(&t);
     let template = Template::open(&t).unwrap();
     let now = chrono::NaiveDateTime::parse_from_str("20240802_090035", "%Y%m%d_%H%M%S").unwrap();
     create_idea_folder(&template, &tmp.join("results"), &idea(), now).unwrap()
@@ -556,7 +541,7 @@ async fn an_edit_racing_the_user_is_redone_and_the_last_run_is_shown() {
 async fn the_baseline_runs_in_the_template() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path().join("tiny_mlp");
-    copy_dir(&template_src(), &t);
+    copy_tiny_mlp(&t);
     std::fs::remove_dir_all(t.join("run_0")).unwrap();
     let template = Template::open(&t).unwrap();
     let s = settings();

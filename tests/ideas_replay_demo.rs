@@ -3,7 +3,6 @@
 //! exchange's `expect` checked against the last user message.
 
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use aisci::agent::ideas::{generate_ideas, IdeaInputs, IdeaOptions};
@@ -13,6 +12,8 @@ use aisci::project::{Idea, PromptJson};
 use async_trait::async_trait;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+
+use crate::support::fs::tiny_mlp;
 
 #[derive(Deserialize)]
 struct Recording {
@@ -72,7 +73,7 @@ impl Provider for Replay {
 
 #[tokio::test]
 async fn demo_recording_yields_two_good_ideas() {
-    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp");
+    let template = tiny_mlp();
     let rec: Recording =
         serde_json::from_str(&std::fs::read_to_string(template.join(".aisci/replay/ideas.json")).unwrap())
             .unwrap();

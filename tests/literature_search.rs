@@ -1,9 +1,6 @@
 //! `Literature` against a local fake of Semantic Scholar, OpenAlex and arXiv built
 //! from recorded responses: wire formats, errors, fallback, breaker, cache, limiter.
 
-#[path = "support/fake_lit.rs"]
-mod fake_lit;
-
 // Named `literature` so that `cargo test -p aisci literature` selects these tests.
 mod literature {
     use std::path::Path;
@@ -11,7 +8,7 @@ mod literature {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::fake_lit::{fixture, FakeLit, Reply, Route};
+    use crate::support::fake_lit::{fixture, FakeLit, Reply, Route};
     use aisci::config::LiteratureSettings;
     use aisci::literature::{bibtex, Engine, LitError, Literature, PaperSearch};
     use tokio_util::sync::CancellationToken;

@@ -1,16 +1,13 @@
 //! `Llm`'s retry loop, timeouts, cancellation, budget cap and ledger, against the local
 //! fake server and the replay provider.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-
 // Named `llm` so that `cargo test -p aisci llm` selects these tests.
 mod llm {
 
     use std::collections::{BTreeMap, HashMap};
     use std::time::{Duration, Instant};
 
-    use super::fake_llm::{fixture, FakeLlm, Reply};
+    use crate::support::fake_llm::{fixture, FakeLlm, Reply};
     use aisci::config::{LlmSettings, Price, ProviderKind};
     use aisci::llm::{self, CallTag, ChatRequest, Llm, LlmError, Message, RetryPolicy};
     use tokio_util::sync::CancellationToken;

@@ -1,16 +1,13 @@
 //! The OpenAI-compatible and Anthropic clients against a local fake server that replays
 //! recorded wire traffic (see tests/fixtures/llm/PROVENANCE.md).
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-
 // Named `llm` so that `cargo test -p aisci llm` selects these tests.
 mod llm {
 
     use std::collections::HashMap;
     use std::time::Duration;
 
-    use super::fake_llm::{FakeLlm, Reply};
+    use crate::support::fake_llm::{FakeLlm, Reply};
     use aisci::config::{LlmSettings, ProviderKind};
     use aisci::llm::{self, CallTag, ChatRequest, Llm, LlmError, Message, RetryPolicy};
     use tokio_util::sync::CancellationToken;

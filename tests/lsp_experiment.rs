@@ -5,55 +5,24 @@
 //! missing-key error before anything is created. Real `python3` runs the copied
 //! stdlib template `templates/tiny_mlp`; the model is a local fake of the OpenAI API.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fake_llm::{FakeLlm, Reply};
 use serde_json::{json, Value};
-use support::lsp_client::{file_uri, TestClient};
+
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::{fixtures, tiny_mlp_without_ideas};
+use crate::support::lsp_client::{file_uri, TestClient};
+use crate::support::run_queue;
 
 const IDEA: &str = "init_scale_regimes";
 
-/// No user config and no `AISCI_MODEL` from the machine running the tests.
-fn hermetic_env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let missing = std::env::temp_dir().join(format!(
-            "aisci-lsp-experiment-{}-no-user-config.toml",
-            std::process::id()
-        ));
-        std::env::set_var("AISCI_CONFIG", missing);
-        std::env::remove_var("AISCI_MODEL");
-    });
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// tiny_mlp copied to `<dir>/templates/tiny_mlp` (idea folders go to `<dir>/results/`).
 fn template_copy(dir: &Path) -> PathBuf {
-    let t = dir.join("templates/tiny_mlp");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp"),
-        &t,
-    );
-    let _ = std::fs::remove_file(t.join("ideas.json"));
-    t.canonicalize().unwrap()
+    tiny_mlp_without_ideas(&dir.join("templates/tiny_mlp"))
+        .canonicalize()
+        .unwrap()
 }
 
 fn caps() -> Value {
@@ -93,7 +62,7 @@ const RAISE: &str = "    raise ValueError(\"shapes do not match\")\n";
 /// widens the layer; run 2 first raises inside `run()`, then is fixed; ALL_COMPLETED;
 /// plot; notes.
 fn stage_replies() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/experiment");
+    let dir = fixtures().join("experiment");
     ["1_wider", "2_failing", "3_fix", "4_done", "5_plot", "6_notes"]
         .iter()
         .map(|n| std::fs::read_to_string(dir.join(format!("{n}.md"))).unwrap())
@@ -289,7 +258,7 @@ fn play_editor(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_baseline_makes_run_0_and_clears_its_diagnostic() {
-    hermetic_env();
+    let _queue = run_queue::shared().await;
     let dir = tempfile::tempdir().unwrap();
     let t = template_copy(dir.path());
     std::fs::remove_dir_all(t.join("run_0")).unwrap();
@@ -377,7 +346,7 @@ async fn run_baseline_makes_run_0_and_clears_its_diagnostic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implement_idea_edits_the_open_file_runs_and_shows_results() {
-    hermetic_env();
+    let _queue = run_queue::shared().await;
     let dir = tempfile::tempdir().unwrap();
     let t = template_copy(dir.path());
     // The first answer waits a little so the editor has opened the file it was shown.
@@ -568,7 +537,7 @@ async fn implement_idea_edits_the_open_file_runs_and_shows_results() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_kills_a_sleeping_run_and_the_lens_comes_back() {
-    hermetic_env();
+    let _queue = run_queue::shared().await;
     let dir = tempfile::tempdir().unwrap();
     let t = template_copy(dir.path());
     let pid_file = dir.path().join("run.pid");
@@ -677,7 +646,6 @@ fn alive(pid: u32) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_key_fails_before_any_idea_folder_is_made() {
-    hermetic_env();
     let dir = tempfile::tempdir().unwrap();
     let t = template_copy(dir.path());
     let fake = FakeLlm::start(vec![]).await;

@@ -2,38 +2,18 @@
 //! latest progress, its end, and what this session spent (earlier sessions' ledger
 //! entries left out).
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fake_llm::{FakeLlm, Reply};
 use serde_json::{json, Value};
-use support::lsp_client::TestClient;
+
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::tiny_mlp_without_ideas;
+use crate::support::lsp_client::TestClient;
 
 /// A copy of the demo template (with its recording), without generated ideas.
 fn demo_copy(dir: &Path) -> PathBuf {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let target = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &target);
-            } else {
-                std::fs::copy(e.path(), target).unwrap();
-            }
-        }
-    }
-    let t = dir.join("tiny_mlp");
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp"),
-        &t,
-    );
-    let _ = std::fs::remove_file(t.join("ideas.json"));
-    t
+    tiny_mlp_without_ideas(&dir.join("tiny_mlp"))
 }
 
 async fn list_jobs(c: &TestClient) -> Value {

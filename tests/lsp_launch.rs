@@ -1,12 +1,12 @@
 //! "Launch run" on an experiment.py: the buffer is saved, the next run_i runs through
 //! the queue, its record and env.json are written, a failure becomes a diagnostic.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use support::lsp_client::{file_uri, TestClient};
+
+use crate::support::lsp_client::{file_uri, TestClient};
+use crate::support::run_queue;
 
 const OK_SCRIPT: &str = "import argparse, json, os\n\np = argparse.ArgumentParser()\np.add_argument('--out_dir', default='run_0')\nargs = p.parse_args()\nos.makedirs(args.out_dir, exist_ok=True)\nACC = 0.5\nwith open(os.path.join(args.out_dir, 'final_info.json'), 'w') as f:\n    json.dump({'toy': {'means': {'acc': ACC}}}, f)\n";
 
@@ -62,6 +62,7 @@ async fn launch(c: &TestClient, t: &Path) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_saves_the_buffer_and_records_the_run() {
+    let _queue = run_queue::shared().await;
     let dir = tempfile::tempdir().unwrap();
     let t = folder(dir.path(), OK_SCRIPT);
     let c = TestClient::start(Value::Null);
@@ -98,6 +99,7 @@ async fn launch_saves_the_buffer_and_records_the_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_launch_points_at_the_failing_line() {
+    let _queue = run_queue::shared().await;
     let dir = tempfile::tempdir().unwrap();
     let script = OK_SCRIPT.replace("ACC = 0.5\n", "ACC = 0.5\nraise ValueError('bad shape')\n");
     let t = folder(dir.path(), &script);

@@ -5,19 +5,15 @@
 //! errors that must come before any work. Hermetic: every literature cache lives in
 //! the test's temporary folder.
 
-#[path = "support/fake_lit.rs"]
-mod fake_lit;
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fake_lit::{FakeLit, Route};
-use fake_llm::FakeLlm;
 use serde_json::{json, Value};
-use support::lsp_client::{file_uri, TestClient};
+
+use crate::support::fake_lit::{self, FakeLit, Route};
+use crate::support::fake_llm::{self, FakeLlm};
+use crate::support::fs::copy_tiny_mlp;
+use crate::support::lsp_client::{file_uri, TestClient};
 
 const IDEA_A: &str = "learning_rate_warmup";
 const IDEA_B: &str = "init_scale_regimes";
@@ -30,28 +26,11 @@ const S2_TITLES: [&str; 3] = [
 ];
 const PAPERQA_ID: &str = "7e55d8701785818776323b4147cb13354c820469";
 
-fn repo_template() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// A copy of tiny_mlp whose ideas.json holds the two seeds (unchecked) and one
 /// generated idea that v1 already judged (`novel: false`, no evidence).
 fn template_with_ideas(dir: &Path) -> PathBuf {
     let t = dir.join("tiny_mlp");
-    copy_dir(&repo_template(), &t);
+    copy_tiny_mlp(&t);
     let mut ideas: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(t.join("seed_ideas.json")).unwrap()).unwrap();
     assert_eq!(ideas[0]["Name"], IDEA_A);

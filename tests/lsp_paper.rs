@@ -2,12 +2,11 @@
 //! diagnostics as the user types, quick fixes, hover and completion on citations, and the
 //! build on save with its log as diagnostics (real TeX Live).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use support::lsp_client::{file_uri, TestClient};
+
+use crate::support::lsp_client::{file_uri, TestClient};
 
 const PAPER: &str = r#"\documentclass{article}
 \usepackage{natbib}

@@ -1,12 +1,11 @@
 //! Protocol tests: the real server over an in-process duplex pipe.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::lsp_client::{file_uri, TestClient};
+
+use crate::support::lsp_client::{file_uri, TestClient};
 
 /// A minimal valid template in a temporary folder.
 fn template(dir: &Path) -> PathBuf {

@@ -4,13 +4,13 @@
 //! printing a flood reaches the editor as a bounded number of bounded
 //! `aisci/runOutput` notifications.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::lsp_client::{file_uri, TestClient};
+
+use crate::support::lsp_client::{file_uri, TestClient};
+use crate::support::run_queue;
 
 /// Waits for a file `go` beside it, then writes its results.
 const GATED: &str = "import json, os, sys, time\nout = sys.argv[1].split('=')[1]\nos.makedirs(out, exist_ok=True)\nprint('waiting', flush=True)\nwhile not os.path.exists('go'):\n    time.sleep(0.02)\njson.dump({'toy': {'means': {'acc': 0.5}}}, open(os.path.join(out, 'final_info.json'), 'w'))\n";
@@ -23,11 +23,8 @@ fn folder(dir: &Path, name: &str, script: &str) -> PathBuf {
     t.canonicalize().unwrap()
 }
 
-/// The process keeps one run queue, for the latest settings: tests that need their
-/// own queue (slot counts) take turns.
-static ONE_QUEUE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Settings with `cpu_slots` CPU slots.
+/// Settings with `cpu_slots` CPU slots. The process keeps one run queue, for the latest
+/// settings: each test takes it to itself (`run_queue::exclusive`) for its slot count.
 fn options(dir: &Path, cpu_slots: u32) -> Value {
     json!({
         "run": { "gpus": [], "cpu_slots": cpu_slots },
@@ -131,7 +128,7 @@ async fn ended(c: &TestClient, token: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_launched_run_is_followed_by_its_lens_and_the_run_list() {
-    let _turn = ONE_QUEUE.lock().await;
+    let _turn = run_queue::exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().canonicalize().unwrap();
     let t = folder(&ws, "bare", GATED);
@@ -179,7 +176,7 @@ async fn a_launched_run_is_followed_by_its_lens_and_the_run_list() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_waiting_for_a_slot_shows_queued_then_runs() {
-    let _turn = ONE_QUEUE.lock().await;
+    let _turn = run_queue::exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().canonicalize().unwrap();
     // One CPU slot: b waits for a.
@@ -226,7 +223,7 @@ const FLOOD: &str = "import os, sys\nout = sys.argv[1].split('=')[1]\nos.makedir
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_output_reaches_the_editor_throttled_and_bounded() {
-    let _turn = ONE_QUEUE.lock().await;
+    let _turn = run_queue::exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().canonicalize().unwrap();
     let t = folder(&ws, "flood", FLOOD);

@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::fs::fixtures;
+
 type Hook = Box<dyn FnOnce() + Send>;
 
 /// Serves queued answers in order and records every request. `hooks` run when the
@@ -821,8 +823,7 @@ async fn novelty_progress_names_idea_and_round() {
 
 #[tokio::test]
 async fn novelty_v1_corpus_archive_round_trips_with_the_new_key() {
-    let src =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/templates/nanoGPT/ideas.json");
+    let src = fixtures().join("v1/templates/nanoGPT/ideas.json");
     let original_text = std::fs::read_to_string(&src).unwrap();
     let original: Vec<Value> = serde_json::from_str(&original_text).unwrap();
     let dir = tempfile::tempdir().unwrap();

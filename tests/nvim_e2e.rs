@@ -9,23 +9,20 @@
 //! Neovim is found as `$AISCI_NVIM`, else `.venv/bin/nvim` at the repository root, else
 //! `nvim` on PATH. `scripts/test` installs it; without it these tests fail, they never skip.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-#[path = "support/nvim.rs"]
-mod nvim;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fake_llm::{FakeLlm, Reply};
-use nvim::{copy_tiny_mlp, plugin_dir, repo_root, server_bin, Finished, NvimRun};
 use serde_json::{json, Value};
+
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::{copy_tiny_mlp, tiny_mlp};
+use crate::support::nvim::{self, plugin_dir, server_bin, Finished, NvimRun};
 
 const KEY: &str = "sk-nvim-e2e-0123456789";
 
 /// The recorded model answers of the demo, in order.
 fn recorded_texts() -> Vec<(String, Value)> {
-    let path = repo_root().join("templates/tiny_mlp/.aisci/replay/ideas.json");
+    let path = tiny_mlp().join(".aisci/replay/ideas.json");
     let rec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     rec["exchanges"]
         .as_array()

@@ -9,27 +9,26 @@
 //! Neovim is found as `$AISCI_NVIM`, else `.venv/bin/nvim` at the repository root, else
 //! `nvim` on PATH; without it this test fails, it never skips.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-#[path = "support/nvim.rs"]
-mod nvim;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fake_llm::{FakeLlm, Reply};
-use nvim::{plugin_dir, repo_root, server_bin, tiny_mlp_with_seed_ideas, Finished, NvimRun};
 use serde_json::{json, Value};
+
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::{fixtures, tiny_mlp, tiny_mlp_with_seed_ideas};
+use crate::support::nvim::{self, plugin_dir, server_bin, Finished, NvimRun};
 
 const IDEA: &str = "init_scale_regimes";
 
 /// tiny_mlp at `<tmp>/templates/tiny_mlp` with ideas.json = its seed ideas.
 fn template_copy(tmp: &Path) -> PathBuf {
     tiny_mlp_with_seed_ideas(&tmp.join("templates/tiny_mlp"))
+        .canonicalize()
+        .unwrap()
 }
 
 fn reply_text(name: &str) -> String {
-    let path = repo_root().join(format!("server/tests/fixtures/experiment/{name}.md"));
+    let path = fixtures().join(format!("experiment/{name}.md"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -189,7 +188,7 @@ async fn neovim_implements_an_idea_through_the_lens() {
     // The template itself is untouched.
     assert_eq!(
         std::fs::read_to_string(template.join("experiment.py")).unwrap(),
-        std::fs::read_to_string(repo_root().join("templates/tiny_mlp/experiment.py")).unwrap()
+        std::fs::read_to_string(tiny_mlp().join("experiment.py")).unwrap()
     );
     assert_eq!(r["servers_stopped"], true);
     assert!(wall < Duration::from_secs(15), "took {wall:?}");

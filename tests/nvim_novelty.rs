@@ -8,20 +8,15 @@
 //! is checked here. Neovim is found as `$AISCI_NVIM`, else `.venv/bin/nvim` at the
 //! repository root, else `nvim` on PATH; without it this test fails, it never skips.
 
-#[path = "support/fake_lit.rs"]
-mod fake_lit;
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-#[path = "support/nvim.rs"]
-mod nvim;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fake_lit::{FakeLit, Route};
-use fake_llm::{FakeLlm, Reply};
-use nvim::{plugin_dir, server_bin, tiny_mlp_with_seed_ideas, Finished, NvimRun};
 use serde_json::{json, Value};
+
+use crate::support::fake_lit::{FakeLit, Route};
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::tiny_mlp_with_seed_ideas;
+use crate::support::nvim::{self, plugin_dir, server_bin, Finished, NvimRun};
 const IDEA: &str = "init_scale_regimes";
 const PAPERQA_ID: &str = "7e55d8701785818776323b4147cb13354c820469";
 const PAPERQA: &str = "PaperQA: Retrieval-Augmented Generative Agent for Scientific Research";
@@ -31,6 +26,8 @@ const REASON: &str = "Paper 2 already studies how the initialisation scale chang
 /// tiny_mlp under `tmp` with ideas.json = its two seed ideas, unchecked.
 fn template_copy(tmp: &Path) -> PathBuf {
     tiny_mlp_with_seed_ideas(&tmp.join("tiny_mlp"))
+        .canonicalize()
+        .unwrap()
 }
 
 fn completion(text: &str) -> Reply {

@@ -8,14 +8,11 @@
 //! The editor side is `tests/nvim/paper.lua`. Neovim is found as `$AISCI_NVIM`, else
 //! `.venv/bin/nvim` at the repository root, else `nvim` on PATH; never skipped.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-#[path = "support/nvim.rs"]
-mod nvim;
-
-use fake_llm::{FakeLlm, Reply};
-use nvim::{copy_dir, plugin_dir, repo_root, server_bin, Finished, NvimRun};
 use serde_json::{json, Value};
+
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::copy_tiny_mlp;
+use crate::support::nvim::{plugin_dir, server_bin, Finished, NvimRun};
 
 /// The model's Results: the placeholder replaced, the figure (whose files this folder
 /// lacks) dropped so the build is clean.
@@ -33,7 +30,7 @@ async fn neovim_paper_diagnostics_quick_fix_and_write_section() {
     .await;
     let tmp = tempfile::tempdir().unwrap();
     let idea = tmp.path().join("idea");
-    copy_dir(&repo_root().join("templates/tiny_mlp"), &idea);
+    copy_tiny_mlp(&idea);
     let tex = idea.join("latex/template.tex");
     let settings = json!({
         "llm": { "provider": "vllm", "base_url": llm.v1(), "model": "local-model",

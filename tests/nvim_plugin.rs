@@ -9,16 +9,13 @@
 //! The editor side is `tests/nvim/plugin.lua`. Neovim is found as `$AISCI_NVIM`, else
 //! `.venv/bin/nvim` at the repository root, else `nvim` on PATH; never skipped.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-#[path = "support/nvim.rs"]
-mod nvim;
-
 use std::time::Duration;
 
-use fake_llm::{FakeLlm, Reply};
-use nvim::{copy_dir, plugin_dir, repo_root, server_bin, Finished, NvimRun};
 use serde_json::{json, Value};
+
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::copy_tiny_mlp;
+use crate::support::nvim::{plugin_dir, server_bin, Finished, NvimRun};
 
 const SECRET: &str = "sk-never-shown-1234";
 
@@ -27,10 +24,10 @@ async fn run(mode: &str) -> Value {
     let llm = FakeLlm::start((0..20).map(|_| held()).collect()).await;
     let tmp = tempfile::tempdir().unwrap();
     let template = tmp.path().join("tiny_mlp");
-    copy_dir(&repo_root().join("templates/tiny_mlp"), &template);
+    copy_tiny_mlp(&template);
     std::fs::copy(template.join("seed_ideas.json"), template.join("ideas.json")).unwrap();
     let idea = tmp.path().join("results/tiny_mlp/20261129_120000_wider_hidden");
-    copy_dir(&repo_root().join("templates/tiny_mlp"), &idea);
+    copy_tiny_mlp(&idea);
     let settings = json!({
         "llm": { "provider": "vllm", "base_url": llm.v1(), "model": "local-model",
                  "stream": false, "max_retries": 0 },

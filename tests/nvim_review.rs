@@ -10,14 +10,11 @@
 //! The editor side is `tests/nvim/review.lua`. Neovim is found as `$AISCI_NVIM`, else
 //! `.venv/bin/nvim` at the repository root, else `nvim` on PATH; never skipped.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-#[path = "support/nvim.rs"]
-mod nvim;
-
-use fake_llm::{FakeLlm, Reply};
-use nvim::{copy_dir, plugin_dir, repo_root, server_bin, Finished, NvimRun};
 use serde_json::{json, Value};
+
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::copy_tiny_mlp;
+use crate::support::nvim::{plugin_dir, server_bin, Finished, NvimRun};
 
 fn review(overall: u8, weaknesses: Value, questions: Value, limitations: Value) -> String {
     let j = json!({
@@ -79,7 +76,7 @@ async fn neovim_review_diagnostics_quick_fix_revision_and_second_review() {
 
     let tmp = tempfile::tempdir().unwrap();
     let idea = tmp.path().join("idea");
-    copy_dir(&repo_root().join("templates/tiny_mlp"), &idea);
+    copy_tiny_mlp(&idea);
     let tex = idea.join("latex/template.tex");
     let src = std::fs::read_to_string(&tex).unwrap();
     let fig_start = src.find("\\begin{figure}").unwrap();

@@ -4,14 +4,13 @@
 //! `:AisciRunOutput`, and cancels it with `:AisciCancel`: the run's process is gone and
 //! its record says it was cancelled. The editor side is `tests/nvim/runs.lua`.
 
-#[path = "support/nvim.rs"]
-mod nvim;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nvim::{copy_tiny_mlp, plugin_dir, server_bin, Finished, NvimRun};
 use serde_json::{json, Value};
+
+use crate::support::fs::copy_tiny_mlp;
+use crate::support::nvim::{plugin_dir, server_bin, Finished, NvimRun};
 
 /// Writes its pid, then prints a tick every 50 ms for a minute.
 const FOREVER: &str = "import os, sys, time\nout = sys.argv[1].split('=')[1]\nos.makedirs(out, exist_ok=True)\nopen('run.pid', 'w').write(str(os.getpid()))\nfor i in range(1200):\n    print(f'tick {i}', flush=True)\n    time.sleep(0.05)\n";

@@ -11,12 +11,11 @@ use aisci::project::Severity;
 use aisci::runner::LocalRunner;
 use tokio_util::sync::CancellationToken;
 
-#[path = "support/png.rs"]
-mod png;
-use png::tiny_png;
+use crate::support::fs;
+use crate::support::png::tiny_png;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/paper")
+    fs::fixtures().join("paper")
 }
 
 /// The v1 paper set up as v1 lays it out: `<idea>/latex/template.tex`, figures in `<idea>/`.

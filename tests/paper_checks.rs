@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use aisci::latex::{self, checks, TexProblem};
 
+use crate::support::fs::fixtures;
+
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/paper/v1_adaptive_dual_scale")
+    fixtures().join("paper/v1_adaptive_dual_scale")
 }
 
 fn check_corpus_paper(src: &str) -> Vec<TexProblem> {

@@ -8,8 +8,10 @@ use aisci::project::{
 };
 use serde_json::Value;
 
+use crate::support::fs::{self, tiny_mlp};
+
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+    fs::fixtures().join("v1")
 }
 
 fn folders() -> Vec<PathBuf> {
@@ -138,7 +140,7 @@ fn whole_template_check_reports_only_what_is_truly_missing() {
 
 #[test]
 fn demo_template_is_clean() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp");
+    let dir = tiny_mlp();
     let probs = check_template(&dir, &Overlay::new());
     assert_eq!(probs, vec![]);
     let fi = FinalInfo::parse(&read(&dir.join("run_0/final_info.json"))).unwrap();

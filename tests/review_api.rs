@@ -3,7 +3,6 @@
 //! members, bad replies repaired or dropped, meta-review, mean scores, reflections)
 //! against a scripted model.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,13 +16,10 @@ use aisci::llm::{ChatRequest, ChatResponse, Llm, LlmError, Provider, Usage};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use crate::support::fs::fixtures;
+
 fn fixture(rel: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(rel),
-    )
-    .unwrap()
+    std::fs::read_to_string(fixtures().join(rel)).unwrap()
 }
 
 #[test]

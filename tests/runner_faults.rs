@@ -501,11 +501,12 @@ fn helper_aisci_process() {
     println!("helper saw the end: {out:?}");
 }
 
-/// Starts the helper "aisci" on `dir`, waits for the attachment, and returns both.
+/// Starts the helper "aisci" on `dir` (this test binary, running only
+/// [`helper_aisci_process`], by its full name), waits for the attachment, and returns both.
 fn start_helper(dir: &Path) -> (Child, LocalAttachment) {
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "helper_aisci_process",
+            "runner_faults::helper_aisci_process",
             "--exact",
             "--ignored",
             "--nocapture",

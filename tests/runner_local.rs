@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use aisci::runner::{self, traceback, ExitKind, LocalRunner, ResourceLimits, RunError, RunSpec, Runner};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::fs::fixtures;
+
 const CAP: u64 = 1 << 20;
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/runner")
+    fixtures()
+        .join("runner")
         .join(name)
         .to_string_lossy()
         .into_owned()
@@ -86,7 +88,7 @@ async fn failure_has_traceback_at_the_raising_line() {
     assert_eq!(out.exit, ExitKind::Failed(1));
     let tb = traceback::parse(&out.stderr_tail).expect("a traceback");
     assert_eq!(tb.error, "ValueError: bad shape (3, 4)");
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runner");
+    let fixtures = fixtures().join("runner");
     let (path, frame) = tb.innermost_in(dir.path(), &fixtures).unwrap();
     assert_eq!(path, PathBuf::from(fixture("raise.py")));
     assert_eq!((frame.line, frame.function.as_deref()), (9, Some("train")));
@@ -283,7 +285,7 @@ async fn hard_limits_cannot_be_raised() {
 #[tokio::test]
 async fn real_syntax_error_and_chained_tracebacks() {
     let dir = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runner");
+    let fixtures = fixtures().join("runner");
 
     let out = run(
         &LocalRunner::new(CAP),

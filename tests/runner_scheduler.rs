@@ -8,9 +8,11 @@ use aisci::config::RunSettings;
 use aisci::runner::{gpus, ExitKind, LocalRunner, QueueEvent, RunSpec, Runner, SlotScheduler};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::fs::fixtures;
+
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/runner")
+    fixtures()
+        .join("runner")
         .join(name)
         .to_string_lossy()
         .into_owned()

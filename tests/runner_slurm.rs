@@ -14,6 +14,8 @@ use aisci::runner::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::support::fs::tiny_mlp;
+
 /// Tests that ask for GPUs run one at a time: the node has two, and the concurrency test
 /// must have both.
 static GPUS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -652,7 +654,7 @@ async fn losing_slurm_while_watching_is_reported_and_the_job_cancelled() {
 async fn the_baseline_runs_as_a_slurm_job_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("tiny_mlp");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp");
+    let src = tiny_mlp();
     let copied = Command::new("cp")
         .arg("-r")
         .arg(&src)

@@ -16,6 +16,8 @@ use aisci::workspace::python::out_dir_problem;
 use aisci::workspace::syntax::parse_python;
 use serde_json::Value;
 
+use crate::support::fs::{copy_dir, templates};
+
 const BASELINE_LIMIT: Duration = Duration::from_secs(300);
 
 struct Expect {
@@ -45,28 +47,10 @@ fn torch_python() -> String {
     py
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// `templates/<name>` copied to `<dir>/templates/<name>` without a baseline.
 fn template_copy(dir: &Path, name: &str) -> PathBuf {
     let t = dir.join("templates").join(name);
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../templates")
-            .join(name),
-        &t,
-    );
+    copy_dir(&templates().join(name), &t);
     let _ = std::fs::remove_dir_all(t.join("run_0"));
     t
 }
@@ -309,7 +293,7 @@ async fn doctor_finds_every_template_import() {
         ),
     )
     .unwrap();
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+    let templates = templates();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aisci"))
         .args(["doctor", templates.to_str().unwrap()])
         .env_clear()

@@ -18,6 +18,8 @@ use aisci::runner::LocalRunner;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use crate::support::fs::copy_tiny_mlp;
+
 /// Replies in order (each request's messages are kept, joined); `None` waits for cancellation (a model that does not answer).
 struct Model {
     replies: Mutex<VecDeque<Option<String>>>,
@@ -98,22 +100,8 @@ impl EditSink for Buffers {
 }
 
 fn idea_folder(dir: &Path) -> PathBuf {
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                copy_dir(&e.path(), &to.join(e.file_name()));
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    }
     let root = dir.join("idea");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp"),
-        &root,
-    );
+    copy_tiny_mlp(&root);
     // No figures exist here: the Results edit below drops the template's figure.
     root
 }

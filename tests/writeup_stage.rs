@@ -3,44 +3,20 @@
 //! replaying the replies in `tests/fixtures/writeup/`, a fake of Semantic Scholar, and the
 //! real TeX Live (latexmk, pdflatex, bibtex, chktex, pdftotext).
 
-#[path = "support/fake_lit.rs"]
-mod fake_lit;
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
-#[path = "support/png.rs"]
-mod png;
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fake_lit::FakeLit;
-use fake_llm::{FakeLlm, Reply};
-use png::tiny_png;
+use crate::support::fake_lit::FakeLit;
+use crate::support::fake_llm::{FakeLlm, Reply};
+use crate::support::fs::{copy_tiny_mlp, fixtures};
+use crate::support::png::tiny_png;
 
 const TEX: &str = "latex/template.tex";
 
 fn reply(name: &str) -> Reply {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/writeup")
-            .join(name),
-    )
-    .unwrap();
+    let text = std::fs::read_to_string(fixtures().join("writeup").join(name)).unwrap();
     Reply::chat_completion("chatcmpl-writeup", &text, 1000, 100)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// tiny_mlp laid out as an idea folder after the experiment stage: run_0 (the
@@ -50,10 +26,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// must pick a new key.
 fn idea_folder(dir: &Path) -> PathBuf {
     let root = dir.join("results/tiny_mlp/20261129_120000_wider_hidden");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/tiny_mlp"),
-        &root,
-    );
+    copy_tiny_mlp(&root);
     std::fs::create_dir_all(root.join("run_1")).unwrap();
     std::fs::write(
         root.join("run_1/final_info.json"),

@@ -1,4 +1,4 @@
--- End-to-end test script, run by server/tests/nvim_novelty.rs:
+-- End-to-end test script, run by tests/nvim_novelty.rs:
 --
 --   nvim --headless --clean --cmd 'filetype plugin indent off' -l check_novelty.lua \
 --     PLUGIN_DIR SERVER_BIN TEMPLATE_DIR IDEA_NAME REPORT_JSON SETTINGS_JSON

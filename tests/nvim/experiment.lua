@@ -1,4 +1,4 @@
--- Drives headless Neovim for server/tests/nvim_experiment.rs: with the aisci plugin,
+-- Drives headless Neovim for tests/nvim_experiment.rs: with the aisci plugin,
 -- opens a template's ideas.json, runs its "Implement idea" code lens for one idea,
 -- lets Neovim open the experiment.py the server shows, and records what the editor saw:
 -- the applyEdits, the buffer after the job, the traceback diagnostic of the failing

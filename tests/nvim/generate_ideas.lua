@@ -1,4 +1,4 @@
--- End-to-end test script, run by server/tests/nvim_e2e.rs:
+-- End-to-end test script, run by tests/nvim_e2e.rs:
 --
 --   nvim --headless --clean --cmd 'filetype plugin indent off' -l generate_ideas.lua \
 --     MODE PLUGIN_DIR SERVER_BIN TEMPLATE_DIR REPORT_JSON SETTINGS_JSON

@@ -1,4 +1,4 @@
--- Drives headless Neovim for server/tests/nvim_paper.rs: with the aisci plugin, opens an
+-- Drives headless Neovim for tests/nvim_paper.rs: with the aisci plugin, opens an
 -- idea's latex/template.tex, waits for the static-check diagnostics, applies the quick fix
 -- of a mistyped citation key, then runs the "Write this section: Results" code action and
 -- records the buffer after the model's edit arrived and the diagnostics then.

@@ -1,4 +1,4 @@
--- Drives headless Neovim for server/tests/nvim_plugin.rs: require('aisci').setup{}, then each
+-- Drives headless Neovim for tests/nvim_plugin.rs: require('aisci').setup{}, then each
 -- user command against the fake model (which holds every request, so jobs stay running
 -- until cancelled), :AisciJobs, :AisciCancel, and :checkhealth aisci. With MODE "start"
 -- the script first takes vim.lsp.config away, as on Neovim 0.10, so that the plugin's

@@ -1,4 +1,4 @@
--- Drives headless Neovim for server/tests/nvim_review.rs: with the aisci plugin, opens an
+-- Drives headless Neovim for tests/nvim_review.rs: with the aisci plugin, opens an
 -- idea's latex/template.tex, runs "Review the paper", records the review's diagnostics,
 -- the lens and the hover on \title, applies "Revise to address this comment" on the
 -- weakness, then "Revise for all ... then review again", and records the new review.

@@ -1,4 +1,4 @@
--- Drives headless Neovim for server/tests/nvim_runs.rs: with the aisci plugin, opens a
+-- Drives headless Neovim for tests/nvim_runs.rs: with the aisci plugin, opens a
 -- template's experiment.py (one that runs until stopped), launches a run (what
 -- :AisciLaunchRun runs), waits for its lens to say it runs, lists it with :AisciRuns (the
 -- quickfix list), opens its output with :AisciRunOutput, cancels it with :AisciCancel,

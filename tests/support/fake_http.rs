@@ -1,10 +1,9 @@
 //! What the local fakes (`fake_llm.rs`, `fake_lit.rs`) share: reading fixtures, parsing
 //! recorded `.http` fixtures, setting a reply's header, serving, and turning a request's
-//! headers and a reply into their plain forms. Each fake includes it as `mod fake_http`.
-#![allow(dead_code)]
+//! headers and a reply into their plain forms. Each fake reaches it as `super::fake_http`
+//! (the benches that use a fake declare it, and `fs`, beside it).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,10 +12,7 @@ use axum::Router;
 
 /// Read a fixture from `tests/fixtures/<dir>/`.
 pub fn fixture(dir: &str, name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(dir)
-        .join(name);
+    let path = super::fs::fixtures().join(dir).join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 

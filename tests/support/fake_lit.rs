@@ -2,15 +2,8 @@
 //! answers all three under different prefixes; each route replays scripted replies in
 //! order, then its default (a recorded fixture from `tests/fixtures/literature/`), and
 //! every request is logged with its arrival time.
-#![allow(dead_code)]
-
-// Tests that use both fakes compile this twice, once in each.
-#[allow(clippy::duplicate_mod)]
-#[path = "fake_http.rs"]
-mod fake_http;
 
 use std::collections::{HashMap, VecDeque};
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::Router;
+
+use super::fake_http;
 
 /// Read a fixture from `tests/fixtures/literature/`.
 pub fn fixture(name: &str) -> String {

@@ -1,15 +1,8 @@
 //! A local fake of the OpenAI / Anthropic HTTP APIs for hermetic tests. It replays
 //! scripted replies (built from the recorded fixtures in `tests/fixtures/llm/`) in order
 //! and records every request it saw, so tests can check headers and bodies.
-#![allow(dead_code)]
-
-// Tests that use both fakes compile this twice, once in each.
-#[allow(clippy::duplicate_mod)]
-#[path = "fake_http.rs"]
-mod fake_http;
 
 use std::collections::{HashMap, VecDeque};
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::Router;
+
+use super::fake_http;
 
 /// Read a fixture from `tests/fixtures/llm/`.
 pub fn fixture(name: &str) -> String {
@@ -140,7 +135,6 @@ impl FakeLlm {
 
     /// Like [`FakeLlm::start`], but a request whose body contains a route's key is
     /// answered from that route's script (the first route that matches).
-    #[allow(dead_code)]
     pub async fn start_routed(script: Vec<Reply>, routes: Vec<(String, Vec<Reply>)>) -> Self {
         let shared = Arc::new(Mutex::new(Shared {
             script: script.into(),

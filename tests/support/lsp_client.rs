@@ -1,8 +1,6 @@
 //! An in-process LSP client for protocol tests: the real server runs on a
 //! `tokio::io::duplex` pair, messages are framed as on stdio.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,8 +44,11 @@ fn answer(method: &str, params: &Value, config: &Value) -> Value {
 }
 
 impl TestClient {
-    /// Starts the server in-process. `config` answers `workspace/configuration`.
+    /// Starts the server in-process. `config` answers `workspace/configuration`. The
+    /// server reads its user-level settings from this process's environment, which
+    /// [`super::env::hermetic`] has made hermetic.
     pub fn start(config: Value) -> Self {
+        super::env::hermetic();
         let (client_io, server_io) = tokio::io::duplex(1 << 20);
         let (server_read, server_write) = tokio::io::split(server_io);
         let server = tokio::spawn(aisci::lsp::serve(server_read, server_write));

@@ -1,11 +1,9 @@
-//! The real-Neovim harness shared by `nvim_e2e.rs`, `nvim_novelty.rs` and
-//! `nvim_experiment.rs`: finding Neovim, copying the demo template, and running one of
-//! the scripts in `tests/nvim/` headless, hermetically, with a time limit, then reading
-//! the JSON report it wrote.
+//! The real-Neovim harness of the `nvim_*` test modules: finding Neovim, and running one
+//! of the scripts in `tests/nvim/` headless, hermetically, with a time limit, then
+//! reading the JSON report it wrote.
 //!
 //! Neovim is found as `$AISCI_NVIM`, else `.venv/bin/nvim` at the repository root, else
 //! `nvim` on PATH. `scripts/test` installs it; without it these tests fail, they never skip.
-#![allow(dead_code)]
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -14,15 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::fs::repo_root;
+
 /// How long one Neovim run may take before the test gives up on it.
 pub const NVIM_LIMIT: Duration = Duration::from_secs(30);
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// The plugin under test, `editors/nvim`.
 pub fn plugin_dir() -> PathBuf {
@@ -77,32 +70,6 @@ pub fn find_nvim() -> PathBuf {
     );
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A copy of the demo template `templates/tiny_mlp` at `to`.
-pub fn copy_tiny_mlp(to: &Path) {
-    copy_dir(&repo_root().join("templates/tiny_mlp"), to);
-}
-
-/// [`copy_tiny_mlp`] to `to` with ideas.json = its seed ideas, unchecked; the
-/// canonical path of the copy.
-pub fn tiny_mlp_with_seed_ideas(to: &Path) -> PathBuf {
-    copy_tiny_mlp(to);
-    std::fs::copy(to.join("seed_ideas.json"), to.join("ideas.json")).unwrap();
-    to.canonicalize().unwrap()
-}
-
 /// The `$/progress` entries of the report for `token` and `kind`, in order.
 pub fn progress_of<'a>(report: &'a Value, token: &str, kind: &str) -> Vec<&'a Value> {
     report["progress"]
@@ -120,7 +87,7 @@ pub fn progress_of<'a>(report: &'a Value, token: &str, kind: &str) -> Vec<&'a Va
 /// in `dir`, with no user config (`AISCI_CONFIG` points at a missing file), no
 /// `AISCI_MODEL` override and Neovim's XDG folders under `dir`.
 pub struct NvimRun<'a> {
-    /// The script's file name in `server/tests/nvim/`.
+    /// The script's file name in `tests/nvim/`.
     pub script: &'a str,
     pub args: Vec<OsString>,
     /// Working folder; the XDG folders go under it.
@@ -167,7 +134,7 @@ impl NvimRun<'_> {
             "filetype plugin indent off",
             "-l",
         ])
-        .arg(repo_root().join("server/tests/nvim").join(script))
+        .arg(repo_root().join("tests/nvim").join(script))
         .args(&args)
         .current_dir(dir);
         for (key, value) in env {

@@ -1,6 +1,5 @@
 //! A valid PNG written by hand (stored, uncompressed deflate), for tests that need a
 //! figure file without an image library.
-#![allow(dead_code)]
 
 /// A 2×2 RGB PNG.
 pub fn tiny_png() -> Vec<u8> {
