@@ -15,7 +15,7 @@ import pathlib
 
 root = pathlib.Path(__file__).resolve().parent.parent
 replay = root / "templates/tiny_mlp/.aisci/replay"
-fixtures = root / "server/tests/fixtures"
+fixtures = root / "tests/fixtures"
 
 def fnv(s: str) -> str:
     h = 0xCBF29CE484222325

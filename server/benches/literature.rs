@@ -8,8 +8,16 @@
 //!
 //! Rates: `AISCI_BENCH_RATES=5,10,25` (default "5,10").
 
-#[path = "../tests/support/fake_lit.rs"]
+// The fake and what it needs beside it, from the integration tests' support (tests/support/).
+#[allow(dead_code)]
+#[path = "../../tests/support/fake_http.rs"]
+mod fake_http;
+#[allow(dead_code)]
+#[path = "../../tests/support/fake_lit.rs"]
 mod fake_lit;
+#[allow(dead_code)]
+#[path = "../../tests/support/fs.rs"]
+mod fs;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -12,7 +12,7 @@ use aisci::latex::{self, checks};
 use tree_sitter::{InputEdit, Parser, Point};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/paper/v1_adaptive_dual_scale");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/paper/v1_adaptive_dual_scale");
     let paper = std::fs::read_to_string(dir.join("template.tex")).unwrap();
     // The body three times over (sections renamed so they are not duplicates): ~2,000 lines.
     let start = paper.find("\\section{Introduction}").unwrap();

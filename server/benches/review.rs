@@ -6,8 +6,16 @@
 //!
 //! `cargo bench --bench review` (AISCI_BENCH_DELAY_MS overrides the 500 ms).
 
-#[path = "../tests/support/fake_llm.rs"]
+// The fake and what it needs beside it, from the integration tests' support (tests/support/).
+#[allow(dead_code)]
+#[path = "../../tests/support/fake_http.rs"]
+mod fake_http;
+#[allow(dead_code)]
+#[path = "../../tests/support/fake_llm.rs"]
 mod fake_llm;
+#[allow(dead_code)]
+#[path = "../../tests/support/fs.rs"]
+mod fs;
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +42,7 @@ fn review_reply() -> String {
 fn placing() {
     use aisci::latex::anchor::Anchorer;
     use aisci::latex::syntax;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let root = fs::fixtures();
     let src = std::fs::read_to_string(root.join("paper/v1_adaptive_dual_scale/template.tex")).unwrap();
     let review: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root.join("review/v1_adaptive_dual_scale_review.txt")).unwrap(),

@@ -1,0 +1,143 @@
+//! `aisci run` as a user runs it: the built binary on a copy of `templates/tiny_mlp`
+//! (real `python3`), with an empty user config named by `AISCI_CONFIG`.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use crate::support::fs::copy_tiny_mlp;
+
+/// tiny_mlp without its run folders, in `<dir>/exp`.
+fn tiny_mlp(dir: &Path) -> PathBuf {
+    let t = dir.join("exp");
+    copy_tiny_mlp(&t);
+    for e in std::fs::read_dir(&t).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("run_") {
+            std::fs::remove_dir_all(p).unwrap();
+        }
+    }
+    t
+}
+
+/// An experiment folder whose experiment.py is `code`.
+fn script(dir: &Path, code: &str) -> PathBuf {
+    let t = dir.join("exp");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("experiment.py"), code).unwrap();
+    t
+}
+
+fn aisci_run(home: &Path, cwd: &Path, args: &[&str]) -> Output {
+    let cfg = home.join("config.toml");
+    if !cfg.exists() {
+        std::fs::write(&cfg, "").unwrap();
+    }
+    std::process::Command::new(env!("CARGO_BIN_EXE_aisci"))
+        .arg("run")
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
+        .env("AISCI_CONFIG", &cfg)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn tiny_mlp_runs_as_run_1_then_run_2() {
+    let home = tempfile::tempdir().unwrap();
+    let exp = tiny_mlp(home.path());
+    let out = aisci_run(home.path(), &exp, &[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // Streamed to the terminal and kept in the run folder.
+    assert!(stdout.contains("blobs: val_acc="), "{stdout}");
+    let kept = std::fs::read_to_string(exp.join("run_1/stdout.txt")).unwrap();
+    assert_eq!(kept, stdout);
+    assert!(exp.join("run_1/final_info.json").is_file());
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exp.join("run_1/env.json")).unwrap()).unwrap();
+    assert!(env["python"]["version"].is_string());
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exp.join("run_1/aisci_run.json")).unwrap()).unwrap();
+    assert_eq!(record["exit"]["kind"], "success");
+    assert_eq!(record["completed"], true);
+    assert!(stderr.contains("run_1 done"), "{stderr}");
+
+    // The next one, from elsewhere with DIR.
+    let out = aisci_run(home.path(), home.path(), &["exp"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(exp.join("run_2/final_info.json").is_file());
+}
+
+#[test]
+fn failing_script_exits_non_zero_with_its_traceback() {
+    let home = tempfile::tempdir().unwrap();
+    let exp = script(
+        home.path(),
+        "import sys\nprint('starting')\ndef f():\n    raise ValueError('bad shape')\nf()\n",
+    );
+    let out = aisci_run(home.path(), &exp, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Traceback (most recent call last)"), "{stderr}");
+    assert!(stderr.contains("ValueError: bad shape"), "{stderr}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exp.join("run_1/aisci_run.json")).unwrap()).unwrap();
+    assert_eq!(record["exit"], serde_json::json!({"kind": "failed", "code": 1}));
+    assert_eq!(record["error"], "ValueError: bad shape");
+    assert_eq!(record["frames"].as_array().unwrap().len(), 2);
+    assert!(exp.join("run_1/env.json").is_file());
+}
+
+#[test]
+fn timeout_exits_124() {
+    let home = tempfile::tempdir().unwrap();
+    let exp = script(
+        home.path(),
+        "import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n",
+    );
+    let t = Instant::now();
+    let out = aisci_run(home.path(), &exp, &["--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(text(&out.stdout).contains("sleeping"));
+    assert!(text(&out.stderr).contains("timed out after 1 s"));
+}
+
+#[test]
+fn gpus_flag_sets_cuda_visible_devices_and_signals_map_to_128_plus_n() {
+    let home = tempfile::tempdir().unwrap();
+    let exp = script(
+        home.path(),
+        "import os, signal\nprint(repr(os.environ['CUDA_VISIBLE_DEVICES']), flush=True)\n\
+         if os.environ['CUDA_VISIBLE_DEVICES'] == '':\n    os.kill(os.getpid(), signal.SIGTERM)\n",
+    );
+    let out = aisci_run(home.path(), &exp, &["--gpus", "3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "'3'\n");
+    assert!(text(&out.stderr).contains("started on GPU 3"));
+    let out = aisci_run(home.path(), &exp, &["--gpus", ""]);
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "''\n");
+    assert!(exp.join("run_2/aisci_run.json").is_file());
+}
+
+#[test]
+fn folder_without_experiment_is_an_error() {
+    let home = tempfile::tempdir().unwrap();
+    let out = aisci_run(home.path(), home.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("has no experiment.py"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,258 @@
+//! The paper in the editor (in-process server, the test plays the editor): static-check
+//! diagnostics as the user types, quick fixes, hover and completion on citations, and the
+//! build on save with its log as diagnostics (real TeX Live).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::support::lsp_client::{file_uri, TestClient};
+
+const PAPER: &str = r#"\documentclass{article}
+\usepackage{natbib}
+\begin{filecontents}{references.bib}
+@article{ddpm,
+  title = {Denoising Diffusion Probabilistic Models},
+  author = {Ho, Jonathan and Jain, Ajay and Abbeel, Pieter},
+  journal = {NeurIPS},
+  year = {2020},
+  url = {https://arxiv.org/abs/2006.11239},
+}
+@article{edm,
+  title = {Elucidating the Design Space of Diffusion-Based Generative Models},
+  author = {Karras, Tero},
+  journal = {NeurIPS},
+  year = {2022},
+}
+\end{filecontents}
+\title{A Paper}
+\begin{document}
+\maketitle
+\section{Introduction}
+Diffusion models \citep{ddpm} and \citep{edn}.
+\section{Results}
+We reach 0.35 here.
+\bibliographystyle{plainnat}
+\bibliography{references}
+\end{document}
+"#;
+
+/// `<dir>/idea/latex/template.tex` beside `<dir>/idea/run_1/final_info.json`.
+fn paper(dir: &Path, text: &str) -> PathBuf {
+    let idea = dir.join("idea");
+    std::fs::create_dir_all(idea.join("latex")).unwrap();
+    std::fs::create_dir_all(idea.join("run_1")).unwrap();
+    std::fs::write(
+        idea.join("run_1/final_info.json"),
+        r#"{"toy": {"means": {"kl": 0.3512}}}"#,
+    )
+    .unwrap();
+    let tex = idea.join("latex/template.tex");
+    std::fs::write(&tex, text).unwrap();
+    tex
+}
+
+fn line_of(text: &str, needle: &str) -> u64 {
+    text.lines().position(|l| l.contains(needle)).unwrap() as u64
+}
+
+async fn diagnostics_where(
+    c: &TestClient,
+    uri: &str,
+    what: &str,
+    pred: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let m = c
+        .wait_for(what, 60, |m| {
+            m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["uri"] == uri
+                && m["params"]["diagnostics"].as_array().is_some_and(|d| pred(d))
+        })
+        .await;
+    m["params"]["diagnostics"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_fixes_hover_and_completion_while_typing() {
+    let dir = tempfile::tempdir().unwrap();
+    let tex = paper(dir.path(), PAPER);
+    let uri = file_uri(&tex);
+    let c = TestClient::start(Value::Null);
+    c.initialize(json!({}), json!({ "latex": { "build_on_save": false } }))
+        .await;
+    c.open(&uri, "latex", PAPER).await;
+    let diags = diagnostics_where(&c, &uri, "the undefined citation", |d| {
+        d.iter()
+            .any(|x| x["message"].as_str().unwrap_or("").contains("\"edn\""))
+    })
+    .await;
+    let cite = diags
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("\"edn\""))
+        .unwrap();
+    assert_eq!(cite["severity"], 1);
+    assert_eq!(cite["range"]["start"]["line"], line_of(PAPER, "\\citep{edn}"));
+    assert!(
+        cite["message"].as_str().unwrap().contains("did you mean \"edm\""),
+        "{cite}"
+    );
+
+    // The quick fix replaces the key.
+    let actions = c
+        .request(
+            "textDocument/codeAction",
+            json!({ "textDocument": { "uri": uri }, "range": cite["range"], "context": { "diagnostics": [cite] } }),
+        )
+        .await;
+    let fix = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "quickfix")
+        .unwrap_or_else(|| panic!("no quick fix: {actions}"));
+    assert_eq!(fix["title"], "Change to \"edm\"");
+    let edit = &fix["edit"]["changes"][&uri][0];
+    assert_eq!(edit["newText"], "edm");
+    assert_eq!(edit["range"], cite["range"]);
+
+    // Typing a duplicate entry into the bibliography: a warning on the repeated key.
+    let dup_at = line_of(PAPER, "\\end{filecontents}");
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": uri, "version": 2 }, "contentChanges": [{
+            "range": { "start": { "line": dup_at, "character": 0 }, "end": { "line": dup_at, "character": 0 } },
+            "text": "@misc{ddpm, title = {Again}}\n" }] }),
+    )
+    .await;
+    let diags = diagnostics_where(&c, &uri, "the duplicate key", |d| {
+        d.iter().any(|x| {
+            x["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("duplicate BibTeX key")
+        })
+    })
+    .await;
+    let dup = diags
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("duplicate BibTeX key"))
+        .unwrap();
+    assert_eq!(dup["range"]["start"]["line"], dup_at);
+    assert_eq!(dup["severity"], 2);
+
+    // Hover on a key: the paper's title, authors, venue and link (one line lower now).
+    let ddpm_line = line_of(PAPER, "\\citep{ddpm}") + 1;
+    let col = PAPER
+        .lines()
+        .nth(ddpm_line as usize - 1)
+        .unwrap()
+        .find("{ddpm}")
+        .unwrap()
+        + 2;
+    let hover = c
+        .request(
+            "textDocument/hover",
+            json!({ "textDocument": { "uri": uri }, "position": { "line": ddpm_line, "character": col } }),
+        )
+        .await;
+    let md = hover["contents"]["value"].as_str().unwrap();
+    assert!(
+        md.contains("**Denoising Diffusion Probabilistic Models**"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Ho, Jonathan") && md.contains("NeurIPS, 2020"),
+        "{md}"
+    );
+    assert!(md.contains("https://arxiv.org/abs/2006.11239"), "{md}");
+
+    // Completion inside \citep{ lists the keys with their titles.
+    let results_line = line_of(PAPER, "We reach") + 1;
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": uri, "version": 3 }, "contentChanges": [{
+            "range": { "start": { "line": results_line + 1, "character": 0 }, "end": { "line": results_line + 1, "character": 0 } },
+            "text": "As in \\citet{el\n" }] }),
+    )
+    .await;
+    let list = c
+        .request(
+            "textDocument/completion",
+            json!({ "textDocument": { "uri": uri }, "position": { "line": results_line + 1, "character": 15 } }),
+        )
+        .await;
+    let items = list["items"].as_array().unwrap();
+    let labels: Vec<&str> = items.iter().map(|i| i["label"].as_str().unwrap()).collect();
+    assert!(labels.contains(&"edm") && labels.contains(&"ddpm"), "{labels:?}");
+    let edm = items.iter().find(|i| i["label"] == "edm").unwrap();
+    assert!(
+        edm["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Elucidating the Design Space"),
+        "{edm}"
+    );
+    assert_eq!(edm["textEdit"]["range"]["start"]["character"], 13);
+    assert_eq!(edm["textEdit"]["range"]["end"]["character"], 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_builds_and_the_log_becomes_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = PAPER.replace("\\citep{edn}", "\\citep{edm}");
+    let tex = paper(dir.path(), &fixed);
+    let uri = file_uri(&tex);
+    let c = TestClient::start(Value::Null);
+    c.initialize(json!({ "window": { "workDoneProgress": true } }), json!({}))
+        .await;
+    c.open(&uri, "latex", &fixed).await;
+    c.notify("textDocument/didSave", json!({ "textDocument": { "uri": uri } }))
+        .await;
+    let built = c
+        .wait_for("aisci/pdfBuilt", 90, |m| m["method"] == "aisci/pdfBuilt")
+        .await;
+    let pdf = PathBuf::from(built["params"]["pdf"].as_str().unwrap());
+    assert_eq!(pdf, tex.with_extension("pdf"));
+    assert!(pdf.is_file());
+    let before = std::fs::read(&pdf).unwrap();
+
+    // A broken macro: the build fails, the error is a diagnostic at its line, the last
+    // PDF stays.
+    let broken = fixed.replace("We reach 0.35 here.", "We reach \\brokenmacro 0.35 here.");
+    std::fs::write(&tex, &broken).unwrap();
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": uri, "version": 2 }, "contentChanges": [{ "text": broken }] }),
+    )
+    .await;
+    c.notify("textDocument/didSave", json!({ "textDocument": { "uri": uri } }))
+        .await;
+    let diags = diagnostics_where(&c, &uri, "the build error", |d| {
+        d.iter().any(|x| {
+            x["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Undefined control sequence")
+        })
+    })
+    .await;
+    let err = diags
+        .iter()
+        .find(|d| {
+            d["message"]
+                .as_str()
+                .unwrap()
+                .contains("Undefined control sequence")
+        })
+        .unwrap();
+    assert_eq!(err["range"]["start"]["line"], line_of(&broken, "\\brokenmacro"));
+    assert_eq!(err["severity"], 1);
+    c.wait_for("the failure message", 30, |m| {
+        m["method"] == "window/showMessage"
+            && m["params"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("did not build") && s.contains("previous template.pdf is kept"))
+    })
+    .await;
+    assert_eq!(std::fs::read(&pdf).unwrap(), before, "the last good PDF is kept");
+}

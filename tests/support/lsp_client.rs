@@ -1,0 +1,215 @@
+//! An in-process LSP client for protocol tests: the real server runs on a
+//! `tokio::io::duplex` pair, messages are framed as on stdio.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf};
+use tokio::sync::{oneshot, Notify};
+
+type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>>;
+
+pub struct TestClient {
+    writer: Arc<tokio::sync::Mutex<WriteHalf<DuplexStream>>>,
+    pending: Pending,
+    next_id: Mutex<i64>,
+    /// Every notification and server→client request, in arrival order.
+    pub received: Arc<Mutex<Vec<Value>>>,
+    arrived: Arc<Notify>,
+    pub server: tokio::task::JoinHandle<i32>,
+}
+
+async fn write_msg(w: &mut WriteHalf<DuplexStream>, v: &Value) {
+    let body = serde_json::to_vec(v).unwrap();
+    w.write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+        .await
+        .unwrap();
+    w.write_all(&body).await.unwrap();
+    w.flush().await.unwrap();
+}
+
+/// What the test client answers to a server request.
+fn answer(method: &str, params: &Value, config: &Value) -> Value {
+    match method {
+        "workspace/configuration" => {
+            let n = params["items"].as_array().map(|a| a.len()).unwrap_or(1);
+            Value::Array(vec![config.clone(); n])
+        }
+        "window/showDocument" => json!({ "success": true }),
+        "workspace/applyEdit" => json!({ "applied": true }),
+        _ => Value::Null,
+    }
+}
+
+impl TestClient {
+    /// Starts the server in-process. `config` answers `workspace/configuration`. The
+    /// server reads its user-level settings from this process's environment, which
+    /// [`super::env::hermetic`] has made hermetic.
+    pub fn start(config: Value) -> Self {
+        super::env::hermetic();
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let (server_read, server_write) = tokio::io::split(server_io);
+        let server = tokio::spawn(aisci::lsp::serve(server_read, server_write));
+        let (client_read, client_write) = tokio::io::split(client_io);
+        let writer = Arc::new(tokio::sync::Mutex::new(client_write));
+        let pending: Pending = Default::default();
+        let received: Arc<Mutex<Vec<Value>>> = Default::default();
+        let arrived = Arc::new(Notify::new());
+
+        let (p, r, a, w) = (pending.clone(), received.clone(), arrived.clone(), writer.clone());
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(client_read);
+            loop {
+                let mut len = None;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("Content-Length: ") {
+                        len = v.parse::<usize>().ok();
+                    }
+                }
+                let mut body = vec![0; len.expect("Content-Length")];
+                reader.read_exact(&mut body).await.unwrap();
+                let msg: Value = serde_json::from_slice(&body).unwrap();
+                let is_response = msg.get("method").is_none();
+                if is_response {
+                    // A parse error is answered with id null: nobody waits for it.
+                    let Some(id) = msg["id"].as_i64() else {
+                        r.lock().unwrap().push(msg);
+                        continue;
+                    };
+                    if let Some(tx) = p.lock().unwrap().remove(&id) {
+                        let _ = tx.send(msg);
+                    }
+                    continue;
+                }
+                if msg.get("id").is_some() {
+                    let reply = json!({
+                        "jsonrpc": "2.0",
+                        "id": msg["id"],
+                        "result": answer(msg["method"].as_str().unwrap(), &msg["params"], &config),
+                    });
+                    write_msg(&mut *w.lock().await, &reply).await;
+                }
+                r.lock().unwrap().push(msg);
+                a.notify_waiters();
+            }
+        });
+        Self {
+            writer,
+            pending,
+            next_id: Mutex::new(0),
+            received,
+            arrived,
+            server,
+        }
+    }
+
+    /// Sends a request and returns the whole response (with `result` or `error`).
+    pub async fn request_raw(&self, method: &str, params: Value) -> Value {
+        let id = {
+            let mut n = self.next_id.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        let msg = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        write_msg(&mut *self.writer.lock().await, &msg).await;
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {method} within 10 s"))
+            .unwrap()
+    }
+
+    /// Sends a request and returns its `result`, failing the test on an error.
+    pub async fn request(&self, method: &str, params: Value) -> Value {
+        let resp = self.request_raw(method, params).await;
+        assert!(resp.get("error").is_none(), "{method} failed: {resp}");
+        resp["result"].clone()
+    }
+
+    pub async fn notify(&self, method: &str, params: Value) {
+        let msg = json!({ "jsonrpc": "2.0", "method": method, "params": params });
+        write_msg(&mut *self.writer.lock().await, &msg).await;
+    }
+
+    /// Sends raw bytes (for malformed-input tests).
+    pub async fn send_raw(&self, body: &str) {
+        let mut w = self.writer.lock().await;
+        w.write_all(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes())
+            .await
+            .unwrap();
+        w.flush().await.unwrap();
+    }
+
+    pub async fn initialize(&self, capabilities: Value, options: Value) -> Value {
+        let result = self
+            .request(
+                "initialize",
+                json!({ "capabilities": capabilities, "initializationOptions": options }),
+            )
+            .await;
+        self.notify("initialized", json!({})).await;
+        result
+    }
+
+    /// Waits until a received message satisfies `pred`, and returns it.
+    pub async fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let notified = self.arrived.notified();
+            if let Some(v) = self.received.lock().unwrap().iter().find(|m| pred(m)) {
+                return v.clone();
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let got = self.received.lock().unwrap().clone();
+                panic!(
+                    "timed out waiting for {what}; received: {}",
+                    serde_json::to_string_pretty(&got).unwrap()
+                );
+            }
+        }
+    }
+
+    pub fn messages(&self, method: &str) -> Vec<Value> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m["method"] == method)
+            .cloned()
+            .collect()
+    }
+
+    pub async fn open(&self, uri: &str, language: &str, text: &str) {
+        self.notify(
+            "textDocument/didOpen",
+            json!({ "textDocument": { "uri": uri, "languageId": language, "version": 1, "text": text } }),
+        )
+        .await;
+    }
+}
+
+pub fn file_uri(path: &std::path::Path) -> String {
+    url_from_path(path)
+}
+
+fn url_from_path(path: &std::path::Path) -> String {
+    let mut s = String::from("file://");
+    for c in path.to_str().unwrap().chars() {
+        match c {
+            ' ' => s.push_str("%20"),
+            _ => s.push(c),
+        }
+    }
+    s
+}
