@@ -8,9 +8,9 @@
 //! their own `AISCI_CONFIG` anyway).
 //!
 //! All tests share one process, so this is done once, for all of them, and before any
-//! test thread exists: on Linux from the binary's initialisers (`.init_array`, run before
-//! `main`), so that no thread can be reading the environment while it changes. Elsewhere
-//! (and as a safeguard) [`hermetic`] applies it on first use; `TestClient::start` calls it.
+//! test thread exists: from a constructor run before `main` (the `ctor` crate), so that no
+//! thread can be reading the environment while it changes. As a safeguard [`hermetic`]
+//! applies it on first use too; `TestClient::start` calls it.
 //! No test may change the process environment itself: give a child process its own
 //! variables with `Command::env` instead.
 
@@ -42,18 +42,12 @@ pub fn hermetic() {
 }
 
 /// Runs [`hermetic`] before `main`, while the process has a single thread.
-#[cfg(target_os = "linux")]
-#[used]
-#[link_section = ".init_array"]
-static BEFORE_MAIN: extern "C" fn() = {
-    extern "C" fn before_main() {
-        hermetic();
-    }
-    before_main
-};
+#[ctor::ctor]
+fn before_main() {
+    hermetic();
+}
 
-/// In place before any test runs (on Linux: before `main`), without a call to [`hermetic`].
-#[cfg(target_os = "linux")]
+/// In place before any test runs (before `main`), without a call to [`hermetic`].
 #[test]
 fn the_environment_is_hermetic_before_any_test_runs() {
     assert_eq!(
