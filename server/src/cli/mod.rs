@@ -65,14 +65,7 @@ pub(crate) fn open_idea_folder(
     model: Option<String>,
 ) -> anyhow::Result<(PathBuf, String, config::Loaded)> {
     let root = std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    let idea = crate::project::IdeaFolder::from_path(&root)
-        .map(|f| f.name)
-        .unwrap_or_else(|| {
-            root.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        });
+    let idea = crate::project::IdeaFolder::idea_name_of(&root);
     let mut src = Sources::from_system(Some(&root));
     src.cli_model = model;
     let loaded = config::load(&src);

@@ -31,14 +31,7 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
     if !tex.is_file() {
         anyhow::bail!("{} has no paper: expected {}", root.display(), tex.display());
     }
-    let idea = crate::project::IdeaFolder::from_path(&root)
-        .map(|f| f.name)
-        .unwrap_or_else(|| {
-            root.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        });
+    let idea = crate::project::IdeaFolder::idea_name_of(&root);
     let mut src = Sources::from_system(Some(&root));
     let flag_model = model.is_some();
     src.cli_model = model;

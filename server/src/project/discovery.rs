@@ -82,6 +82,14 @@ pub fn idea_folder_name(when: NaiveDateTime, name: &str) -> String {
 }
 
 impl IdeaFolder {
+    /// The idea's name of a folder: its `<Name>` when it is an idea folder, else the
+    /// folder's own name (a paper folder laid out by hand).
+    pub fn idea_name_of(dir: &Path) -> String {
+        IdeaFolder::from_path(dir)
+            .map(|f| f.name)
+            .unwrap_or_else(|| dir.file_name().unwrap_or_default().to_string_lossy().into_owned())
+    }
+
     /// `dir` as an idea folder, judged by its path alone (`results/<t>/<ts>_<Name>`),
     /// so that a half-copied folder is still recognised.
     pub fn from_path(dir: &Path) -> Option<IdeaFolder> {

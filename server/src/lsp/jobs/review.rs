@@ -25,14 +25,7 @@ fn folder_and_idea(tex: &Path) -> Result<(PathBuf, String), String> {
             tex.display()
         )
     })?;
-    let idea = crate::project::IdeaFolder::from_path(&root)
-        .map(|f| f.name)
-        .unwrap_or_else(|| {
-            root.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        });
+    let idea = crate::project::IdeaFolder::idea_name_of(&root);
     Ok((root, idea))
 }
 

@@ -27,14 +27,7 @@ pub fn start(backend: Backend, tex: PathBuf, section: Option<SectionRef>) -> Res
             tex.display()
         ));
     }
-    let idea = crate::project::IdeaFolder::from_path(&root)
-        .map(|f| f.name)
-        .unwrap_or_else(|| {
-            root.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        });
+    let idea = crate::project::IdeaFolder::idea_name_of(&root);
     let loaded = backend.state.settings_for(Some(&root));
     let llm = writeup_stage::writeup_llm(&loaded.settings, &root).map_err(|e| e.to_string())?;
     let lit = stages::literature_for(&loaded.settings).ok();
