@@ -75,9 +75,10 @@ async fn two_gpus_three_runs_third_waits() {
     let total = t0.elapsed();
     assert_eq!(&seen[..2], ["'0'", "'1'"]);
     assert!(seen[2] == "'0'" || seen[2] == "'1'", "{seen:?}");
-    // Two at once, then the third: about two run lengths, not one and not three.
+    // Two at once, then the third: at least two run lengths. That the first two ran side
+    // by side is read from the event order below, not from the wall time, which a loaded
+    // machine (every test shares one binary) stretches.
     assert!(total >= Duration::from_millis(1900), "{total:?}");
-    assert!(total < Duration::from_millis(2900), "{total:?}");
 
     let log = log.lock().unwrap();
     let events: Vec<&QueueEvent> = log.iter().map(|(_, e)| e).collect();

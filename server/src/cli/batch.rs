@@ -16,7 +16,9 @@ use crate::config::Settings;
 use crate::jobs::Progress;
 use crate::project::{Idea, IdeaFolder, RunRecord};
 use crate::stages::experiment::agent::ExperimentEvents;
-use crate::stages::{self, ExperimentDeps, ExperimentOutcome, StageError};
+use crate::stages::experiment::ExperimentDeps;
+use crate::stages::experiment::ExperimentOutcome;
+use crate::stages::{self, StageError};
 
 /// One idea to implement in its (already created) folder.
 pub struct IdeaJob {
@@ -89,7 +91,7 @@ async fn run_one(
     events.idea_started(&name, &folder);
     let outcome = async {
         // Each idea has its own ledger, so its cost is its own.
-        let llm = stages::llm_for(settings, &job.folder.root)?;
+        let llm = stages::services::llm_for(settings, &job.folder.root)?;
         let tagged = Tagged {
             name: &name,
             events: events.as_ref(),
@@ -101,7 +103,7 @@ async fn run_one(
             progress: &tagged,
             cancel,
         };
-        stages::run_experiment(&job.folder, &job.idea, settings, deps).await
+        stages::experiment::run_experiment(&job.folder, &job.idea, settings, deps).await
     }
     .await;
     IdeaResult {
@@ -149,13 +151,13 @@ pub(crate) async fn experiments_in_parallel(
     let (template, loaded) = open_template(template, model)?;
     let s = &loaded.settings;
     // A missing key stops us before any folder is created.
-    let llm = stages::llm_for(s, &template.root)?;
+    let llm = stages::services::llm_for(s, &template.root)?;
     let mut ideas = Vec::new();
     for name in &names {
         if ideas.iter().any(|i: &project::Idea| &i.name == name) {
             anyhow::bail!("--idea {name} is given twice");
         }
-        ideas.push(stages::idea_in_template(&template, name)?);
+        ideas.push(stages::experiment::idea_in_template(&template, name)?);
     }
     let parallel = match parallel {
         Some(p) => p as usize,

@@ -89,14 +89,14 @@ async fn experiment(
         eprintln!("aisci: warning: {w}");
     }
     let s = &loaded.settings;
-    let llm = stages::llm_for(s, &root)?;
+    let llm = stages::services::llm_for(s, &root)?;
     let (folder, idea) = match (existing, template, idea_name) {
         (Some(f), _, _) => {
-            let idea = stages::idea_of_folder(&f)?;
+            let idea = stages::experiment::idea_of_folder(&f)?;
             (f, idea)
         }
         (None, Some(template), Some(name)) => {
-            let idea = stages::idea_in_template(&template, &name)?;
+            let idea = stages::experiment::idea_in_template(&template, &name)?;
             let now = chrono::Local::now().naive_local();
             let f = project::create_idea_folder(
                 &template,
@@ -122,14 +122,14 @@ async fn experiment(
             .map(|b| serde_json::Value::Object(b.means_by_dataset())),
     };
     let cancel = ctrl_c_token();
-    let deps = stages::ExperimentDeps {
+    let deps = stages::experiment::ExperimentDeps {
         llm: &llm,
         sink: &crate::agent::edit_sink::DiskSink,
         events: &events,
         progress: &Stderr,
         cancel: &cancel,
     };
-    let outcome = stages::run_experiment(&folder, &idea, s, deps).await?;
+    let outcome = stages::experiment::run_experiment(&folder, &idea, s, deps).await?;
     println!("{}", outcome.summary());
     Ok(())
 }

@@ -43,7 +43,7 @@ async fn ideas(
         s.llm.provider = config::ProviderKind::Replay;
         s.llm.replay_file = Some(rec);
     }
-    let llm = stages::llm_for(s, &template.root)?;
+    let llm = stages::services::llm_for(s, &template.root)?;
     eprintln!(
         "aisci: generating {} idea(s) for {} with {} via {}",
         s.ideas.num_ideas,
@@ -52,7 +52,7 @@ async fn ideas(
         llm.provider().name()
     );
     let cancel = ctrl_c_token();
-    let outcome = stages::run_ideas(&template, s, &llm, None, &Stderr, &cancel).await?;
+    let outcome = stages::ideas::run_ideas(&template, s, &llm, None, &Stderr, &cancel).await?;
     for idea in &outcome.report.accepted {
         println!(
             "{}: {} (interestingness {}, feasibility {}, novelty {})",

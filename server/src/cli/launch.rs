@@ -281,7 +281,7 @@ impl Ctx<'_> {
             return Ok(crate::llm::Llm::with_settings(p.clone(), &s.llm));
         }
         Ok(match role {
-            Role::Main => stages::llm_for(s, root)?,
+            Role::Main => stages::services::llm_for(s, root)?,
             Role::Writer => crate::stages::writeup::writeup_llm(s, root)?,
             Role::Reviewer => crate::stages::review::reviewer_llm(s, root)?,
         })
@@ -349,7 +349,7 @@ pub async fn launch(
     let improvement = plan.improvement || journal.improvement;
     let replay = match settings.llm.provider {
         crate::config::ProviderKind::Replay => Some(crate::llm::build_provider(
-            &stages::resolve_llm_paths(settings.llm.clone(), &template.root),
+            &stages::services::resolve_llm_paths(settings.llm.clone(), &template.root),
             &crate::llm::ProcessEnv,
         )?),
         _ => None,
@@ -378,7 +378,7 @@ pub async fn launch(
             events.say(None, &format!("generating {} idea(s)", s.ideas.num_ideas));
             let llm = ctx.llm(&s, &template.root, Role::Main)?;
             let progress = Said(events, None);
-            let out = match stages::run_ideas(template, &s, &llm, None, &progress, cancel).await {
+            let out = match stages::ideas::run_ideas(template, &s, &llm, None, &progress, cancel).await {
                 Ok(o) => o,
                 // A stage refused for the budget leaves its step to a resumed launch.
                 Err(_) if ctx.settings_left().is_none() => return finish(&ctx, false, true),
@@ -419,9 +419,9 @@ pub async fn launch(
                 .collect();
             events.say(None, &format!("checking the novelty of {} idea(s)", names.len()));
             let llm = ctx.llm(&s, &template.root, Role::Main)?;
-            let search = stages::literature_for(&s).map_err(stages::StageError::from)?;
+            let search = stages::services::literature_for(&s).map_err(stages::StageError::from)?;
             let progress = Said(events, None);
-            let out = match stages::run_novelty(
+            let out = match stages::novelty::run_novelty(
                 template,
                 &s,
                 &llm,
@@ -534,7 +534,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
     let (template, events, cancel) = (ctx.template, ctx.events, ctx.cancel);
     let entry = ctx.entry(name);
     let Some(entry) = entry else { return Ok(false) };
-    let idea: Idea = stages::idea_in_template(template, name)?;
+    let idea: Idea = stages::experiment::idea_in_template(template, name)?;
     // The folder, made once.
     let folder = if entry.folder.as_os_str().is_empty() || !entry.folder.is_dir() {
         let now = chrono::Local::now().naive_local();
@@ -560,14 +560,14 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         events.say(Some(name), "experiments");
         let llm = ctx.llm(&s, &root, Role::Main)?;
         let said = Said(events, Some(name));
-        let deps = stages::ExperimentDeps {
+        let deps = stages::experiment::ExperimentDeps {
             llm: &llm,
             sink: &DiskSink,
             events: &said,
             progress: &said,
             cancel,
         };
-        let out = stages::run_experiment(&folder, &idea, &s, deps).await;
+        let out = stages::experiment::run_experiment(&folder, &idea, &s, deps).await;
         if cancel.is_cancelled() {
             return Ok(false);
         }
@@ -610,9 +610,9 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         };
         events.say(Some(name), "writing the paper");
         let llm = ctx.llm(&s, &root, Role::Writer)?;
-        let lit = stages::literature_for(&s).ok();
+        let lit = stages::services::literature_for(&s).ok();
         let on_notice = |n: String| events.say(Some(name), &n);
-        let noticed = lit.as_deref().map(|lit| stages::NoticedSearch {
+        let noticed = lit.as_deref().map(|lit| stages::services::NoticedSearch {
             lit,
             on_notice: &on_notice,
         });
@@ -833,7 +833,7 @@ async fn launch_command(
         s.literature.engines = vec![e];
     }
     // A missing key stops us before anything is written.
-    let llm = stages::llm_for(s, &template.root)?;
+    let llm = stages::services::llm_for(s, &template.root)?;
     eprintln!(
         "aisci: launch on {} with {} via {}{}",
         template.root.display(),

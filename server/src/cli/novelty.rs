@@ -25,8 +25,8 @@ pub async fn command(a: Args, model: Option<String>) -> ExitCode {
 async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: bool) -> anyhow::Result<()> {
     let (template, loaded) = open_template(dir, model)?;
     let s = &loaded.settings;
-    let llm = stages::llm_for(s, &template.root)?;
-    let search = stages::literature_for(s)?;
+    let llm = stages::services::llm_for(s, &template.root)?;
+    let search = stages::services::literature_for(s)?;
     eprintln!(
         "aisci: checking novelty in {} with {} via {}; engines: {}",
         template.ideas_json().display(),
@@ -38,12 +38,13 @@ async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: b
     let only = (!ideas.is_empty()).then_some(ideas.as_slice());
     // Engine switches are said as they happen.
     let on_notice = |n: String| eprintln!("aisci: {n}");
-    let noticed = stages::NoticedSearch {
+    let noticed = stages::services::NoticedSearch {
         lit: search.as_ref(),
         on_notice: &on_notice,
     };
     let outcome =
-        stages::run_novelty(&template, s, &llm, &noticed, None, only, force, &Stderr, &cancel).await?;
+        stages::novelty::run_novelty(&template, s, &llm, &noticed, None, only, force, &Stderr, &cancel)
+            .await?;
     for r in &outcome.report.results {
         let verdict = match r.verdict.novel {
             Some(true) => "novel",

@@ -47,7 +47,7 @@ pub async fn baseline_command(a: BaselineArgs) -> ExitCode {
 async fn baseline(dir: &Path) -> anyhow::Result<()> {
     let (template, loaded) = open_template(dir, None)?;
     eprintln!("aisci: running the baseline in {}", template.root.display());
-    let record = stages::baseline(&template, &loaded.settings, &ctrl_c_token()).await?;
+    let record = stages::experiment::baseline(&template, &loaded.settings, &ctrl_c_token()).await?;
     println!(
         "{}",
         crate::project::headline(&record, None).replacen("run_0", "baseline (run_0)", 1)
@@ -99,7 +99,7 @@ async fn launch_run(
             "aisci: {} left in flight by an earlier aisci; watching them again",
             names.join(", ")
         );
-        for r in stages::resume_runs(&root, &s, &cancel).await {
+        for r in stages::experiment::launch::resume_runs(&root, &s, &cancel).await {
             match r {
                 Ok(resumed) => eprintln!("aisci: {}", resumed.describe()),
                 Err(e) => eprintln!("aisci: a run record could not be written: {e}"),
@@ -109,12 +109,12 @@ async fn launch_run(
             return Ok(130);
         }
     }
-    let opts = stages::LaunchOptions {
+    let opts = stages::experiment::launch::LaunchOptions {
         timeout_secs: timeout,
         echo: true,
         observer: Some(observer),
     };
-    let launched = stages::launch_run(&root, &s, opts, &cancel).await?;
+    let launched = stages::experiment::launch::launch_run(&root, &s, opts, &cancel).await?;
     eprintln!("aisci: {}", launched.gpus);
     let secs = launched.record.duration_secs;
     let name = format!("run_{}", launched.record.run);

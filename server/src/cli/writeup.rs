@@ -45,7 +45,7 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
     }
     let s = &loaded.settings;
     let llm = writeup_stage::writeup_llm(s, &root)?;
-    let lit = match stages::literature_for(s) {
+    let lit = match stages::services::literature_for(s) {
         Ok(l) => Some(l),
         Err(e) => {
             eprintln!("aisci: warning: no literature search, so no citations: {e}");
@@ -53,7 +53,7 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
         }
     };
     let on_notice = |n: String| eprintln!("aisci: {n}");
-    let noticed = lit.as_deref().map(|lit| stages::NoticedSearch {
+    let noticed = lit.as_deref().map(|lit| stages::services::NoticedSearch {
         lit,
         on_notice: &on_notice,
     });

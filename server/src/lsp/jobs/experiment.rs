@@ -11,7 +11,8 @@ use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::project::{self, IdeaFolder, RunRecord, Template};
 use crate::runs::problems::traceback_problems;
 use crate::stages::experiment::agent::{BaselineError, ExperimentEvents};
-use crate::stages::{self, ExperimentDeps, StageError};
+use crate::stages::experiment::ExperimentDeps;
+use crate::stages::{self, StageError};
 
 pub const TITLE: &str = "Run experiments";
 pub const BASELINE_TITLE: &str = "Run baseline";
@@ -72,10 +73,10 @@ impl ExperimentEvents for EditorEvents {
 pub async fn implement(backend: Backend, template_dir: PathBuf, idea: String) -> Result<JobId, String> {
     let template = Template::open(&template_dir)
         .ok_or_else(|| StageError::NotATemplate(template_dir.clone()).to_string())?;
-    let idea = stages::idea_in_template(&template, &idea).map_err(|e| e.to_string())?;
+    let idea = stages::experiment::idea_in_template(&template, &idea).map_err(|e| e.to_string())?;
     // Check the model client before creating anything.
     let loaded = backend.state.settings_for(Some(&template.root));
-    stages::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
+    stages::services::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
     let now = chrono::Local::now().naive_local();
     let folder =
         project::create_idea_folder(&template, &project::default_results_root(&template), &idea, now)
@@ -96,9 +97,9 @@ pub fn run(backend: Backend, dir: PathBuf, show: Option<PathBuf>) -> Result<JobI
             dir.display()
         )
     })?;
-    let idea = stages::idea_of_folder(&folder).map_err(|e| e.to_string())?;
+    let idea = stages::experiment::idea_of_folder(&folder).map_err(|e| e.to_string())?;
     let loaded = backend.state.settings_for(Some(&folder.root));
-    let llm = stages::llm_for(&loaded.settings, &folder.root).map_err(|e| e.to_string())?;
+    let llm = stages::services::llm_for(&loaded.settings, &folder.root).map_err(|e| e.to_string())?;
     let settings = loaded.settings.clone();
     let b = backend.clone();
     let root = folder.root.clone();
@@ -121,7 +122,7 @@ pub fn run(backend: Backend, dir: PathBuf, show: Option<PathBuf>) -> Result<JobI
             progress: ctx.progress.as_ref(),
             cancel: &ctx.cancel,
         };
-        let outcome = stages::run_experiment(&folder, &idea, &settings, deps).await;
+        let outcome = stages::experiment::run_experiment(&folder, &idea, &settings, deps).await;
         let outcome = outcome.map_err(|e| e.to_string())?;
         Ok(StageDone {
             summary: outcome.summary(),
@@ -140,7 +141,7 @@ pub fn baseline(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     let root = template.root.clone();
     stage_job::spawn(backend, BASELINE_TITLE, &root, loaded, move |ctx| async move {
         ctx.progress.report("python experiment.py --out_dir=run_0", None);
-        let result = stages::baseline(&template, &settings, &ctx.cancel).await;
+        let result = stages::experiment::baseline(&template, &settings, &ctx.cancel).await;
         let problems = match &result {
             Err(StageError::Baseline(BaselineError::Failed { record, .. })) => {
                 traceback_problems(&template.root, record)
@@ -185,9 +186,14 @@ pub fn launch(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     let job_root = root.clone();
     stage_job::spawn(backend, LAUNCH_TITLE, &job_root, loaded, move |ctx| async move {
         ctx.progress.report("python experiment.py --out_dir=run_i", None);
-        let launched = stages::launch_run(&root, &settings, stages::LaunchOptions::default(), &ctx.cancel)
-            .await
-            .map_err(|e| e.to_string())?;
+        let launched = stages::experiment::launch::launch_run(
+            &root,
+            &settings,
+            stages::experiment::launch::LaunchOptions::default(),
+            &ctx.cancel,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let record = &launched.record;
         let problems = if record.completed {
             Vec::new()

@@ -16,7 +16,7 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     let template = Template::open(&dir).ok_or_else(|| StageError::NotATemplate(dir.clone()).to_string())?;
     stage_job::require_saved(&backend, &template.ideas_json())?;
     let loaded = backend.state.settings_for(Some(&template.root));
-    let llm = stages::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
+    let llm = stages::services::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
     // The open buffer, saved or not, is what the ideas are about.
     let experiment = backend
         .state
@@ -28,7 +28,7 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     let settings = loaded.settings.clone();
     let t = template.clone();
     stage_job::spawn(backend, TITLE, &template.root, loaded, move |ctx| async move {
-        let outcome = stages::run_ideas(
+        let outcome = stages::ideas::run_ideas(
             &t,
             &settings,
             &llm,

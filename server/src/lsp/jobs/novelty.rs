@@ -6,7 +6,8 @@ use crate::jobs::JobId;
 use crate::lsp::backend::Backend;
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::project::Template;
-use crate::stages::{self, NoticedSearch, StageError};
+use crate::stages::services::NoticedSearch;
+use crate::stages::{self, StageError};
 use tower_lsp::lsp_types::MessageType;
 
 pub const TITLE: &str = crate::lsp::commands::CHECK_NOVELTY_TITLE;
@@ -29,8 +30,8 @@ pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
     }
     stage_job::require_saved(&backend, &template.ideas_json())?;
     let loaded = backend.state.settings_for(Some(&template.root));
-    let llm = stages::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
-    let search = stages::literature_for(&loaded.settings).map_err(|e| e.to_string())?;
+    let llm = stages::services::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
+    let search = stages::services::literature_for(&loaded.settings).map_err(|e| e.to_string())?;
     let experiment = backend
         .state
         .docs
@@ -58,7 +59,7 @@ pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
             lit: search.as_ref(),
             on_notice: &on_notice,
         };
-        let outcome = stages::run_novelty(
+        let outcome = stages::novelty::run_novelty(
             &t,
             &settings,
             &llm,

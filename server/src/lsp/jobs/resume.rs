@@ -47,7 +47,8 @@ fn resume_folder(backend: &Backend, folder: PathBuf) -> Result<u64, String> {
                 &format!("watching again the runs left in {}", folder.display()),
                 None,
             );
-            let results = crate::stages::resume_runs(&folder, &settings, &ctx.cancel).await;
+            let results =
+                crate::stages::experiment::launch::resume_runs(&folder, &settings, &ctx.cancel).await;
             let mut lines = Vec::new();
             let mut problems = Vec::new();
             for r in results {

@@ -91,10 +91,12 @@ where
             Ok(done) => done.summary.clone(),
             Err(e) => format!("{title} failed: {e}"),
         };
+        // Out of the registry before the client hears "end": a job started right after
+        // it (the next run) must not be refused as already running.
+        drop(guard);
         if let Ok(p) = Arc::try_unwrap(progress) {
             p.finish(end.clone()).await;
         }
-        drop(guard);
         refresh_lenses(&b).await;
         match outcome {
             Ok(done) => {

@@ -12,9 +12,10 @@ use crate::lsp::backend::Backend;
 use crate::lsp::edit_sink::EditorSink;
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::lsp::views::paper as paper_view;
+use crate::stages::services::NoticedSearch;
 use crate::stages::writeup::agent::{SectionRef, WriteScope};
 use crate::stages::writeup::{self as writeup_stage, WriteupDeps};
-use crate::stages::{self, NoticedSearch};
+use crate::stages::{self};
 
 const TITLE: &str = "Write the paper";
 
@@ -30,7 +31,7 @@ pub fn start(backend: Backend, tex: PathBuf, section: Option<SectionRef>) -> Res
     let idea = crate::project::IdeaFolder::idea_name_of(&root);
     let loaded = backend.state.settings_for(Some(&root));
     let llm = writeup_stage::writeup_llm(&loaded.settings, &root).map_err(|e| e.to_string())?;
-    let lit = stages::literature_for(&loaded.settings).ok();
+    let lit = stages::services::literature_for(&loaded.settings).ok();
     let settings = loaded.settings.clone();
     let b = backend.clone();
     let scope = match section {

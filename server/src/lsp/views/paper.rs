@@ -387,7 +387,7 @@ pub fn spawn_build(b: &Backend, tex: PathBuf) {
 async fn run_build(b: &Backend, tex: &Path, job: crate::jobs::JobId, cancel: &CancellationToken) {
     let settings = b.state.settings_for(Some(&paper::runs_folder(tex))).settings;
     let timeout = Duration::from_secs(settings.latex.build_timeout_secs.max(1));
-    let runner = crate::stages::runner_for(&settings);
+    let runner = crate::stages::services::runner_for(&settings);
     let name = file_name(tex);
     let progress = LspProgress::begin(
         &b.client,

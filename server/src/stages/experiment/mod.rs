@@ -3,3 +3,192 @@
 
 pub mod agent;
 mod conversation;
+pub mod launch;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::edit_sink::EditSink;
+use crate::config::Settings;
+use crate::jobs::Progress;
+use crate::llm::{Llm, Totals};
+use crate::project::{Idea, IdeaFolder, RunRecord, Template};
+use crate::stages::services::shared_runner;
+use crate::stages::{cost_line, record_usage, StageError};
+use agent::{run_baseline, run_experiments, ExperimentCtx, ExperimentEvents, ExperimentReport, RunsEnd};
+
+/// The idea named `name` in a template's ideas.json, else in its seed_ideas.json.
+pub fn idea_in_template(template: &Template, name: &str) -> Result<Idea, StageError> {
+    for path in [template.ideas_json(), template.seed_ideas_json()] {
+        let Ok(entries) = crate::project::read_ideas_archive(&path) else {
+            continue;
+        };
+        if let Some(v) = entries
+            .iter()
+            .find(|e| crate::project::entry_name(e) == Some(name))
+        {
+            return Idea::from_value(v).map_err(|issues| StageError::Input {
+                path: path.clone(),
+                message: format!(
+                    "idea {name} is not usable: {}",
+                    issues
+                        .iter()
+                        .map(|i| i.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            });
+        }
+    }
+    Err(StageError::UnknownIdea {
+        folder: template.root.clone(),
+        name: name.to_owned(),
+    })
+}
+
+/// The idea an idea folder implements: from the archive copied into it (by the
+/// folder's Name), else rebuilt from the title and description in notes.txt.
+pub fn idea_of_folder(folder: &IdeaFolder) -> Result<Idea, StageError> {
+    let unknown = || StageError::UnknownIdea {
+        folder: folder.root.clone(),
+        name: folder.name.clone(),
+    };
+    if let Ok(entries) = crate::project::read_ideas_archive(&folder.root.join("ideas.json")) {
+        if let Some(v) = entries
+            .iter()
+            .find(|e| crate::project::entry_name(e) == Some(folder.name.as_str()))
+        {
+            if let Ok(idea) = Idea::from_value(v) {
+                return Ok(idea);
+            }
+        }
+    }
+    let notes = std::fs::read_to_string(folder.root.join("notes.txt")).map_err(|_| unknown())?;
+    let field = |prefix: &str| {
+        notes
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+    let (Some(title), Some(experiment)) = (field("# Title:"), field("# Experiment description:")) else {
+        return Err(unknown());
+    };
+    let v = serde_json::json!({
+        "Name": folder.name, "Title": title, "Experiment": experiment,
+        "Interestingness": 5, "Feasibility": 5, "Novelty": 5
+    });
+    Idea::from_value(&v).map_err(|_| unknown())
+}
+
+/// What a finished experiment stage reports.
+pub struct ExperimentOutcome {
+    pub report: ExperimentReport,
+    pub totals: Totals,
+    pub provider: String,
+    pub model: String,
+}
+
+impl ExperimentOutcome {
+    pub fn summary(&self) -> String {
+        let r = &self.report;
+        let done: Vec<String> = r.completed.iter().map(|c| format!("run_{}", c.run)).collect();
+        let mut s = match done.len() {
+            0 => "no run completed".to_owned(),
+            n => format!("{n} run(s) completed ({})", done.join(", ")),
+        };
+        if !r.failed.is_empty() {
+            s.push_str(&format!(", {} failed attempt(s)", r.failed.len()));
+        }
+        s.push_str(match r.end {
+            RunsEnd::AllCompleted => "; the model finished (ALL_COMPLETED)",
+            RunsEnd::MaxRuns => "; all runs used",
+            RunsEnd::AttemptsExhausted { .. } => {
+                "; stopped: a run used up its attempts (completed runs are kept)"
+            }
+            RunsEnd::Cancelled => "; cancelled (completed runs are kept)",
+        });
+        if let Some(p) = &r.plot {
+            if p.succeeded {
+                s.push_str(&format!(
+                    "; plots: {}",
+                    if p.figures.is_empty() {
+                        "none".into()
+                    } else {
+                        p.figures.join(", ")
+                    }
+                ));
+            } else {
+                s.push_str(&format!("; plotting failed after {} attempt(s)", p.attempts));
+            }
+        }
+        if r.notes_updated {
+            s.push_str("; notes.txt updated");
+        }
+        for w in &r.warnings {
+            s.push_str(&format!("; {w}"));
+        }
+        s.push_str(&format!(
+            ". {}",
+            cost_line(&self.totals, &self.provider, &self.model)
+        ));
+        s
+    }
+}
+
+/// Everything an experiment stage needs besides the folder and the idea.
+pub struct ExperimentDeps<'a> {
+    pub llm: &'a Llm,
+    pub sink: &'a dyn EditSink,
+    pub events: &'a dyn ExperimentEvents,
+    pub progress: &'a dyn Progress,
+    pub cancel: &'a CancellationToken,
+}
+
+/// Runs the experiment loop, plotting and notes in `folder`.
+pub async fn run_experiment(
+    folder: &IdeaFolder,
+    idea: &Idea,
+    settings: &Settings,
+    deps: ExperimentDeps<'_>,
+) -> Result<ExperimentOutcome, StageError> {
+    let runner = shared_runner(settings).await;
+    let ctx = ExperimentCtx {
+        llm: deps.llm,
+        sink: deps.sink,
+        runner: runner.as_ref(),
+        folder,
+        idea,
+        settings: &settings.experiment,
+        python: &settings.run.python,
+        temperature: Some(settings.llm.temperature),
+        max_tokens: settings.llm.max_tokens,
+        progress: deps.progress,
+        events: deps.events,
+        cancel: deps.cancel,
+    };
+    let result = run_experiments(&ctx).await;
+    record_usage(&folder.root, deps.llm);
+    Ok(ExperimentOutcome {
+        report: result?,
+        totals: deps.llm.ledger_snapshot().total,
+        provider: deps.llm.provider().name().to_owned(),
+        model: deps.llm.provider().model().to_owned(),
+    })
+}
+
+/// `python experiment.py --out_dir=run_0` in the template (no model).
+pub async fn baseline(
+    template: &Template,
+    settings: &Settings,
+    cancel: &CancellationToken,
+) -> Result<RunRecord, StageError> {
+    let runner = shared_runner(settings).await;
+    Ok(run_baseline(
+        template,
+        runner.as_ref(),
+        &settings.experiment,
+        &settings.run.python,
+        cancel,
+    )
+    .await?)
+}

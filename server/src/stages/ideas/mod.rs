@@ -1,3 +1,89 @@
-//! The ideas stage.
+//! The ideas stage: new research ideas for a template, appended to its `ideas.json`.
 
 pub mod agent;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::jobs::Progress;
+use crate::llm::{Llm, Totals};
+use crate::project::{Idea, Template};
+use crate::stages::{cost_line, prompt_and_code, read_json, record_usage, StageError};
+use agent::{generate_ideas, IdeaInputs, IdeaOptions, IdeaReport};
+
+/// What a finished idea run reports.
+pub struct IdeasOutcome {
+    pub report: IdeaReport,
+    pub totals: Totals,
+    pub provider: String,
+    pub model: String,
+    /// Models that answered without a known price (their calls count as $0).
+    pub unpriced_models: Vec<String>,
+}
+
+impl IdeasOutcome {
+    /// One paragraph for a person: what came out and what it cost.
+    pub fn summary(&self) -> String {
+        let r = &self.report;
+        let mut s = format!("{} new idea(s) in {}", r.accepted.len(), r.ideas_path.display());
+        if !r.dropped.is_empty() {
+            let reasons: Vec<String> = r
+                .dropped
+                .iter()
+                .map(|d| {
+                    format!(
+                        "#{} {}: {}",
+                        d.index,
+                        d.name.as_deref().unwrap_or("(unnamed)"),
+                        d.reason
+                    )
+                })
+                .collect();
+            s.push_str(&format!("; {} dropped ({})", r.dropped.len(), reasons.join("; ")));
+        }
+        if r.cancelled {
+            s.push_str("; cancelled, ideas finished before that are kept");
+        }
+        s.push_str(&format!(
+            ". {}",
+            cost_line(&self.totals, &self.provider, &self.model)
+        ));
+        s
+    }
+}
+
+/// Generates ideas for `template`, appending them to its `ideas.json`.
+/// `experiment_text` is the editor's buffer when open (saved or not).
+pub async fn run_ideas(
+    template: &Template,
+    settings: &Settings,
+    llm: &Llm,
+    experiment_text: Option<String>,
+    progress: &dyn Progress,
+    cancel: &CancellationToken,
+) -> Result<IdeasOutcome, StageError> {
+    let (prompt, experiment_py) = prompt_and_code(template, experiment_text)?;
+    let seeds: Vec<Idea> = if template.seed_ideas_json().exists() {
+        read_json(&template.seed_ideas_json())?
+    } else {
+        Vec::new()
+    };
+    let opts = IdeaOptions::from_settings(&settings.ideas, &settings.llm);
+    let inputs = IdeaInputs {
+        prompt: &prompt,
+        seeds: &seeds,
+        experiment_py: &experiment_py,
+    };
+    let result = generate_ideas(llm, inputs, &opts, &template.ideas_json(), progress, cancel).await;
+    // What was spent is recorded whether or not the stage succeeded.
+    record_usage(&template.root, llm);
+    let report = result?;
+    let snapshot = llm.ledger_snapshot();
+    Ok(IdeasOutcome {
+        report,
+        totals: snapshot.total,
+        provider: llm.provider().name().to_owned(),
+        model: llm.provider().model().to_owned(),
+        unpriced_models: snapshot.unpriced_models.into_iter().collect(),
+    })
+}

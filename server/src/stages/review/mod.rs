@@ -40,7 +40,7 @@ pub fn reviewer_llm(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
     if let Some(m) = settings.review.model.as_ref().filter(|m| !m.trim().is_empty()) {
         s.llm.model = m.clone();
     }
-    stages::llm_for(&s, root)
+    stages::services::llm_for(&s, root)
 }
 
 /// Where the paper's text came from.

@@ -28,7 +28,7 @@ pub fn writeup_llm(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
     if let Some(m) = settings.writeup.model.as_ref().filter(|m| !m.trim().is_empty()) {
         s.llm.model = m.clone();
     }
-    stages::llm_for(&s, root)
+    stages::services::llm_for(&s, root)
 }
 
 pub struct WriteupDeps<'a> {
@@ -125,7 +125,7 @@ pub async fn run_writeup(
     deps: WriteupDeps<'_>,
 ) -> Result<WriteupOutcome, WriteupError> {
     let tex = paper_tex(root);
-    let runner = stages::runner_for(settings);
+    let runner = stages::services::runner_for(settings);
     let ctx = WriteupCtx {
         llm: deps.llm,
         sink: deps.sink,
