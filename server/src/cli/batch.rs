@@ -4,7 +4,6 @@
 //! idea waits only when every slot is busy. v1 instead starts one process per GPU with a
 //! fixed 150 s stagger between them; the queue makes the stagger unnecessary.
 
-use super::{ctrl_c_token, open_template};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::edit_sink::DiskSink;
 use crate::config::Settings;
-use crate::jobs::Progress;
-use crate::project::{Idea, IdeaFolder, RunRecord};
-use crate::stages::experiment::agent::ExperimentEvents;
-use crate::stages::experiment::ExperimentDeps;
-use crate::stages::experiment::ExperimentOutcome;
+use crate::project::{Idea, IdeaFolder};
+use crate::stages::experiment::{ExperimentOutcome, ExperimentRequest};
+use crate::stages::host::{StageEvent, StageHost};
 use crate::stages::{self, StageError};
+
+use super::{baseline_means, ctrl_c_token, open_template};
 
 /// One idea to implement in its (already created) folder.
 pub struct IdeaJob {
@@ -33,15 +32,8 @@ pub struct IdeaResult {
     pub outcome: Result<ExperimentOutcome, StageError>,
 }
 
-/// What the batch reports, each line tagged with the idea's Name.
-pub trait BatchEvents: Send + Sync {
-    fn idea_started(&self, _name: &str, _folder: &std::path::Path) {}
-    fn run_started(&self, _name: &str, _run: u32, _attempt: u32) {}
-    fn run_finished(&self, _name: &str, _record: &RunRecord) {}
-    fn edits_applied(&self, _name: &str, _files: &[String]) {}
-    fn progress(&self, _name: &str, _message: &str) {}
-    fn idea_finished(&self, _result: &IdeaResult) {}
-}
+/// Where the batch's events go, each with the Name of the idea it is about.
+pub type IdeaEvents = Arc<dyn Fn(&str, StageEvent) + Send + Sync>;
 
 /// How many ideas run at once by default: one per slot of the run queue (GPUs, or the
 /// CPU slots when there is none).
@@ -60,7 +52,7 @@ pub async fn run_ideas(
     jobs: Vec<IdeaJob>,
     settings: &Settings,
     parallel: usize,
-    events: Arc<dyn BatchEvents>,
+    events: IdeaEvents,
     cancel: &CancellationToken,
 ) -> Vec<IdeaResult> {
     let parallel = parallel.max(1);
@@ -69,7 +61,6 @@ pub async fn run_ideas(
             let events = events.clone();
             async move {
                 let result = run_one(job, settings, events.clone(), cancel).await;
-                events.idea_finished(&result);
                 (i, result)
             }
         })
@@ -83,57 +74,37 @@ pub async fn run_ideas(
 async fn run_one(
     job: IdeaJob,
     settings: &Settings,
-    events: Arc<dyn BatchEvents>,
+    events: IdeaEvents,
     cancel: &CancellationToken,
 ) -> IdeaResult {
     let name = job.idea.name.clone();
     let folder = job.folder.root.clone();
-    events.idea_started(&name, &folder);
+    events(
+        &name,
+        StageEvent::Notice(format!("started in {}", folder.display())),
+    );
     let outcome = async {
         // Each idea has its own ledger, so its cost is its own.
         let llm = stages::services::llm_for(settings, &job.folder.root)?;
-        let tagged = Tagged {
-            name: &name,
-            events: events.as_ref(),
-        };
-        let deps = ExperimentDeps {
-            llm: &llm,
+        let show = |e| events(&name, e);
+        let host = StageHost {
             sink: &DiskSink,
-            events: &tagged,
-            progress: &tagged,
+            events: &show,
             cancel,
         };
-        stages::experiment::run_experiment(&job.folder, &job.idea, settings, deps).await
+        let req = ExperimentRequest {
+            folder: &job.folder,
+            idea: &job.idea,
+            settings,
+            llm: &llm,
+        };
+        stages::experiment::run(req, &host).await
     }
     .await;
     IdeaResult {
         name,
         folder,
         outcome,
-    }
-}
-
-/// Forwards one idea's events to the batch's, tagged with the idea's Name.
-struct Tagged<'a> {
-    name: &'a str,
-    events: &'a dyn BatchEvents,
-}
-
-impl ExperimentEvents for Tagged<'_> {
-    fn run_started(&self, run: u32, attempt: u32) {
-        self.events.run_started(self.name, run, attempt);
-    }
-    fn run_finished(&self, record: &RunRecord) {
-        self.events.run_finished(self.name, record);
-    }
-    fn edits_applied(&self, files: &[String]) {
-        self.events.edits_applied(self.name, files);
-    }
-}
-
-impl Progress for Tagged<'_> {
-    fn report(&self, message: &str, _percent: Option<u32>) {
-        self.events.progress(self.name, message);
     }
 }
 
@@ -176,10 +147,19 @@ pub(crate) async fn experiments_in_parallel(
         let folder = project::create_idea_folder(&template, &results_root, &idea, now)?;
         jobs.push(IdeaJob { folder, idea });
     }
-    let baseline = project::read_baseline(&template.root)
-        .ok()
-        .map(|b| serde_json::Value::Object(b.means_by_dataset()));
-    let events = std::sync::Arc::new(PrintBatch { baseline });
+    let baseline = baseline_means(&template.root);
+    // Each line tagged with its idea; the stages' progress lines would interleave
+    // unreadably, so only runs, edits and notices are printed.
+    let events: IdeaEvents = Arc::new(move |name: &str, e: StageEvent| {
+        if matches!(e, StageEvent::Progress { .. }) {
+            return;
+        }
+        let terminal = super::Terminal {
+            baseline: baseline.clone(),
+            tag: format!("[{name}] "),
+        };
+        terminal.show(e);
+    });
     let results = batch::run_ideas(jobs, s, parallel, events, &ctrl_c_token()).await;
     let mut failed = 0;
     println!("--");
@@ -195,28 +175,5 @@ pub(crate) async fn experiments_in_parallel(
     match failed {
         0 => Ok(()),
         n => anyhow::bail!("{n} of {} idea(s) failed", results.len()),
-    }
-}
-
-/// Prints a batch's events, each line tagged with its idea.
-struct PrintBatch {
-    baseline: Option<serde_json::Value>,
-}
-
-impl crate::cli::batch::BatchEvents for PrintBatch {
-    fn idea_started(&self, name: &str, folder: &Path) {
-        eprintln!("aisci: [{name}] started in {}", folder.display());
-    }
-    fn run_started(&self, name: &str, run: u32, attempt: u32) {
-        eprintln!("aisci: [{name}] run_{run}, attempt {attempt}…");
-    }
-    fn run_finished(&self, name: &str, record: &crate::project::RunRecord) {
-        println!(
-            "[{name}] {}",
-            crate::project::headline(record, self.baseline.as_ref())
-        );
-    }
-    fn edits_applied(&self, name: &str, files: &[String]) {
-        eprintln!("aisci: [{name}] the model edited {}", files.join(", "));
     }
 }

@@ -111,7 +111,8 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
     let events = PrintLaunch {
         started: std::time::Instant::now(),
     };
-    let report = crate::cli::launch::launch(&template, &settings, &plan, &events, &ctrl_c_token()).await?;
+    let show = |idea: Option<&str>, e| events.show(idea, e);
+    let report = crate::cli::launch::launch(&template, &settings, &plan, &show, &ctrl_c_token()).await?;
     println!("{}", report.table());
     // The review as the editor shows it: each comment where it applies in the paper.
     for idea in report

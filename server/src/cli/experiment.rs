@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, open_template, report, Stderr};
+use super::{baseline_means, ctrl_c_token, open_template, report, Terminal};
+use crate::agent::edit_sink::DiskSink;
 use crate::config::{self, Sources};
 use crate::stages;
+use crate::stages::experiment::ExperimentRequest;
+use crate::stages::host::StageHost;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,23 +34,6 @@ pub async fn command(a: Args, model: Option<String>) -> ExitCode {
         report(super::batch::experiments_in_parallel(&template, a.idea, a.parallel, model).await)
     } else {
         report(experiment(a.idea_folder, a.template, a.idea.into_iter().next(), model).await)
-    }
-}
-
-/// Run results for a terminal, as they arrive.
-struct PrintRuns {
-    baseline: Option<serde_json::Value>,
-}
-
-impl crate::stages::experiment::agent::ExperimentEvents for PrintRuns {
-    fn run_started(&self, run: u32, attempt: u32) {
-        eprintln!("aisci: run_{run}, attempt {attempt}…");
-    }
-    fn run_finished(&self, record: &crate::project::RunRecord) {
-        println!("{}", crate::project::headline(record, self.baseline.as_ref()));
-    }
-    fn edits_applied(&self, files: &[String]) {
-        eprintln!("aisci: the model edited {}", files.join(", "));
     }
 }
 
@@ -116,20 +102,24 @@ async fn experiment(
         llm.provider().model(),
         llm.provider().name()
     );
-    let events = PrintRuns {
-        baseline: project::read_baseline(&folder.root)
-            .ok()
-            .map(|b| serde_json::Value::Object(b.means_by_dataset())),
+    let terminal = Terminal {
+        baseline: baseline_means(&folder.root),
+        ..Default::default()
     };
+    let show = |e| terminal.show(e);
     let cancel = ctrl_c_token();
-    let deps = stages::experiment::ExperimentDeps {
-        llm: &llm,
-        sink: &crate::agent::edit_sink::DiskSink,
-        events: &events,
-        progress: &Stderr,
+    let host = StageHost {
+        sink: &DiskSink,
+        events: &show,
         cancel: &cancel,
     };
-    let outcome = stages::experiment::run_experiment(&folder, &idea, s, deps).await?;
+    let req = ExperimentRequest {
+        folder: &folder,
+        idea: &idea,
+        settings: s,
+        llm: &llm,
+    };
+    let outcome = stages::experiment::run(req, &host).await?;
     println!("{}", outcome.summary());
     Ok(())
 }

@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, open_template, report, Stderr};
+use super::{ctrl_c_token, open_template, report, Terminal};
+use crate::agent::edit_sink::DiskSink;
 use crate::config;
 use crate::stages;
+use crate::stages::host::StageHost;
+use crate::stages::ideas::IdeasRequest;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,7 +55,20 @@ async fn ideas(
         llm.provider().name()
     );
     let cancel = ctrl_c_token();
-    let outcome = stages::ideas::run_ideas(&template, s, &llm, None, &Stderr, &cancel).await?;
+    let terminal = Terminal::default();
+    let show = |e| terminal.show(e);
+    let host = StageHost {
+        sink: &DiskSink,
+        events: &show,
+        cancel: &cancel,
+    };
+    let req = IdeasRequest {
+        template: &template,
+        settings: s,
+        llm: &llm,
+        experiment_text: None,
+    };
+    let outcome = stages::ideas::run(req, &host).await?;
     for idea in &outcome.report.accepted {
         println!(
             "{}: {} (interestingness {}, feasibility {}, novelty {})",

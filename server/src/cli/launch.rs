@@ -11,12 +11,9 @@
 //! only what is left; with nothing left, no further stage starts. Ideas running side by
 //! side see each other's spend when a stage ends (the ledgers are written then).
 
-use std::path::Path;
-use std::process::ExitCode;
-
-use super::{ctrl_c_token, gpu_list, open_template, report};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Mutex;
 
 use futures::StreamExt;
@@ -26,11 +23,17 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::edit_sink::DiskSink;
 use crate::config::Settings;
 use crate::fsutil::write_atomic;
-use crate::jobs::Progress;
-use crate::project::{self, Idea, IdeaFolder, RunRecord, Template};
+use crate::project::{self, Idea, IdeaFolder, Template};
 use crate::stages;
-use crate::stages::experiment::agent::ExperimentEvents;
+use crate::stages::experiment::ExperimentRequest;
+use crate::stages::host::{StageEvent, StageHost};
+use crate::stages::ideas::IdeasRequest;
+use crate::stages::novelty::NoveltyRequest;
+use crate::stages::review::{ReviewRequest, ReviseRequest};
 use crate::stages::writeup::agent::WriteScope;
+use crate::stages::writeup::WriteupRequest;
+
+use super::{ctrl_c_token, gpu_list, open_template, report};
 
 /// What to do.
 #[derive(Debug, Clone, Default)]
@@ -130,11 +133,12 @@ fn save(template: &Template, j: &Journal) -> std::io::Result<()> {
     )
 }
 
-/// Progress of the launch for a terminal.
-pub trait LaunchEvents: Send + Sync {
-    /// A line about the launch (`idea` None) or one idea.
-    fn say(&self, idea: Option<&str>, message: &str);
-    fn run_finished(&self, idea: &str, record: &RunRecord);
+/// Where a launch reports: the events of its stages, each with the idea it is about
+/// (`None`: the launch as a whole); its own lines are notices.
+pub type LaunchEvents<'a> = dyn Fn(Option<&str>, StageEvent) + Send + Sync + 'a;
+
+fn say(events: &LaunchEvents<'_>, idea: Option<&str>, message: &str) {
+    events(idea, StageEvent::Notice(message.to_owned()));
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +265,7 @@ struct Ctx<'a> {
     replay: Option<std::sync::Arc<dyn crate::llm::Provider>>,
     settings: &'a Settings,
     plan: &'a LaunchPlan,
-    events: &'a dyn LaunchEvents,
+    events: &'a LaunchEvents<'a>,
     cancel: &'a CancellationToken,
     journal: Mutex<Journal>,
 }
@@ -326,7 +330,7 @@ pub async fn launch(
     template: &Template,
     settings: &Settings,
     plan: &LaunchPlan,
-    events: &dyn LaunchEvents,
+    events: &LaunchEvents<'_>,
     cancel: &CancellationToken,
 ) -> Result<LaunchReport, LaunchError> {
     let journal = if plan.resume {
@@ -375,16 +379,27 @@ pub async fn launch(
             if let Some(n) = plan.num_ideas {
                 s.ideas.num_ideas = n;
             }
-            events.say(None, &format!("generating {} idea(s)", s.ideas.num_ideas));
+            say(events, None, &format!("generating {} idea(s)", s.ideas.num_ideas));
             let llm = ctx.llm(&s, &template.root, Role::Main)?;
-            let progress = Said(events, None);
-            let out = match stages::ideas::run_ideas(template, &s, &llm, None, &progress, cancel).await {
+            let show = |e| events(None, e);
+            let host = StageHost {
+                sink: &DiskSink,
+                events: &show,
+                cancel,
+            };
+            let req = IdeasRequest {
+                template,
+                settings: &s,
+                llm: &llm,
+                experiment_text: None,
+            };
+            let out = match stages::ideas::run(req, &host).await {
                 Ok(o) => o,
                 // A stage refused for the budget leaves its step to a resumed launch.
                 Err(_) if ctx.settings_left().is_none() => return finish(&ctx, false, true),
                 Err(e) => return Err(e.into()),
             };
-            events.say(None, &out.summary());
+            say(events, None, &out.summary());
             let new: Vec<String> = out.report.accepted.iter().map(|i| i.name.clone()).collect();
             ctx.update(|j| {
                 j.ideas_generated = Step::Done;
@@ -417,28 +432,34 @@ pub async fn launch(
                 .iter()
                 .map(|i| i.name.clone())
                 .collect();
-            events.say(None, &format!("checking the novelty of {} idea(s)", names.len()));
+            say(
+                events,
+                None,
+                &format!("checking the novelty of {} idea(s)", names.len()),
+            );
             let llm = ctx.llm(&s, &template.root, Role::Main)?;
             let search = stages::services::literature_for(&s).map_err(stages::StageError::from)?;
-            let progress = Said(events, None);
-            let out = match stages::novelty::run_novelty(
-                template,
-                &s,
-                &llm,
-                search.as_ref(),
-                None,
-                Some(&names),
-                false,
-                &progress,
+            let show = |e| events(None, e);
+            let host = StageHost {
+                sink: &DiskSink,
+                events: &show,
                 cancel,
-            )
-            .await
-            {
+            };
+            let req = NoveltyRequest {
+                template,
+                settings: &s,
+                llm: &llm,
+                literature: search.as_ref(),
+                experiment_text: None,
+                only: Some(&names),
+                force: false,
+            };
+            let out = match stages::novelty::run(req, &host).await {
                 Ok(o) => o,
                 Err(_) if ctx.settings_left().is_none() => return finish(&ctx, false, true),
                 Err(e) => return Err(e.into()),
             };
-            events.say(None, &out.summary());
+            say(events, None, &out.summary());
             if !out.report.cancelled {
                 ctx.update(|j| j.novelty_checked = Step::Done)?;
             }
@@ -478,7 +499,8 @@ pub async fn launch(
         .iter()
         .map(|i| i.name.clone())
         .collect();
-    events.say(
+    say(
+        events,
         None,
         &format!("pursuing {} idea(s), {parallel} at a time", names.len()),
     );
@@ -524,7 +546,7 @@ async fn pursue(ctx: &Ctx<'_>, name: &str, improvement: bool) -> bool {
     match pursue_steps(ctx, name, improvement).await {
         Ok(exhausted) => exhausted,
         Err(e) => {
-            ctx.events.say(Some(name), &format!("stopped: {e}"));
+            say(ctx.events, Some(name), &format!("stopped: {e}"));
             false
         }
     }
@@ -544,30 +566,34 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             e.folder = root;
             e.title = idea.title.clone();
         })?;
-        events.say(Some(name), &format!("folder {}", f.root.display()));
+        say(events, Some(name), &format!("folder {}", f.root.display()));
         f
     } else {
         IdeaFolder::from_path(&entry.folder)
             .ok_or_else(|| LaunchError::NotAnIdeaFolder(entry.folder.clone()))?
     };
     let root = folder.root.clone();
+    let show = |e| events(Some(name), e);
+    let host = StageHost {
+        sink: &DiskSink,
+        events: &show,
+        cancel,
+    };
 
     // Experiments.
     if !entry.experiments.finished() {
         let Some(s) = ctx.settings_left() else {
             return Ok(true);
         };
-        events.say(Some(name), "experiments");
+        say(events, Some(name), "experiments");
         let llm = ctx.llm(&s, &root, Role::Main)?;
-        let said = Said(events, Some(name));
-        let deps = stages::experiment::ExperimentDeps {
+        let req = ExperimentRequest {
+            folder: &folder,
+            idea: &idea,
+            settings: &s,
             llm: &llm,
-            sink: &DiskSink,
-            events: &said,
-            progress: &said,
-            cancel,
         };
-        let out = stages::experiment::run_experiment(&folder, &idea, &s, deps).await;
+        let out = stages::experiment::run(req, &host).await;
         if cancel.is_cancelled() {
             return Ok(false);
         }
@@ -583,7 +609,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             Err(e) => (Step::Failed(e.to_string()), 0),
         };
         if let Ok(o) = &out {
-            events.say(Some(name), &o.summary());
+            say(events, Some(name), &o.summary());
         }
         ctx.set_idea(name, |e| {
             e.experiments = step;
@@ -608,23 +634,18 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         let Some(s) = ctx.settings_left() else {
             return Ok(true);
         };
-        events.say(Some(name), "writing the paper");
+        say(events, Some(name), "writing the paper");
         let llm = ctx.llm(&s, &root, Role::Writer)?;
         let lit = stages::services::literature_for(&s).ok();
-        let on_notice = |n: String| events.say(Some(name), &n);
-        let noticed = lit.as_deref().map(|lit| stages::services::NoticedSearch {
-            lit,
-            on_notice: &on_notice,
-        });
-        let said = Said(events, Some(name));
-        let deps = crate::stages::writeup::WriteupDeps {
+        let req = WriteupRequest {
+            root: &root,
+            idea: name,
+            scope: &WriteScope::Paper,
+            settings: &s,
             llm: &llm,
-            sink: &DiskSink,
-            search: noticed.as_ref().map(|n| n as &dyn crate::literature::PaperSearch),
-            progress: &said,
-            cancel,
+            literature: lit.as_deref(),
         };
-        let out = crate::stages::writeup::run_writeup(&root, name, &WriteScope::Paper, &s, deps).await;
+        let out = crate::stages::writeup::run(req, &host).await;
         if cancel.is_cancelled() {
             return Ok(false);
         }
@@ -633,7 +654,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         }
         let (step, pdf) = match &out {
             Ok(o) => {
-                events.say(Some(name), &o.summary());
+                say(events, Some(name), &o.summary());
                 match o.report.build.as_ref().and_then(|b| b.pdf.clone()) {
                     Some(pdf) => (Step::Done, Some(pdf)),
                     None => (Step::Failed("no PDF was built".into()), None),
@@ -653,15 +674,16 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         let Some(s) = ctx.settings_left() else {
             return Ok(true);
         };
-        events.say(Some(name), "reviewing the paper");
+        say(events, Some(name), "reviewing the paper");
         let llm = ctx.llm(&s, &root, Role::Reviewer)?;
-        let said = Said(events, Some(name));
-        let deps = crate::stages::review::ReviewDeps {
+        let req = ReviewRequest {
+            root: &root,
+            idea: name,
+            settings: &s,
             llm: &llm,
-            progress: &said,
-            cancel,
+            improved: false,
         };
-        let out = crate::stages::review::run_review(&root, name, &s, deps, false).await;
+        let out = crate::stages::review::run(req, &host).await;
         if cancel.is_cancelled() {
             return Ok(false);
         }
@@ -670,7 +692,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         }
         let (step, overall) = match &out {
             Ok(o) => {
-                events.say(Some(name), &o.file.headline());
+                say(events, Some(name), &o.file.headline());
                 (Step::Done, Some(o.file.review.overall))
             }
             Err(e) => (Step::Failed(e.to_string()), None),
@@ -691,29 +713,30 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         let Some(s) = ctx.settings_left() else {
             return Ok(true);
         };
-        events.say(Some(name), "revising for the review");
+        say(events, Some(name), "revising for the review");
         let writer = ctx.llm(&s, &root, Role::Writer)?;
-        let said = Said(events, Some(name));
-        let deps = crate::stages::writeup::WriteupDeps {
+        let req = ReviseRequest {
+            root: &root,
+            idea: name,
+            settings: &s,
             llm: &writer,
-            sink: &DiskSink,
-            search: None,
-            progress: &said,
-            cancel,
+            only: None,
         };
-        let revised = crate::stages::review::revise_for_review(&root, name, &s, None, deps).await;
+        let revised = crate::stages::review::revise(req, &host).await;
         if cancel.is_cancelled() {
             return Ok(false);
         }
         let result = match revised {
             Ok(_) => {
                 let reviewer = ctx.llm(&s, &root, Role::Reviewer)?;
-                let deps = crate::stages::review::ReviewDeps {
+                let req = ReviewRequest {
+                    root: &root,
+                    idea: name,
+                    settings: &s,
                     llm: &reviewer,
-                    progress: &said,
-                    cancel,
+                    improved: true,
                 };
-                crate::stages::review::run_review(&root, name, &s, deps, true)
+                crate::stages::review::run(req, &host)
                     .await
                     .map(|o| o.file.review.overall)
                     .map_err(|e| e.to_string())
@@ -751,23 +774,6 @@ fn archive_verdicts(template: &Template) -> BTreeMap<String, Option<bool>> {
             Some((name, v.get("novel").and_then(|n| n.as_bool())))
         })
         .collect()
-}
-
-/// Stage progress and run events as launch lines, tagged with the idea.
-struct Said<'a>(&'a dyn LaunchEvents, Option<&'a str>);
-
-impl Progress for Said<'_> {
-    fn report(&self, message: &str, _percent: Option<u32>) {
-        self.0.say(self.1, message);
-    }
-}
-
-impl ExperimentEvents for Said<'_> {
-    fn run_finished(&self, record: &RunRecord) {
-        if let Some(name) = self.1 {
-            self.0.run_finished(name, record);
-        }
-    }
 }
 
 // The command.
@@ -848,7 +854,8 @@ async fn launch_command(
         started: std::time::Instant::now(),
     };
     let cancel = ctrl_c_token();
-    let report = crate::cli::launch::launch(&template, s, &plan, &events, &cancel).await?;
+    let show = |idea: Option<&str>, e| events.show(idea, e);
+    let report = crate::cli::launch::launch(&template, s, &plan, &show, &cancel).await?;
     println!("{}", report.table());
     if report.budget_exhausted {
         println!("the budget is spent: stages not started are left for `aisci launch --resume` with a larger --budget-usd");
@@ -867,14 +874,25 @@ pub(crate) struct PrintLaunch {
     pub started: std::time::Instant,
 }
 
-impl crate::cli::launch::LaunchEvents for PrintLaunch {
-    fn say(&self, idea: Option<&str>, message: &str) {
+impl PrintLaunch {
+    /// A launch line: elapsed time, the idea, the first line of what was said; each
+    /// run's headline on stdout. Edits and run starts are left to the per-stage commands.
+    pub fn show(&self, idea: Option<&str>, event: StageEvent) {
         let t = self.started.elapsed().as_secs();
         let tag = idea.map(|i| format!("[{i}] ")).unwrap_or_default();
-        let first = message.lines().next().unwrap_or_default();
-        eprintln!("{:>3}:{:02} {tag}{first}", t / 60, t % 60);
-    }
-    fn run_finished(&self, idea: &str, record: &crate::project::RunRecord) {
-        println!("[{idea}] {}", crate::project::headline(record, None));
+        let line = |message: &str| {
+            let first = message.lines().next().unwrap_or_default();
+            eprintln!("{:>3}:{:02} {tag}{first}", t / 60, t % 60);
+        };
+        match event {
+            StageEvent::Progress { message, .. } | StageEvent::Notice(message) => line(&message),
+            StageEvent::Warning(w) => line(&format!("warning: {w}")),
+            StageEvent::RunFinished(record) => {
+                if let Some(idea) = idea {
+                    println!("[{idea}] {}", crate::project::headline(&record, None));
+                }
+            }
+            StageEvent::EditsApplied { .. } | StageEvent::RunStarted { .. } => {}
+        }
     }
 }

@@ -20,20 +20,49 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Sources};
-use crate::jobs::Progress;
 use crate::project::Template;
 use crate::stages;
+use crate::stages::host::StageEvent;
 
-/// Progress for a terminal: one line per report on stderr.
-pub(crate) struct Stderr;
+/// How a terminal shows a stage's events: progress, notices and the model's edits on
+/// stderr, each run's headline on stdout; with a tag (`[idea] `) when several ideas share
+/// the terminal.
+#[derive(Default)]
+pub(crate) struct Terminal {
+    /// The baseline's means, to say how each run compares.
+    pub baseline: Option<serde_json::Value>,
+    pub tag: String,
+}
 
-impl Progress for Stderr {
-    fn report(&self, message: &str, percent: Option<u32>) {
-        match percent {
-            Some(p) => eprintln!("[{p:>3}%] {message}"),
-            None => eprintln!("       {message}"),
+impl Terminal {
+    pub fn show(&self, event: StageEvent) {
+        let tag = &self.tag;
+        match event {
+            StageEvent::Progress { message, percent } => match percent {
+                Some(p) => eprintln!("[{p:>3}%] {tag}{message}"),
+                None => eprintln!("       {tag}{message}"),
+            },
+            StageEvent::Notice(n) => eprintln!("aisci: {tag}{n}"),
+            StageEvent::Warning(w) => eprintln!("aisci: {tag}warning: {w}"),
+            StageEvent::EditsApplied { files } => {
+                eprintln!("aisci: {tag}the model edited {}", files.join(", "))
+            }
+            StageEvent::RunStarted { run, attempt } => eprintln!("aisci: {tag}run_{run}, attempt {attempt}…"),
+            StageEvent::RunFinished(record) => {
+                println!(
+                    "{tag}{}",
+                    crate::project::headline(&record, self.baseline.as_ref())
+                )
+            }
         }
     }
+}
+
+/// The baseline's means of an experiment folder, when it has a baseline.
+pub(crate) fn baseline_means(root: &Path) -> Option<serde_json::Value> {
+    crate::project::read_baseline(root)
+        .ok()
+        .map(|b| serde_json::Value::Object(b.means_by_dataset()))
 }
 
 pub(crate) fn report(r: anyhow::Result<()>) -> ExitCode {

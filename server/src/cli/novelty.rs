@@ -3,8 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, open_template, report, Stderr};
+use super::{ctrl_c_token, open_template, report, Terminal};
+use crate::agent::edit_sink::DiskSink;
 use crate::stages;
+use crate::stages::host::StageHost;
+use crate::stages::novelty::NoveltyRequest;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,14 +40,23 @@ async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: b
     let cancel = ctrl_c_token();
     let only = (!ideas.is_empty()).then_some(ideas.as_slice());
     // Engine switches are said as they happen.
-    let on_notice = |n: String| eprintln!("aisci: {n}");
-    let noticed = stages::services::NoticedSearch {
-        lit: search.as_ref(),
-        on_notice: &on_notice,
+    let terminal = Terminal::default();
+    let show = |e| terminal.show(e);
+    let host = StageHost {
+        sink: &DiskSink,
+        events: &show,
+        cancel: &cancel,
     };
-    let outcome =
-        stages::novelty::run_novelty(&template, s, &llm, &noticed, None, only, force, &Stderr, &cancel)
-            .await?;
+    let req = NoveltyRequest {
+        template: &template,
+        settings: s,
+        llm: &llm,
+        literature: search.as_ref(),
+        experiment_text: None,
+        only,
+        force,
+    };
+    let outcome = stages::novelty::run(req, &host).await?;
     for r in &outcome.report.results {
         let verdict = match r.verdict.novel {
             Some(true) => "novel",

@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, open_idea_folder, report, Stderr};
+use super::{ctrl_c_token, open_idea_folder, report, Terminal};
+use crate::agent::edit_sink::DiskSink;
+use crate::stages::host::StageHost;
+use crate::stages::review::{self as review_stage, ReviewRequest, ReviseRequest};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,7 +22,6 @@ pub async fn command(a: Args, model: Option<String>) -> ExitCode {
 
 /// `aisci review --idea-folder DIR [--improvement]`.
 async fn review(dir: &Path, improvement: bool, model: Option<String>) -> anyhow::Result<()> {
-    use crate::stages::review::{self as review_stage, ReviewDeps};
     let flag_model = model.is_some();
     let (root, idea, mut loaded) = open_idea_folder(dir, model)?;
     if flag_model {
@@ -38,33 +40,36 @@ async fn review(dir: &Path, improvement: bool, model: Option<String>) -> anyhow:
         s.review.ensemble,
         s.review.reflection_rounds
     );
-    let deps = || ReviewDeps {
-        llm: &llm,
-        progress: &Stderr,
+    let terminal = Terminal::default();
+    let show = |e| terminal.show(e);
+    let host = StageHost {
+        sink: &DiskSink,
+        events: &show,
         cancel: &cancel,
     };
-    let first = review_stage::run_review(&root, &idea, s, deps(), false).await?;
+    let review = |improved| ReviewRequest {
+        root: &root,
+        idea: &idea,
+        settings: s,
+        llm: &llm,
+        improved,
+    };
+    let first = review_stage::run(review(false), &host).await?;
     println!("{}", first.summary());
     if !improvement {
         return Ok(());
     }
     let writer = crate::stages::writeup::writeup_llm(s, &root)?;
-    let revised = review_stage::revise_for_review(
-        &root,
-        &idea,
-        s,
-        None,
-        crate::stages::writeup::WriteupDeps {
-            llm: &writer,
-            sink: &crate::agent::edit_sink::DiskSink,
-            search: None,
-            progress: &Stderr,
-            cancel: &cancel,
-        },
-    )
-    .await?;
+    let revision = ReviseRequest {
+        root: &root,
+        idea: &idea,
+        settings: s,
+        llm: &writer,
+        only: None,
+    };
+    let revised = review_stage::revise(revision, &host).await?;
     println!("revision: {}", revised.summary());
-    let second = review_stage::run_review(&root, &idea, s, deps(), true).await?;
+    let second = review_stage::run(review(true), &host).await?;
     println!("after the revision:\n{}", second.summary());
     Ok(())
 }

@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, report, Stderr};
-use crate::config::{self, Sources};
+use super::{ctrl_c_token, open_idea_folder, report, Terminal};
+use crate::agent::edit_sink::DiskSink;
 use crate::stages;
+use crate::stages::host::StageHost;
+use crate::stages::writeup::agent::WriteScope;
+use crate::stages::writeup::{self as writeup_stage, WriteupRequest};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,22 +25,13 @@ pub async fn command(a: Args, model: Option<String>) -> ExitCode {
     report(writeup(&a.idea_folder, a.section, model).await)
 }
 
-/// `aisci writeup --idea-folder DIR [--section TITLE]`.
+/// `aisci writeup --idea-folder DIR [--section N|TITLE]`.
 async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> anyhow::Result<()> {
-    use crate::stages::writeup::agent::WriteScope;
-    use crate::stages::writeup::{self as writeup_stage, WriteupDeps};
-    let root = std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let flag_model = model.is_some();
+    let (root, idea, mut loaded) = open_idea_folder(dir, model)?;
     let tex = writeup_stage::paper_tex(&root);
     if !tex.is_file() {
         anyhow::bail!("{} has no paper: expected {}", root.display(), tex.display());
-    }
-    let idea = crate::project::IdeaFolder::idea_name_of(&root);
-    let mut src = Sources::from_system(Some(&root));
-    let flag_model = model.is_some();
-    src.cli_model = model;
-    let mut loaded = config::load(&src);
-    for w in &loaded.warnings {
-        eprintln!("aisci: warning: {w}");
     }
     if flag_model {
         // --model names the model for this command, over writeup.model too.
@@ -52,11 +46,6 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
             None
         }
     };
-    let on_notice = |n: String| eprintln!("aisci: {n}");
-    let noticed = lit.as_deref().map(|lit| stages::services::NoticedSearch {
-        lit,
-        on_notice: &on_notice,
-    });
     let scope = match section {
         Some(t) => WriteScope::Section(section_ref(&t)),
         None => WriteScope::Paper,
@@ -68,14 +57,22 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
         llm.provider().name()
     );
     let cancel = ctrl_c_token();
-    let deps = WriteupDeps {
-        llm: &llm,
-        sink: &crate::agent::edit_sink::DiskSink,
-        search: noticed.as_ref().map(|n| n as &dyn crate::literature::PaperSearch),
-        progress: &Stderr,
+    let terminal = Terminal::default();
+    let show = |e| terminal.show(e);
+    let host = StageHost {
+        sink: &DiskSink,
+        events: &show,
         cancel: &cancel,
     };
-    let outcome = writeup_stage::run_writeup(&root, &idea, &scope, s, deps).await?;
+    let req = WriteupRequest {
+        root: &root,
+        idea: &idea,
+        scope: &scope,
+        settings: s,
+        llm: &llm,
+        literature: lit.as_deref(),
+    };
+    let outcome = writeup_stage::run(req, &host).await?;
     println!("{}", outcome.summary());
     if !outcome.report.succeeded() {
         anyhow::bail!("the paper is not finished (see above)");

@@ -329,14 +329,7 @@ async fn execute(b: &Backend, command: Command) -> Result<Option<Value>, Command
     };
     match command {
         Command::GenerateIdeas { template } => started(jobs::ideas::start(b.clone(), template)),
-        Command::CheckNovelty(a) => started(jobs::novelty::start(
-            b.clone(),
-            jobs::novelty::NoveltyRequest {
-                template: a.template,
-                names: a.ideas,
-                force: a.force,
-            },
-        )),
+        Command::CheckNovelty(a) => started(jobs::novelty::start(b.clone(), a)),
         Command::ImplementIdea(a) => {
             started(jobs::experiment::implement(b.clone(), a.template, a.idea).await)
         }

@@ -2,6 +2,7 @@
 //! build the model client from settings, run the agent, summarise what it cost.
 
 pub mod experiment;
+pub mod host;
 pub mod ideas;
 pub mod novelty;
 pub mod review;

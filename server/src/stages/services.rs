@@ -5,10 +5,8 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::config::{LlmSettings, ProviderKind, Settings};
-use crate::literature::{LitError, Literature, PaperSearch};
+use crate::literature::{LitError, Literature};
 use crate::llm::{self, Llm, LlmError};
 use crate::runner::local::LocalRunner;
 use crate::runner::{Attachment, Runner, SlotScheduler, SlurmRunner};
@@ -49,30 +47,6 @@ pub fn literature_for(settings: &Settings) -> Result<Arc<Literature>, LitError> 
     let lit = Arc::new(Literature::from_settings(&settings.literature, &llm::ProcessEnv)?);
     *slot = Some((fingerprint, lit.clone()));
     Ok(lit)
-}
-
-/// Literature search that passes the engines' notices ("S2 is rate limiting,
-/// switching to OpenAlex") on as soon as a search produced them, so the user hears
-/// of a switch while the check runs, once.
-pub struct NoticedSearch<'a> {
-    pub lit: &'a Literature,
-    pub on_notice: &'a (dyn Fn(String) + Send + Sync),
-}
-
-#[async_trait::async_trait]
-impl PaperSearch for NoticedSearch<'_> {
-    async fn search(
-        &self,
-        query: &str,
-        limit: usize,
-        cancel: &CancellationToken,
-    ) -> Result<crate::literature::SearchResult, LitError> {
-        let out = self.lit.search(query, limit, cancel).await;
-        for n in self.lit.notices() {
-            (self.on_notice)(n.to_string());
-        }
-        out
-    }
 }
 
 /// The runner for experiments: the configured output cap and run-folder limit, and

@@ -10,8 +10,9 @@ use crate::lsp::edit_sink::EditorSink;
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::project::{self, IdeaFolder, RunRecord, Template};
 use crate::runs::problems::traceback_problems;
-use crate::stages::experiment::agent::{BaselineError, ExperimentEvents};
-use crate::stages::experiment::ExperimentDeps;
+use crate::stages::experiment::agent::BaselineError;
+use crate::stages::experiment::ExperimentRequest;
+use crate::stages::host::{StageEvent, StageHost};
 use crate::stages::{self, StageError};
 
 pub const TITLE: &str = "Run experiments";
@@ -46,8 +47,8 @@ impl EditorEvents {
     }
 }
 
-impl ExperimentEvents for EditorEvents {
-    fn run_started(&self, _run: u32, _attempt: u32) {
+impl EditorEvents {
+    fn run_started(&self) {
         // Its lens comes from the run registry.
         self.refresh(false);
     }
@@ -115,14 +116,26 @@ pub fn run(backend: Backend, dir: PathBuf, show: Option<PathBuf>) -> Result<JobI
             backend: b.clone(),
             root: folder.root.clone(),
         };
-        let deps = ExperimentDeps {
-            llm: &llm,
+        let show = |e: StageEvent| {
+            match &e {
+                StageEvent::RunStarted { .. } => events.run_started(),
+                StageEvent::RunFinished(record) => events.run_finished(record),
+                _ => {}
+            }
+            ctx.show(e);
+        };
+        let host = StageHost {
             sink: &sink,
-            events: &events,
-            progress: ctx.progress.as_ref(),
+            events: &show,
             cancel: &ctx.cancel,
         };
-        let outcome = stages::experiment::run_experiment(&folder, &idea, &settings, deps).await;
+        let req = ExperimentRequest {
+            folder: &folder,
+            idea: &idea,
+            settings: &settings,
+            llm: &llm,
+        };
+        let outcome = stages::experiment::run(req, &host).await;
         let outcome = outcome.map_err(|e| e.to_string())?;
         Ok(StageDone {
             summary: outcome.summary(),

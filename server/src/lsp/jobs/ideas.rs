@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 
+use crate::agent::edit_sink::DiskSink;
 use crate::jobs::JobId;
 use crate::lsp::backend::Backend;
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::project::Template;
+use crate::stages::host::StageHost;
+use crate::stages::ideas::IdeasRequest;
 use crate::stages::{self, StageError};
 
 pub const TITLE: &str = "Generate ideas";
@@ -28,16 +31,19 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     let settings = loaded.settings.clone();
     let t = template.clone();
     stage_job::spawn(backend, TITLE, &template.root, loaded, move |ctx| async move {
-        let outcome = stages::ideas::run_ideas(
-            &t,
-            &settings,
-            &llm,
-            experiment,
-            ctx.progress.as_ref(),
-            &ctx.cancel,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let show = |e| ctx.show(e);
+        let host = StageHost {
+            sink: &DiskSink,
+            events: &show,
+            cancel: &ctx.cancel,
+        };
+        let req = IdeasRequest {
+            template: &t,
+            settings: &settings,
+            llm: &llm,
+            experiment_text: experiment,
+        };
+        let outcome = stages::ideas::run(req, &host).await.map_err(|e| e.to_string())?;
         Ok(StageDone {
             summary: outcome.summary(),
             empty: outcome.report.accepted.is_empty(),

@@ -1,25 +1,18 @@
 //! "Check novelty" as an editor job.
 
-use std::path::PathBuf;
-
+use crate::agent::edit_sink::DiskSink;
 use crate::jobs::JobId;
 use crate::lsp::backend::Backend;
+use crate::lsp::commands::NoveltyArgs;
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::project::Template;
-use crate::stages::services::NoticedSearch;
+use crate::stages::host::StageHost;
+use crate::stages::novelty::NoveltyRequest;
 use crate::stages::{self, StageError};
-use tower_lsp::lsp_types::MessageType;
 
 pub const TITLE: &str = crate::lsp::commands::CHECK_NOVELTY_TITLE;
 
-/// What to check: every unchecked idea, or these names; `force` rechecks.
-pub struct NoveltyRequest {
-    pub template: PathBuf,
-    pub names: Option<Vec<String>>,
-    pub force: bool,
-}
-
-pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
+pub fn start(backend: Backend, req: NoveltyArgs) -> Result<JobId, String> {
     let template = Template::open(&req.template)
         .ok_or_else(|| StageError::NotATemplate(req.template.clone()).to_string())?;
     if !template.ideas_json().exists() {
@@ -41,38 +34,24 @@ pub fn start(backend: Backend, req: NoveltyRequest) -> Result<JobId, String> {
         .map(|d| d.doc.text());
     let settings = loaded.settings.clone();
     let t = template.clone();
-    let client = backend.client.clone();
     stage_job::spawn(backend, TITLE, &template.root, loaded, move |ctx| async move {
         // Engine switches (rate limits, budgets) are said once each, as they happen.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let shown = tokio::spawn(async move {
-            while let Some(notice) = rx.recv().await {
-                client
-                    .show_message(MessageType::WARNING, format!("aisci: {notice}"))
-                    .await;
-            }
-        });
-        let on_notice = move |n: String| {
-            let _ = tx.send(n);
+        let show = |e| ctx.show(e);
+        let host = StageHost {
+            sink: &DiskSink,
+            events: &show,
+            cancel: &ctx.cancel,
         };
-        let noticed = NoticedSearch {
-            lit: search.as_ref(),
-            on_notice: &on_notice,
+        let stage = NoveltyRequest {
+            template: &t,
+            settings: &settings,
+            llm: &llm,
+            literature: search.as_ref(),
+            experiment_text: experiment,
+            only: req.ideas.as_deref(),
+            force: req.force,
         };
-        let outcome = stages::novelty::run_novelty(
-            &t,
-            &settings,
-            &llm,
-            &noticed,
-            experiment,
-            req.names.as_deref(),
-            req.force,
-            ctx.progress.as_ref(),
-            &ctx.cancel,
-        )
-        .await;
-        drop(on_notice);
-        let _ = shown.await;
+        let outcome = stages::novelty::run(stage, &host).await;
         let outcome = outcome.map_err(|e| e.to_string())?;
         Ok(StageDone {
             summary: outcome.summary(),

@@ -5,15 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::agent::edit_sink::DiskSink;
 use crate::jobs::JobId;
 use crate::lsp::backend::Backend;
 use crate::lsp::edit_sink::EditorSink;
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::lsp::views::paper as paper_view;
 use crate::lsp::views::review::idea_root;
+use crate::stages::host::StageHost;
 use crate::stages::review::agent::ReviewError;
-use crate::stages::review::{self as review_stage, ReviewDeps, ReviewStageError};
-use crate::stages::writeup::{self as writeup_stage, WriteupDeps};
+use crate::stages::review::{self as review_stage, ReviewRequest, ReviewStageError, ReviseRequest};
+use crate::stages::writeup as writeup_stage;
 
 const REVIEW_TITLE: &str = "Review the paper";
 const REVISE_TITLE: &str = "Revise for the review";
@@ -39,12 +41,20 @@ pub fn start_review(backend: Backend, tex: PathBuf) -> Result<JobId, String> {
     let b = backend.clone();
     let job_root = root.clone();
     stage_job::spawn(backend, REVIEW_TITLE, &job_root, loaded, move |ctx| async move {
-        let deps = ReviewDeps {
-            llm: &llm,
-            progress: ctx.progress.as_ref(),
+        let show = |e| ctx.show(e);
+        let host = StageHost {
+            sink: &DiskSink,
+            events: &show,
             cancel: &ctx.cancel,
         };
-        let outcome = review_stage::run_review(&root, &idea, &settings, deps, false).await;
+        let req = ReviewRequest {
+            root: &root,
+            idea: &idea,
+            settings: &settings,
+            llm: &llm,
+            improved: false,
+        };
+        let outcome = review_stage::run(req, &host).await;
         paper_view::publish(&b, &tex).await;
         let outcome = match outcome {
             Err(ReviewStageError::Review(ReviewError::Cancelled)) => {
@@ -89,26 +99,33 @@ pub fn start_revise(backend: Backend, tex: PathBuf, comment: Option<String>) -> 
             backend: b.clone(),
             label: format!("aisci: revising {idea} for the review"),
         };
-        let deps = WriteupDeps {
-            llm: &writer,
+        let show = |e| ctx.show(e);
+        let host = StageHost {
             sink: &sink,
-            search: None,
-            progress: ctx.progress.as_ref(),
+            events: &show,
             cancel: &ctx.cancel,
         };
-        let revised =
-            review_stage::revise_for_review(&root, &idea, &settings, comment.as_deref(), deps).await;
+        let req = ReviseRequest {
+            root: &root,
+            idea: &idea,
+            settings: &settings,
+            llm: &writer,
+            only: comment.as_deref(),
+        };
+        let revised = review_stage::revise(req, &host).await;
         paper_view::publish(&b, &tex).await;
         let revised = revised.map_err(|e| e.to_string())?;
         let mut summary = format!("revision: {}", revised.summary());
         let changed = !revised.report.sections_written.is_empty();
         if let (Some(reviewer), false) = (&reviewer, revised.report.cancelled) {
-            let deps = ReviewDeps {
+            let req = ReviewRequest {
+                root: &root,
+                idea: &idea,
+                settings: &settings,
                 llm: reviewer,
-                progress: ctx.progress.as_ref(),
-                cancel: &ctx.cancel,
+                improved: true,
             };
-            let again = review_stage::run_review(&root, &idea, &settings, deps, true).await;
+            let again = review_stage::run(req, &host).await;
             paper_view::publish(&b, &tex).await;
             match again {
                 Ok(again) => summary.push_str(&format!("\nreviewed again:\n{}", again.summary())),

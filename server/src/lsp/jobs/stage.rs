@@ -13,6 +13,7 @@ use crate::config::Loaded;
 use crate::jobs::{JobId, Progress};
 use crate::lsp::backend::Backend;
 use crate::lsp::progress::LspProgress;
+use crate::stages::host::StageEvent;
 
 /// How a stage ended, for the person at the editor.
 pub struct StageDone {
@@ -27,6 +28,28 @@ pub struct StageDone {
 pub struct StageCtx {
     pub progress: Arc<dyn Progress>,
     pub cancel: CancellationToken,
+    /// Messages for the user, shown in order by a task of their own, so a stage never
+    /// waits on the client.
+    messages: tokio::sync::mpsc::UnboundedSender<(MessageType, String)>,
+}
+
+impl StageCtx {
+    /// A stage's event as the editor shows it: progress on the job's progress (and in
+    /// the registry), notices and warnings as messages. Runs and edits show through the
+    /// documents they change (diagnostics, lenses, buffers), so the jobs that care handle
+    /// them before passing the event on.
+    pub fn show(&self, event: StageEvent) {
+        match event {
+            StageEvent::Progress { message, percent } => self.progress.report(&message, percent),
+            StageEvent::Notice(n) => {
+                let _ = self.messages.send((MessageType::WARNING, format!("aisci: {n}")));
+            }
+            StageEvent::Warning(w) => {
+                let _ = self.messages.send((MessageType::WARNING, format!("aisci: {w}")));
+            }
+            StageEvent::EditsApplied { .. } | StageEvent::RunStarted { .. } | StageEvent::RunFinished(_) => {}
+        }
+    }
 }
 
 /// Refuses when the editor holds unsaved changes to `path`: the stage rewrites the
@@ -77,6 +100,13 @@ where
         let caps = b.state.caps();
         let progress = Arc::new(LspProgress::begin(&b.client, caps.work_done_progress, id, title).await);
         refresh_lenses(&b).await;
+        let (messages, mut to_show) = tokio::sync::mpsc::unbounded_channel::<(MessageType, String)>();
+        let client = b.client.clone();
+        let shown = tokio::spawn(async move {
+            while let Some((kind, text)) = to_show.recv().await {
+                client.show_message(kind, text).await;
+            }
+        });
         let ctx = StageCtx {
             // The registry keeps the latest report too, for `aisci.listJobs`.
             progress: Arc::new(crate::jobs::TrackedProgress {
@@ -85,8 +115,11 @@ where
                 inner: progress.clone(),
             }),
             cancel: guard.cancel.clone(),
+            messages,
         };
         let outcome = body(ctx).await;
+        // The stage's own messages come before its end.
+        let _ = shown.await;
         let end = match &outcome {
             Ok(done) => done.summary.clone(),
             Err(e) => format!("{title} failed: {e}"),

@@ -4,18 +4,16 @@
 
 use std::path::PathBuf;
 
-use tower_lsp::lsp_types::MessageType;
-
 use crate::jobs::JobId;
 use crate::latex::paper::runs_folder;
 use crate::lsp::backend::Backend;
 use crate::lsp::edit_sink::EditorSink;
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::lsp::views::paper as paper_view;
-use crate::stages::services::NoticedSearch;
+use crate::stages;
+use crate::stages::host::StageHost;
 use crate::stages::writeup::agent::{SectionRef, WriteScope};
-use crate::stages::writeup::{self as writeup_stage, WriteupDeps};
-use crate::stages::{self};
+use crate::stages::writeup::{self as writeup_stage, WriteupRequest};
 
 const TITLE: &str = "Write the paper";
 
@@ -41,36 +39,25 @@ pub fn start(backend: Backend, tex: PathBuf, section: Option<SectionRef>) -> Res
     let job_root = root.clone();
     stage_job::spawn(backend, TITLE, &job_root, loaded, move |ctx| async move {
         b.show_document_and_wait(&tex).await;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let client = b.client.clone();
-        let shown = tokio::spawn(async move {
-            while let Some(notice) = rx.recv().await {
-                client
-                    .show_message(MessageType::WARNING, format!("aisci: {notice}"))
-                    .await;
-            }
-        });
-        let on_notice = move |n: String| {
-            let _ = tx.send(n);
-        };
-        let noticed = lit.as_deref().map(|lit| NoticedSearch {
-            lit,
-            on_notice: &on_notice,
-        });
         let sink = EditorSink {
             backend: b.clone(),
             label: format!("aisci: writing {idea}"),
         };
-        let deps = WriteupDeps {
-            llm: &llm,
+        let show = |e| ctx.show(e);
+        let host = StageHost {
             sink: &sink,
-            search: noticed.as_ref().map(|n| n as &dyn crate::literature::PaperSearch),
-            progress: ctx.progress.as_ref(),
+            events: &show,
             cancel: &ctx.cancel,
         };
-        let outcome = writeup_stage::run_writeup(&root, &idea, &scope, &settings, deps).await;
-        drop(on_notice);
-        let _ = shown.await;
+        let req = WriteupRequest {
+            root: &root,
+            idea: &idea,
+            scope: &scope,
+            settings: &settings,
+            llm: &llm,
+            literature: lit.as_deref(),
+        };
+        let outcome = writeup_stage::run(req, &host).await;
         // The stage built the paper itself; the editor's view of it follows.
         paper_view::publish(&b, &tex).await;
         let outcome = outcome.map_err(|e| e.to_string())?;

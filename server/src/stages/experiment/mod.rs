@@ -7,14 +7,13 @@ pub mod launch;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::edit_sink::EditSink;
 use crate::config::Settings;
-use crate::jobs::Progress;
 use crate::llm::{Llm, Totals};
 use crate::project::{Idea, IdeaFolder, RunRecord, Template};
+use crate::stages::host::StageHost;
 use crate::stages::services::shared_runner;
 use crate::stages::{cost_line, record_usage, StageError};
-use agent::{run_baseline, run_experiments, ExperimentCtx, ExperimentEvents, ExperimentReport, RunsEnd};
+use agent::{run_baseline, run_experiments, ExperimentCtx, ExperimentReport, RunsEnd};
 
 /// The idea named `name` in a template's ideas.json, else in its seed_ideas.json.
 pub fn idea_in_template(template: &Template, name: &str) -> Result<Idea, StageError> {
@@ -135,26 +134,27 @@ impl ExperimentOutcome {
     }
 }
 
-/// Everything an experiment stage needs besides the folder and the idea.
-pub struct ExperimentDeps<'a> {
+/// What the experiment stage works on.
+pub struct ExperimentRequest<'a> {
+    pub folder: &'a IdeaFolder,
+    pub idea: &'a Idea,
+    pub settings: &'a Settings,
     pub llm: &'a Llm,
-    pub sink: &'a dyn EditSink,
-    pub events: &'a dyn ExperimentEvents,
-    pub progress: &'a dyn Progress,
-    pub cancel: &'a CancellationToken,
 }
 
-/// Runs the experiment loop, plotting and notes in `folder`.
-pub async fn run_experiment(
-    folder: &IdeaFolder,
-    idea: &Idea,
-    settings: &Settings,
-    deps: ExperimentDeps<'_>,
-) -> Result<ExperimentOutcome, StageError> {
+/// Runs the experiment loop, plotting and notes in the idea folder; edits go to the
+/// host's sink, runs and edits are reported as events.
+pub async fn run(req: ExperimentRequest<'_>, host: &StageHost<'_>) -> Result<ExperimentOutcome, StageError> {
+    let ExperimentRequest {
+        folder,
+        idea,
+        settings,
+        llm,
+    } = req;
     let runner = shared_runner(settings).await;
     let ctx = ExperimentCtx {
-        llm: deps.llm,
-        sink: deps.sink,
+        llm,
+        sink: host.sink,
         runner: runner.as_ref(),
         folder,
         idea,
@@ -162,17 +162,17 @@ pub async fn run_experiment(
         python: &settings.run.python,
         temperature: Some(settings.llm.temperature),
         max_tokens: settings.llm.max_tokens,
-        progress: deps.progress,
-        events: deps.events,
-        cancel: deps.cancel,
+        progress: host,
+        events: host,
+        cancel: host.cancel,
     };
     let result = run_experiments(&ctx).await;
-    record_usage(&folder.root, deps.llm);
+    record_usage(&folder.root, llm);
     Ok(ExperimentOutcome {
         report: result?,
-        totals: deps.llm.ledger_snapshot().total,
-        provider: deps.llm.provider().name().to_owned(),
-        model: deps.llm.provider().model().to_owned(),
+        totals: llm.ledger_snapshot().total,
+        provider: llm.provider().name().to_owned(),
+        model: llm.provider().model().to_owned(),
     })
 }
 

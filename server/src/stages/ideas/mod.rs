@@ -2,14 +2,21 @@
 
 pub mod agent;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::config::Settings;
-use crate::jobs::Progress;
 use crate::llm::{Llm, Totals};
 use crate::project::{Idea, Template};
+use crate::stages::host::StageHost;
 use crate::stages::{cost_line, prompt_and_code, read_json, record_usage, StageError};
 use agent::{generate_ideas, IdeaInputs, IdeaOptions, IdeaReport};
+
+/// What the ideas stage works on.
+pub struct IdeasRequest<'a> {
+    pub template: &'a Template,
+    pub settings: &'a Settings,
+    pub llm: &'a Llm,
+    /// The editor's buffer of experiment.py when open (saved or not).
+    pub experiment_text: Option<String>,
+}
 
 /// What a finished idea run reports.
 pub struct IdeasOutcome {
@@ -54,14 +61,13 @@ impl IdeasOutcome {
 
 /// Generates ideas for `template`, appending them to its `ideas.json`.
 /// `experiment_text` is the editor's buffer when open (saved or not).
-pub async fn run_ideas(
-    template: &Template,
-    settings: &Settings,
-    llm: &Llm,
-    experiment_text: Option<String>,
-    progress: &dyn Progress,
-    cancel: &CancellationToken,
-) -> Result<IdeasOutcome, StageError> {
+pub async fn run(req: IdeasRequest<'_>, host: &StageHost<'_>) -> Result<IdeasOutcome, StageError> {
+    let IdeasRequest {
+        template,
+        settings,
+        llm,
+        experiment_text,
+    } = req;
     let (prompt, experiment_py) = prompt_and_code(template, experiment_text)?;
     let seeds: Vec<Idea> = if template.seed_ideas_json().exists() {
         read_json(&template.seed_ideas_json())?
@@ -74,7 +80,7 @@ pub async fn run_ideas(
         seeds: &seeds,
         experiment_py: &experiment_py,
     };
-    let result = generate_ideas(llm, inputs, &opts, &template.ideas_json(), progress, cancel).await;
+    let result = generate_ideas(llm, inputs, &opts, &template.ideas_json(), host, host.cancel).await;
     // What was spent is recorded whether or not the stage succeeded.
     record_usage(&template.root, llm);
     let report = result?;

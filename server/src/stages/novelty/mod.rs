@@ -3,13 +3,11 @@
 
 pub mod agent;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::config::Settings;
-use crate::jobs::Progress;
-use crate::literature::PaperSearch;
+use crate::literature::Literature;
 use crate::llm::{Llm, Totals};
 use crate::project::Template;
+use crate::stages::host::{NoticedSearch, StageHost};
 use crate::stages::{cost_line, prompt_and_code, record_usage, StageError};
 use agent::{check_archive, NoveltyInputs, NoveltyOptions, NoveltyReport};
 
@@ -66,20 +64,36 @@ impl NoveltyOutcome {
     }
 }
 
-/// Checks the novelty of the ideas in `template`'s ideas.json (`only`: these
-/// names; `force`: also ideas already checked), writing each verdict as it comes.
-#[allow(clippy::too_many_arguments)] // the stage's distinct inputs
-pub async fn run_novelty(
-    template: &Template,
-    settings: &Settings,
-    llm: &Llm,
-    search: &dyn PaperSearch,
-    experiment_text: Option<String>,
-    only: Option<&[String]>,
-    force: bool,
-    progress: &dyn Progress,
-    cancel: &CancellationToken,
-) -> Result<NoveltyOutcome, StageError> {
+/// What the novelty stage works on.
+pub struct NoveltyRequest<'a> {
+    pub template: &'a Template,
+    pub settings: &'a Settings,
+    pub llm: &'a Llm,
+    pub literature: &'a Literature,
+    /// The editor's buffer of experiment.py when open.
+    pub experiment_text: Option<String>,
+    /// Only these ideas (by Name); `None`: every unchecked one.
+    pub only: Option<&'a [String]>,
+    /// Check again ideas that already have a verdict.
+    pub force: bool,
+}
+
+/// Checks the novelty of the ideas in the template's ideas.json, writing each verdict
+/// as it comes; engine switches reach the host as notices.
+pub async fn run(req: NoveltyRequest<'_>, host: &StageHost<'_>) -> Result<NoveltyOutcome, StageError> {
+    let NoveltyRequest {
+        template,
+        settings,
+        llm,
+        literature,
+        experiment_text,
+        only,
+        force,
+    } = req;
+    let search = NoticedSearch {
+        lit: literature,
+        host,
+    };
     let (prompt, code) = prompt_and_code(template, experiment_text)?;
     let opts = NoveltyOptions::from_settings(&settings.novelty, &settings.llm);
     let inputs = NoveltyInputs {
@@ -88,14 +102,14 @@ pub async fn run_novelty(
     };
     let result = check_archive(
         llm,
-        search,
+        &search,
         inputs,
         &template.ideas_json(),
         &opts,
         only,
         force,
-        progress,
-        cancel,
+        host,
+        host.cancel,
     )
     .await;
     record_usage(&template.root, llm);

@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::fsutil::write_atomic;
-use crate::jobs::Progress;
 use crate::latex::anchor::{Anchor, Anchorer};
 use crate::latex::syntax;
 use crate::llm::{Llm, LlmError};
 use crate::stages;
+use crate::stages::host::StageHost;
 use crate::stages::review::agent::{
     review_paper, CommentKind, Decision, Example, Means, Review, ReviewCtx, ReviewError, ReviewPlan,
     ReviewReport,
@@ -333,10 +333,27 @@ pub fn write_review(root: &Path, file: &ReviewFile) -> Result<(), ReviewStageErr
     })
 }
 
-pub struct ReviewDeps<'a> {
+/// What the review stage works on.
+pub struct ReviewRequest<'a> {
+    /// The idea folder (its PDF, else latex/template.tex).
+    pub root: &'a Path,
+    pub idea: &'a str,
+    pub settings: &'a Settings,
+    /// The reviewer (`review.model` when set).
     pub llm: &'a Llm,
-    pub progress: &'a dyn Progress,
-    pub cancel: &'a CancellationToken,
+    /// A review after a revision: written as review_improved.txt beside the first.
+    pub improved: bool,
+}
+
+/// What a revision for the review works on.
+pub struct ReviseRequest<'a> {
+    pub root: &'a Path,
+    pub idea: &'a str,
+    pub settings: &'a Settings,
+    /// The writer (`writeup.model` when set).
+    pub llm: &'a Llm,
+    /// One comment by id; `None`: every open one.
+    pub only: Option<&'a str>,
 }
 
 pub struct ReviewOutcome {
@@ -389,16 +406,17 @@ impl ReviewOutcome {
 /// Reviews the paper of the idea folder `root` (its `latex/template.tex` and PDF) and
 /// writes `review.json` and `review.txt` (`review_improved.txt` when `improved`). An
 /// earlier `review.json` becomes the new one's `previous` scores.
-pub async fn run_review(
-    root: &Path,
-    idea: &str,
-    settings: &Settings,
-    deps: ReviewDeps<'_>,
-    improved: bool,
-) -> Result<ReviewOutcome, ReviewStageError> {
+pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewOutcome, ReviewStageError> {
+    let ReviewRequest {
+        root,
+        idea,
+        settings,
+        llm,
+        improved,
+    } = req;
     let tex = crate::stages::writeup::paper_tex(root);
-    let paper = paper_text(root, &tex, deps.cancel).await?;
-    let (examples, example_notes) = load_examples(settings, root, deps.cancel).await;
+    let paper = paper_text(root, &tex, host.cancel).await?;
+    let (examples, example_notes) = load_examples(settings, root, host.cancel).await;
     let rs = &settings.review;
     let plan = ReviewPlan {
         ensemble: rs.ensemble,
@@ -409,19 +427,19 @@ pub async fn run_review(
         max_tokens: settings.llm.max_tokens,
         accept_threshold: rs.accept_threshold,
     };
-    let cost_before = deps.llm.ledger_snapshot().total.cost_usd;
-    let calls_before = deps.llm.records().len();
+    let cost_before = llm.ledger_snapshot().total.cost_usd;
+    let calls_before = llm.records().len();
     let ctx = ReviewCtx {
-        llm: deps.llm,
+        llm,
         paper: &paper.text,
         examples: &examples,
         plan: &plan,
         idea,
-        progress: deps.progress,
-        cancel: deps.cancel,
+        progress: host,
+        cancel: host.cancel,
     };
     let result = review_paper(&ctx).await;
-    let records = deps.llm.records();
+    let records = llm.records();
     if let Err(e) = stages::append_usage(root, &records[calls_before.min(records.len())..]) {
         tracing::warn!("could not record usage: {e}");
     }
@@ -455,10 +473,10 @@ pub async fn run_review(
             .cloned()
             .collect(),
         paper: paper.info,
-        model: deps.llm.provider().model().to_owned(),
-        provider: deps.llm.provider().name().to_owned(),
+        model: llm.provider().model().to_owned(),
+        provider: llm.provider().name().to_owned(),
         calls: report.calls,
-        cost_usd: deps.llm.ledger_snapshot().total.cost_usd - cost_before,
+        cost_usd: llm.ledger_snapshot().total.cost_usd - cost_before,
         previous,
         addressed: Vec::new(),
     };
@@ -576,16 +594,20 @@ pub enum ReviseError {
 /// every comment not yet addressed. The writer gets each comment with its passage and
 /// answers with SEARCH/REPLACE edits through `deps.sink` (editor edits in the LSP), then
 /// the usual checks and build; comments whose revision was written are marked addressed.
-pub async fn revise_for_review(
-    root: &Path,
-    idea: &str,
-    settings: &Settings,
-    only: Option<&str>,
-    deps: crate::stages::writeup::WriteupDeps<'_>,
+pub async fn revise(
+    req: ReviseRequest<'_>,
+    host: &StageHost<'_>,
 ) -> Result<crate::stages::writeup::WriteupOutcome, ReviseError> {
+    let ReviseRequest {
+        root,
+        idea,
+        settings,
+        llm,
+        only,
+    } = req;
     let file = read_review(root).ok_or_else(|| ReviseError::NoReview(root.to_path_buf()))?;
     let tex = crate::stages::writeup::paper_tex(root);
-    let src = deps.sink.read(&tex).await?.text;
+    let src = host.sink.read(&tex).await?.text;
     let placed = place_comments(&file, &src);
     let chosen: Vec<&Placed> = match only {
         Some(id) => {
@@ -603,7 +625,15 @@ pub async fn revise_for_review(
     let ids: Vec<String> = chosen.iter().map(|p| p.id.clone()).collect();
     let request = revision_request(&src, &chosen);
     let scope = crate::stages::writeup::agent::WriteScope::Revise(request);
-    let outcome = crate::stages::writeup::run_writeup(root, idea, &scope, settings, deps).await?;
+    let writing = crate::stages::writeup::WriteupRequest {
+        root,
+        idea,
+        scope: &scope,
+        settings,
+        llm,
+        literature: None,
+    };
+    let outcome = crate::stages::writeup::run(writing, host).await?;
     if !outcome.report.sections_written.is_empty() {
         mark_addressed(root, &ids)?;
     }

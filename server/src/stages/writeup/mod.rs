@@ -6,15 +6,12 @@ pub mod agent;
 
 use std::path::{Path, PathBuf};
 
-use tokio_util::sync::CancellationToken;
-
-use crate::agent::edit_sink::EditSink;
 use crate::config::Settings;
-use crate::jobs::Progress;
 use crate::latex::build::BuildStatus;
-use crate::literature::PaperSearch;
+use crate::literature::{Literature, PaperSearch};
 use crate::llm::{Llm, LlmError, Totals};
 use crate::stages;
+use crate::stages::host::{NoticedSearch, StageHost};
 use crate::stages::writeup::agent::{write_paper, WriteScope, WriteupCtx, WriteupError, WriteupReport};
 
 /// Where an idea folder's paper is (v1's layout).
@@ -31,13 +28,16 @@ pub fn writeup_llm(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
     stages::services::llm_for(&s, root)
 }
 
-pub struct WriteupDeps<'a> {
+/// What the writing stage works on.
+pub struct WriteupRequest<'a> {
+    /// The idea folder (notes.txt, experiment.py, run_<i>/, latex/template.tex).
+    pub root: &'a Path,
+    pub idea: &'a str,
+    pub scope: &'a WriteScope,
+    pub settings: &'a Settings,
     pub llm: &'a Llm,
-    pub sink: &'a dyn EditSink,
     /// None: the citation rounds are skipped (with a warning in the report).
-    pub search: Option<&'a dyn PaperSearch>,
-    pub progress: &'a dyn Progress,
-    pub cancel: &'a CancellationToken,
+    pub literature: Option<&'a Literature>,
 }
 
 pub struct WriteupOutcome {
@@ -116,39 +116,41 @@ impl WriteupOutcome {
     }
 }
 
-/// Writes the paper of the idea folder `root` (or one section of it).
-pub async fn run_writeup(
-    root: &Path,
-    idea: &str,
-    scope: &WriteScope,
-    settings: &Settings,
-    deps: WriteupDeps<'_>,
-) -> Result<WriteupOutcome, WriteupError> {
+/// Writes the paper of the idea folder (or one section of it); edits go to the host's
+/// sink, engine switches are notices.
+pub async fn run(req: WriteupRequest<'_>, host: &StageHost<'_>) -> Result<WriteupOutcome, WriteupError> {
+    let WriteupRequest {
+        root,
+        idea,
+        scope,
+        settings,
+        llm,
+        literature,
+    } = req;
     let tex = paper_tex(root);
     let runner = stages::services::runner_for(settings);
+    let search = literature.map(|lit| NoticedSearch { lit, host });
     let ctx = WriteupCtx {
-        llm: deps.llm,
-        sink: deps.sink,
+        llm,
+        sink: host.sink,
         runner: &runner,
-        search: deps.search,
+        search: search.as_ref().map(|s| s as &dyn PaperSearch),
         root,
         idea,
         tex: &tex,
         settings: &settings.writeup,
         temperature: Some(settings.llm.temperature),
         max_tokens: settings.llm.max_tokens,
-        progress: deps.progress,
-        cancel: deps.cancel,
+        progress: host,
+        cancel: host.cancel,
     };
     let result = write_paper(&ctx, scope).await;
-    if let Err(e) = stages::append_usage(root, &deps.llm.records()) {
-        tracing::warn!("could not record usage: {e}");
-    }
+    stages::record_usage(root, llm);
     Ok(WriteupOutcome {
         report: result?,
         tex,
-        totals: deps.llm.ledger_snapshot().total,
-        provider: deps.llm.provider().name().to_owned(),
-        model: deps.llm.provider().model().to_owned(),
+        totals: llm.ledger_snapshot().total,
+        provider: llm.provider().name().to_owned(),
+        model: llm.provider().model().to_owned(),
     })
 }
