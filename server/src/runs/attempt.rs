@@ -1,6 +1,8 @@
-//! One attempt at a run: prepare `run_<i>/`, run `python experiment.py
-//! --out_dir=run_<i>`, judge the result, and leave the folder so that only a
-//! completed run is a `run_<i>/` (see `project::runs` for the layout).
+//! The one way `experiment.py` is run: prepare `run_<i>/`, run `python experiment.py
+//! --out_dir=run_<i>` through a runner with its record kept from the moment it is queued,
+//! judge the result, write the run's facts, and leave the folder so that only a
+//! completed experiment run is a `run_<i>/` (see `project::runs` for the layout). The
+//! experiment loop, the baseline and "Launch run" / `aisci run` all come here.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,13 +10,27 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::project::{FinalInfo, RunOrigin, RunRecord, RunState, ATTEMPTS_DIR};
-use crate::runner::{facts, ExitKind, Limit, NoEvents, RunOutcome, RunSpec, Runner};
+use crate::runner::{facts, ExitKind, Limit, RunError, RunEvents, RunOutcome, RunSpec, Runner};
 use crate::runs::finish::{complete, ended_without_status, set_aside, set_aside_when_failed};
 use crate::runs::run_tracked;
 
-use crate::stages::experiment::agent::Fatal;
+/// Why a run could not be made (a run that ran and failed is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
 
-pub(crate) struct AttemptSpec<'a> {
+fn io(path: &Path, source: std::io::Error) -> AttemptError {
+    AttemptError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub struct AttemptSpec<'a> {
     /// The folder the command runs in (idea folder, or the template for run 0).
     pub root: &'a Path,
     pub run: u32,
@@ -25,21 +41,28 @@ pub(crate) struct AttemptSpec<'a> {
     pub tail_chars: usize,
     /// The baseline, to show the expected `final_info.json` shape.
     pub expected: Option<&'a FinalInfo>,
-    /// Copy `experiment.py` to `run_<i>.py` (v1's snapshot; not for the baseline).
-    pub snapshot_code: bool,
+    /// Who asked for it: an experiment run keeps a copy of the code it ran
+    /// (`run_<i>.py`, v1's snapshot), and a failed experiment or baseline run is set aside;
+    /// a launched run keeps its facts (env.json) whatever the outcome.
+    pub origin: RunOrigin,
 }
 
 /// The record (already saved) and, unless the run completed, the message for the model.
-pub(crate) struct Attempted {
+pub struct Attempted {
     pub record: RunRecord,
     pub feedback: Option<String>,
+    pub exit: ExitKind,
+    /// The GPUs the run was given, as the runner set them.
+    pub cuda_visible_devices: Option<String>,
 }
 
-pub(crate) async fn run_attempt(
+pub async fn run_attempt(
     spec: &AttemptSpec<'_>,
     runner: &dyn Runner,
+    events: &dyn RunEvents,
     cancel: &CancellationToken,
-) -> Result<Attempted, Fatal> {
+) -> Result<Attempted, AttemptError> {
+    let snapshot_code = spec.origin == RunOrigin::Experiment;
     let root = spec.root;
     let run_name = format!("run_{}", spec.run);
     let run_dir = root.join(&run_name);
@@ -54,9 +77,9 @@ pub(crate) async fn run_attempt(
     }
     mkdirs(&run_dir)?;
     let code_name = format!("{run_name}.py");
-    if spec.snapshot_code {
+    if snapshot_code {
         let from = root.join("experiment.py");
-        std::fs::copy(&from, root.join(&code_name)).map_err(|e| Fatal::io(&from, e))?;
+        std::fs::copy(&from, root.join(&code_name)).map_err(|e| io(&from, e))?;
     }
 
     let out_arg = format!("--out_dir={run_name}");
@@ -70,27 +93,22 @@ pub(crate) async fn run_attempt(
         env: Vec::new(),
         watch_dir: Some(run_dir.clone()),
     };
-    let origin = if spec.snapshot_code {
-        RunOrigin::Experiment
-    } else {
-        RunOrigin::Baseline
-    };
     let mut record = RunRecord::queued(
         spec.run,
         spec.attempt,
         vec![spec.python.to_string(), "experiment.py".into(), out_arg],
-        origin,
+        spec.origin,
         spec.timeout_secs,
     );
-    record.code = spec.snapshot_code.then(|| PathBuf::from(&code_name));
-    let tracked = run_tracked(root, record, runner, &run_spec, &NoEvents, cancel).await;
+    record.code = snapshot_code.then(|| PathBuf::from(&code_name));
+    let tracked = run_tracked(root, record, runner, &run_spec, events, cancel).await;
     let mut record = tracked.record;
     let outcome = match tracked.result {
         Ok(o) => o,
         Err(e) => {
             ended_without_status(&mut record, RunState::Failed, e.to_string());
             let _ = record.save(root);
-            return Err(Fatal::Run(e));
+            return Err(AttemptError::Run(e));
         }
     };
 
@@ -105,7 +123,7 @@ pub(crate) async fn run_attempt(
         }
     };
 
-    if record.completed {
+    if record.completed || spec.origin == RunOrigin::Launch {
         // Facts for the paper; a run whose facts cannot be written is still a run.
         let facts = facts::collect(spec.python, outcome.cuda_visible_devices.as_deref()).await;
         if let Err(e) = facts::write(&run_dir, &facts) {
@@ -113,17 +131,20 @@ pub(crate) async fn run_attempt(
         }
     }
     if set_aside_when_failed(&record) {
-        set_aside(root, &mut record).map_err(|e| Fatal::io(&run_dir, e))?;
+        set_aside(root, &mut record).map_err(|e| io(&run_dir, e))?;
     }
-    record
-        .save(root)
-        .map_err(|e| Fatal::io(&root.join(&record.dir), e))?;
+    record.save(root).map_err(|e| io(&root.join(&record.dir), e))?;
     drop(tracked.live);
-    Ok(Attempted { record, feedback })
+    Ok(Attempted {
+        record,
+        feedback,
+        exit: outcome.exit,
+        cuda_visible_devices: outcome.cuda_visible_devices,
+    })
 }
 
 /// What the model is told when aisci stopped a run for breaking a limit.
-pub(crate) fn limit_message(limit: Limit) -> String {
+pub fn limit_message(limit: Limit) -> String {
     match limit {
         Limit::RunDirBytes(n) => format!(
             "The run was stopped: its folder grew past the limit of {n} bytes ({}). \
@@ -151,7 +172,7 @@ fn human_bytes(n: u64) -> String {
 
 /// "<what> failed with the following error:" and the end of stderr; with nothing on
 /// stderr, the exit status and the end of stdout instead.
-pub(crate) fn failure_message(what: &str, outcome: &RunOutcome, tail_chars: usize) -> String {
+pub fn failure_message(what: &str, outcome: &RunOutcome, tail_chars: usize) -> String {
     let status = match outcome.exit {
         ExitKind::Failed(code) => format!("exit code {code}"),
         ExitKind::Signaled(sig) => format!("signal {sig}"),
@@ -187,15 +208,15 @@ fn tail(text: &str, total_bytes: u64, n: usize) -> String {
     }
 }
 
-fn mkdirs(dir: &Path) -> Result<(), Fatal> {
-    std::fs::create_dir_all(dir).map_err(|e| Fatal::io(dir, e))
+fn mkdirs(dir: &Path) -> Result<(), AttemptError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))
 }
 
-fn move_dir(from: &Path, to: &Path) -> Result<(), Fatal> {
+fn move_dir(from: &Path, to: &Path) -> Result<(), AttemptError> {
     if let Some(parent) = to.parent() {
         mkdirs(parent)?;
     }
-    std::fs::rename(from, to).map_err(|e| Fatal::io(from, e))
+    std::fs::rename(from, to).map_err(|e| io(from, e))
 }
 
 #[cfg(test)]

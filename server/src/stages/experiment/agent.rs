@@ -47,7 +47,7 @@ use crate::project::{
 use crate::runner::{ExitKind, RunError, RunSpec, Runner};
 
 use super::conversation::{Applied, Conversation};
-use crate::runs::attempt::{failure_message, run_attempt, AttemptSpec};
+use crate::runs::attempt::{failure_message, run_attempt, AttemptError, AttemptSpec};
 
 const SYSTEM_PROMPT: &str = include_str!("prompts/system.txt");
 const FIRST_PROMPT: &str = include_str!("prompts/first.txt");
@@ -225,6 +225,15 @@ impl Fatal {
             Fatal::Run(source) => ExperimentError::Run { source, report },
             Fatal::Io(path, source) => ExperimentError::Io { path, source, report },
         })
+    }
+}
+
+impl From<AttemptError> for Fatal {
+    fn from(e: AttemptError) -> Self {
+        match e {
+            AttemptError::Io { path, source } => Fatal::Io(path, source),
+            AttemptError::Run(e) => Fatal::Run(e),
+        }
     }
 }
 
@@ -510,9 +519,9 @@ impl Stage<'_> {
             timeout_secs: s.timeout_secs,
             tail_chars: s.stderr_tail_chars as usize,
             expected: Some(&self.baseline),
-            snapshot_code: true,
+            origin: crate::project::RunOrigin::Experiment,
         };
-        let done = run_attempt(&spec, self.ctx.runner, self.ctx.cancel).await?;
+        let done = run_attempt(&spec, self.ctx.runner, &crate::runner::NoEvents, self.ctx.cancel).await?;
         self.ctx.events.run_finished(&done.record);
         let cancelled = done.record.exit == Some(crate::project::RunExit::Cancelled);
         let outcome = if done.record.completed {
@@ -707,16 +716,14 @@ pub async fn run_baseline(
         timeout_secs: settings.timeout_secs,
         tail_chars: settings.stderr_tail_chars as usize,
         expected: None,
-        snapshot_code: false,
+        origin: crate::project::RunOrigin::Baseline,
     };
-    let done = run_attempt(&spec, runner, cancel).await.map_err(|f| match f {
-        Fatal::Run(e) => BaselineError::Run(e),
-        Fatal::Io(path, source) => BaselineError::Io { path, source },
-        other => BaselineError::Io {
-            path: template.root.clone(),
-            source: std::io::Error::other(format!("{other:?}")),
-        },
-    })?;
+    let done = run_attempt(&spec, runner, &crate::runner::NoEvents, cancel)
+        .await
+        .map_err(|f| match f {
+            AttemptError::Run(e) => BaselineError::Run(e),
+            AttemptError::Io { path, source } => BaselineError::Io { path, source },
+        })?;
     if done.record.completed {
         return Ok(done.record);
     }

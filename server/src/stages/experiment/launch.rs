@@ -43,9 +43,9 @@ pub async fn launch_run(
     opts: LaunchOptions,
     cancel: &CancellationToken,
 ) -> Result<Launched, StageError> {
-    use crate::project::{RunOrigin, RunState};
-    use crate::runner::{facts, ExitKind, RunEvent, RunSpec};
-    use crate::runs::finish::{complete, ended_without_status};
+    use crate::project::RunOrigin;
+    use crate::runner::{ExitKind, RunEvent};
+    use crate::runs::attempt::{run_attempt, AttemptSpec};
 
     let input = |message: String| StageError::Input {
         path: root.to_path_buf(),
@@ -90,40 +90,20 @@ pub async fn launch_run(
     let run = (1u32..)
         .find(|i| !root.join(format!("run_{i}")).exists())
         .expect("a free run number");
-    let run_name = format!("run_{run}");
-    let run_dir = root.join(&run_name);
-    std::fs::create_dir(&run_dir).map_err(|e| input(format!("{}: {e}", run_dir.display())))?;
-    let out_arg = format!("--out_dir={run_name}");
-    let spec = RunSpec {
-        program: s.run.python.clone(),
-        args: vec!["experiment.py".into(), out_arg.clone()],
-        cwd: root.to_path_buf(),
-        timeout: std::time::Duration::from_secs(timeout_secs),
-        stdout_path: run_dir.join("stdout.txt"),
-        stderr_path: run_dir.join("stderr.txt"),
-        env: Vec::new(),
-        watch_dir: Some(run_dir.clone()),
-    };
-    let record = RunRecord::queued(
+    let spec = AttemptSpec {
+        root,
         run,
-        1,
-        vec![s.run.python.clone(), "experiment.py".into(), out_arg],
-        RunOrigin::Launch,
+        attempt: 1,
+        python: &s.run.python,
         timeout_secs,
-    );
-    let tracked = crate::runs::run_tracked(root, record, runner.as_ref(), &spec, &events, cancel).await;
-    let mut record = tracked.record;
-    let io = |e: std::io::Error| input(e.to_string());
-    let outcome = match tracked.result {
-        Ok(o) => o,
-        Err(e) => {
-            ended_without_status(&mut record, RunState::Failed, e.to_string());
-            record.save(root).map_err(io)?;
-            return Err(input(e.to_string()));
-        }
+        tail_chars: 0,
+        expected: None,
+        origin: RunOrigin::Launch,
     };
-    complete(&mut record, &outcome, &run_dir, None);
-    let exit_code = match outcome.exit {
+    let done = run_attempt(&spec, runner.as_ref(), &events, cancel)
+        .await
+        .map_err(|e| input(e.to_string()))?;
+    let exit_code = match done.exit {
         ExitKind::Success => 0,
         ExitKind::Failed(c) => u8::try_from(c).ok().filter(|c| *c != 0).unwrap_or(1),
         ExitKind::Signaled(n) => 128u8.saturating_add(n.clamp(0, 127) as u8),
@@ -131,19 +111,15 @@ pub async fn launch_run(
         ExitKind::Cancelled => 130,
         ExitKind::LimitExceeded(_) => 125,
     };
-    record.save(root).map_err(io)?;
-    let env = facts::collect(&s.run.python, outcome.cuda_visible_devices.as_deref()).await;
-    facts::write(&run_dir, &env).map_err(io)?;
-    drop(tracked.live);
     Ok(Launched {
-        record,
+        record: done.record,
         exit_code,
         gpus: match found {
             Some(found) => found.describe(),
             None => describe_slurm_job(
                 slurm_job.lock().unwrap().as_deref(),
                 &s.run.slurm,
-                outcome.cuda_visible_devices.as_deref(),
+                done.cuda_visible_devices.as_deref(),
             ),
         },
     })
