@@ -8,16 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use tokio_util::sync::CancellationToken;
 
 use crate::agent::edit_sink::DiskSink;
 use crate::config::Settings;
+use crate::jobs::JobGuard;
 use crate::project::{Idea, IdeaFolder};
 use crate::stages::experiment::{ExperimentOutcome, ExperimentRequest};
 use crate::stages::host::{StageEvent, StageHost};
 use crate::stages::{self, StageError};
 
-use super::{baseline_means, ctrl_c_token, open_template};
+use super::{baseline_means, job, open_template};
 
 /// One idea to implement in its (already created) folder.
 pub struct IdeaJob {
@@ -53,14 +53,14 @@ pub async fn run_ideas(
     settings: &Settings,
     parallel: usize,
     events: IdeaEvents,
-    cancel: &CancellationToken,
+    parent: &JobGuard,
 ) -> Vec<IdeaResult> {
     let parallel = parallel.max(1);
     let mut results: Vec<(usize, IdeaResult)> = futures::stream::iter(jobs.into_iter().enumerate())
         .map(|(i, job)| {
             let events = events.clone();
             async move {
-                let result = run_one(job, settings, events.clone(), cancel).await;
+                let result = run_one(job, settings, events.clone(), parent).await;
                 (i, result)
             }
         })
@@ -71,12 +71,7 @@ pub async fn run_ideas(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-async fn run_one(
-    job: IdeaJob,
-    settings: &Settings,
-    events: IdeaEvents,
-    cancel: &CancellationToken,
-) -> IdeaResult {
+async fn run_one(job: IdeaJob, settings: &Settings, events: IdeaEvents, parent: &JobGuard) -> IdeaResult {
     let name = job.idea.name.clone();
     let folder = job.folder.root.clone();
     events(
@@ -86,11 +81,12 @@ async fn run_one(
     let outcome = async {
         // Each idea has its own ledger, so its cost is its own.
         let llm = stages::services::llm_for(settings, &job.folder.root)?;
+        let registered = parent.start_under(stages::experiment::TITLE, &folder.display().to_string())?;
         let show = |e| events(&name, e);
         let host = StageHost {
             sink: &DiskSink,
             events: &show,
-            cancel,
+            cancel: &registered.cancel,
         };
         let req = ExperimentRequest {
             folder: &job.folder,
@@ -160,7 +156,8 @@ pub(crate) async fn experiments_in_parallel(
         };
         terminal.show(e);
     });
-    let results = batch::run_ideas(jobs, s, parallel, events, &ctrl_c_token()).await;
+    let parent = job("Run experiments (several ideas)", &template.root)?;
+    let results = batch::run_ideas(jobs, s, parallel, events, &parent).await;
     let mut failed = 0;
     println!("--");
     for r in &results {

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::launch::PrintLaunch;
-use super::{ctrl_c_token, report};
+use super::{job, report};
 use crate::project::Template;
 use crate::stages;
 use std::path::{Path, PathBuf};
@@ -112,7 +112,8 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
         started: std::time::Instant::now(),
     };
     let show = |idea: Option<&str>, e| events.show(idea, e);
-    let report = crate::cli::launch::launch(&template, &settings, &plan, &show, &ctrl_c_token()).await?;
+    let job = job("Launch", &project.template)?;
+    let report = crate::cli::launch::launch(&template, &settings, &plan, &show, &job).await?;
     println!("{}", report.table());
     // The review as the editor shows it: each comment where it applies in the paper.
     for idea in report

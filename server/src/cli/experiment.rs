@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{baseline_means, ctrl_c_token, open_template, report, Terminal};
+use super::{baseline_means, job, open_template, report, Terminal};
 use crate::agent::edit_sink::DiskSink;
 use crate::config::{self, Sources};
 use crate::stages;
@@ -107,7 +107,8 @@ async fn experiment(
         ..Default::default()
     };
     let show = |e| terminal.show(e);
-    let cancel = ctrl_c_token();
+    let job = job(stages::experiment::TITLE, &folder.root)?;
+    let cancel = job.cancel.clone();
     let host = StageHost {
         sink: &DiskSink,
         events: &show,

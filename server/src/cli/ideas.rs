@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, open_template, report, Terminal};
+use super::{job, open_template, report, Terminal};
 use crate::agent::edit_sink::DiskSink;
 use crate::config;
 use crate::stages;
@@ -54,7 +54,8 @@ async fn ideas(
         llm.provider().model(),
         llm.provider().name()
     );
-    let cancel = ctrl_c_token();
+    let job = job(stages::ideas::TITLE, &template.root)?;
+    let cancel = job.cancel.clone();
     let terminal = Terminal::default();
     let show = |e| terminal.show(e);
     let host = StageHost {

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::edit_sink::DiskSink;
 use crate::config::Settings;
 use crate::fsutil::write_atomic;
+use crate::jobs::JobGuard;
 use crate::project::{self, Idea, IdeaFolder, Template};
 use crate::stages;
 use crate::stages::experiment::ExperimentRequest;
@@ -33,7 +34,7 @@ use crate::stages::review::{ReviewRequest, ReviseRequest};
 use crate::stages::writeup::agent::WriteScope;
 use crate::stages::writeup::WriteupRequest;
 
-use super::{ctrl_c_token, gpu_list, open_template, report};
+use super::{gpu_list, job, open_template, report};
 
 /// What to do.
 #[derive(Debug, Clone, Default)]
@@ -149,6 +150,8 @@ pub enum LaunchError {
     Journal { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Stage(#[from] stages::StageError),
+    #[error(transparent)]
+    Busy(#[from] crate::jobs::Busy),
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmError),
     #[error(transparent)]
@@ -266,6 +269,8 @@ struct Ctx<'a> {
     settings: &'a Settings,
     plan: &'a LaunchPlan,
     events: &'a LaunchEvents<'a>,
+    /// The launch's job; each stage is a job under it.
+    job: &'a JobGuard,
     cancel: &'a CancellationToken,
     journal: Mutex<Journal>,
 }
@@ -331,8 +336,9 @@ pub async fn launch(
     settings: &Settings,
     plan: &LaunchPlan,
     events: &LaunchEvents<'_>,
-    cancel: &CancellationToken,
+    job: &JobGuard,
 ) -> Result<LaunchReport, LaunchError> {
+    let cancel = &job.cancel;
     let journal = if plan.resume {
         let p = journal_path(template);
         let text = std::fs::read_to_string(&p).map_err(|_| LaunchError::NothingToResume(p.clone()))?;
@@ -364,6 +370,7 @@ pub async fn launch(
         settings,
         plan,
         events,
+        job,
         cancel,
         journal: Mutex::new(journal),
     };
@@ -381,11 +388,12 @@ pub async fn launch(
             }
             say(events, None, &format!("generating {} idea(s)", s.ideas.num_ideas));
             let llm = ctx.llm(&s, &template.root, Role::Main)?;
+            let stage = job.start_under(stages::ideas::TITLE, &template.root.display().to_string())?;
             let show = |e| events(None, e);
             let host = StageHost {
                 sink: &DiskSink,
                 events: &show,
-                cancel,
+                cancel: &stage.cancel,
             };
             let req = IdeasRequest {
                 template,
@@ -439,11 +447,12 @@ pub async fn launch(
             );
             let llm = ctx.llm(&s, &template.root, Role::Main)?;
             let search = stages::services::literature_for(&s).map_err(stages::StageError::from)?;
+            let stage = job.start_under(stages::novelty::TITLE, &template.root.display().to_string())?;
             let show = |e| events(None, e);
             let host = StageHost {
                 sink: &DiskSink,
                 events: &show,
-                cancel,
+                cancel: &stage.cancel,
             };
             let req = NoveltyRequest {
                 template,
@@ -573,11 +582,15 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             .ok_or_else(|| LaunchError::NotAnIdeaFolder(entry.folder.clone()))?
     };
     let root = folder.root.clone();
+    // The idea's stages are one job on its folder, under the launch's.
+    let idea_job = ctx
+        .job
+        .start_under(&format!("Launch: {name}"), &root.display().to_string())?;
     let show = |e| events(Some(name), e);
     let host = StageHost {
         sink: &DiskSink,
         events: &show,
-        cancel,
+        cancel: &idea_job.cancel,
     };
 
     // Experiments.
@@ -853,9 +866,9 @@ async fn launch_command(
     let events = PrintLaunch {
         started: std::time::Instant::now(),
     };
-    let cancel = ctrl_c_token();
+    let job = job("Launch", &template.root)?;
     let show = |idea: Option<&str>, e| events.show(idea, e);
-    let report = crate::cli::launch::launch(&template, s, &plan, &show, &cancel).await?;
+    let report = crate::cli::launch::launch(&template, s, &plan, &show, &job).await?;
     println!("{}", report.table());
     if report.budget_exhausted {
         println!("the budget is spent: stages not started are left for `aisci launch --resume` with a larger --budget-usd");

@@ -17,7 +17,9 @@ pub mod writeup;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use tokio_util::sync::CancellationToken;
+use std::sync::{Arc, OnceLock};
+
+use crate::jobs::{JobGuard, Jobs};
 
 use crate::config::{self, Sources};
 use crate::project::Template;
@@ -75,19 +77,27 @@ pub(crate) fn report(r: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// Cancels on Ctrl-C; the stage keeps what it finished.
-pub(crate) fn ctrl_c_token() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("aisci: cancelling (finished ideas are kept)…");
-            t.cancel();
-        }
-    });
-    token
+/// The jobs of this command, in the registry the editor's jobs use: one stage at a time
+/// per folder, and Ctrl-C cancels them all (each stage keeps what it finished).
+pub(crate) fn registry() -> &'static Arc<Jobs> {
+    static JOBS: OnceLock<Arc<Jobs>> = OnceLock::new();
+    JOBS.get_or_init(|| {
+        let jobs = Jobs::new();
+        let on_ctrl_c = jobs.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("aisci: cancelling (finished ideas are kept)…");
+                on_ctrl_c.cancel_all();
+            }
+        });
+        jobs
+    })
 }
 
+/// Registers this command's stage as a job on `target` (its folder).
+pub(crate) fn job(title: &str, target: &Path) -> anyhow::Result<JobGuard> {
+    Ok(registry().start(title, &target.display().to_string())?)
+}
 /// The idea folder, its idea's name and its settings (warnings printed).
 pub(crate) fn open_idea_folder(
     dir: &Path,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, open_template, report, Terminal};
+use super::{job, open_template, report, Terminal};
 use crate::agent::edit_sink::DiskSink;
 use crate::stages;
 use crate::stages::host::StageHost;
@@ -37,7 +37,8 @@ async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: b
         llm.provider().name(),
         s.literature.engines.join(", ")
     );
-    let cancel = ctrl_c_token();
+    let job = job(stages::novelty::TITLE, &template.root)?;
+    let cancel = job.cancel.clone();
     let only = (!ideas.is_empty()).then_some(ideas.as_slice());
     // Engine switches are said as they happen.
     let terminal = Terminal::default();

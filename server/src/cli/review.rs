@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, open_idea_folder, report, Terminal};
+use super::{job, open_idea_folder, report, Terminal};
 use crate::agent::edit_sink::DiskSink;
 use crate::stages::host::StageHost;
 use crate::stages::review::{self as review_stage, ReviewRequest, ReviseRequest};
@@ -31,7 +31,8 @@ async fn review(dir: &Path, improvement: bool, model: Option<String>) -> anyhow:
     }
     let s = &loaded.settings;
     let llm = review_stage::reviewer_llm(s, &root)?;
-    let cancel = ctrl_c_token();
+    let job = job(review_stage::TITLE, &root)?;
+    let cancel = job.cancel.clone();
     eprintln!(
         "aisci: reviewing {} with {} via {} ({} reviewer(s), {} reflection round(s))",
         root.display(),

@@ -10,7 +10,6 @@
 
 use std::process::ExitCode;
 
-use super::ctrl_c_token;
 use crate::config::{self, Sources};
 use crate::stages;
 use std::collections::BTreeMap;
@@ -460,7 +459,8 @@ async fn review_bench(
     }
     let s = &loaded.settings;
     let llm = crate::stages::review::reviewer_llm(s, &cwd)?;
-    let cancel = ctrl_c_token();
+    let job = super::job("Review benchmark", out)?;
+    let cancel = job.cancel.clone();
     eprintln!(
         "aisci: review-bench with {} via {}; results in {}",
         llm.provider().model(),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, gpu_list, open_template, report};
+use super::{gpu_list, job, open_template, report};
 use crate::config::{self, Sources};
 use crate::stages;
 
@@ -47,7 +47,8 @@ pub async fn baseline_command(a: BaselineArgs) -> ExitCode {
 async fn baseline(dir: &Path) -> anyhow::Result<()> {
     let (template, loaded) = open_template(dir, None)?;
     eprintln!("aisci: running the baseline in {}", template.root.display());
-    let record = stages::experiment::baseline(&template, &loaded.settings, &ctrl_c_token()).await?;
+    let job = job(stages::experiment::BASELINE_TITLE, &template.root)?;
+    let record = stages::experiment::baseline(&template, &loaded.settings, &job.cancel).await?;
     println!(
         "{}",
         crate::project::headline(&record, None).replacen("run_0", "baseline (run_0)", 1)
@@ -90,7 +91,8 @@ async fn launch_run(
         },
         _ => {}
     });
-    let cancel = ctrl_c_token();
+    let job = job(stages::experiment::LAUNCH_TITLE, &root)?;
+    let cancel = job.cancel.clone();
     // Runs an earlier aisci left in flight here are settled first (never re-run).
     let pending = crate::runs::pending(&root);
     if !pending.is_empty() {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{ctrl_c_token, open_idea_folder, report, Terminal};
+use super::{job, open_idea_folder, report, Terminal};
 use crate::agent::edit_sink::DiskSink;
 use crate::stages;
 use crate::stages::host::StageHost;
@@ -56,7 +56,8 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
         llm.provider().model(),
         llm.provider().name()
     );
-    let cancel = ctrl_c_token();
+    let job = job(writeup_stage::TITLE, &root)?;
+    let cancel = job.cancel.clone();
     let terminal = Terminal::default();
     let show = |e| terminal.show(e);
     let host = StageHost {

@@ -57,6 +57,13 @@ pub struct JobGuard {
     jobs: Arc<Jobs>,
 }
 
+impl JobGuard {
+    /// A job that is part of this one (see [`Jobs::start_under`]).
+    pub fn start_under(&self, title: &str, target: &str) -> Result<JobGuard, Busy> {
+        self.jobs.start_under(self, title, target)
+    }
+}
+
 impl Drop for JobGuard {
     fn drop(&mut self) {
         self.jobs.running.lock().unwrap().remove(&self.info.id);
@@ -80,8 +87,34 @@ impl Jobs {
     /// Registers a job. One job at a time per target (project folder): stages share
     /// its files (ideas.json, notes.txt, runs), so two at once could undo each other.
     pub fn start(self: &Arc<Self>, title: &str, target: &str) -> Result<JobGuard, Busy> {
+        let cancel = self.root.child_token();
+        self.start_with(title, target, cancel, None)
+    }
+
+    /// Like [`Jobs::start`], for a job that is part of `parent` (a stage of `aisci
+    /// launch`): cancelling the parent cancels it too, and the parent's own target does
+    /// not count as busy.
+    pub fn start_under(
+        self: &Arc<Self>,
+        parent: &JobGuard,
+        title: &str,
+        target: &str,
+    ) -> Result<JobGuard, Busy> {
+        self.start_with(title, target, parent.cancel.child_token(), Some(parent.info.id))
+    }
+
+    fn start_with(
+        self: &Arc<Self>,
+        title: &str,
+        target: &str,
+        cancel: CancellationToken,
+        parent: Option<JobId>,
+    ) -> Result<JobGuard, Busy> {
         let mut running = self.running.lock().unwrap();
-        if let Some((info, _)) = running.values().find(|(i, _)| i.target == target) {
+        if let Some((info, _)) = running
+            .values()
+            .find(|(i, _)| i.target == target && Some(i.id) != parent)
+        {
             return Err(Busy {
                 id: info.id,
                 title: info.title.clone(),
@@ -96,7 +129,6 @@ impl Jobs {
             started: SystemTime::now(),
             progress: None,
         };
-        let cancel = self.root.child_token();
         running.insert(id, (info.clone(), cancel.clone()));
         drop(running);
         self.targets.lock().unwrap().insert(target.to_owned());
@@ -175,6 +207,24 @@ impl Progress for TrackedProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_under_another_shares_its_target_and_its_cancel() {
+        let jobs = Jobs::new();
+        let launch = jobs.start("Launch", "/t").unwrap();
+        let ideas = jobs.start_under(&launch, "Generate ideas", "/t").unwrap();
+        let paper = jobs
+            .start_under(&launch, "Write the paper", "/t/results/a")
+            .unwrap();
+        // Anyone else is still refused on a busy target.
+        assert!(jobs.start("Generate ideas", "/t").is_err());
+        assert!(jobs
+            .start_under(&launch, "Review the paper", "/t/results/a")
+            .is_err());
+        assert_eq!(jobs.list().len(), 3);
+        jobs.cancel(launch.info.id);
+        assert!(ideas.cancel.is_cancelled() && paper.cancel.is_cancelled());
+    }
 
     #[test]
     fn one_job_per_target() {

@@ -27,9 +27,6 @@ pub const REVIEW_PAPER: &str = "aisci.reviewPaper";
 pub const REVISE_COMMENT: &str = "aisci.reviseFromReview";
 pub const REVISE_ALL: &str = "aisci.reviseAll";
 
-/// The title of the job `aisci.checkNovelty` starts (lenses look for it).
-pub const CHECK_NOVELTY_TITLE: &str = "Check novelty";
-
 /// What `initialize` advertises.
 pub const COMMANDS: &[&str] = &[
     LIST_RUNS,

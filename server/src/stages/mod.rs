@@ -38,6 +38,8 @@ pub enum StageError {
     Experiment(#[from] ExperimentError),
     #[error(transparent)]
     Baseline(#[from] BaselineError),
+    #[error(transparent)]
+    Busy(#[from] crate::jobs::Busy),
     #[error("{}: no idea named {name} in its ideas.json or notes.txt", folder.display())]
     UnknownIdea { folder: PathBuf, name: String },
 }

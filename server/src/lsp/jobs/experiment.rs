@@ -15,9 +15,7 @@ use crate::stages::experiment::ExperimentRequest;
 use crate::stages::host::{StageEvent, StageHost};
 use crate::stages::{self, StageError};
 
-pub const TITLE: &str = "Run experiments";
-pub const BASELINE_TITLE: &str = "Run baseline";
-pub const LAUNCH_TITLE: &str = "Launch run";
+use crate::stages::experiment::{BASELINE_TITLE, LAUNCH_TITLE, TITLE};
 
 /// Run results as the editor shows them: diagnostics and code lenses.
 struct EditorEvents {

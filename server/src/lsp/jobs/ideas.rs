@@ -11,7 +11,7 @@ use crate::stages::host::StageHost;
 use crate::stages::ideas::IdeasRequest;
 use crate::stages::{self, StageError};
 
-pub const TITLE: &str = "Generate ideas";
+use crate::stages::ideas::TITLE;
 
 /// Starts the job and returns its id at once. Errors that need no model call (not a
 /// template, already running, missing API key, unsaved ideas.json) come back at once.

@@ -10,7 +10,7 @@ use crate::stages::host::StageHost;
 use crate::stages::novelty::NoveltyRequest;
 use crate::stages::{self, StageError};
 
-pub const TITLE: &str = crate::lsp::commands::CHECK_NOVELTY_TITLE;
+use crate::stages::novelty::TITLE;
 
 pub fn start(backend: Backend, req: NoveltyArgs) -> Result<JobId, String> {
     let template = Template::open(&req.template)

@@ -8,7 +8,7 @@ use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::project::RunState;
 use crate::runs::{self, problems::traceback_problems};
 
-pub const RESUME_TITLE: &str = "Re-attach runs";
+use crate::stages::experiment::RESUME_TITLE;
 
 /// Re-attaches, in one job per folder, the runs an earlier aisci left in flight under
 /// the workspace folders.

@@ -17,8 +17,7 @@ use crate::stages::review::agent::ReviewError;
 use crate::stages::review::{self as review_stage, ReviewRequest, ReviewStageError, ReviseRequest};
 use crate::stages::writeup as writeup_stage;
 
-const REVIEW_TITLE: &str = "Review the paper";
-const REVISE_TITLE: &str = "Revise for the review";
+use crate::stages::review::{REVISE_TITLE, TITLE as REVIEW_TITLE};
 
 fn folder_and_idea(tex: &Path) -> Result<(PathBuf, String), String> {
     let root = idea_root(tex).ok_or_else(|| {

@@ -15,7 +15,7 @@ use crate::stages::host::StageHost;
 use crate::stages::writeup::agent::{SectionRef, WriteScope};
 use crate::stages::writeup::{self as writeup_stage, WriteupRequest};
 
-const TITLE: &str = "Write the paper";
+use crate::stages::writeup::TITLE;
 
 /// Starts writing `tex` (all of it, or one section).
 pub fn start(backend: Backend, tex: PathBuf, section: Option<SectionRef>) -> Result<JobId, String> {

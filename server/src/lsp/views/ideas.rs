@@ -161,9 +161,12 @@ pub fn lenses(b: &Backend, path: &Path) -> Option<Vec<CodeLens>> {
     let (rope, entries) = b.state.ideas_of(path)?;
     let enc = b.state.encoding();
     let template = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    let running = b.state.jobs.list().into_iter().find(|j| {
-        j.title == crate::lsp::commands::CHECK_NOVELTY_TITLE && j.target == template.display().to_string()
-    });
+    let running = b
+        .state
+        .jobs
+        .list()
+        .into_iter()
+        .find(|j| j.title == crate::stages::novelty::TITLE && j.target == template.display().to_string());
     let top = Range::new(Position::new(0, 0), Position::new(0, 0));
     let mut lenses = vec![CodeLens {
         range: top,

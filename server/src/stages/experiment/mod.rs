@@ -5,6 +5,12 @@ pub mod agent;
 mod conversation;
 pub mod launch;
 
+/// The title this stage's job has in the job registry (the editor shows it).
+pub const TITLE: &str = "Run experiments";
+pub const BASELINE_TITLE: &str = "Run baseline";
+pub const LAUNCH_TITLE: &str = "Launch run";
+pub const RESUME_TITLE: &str = "Re-attach runs";
+
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;

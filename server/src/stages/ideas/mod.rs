@@ -2,6 +2,9 @@
 
 pub mod agent;
 
+/// The title this stage's job has in the job registry (the editor shows it).
+pub const TITLE: &str = "Generate ideas";
+
 use crate::config::Settings;
 use crate::llm::{Llm, Totals};
 use crate::project::{Idea, Template};

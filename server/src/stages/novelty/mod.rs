@@ -3,6 +3,9 @@
 
 pub mod agent;
 
+/// The title this stage's job has in the job registry (the editor shows it).
+pub const TITLE: &str = "Check novelty";
+
 use crate::config::Settings;
 use crate::literature::Literature;
 use crate::llm::{Llm, Totals};

@@ -8,6 +8,10 @@ pub mod agent;
 pub mod aggregate;
 pub mod form;
 
+/// The title this stage's job has in the job registry (the editor shows it).
+pub const TITLE: &str = "Review the paper";
+pub const REVISE_TITLE: &str = "Revise for the review";
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 

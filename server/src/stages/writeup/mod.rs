@@ -4,6 +4,9 @@
 
 pub mod agent;
 
+/// The title this stage's job has in the job registry (the editor shows it).
+pub const TITLE: &str = "Write the paper";
+
 use std::path::{Path, PathBuf};
 
 use crate::config::Settings;
