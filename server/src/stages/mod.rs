@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use crate::fsutil::write_atomic;
 use crate::literature::LitError;
-use crate::llm::{CallRecord, Llm, LlmError, Totals};
+use crate::llm::{CallRecord, LlmError, Totals};
 use crate::project::{PromptJson, Template};
 use crate::stages::experiment::agent::{BaselineError, ExperimentError};
 use crate::stages::ideas::agent::IdeaError;
@@ -101,10 +101,16 @@ pub(crate) fn prompt_and_code(
     Ok((prompt, code))
 }
 
-/// Records what `llm` spent under the project, whatever the stage's outcome.
-pub(crate) fn record_usage(root: &Path, llm: &Llm) {
-    if let Err(e) = append_usage(root, &llm.records()) {
-        tracing::warn!("could not record usage in {}: {e}", usage_path(root).display());
+/// Records what `llm` spent under the project, whatever the stage's outcome; a ledger
+/// that cannot be written is said (the spend shown later would be short).
+pub(crate) fn record_usage(root: &Path, records: &[CallRecord], host: &host::StageHost<'_>) {
+    if let Err(e) = append_usage(root, records) {
+        let path = usage_path(root);
+        tracing::warn!("could not record usage in {}: {e}", path.display());
+        host.emit(host::StageEvent::Warning(format!(
+            "the usage ledger {} could not be written: {e}",
+            path.display()
+        )));
     }
 }
 
@@ -148,6 +154,40 @@ mod tests {
         assert_eq!(group(0), "0");
         assert_eq!(group(999), "999");
         assert_eq!(group(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn a_ledger_that_cannot_be_written_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the ledger's folder should be.
+        std::fs::write(dir.path().join(".aisci"), "").unwrap();
+        let seen = Mutex::new(Vec::new());
+        let events = |e: host::StageEvent| seen.lock().unwrap().push(e);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let h = host::StageHost {
+            sink: &crate::agent::edit_sink::DiskSink,
+            events: &events,
+            cancel: &cancel,
+        };
+        let rec = CallRecord {
+            at: "2026-11-26T00:00:00Z".into(),
+            stage: "ideas".into(),
+            idea: None,
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            usage: Default::default(),
+            cost_usd: 0.5,
+            price_known: true,
+            attempts: 1,
+            elapsed_ms: 3,
+            finish_reason: None,
+        };
+        record_usage(dir.path(), &[rec], &h);
+        let seen = seen.lock().unwrap();
+        assert!(
+            matches!(&seen[..], [host::StageEvent::Warning(w)] if w.contains("usage ledger")),
+            "{seen:?}"
+        );
     }
 
     #[test]

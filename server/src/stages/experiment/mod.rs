@@ -173,7 +173,7 @@ pub async fn run(req: ExperimentRequest<'_>, host: &StageHost<'_>) -> Result<Exp
         cancel: host.cancel,
     };
     let result = run_experiments(&ctx).await;
-    record_usage(&folder.root, llm);
+    record_usage(&folder.root, &llm.records(), host);
     Ok(ExperimentOutcome {
         report: result?,
         totals: llm.ledger_snapshot().total,

@@ -85,7 +85,7 @@ pub async fn run(req: IdeasRequest<'_>, host: &StageHost<'_>) -> Result<IdeasOut
     };
     let result = generate_ideas(llm, inputs, &opts, &template.ideas_json(), host, host.cancel).await;
     // What was spent is recorded whether or not the stage succeeded.
-    record_usage(&template.root, llm);
+    record_usage(&template.root, &llm.records(), host);
     let report = result?;
     let snapshot = llm.ledger_snapshot();
     Ok(IdeasOutcome {

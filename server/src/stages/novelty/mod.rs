@@ -115,7 +115,7 @@ pub async fn run(req: NoveltyRequest<'_>, host: &StageHost<'_>) -> Result<Novelt
         host.cancel,
     )
     .await;
-    record_usage(&template.root, llm);
+    record_usage(&template.root, &llm.records(), host);
     Ok(NoveltyOutcome {
         report: result?,
         totals: llm.ledger_snapshot().total,

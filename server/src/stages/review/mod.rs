@@ -444,9 +444,7 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
     };
     let result = review_paper(&ctx).await;
     let records = llm.records();
-    if let Err(e) = stages::append_usage(root, &records[calls_before.min(records.len())..]) {
-        tracing::warn!("could not record usage: {e}");
-    }
+    stages::record_usage(root, &records[calls_before.min(records.len())..], host);
     let report = result?;
     let mut previous = Vec::new();
     if let Some(old) = read_review(root) {

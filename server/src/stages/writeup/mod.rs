@@ -148,7 +148,7 @@ pub async fn run(req: WriteupRequest<'_>, host: &StageHost<'_>) -> Result<Writeu
         cancel: host.cancel,
     };
     let result = write_paper(&ctx, scope).await;
-    stages::record_usage(root, llm);
+    stages::record_usage(root, &llm.records(), host);
     Ok(WriteupOutcome {
         report: result?,
         tex,
