@@ -31,6 +31,7 @@ use crate::stages::host::{StageEvent, StageHost};
 use crate::stages::ideas::IdeasRequest;
 use crate::stages::novelty::NoveltyRequest;
 use crate::stages::review::{ReviewRequest, ReviseRequest};
+use crate::stages::services::ModelRole;
 use crate::stages::writeup::agent::WriteScope;
 use crate::stages::writeup::WriteupRequest;
 
@@ -249,17 +250,6 @@ pub fn spend_since(template: &Template, ideas: &[IdeaEntry], since: &str) -> BTr
     out
 }
 
-/// Which model a stage asks.
-#[derive(Clone, Copy)]
-enum Role {
-    /// `llm.model` (ideas, novelty, experiments).
-    Main,
-    /// `writeup.model` when set.
-    Writer,
-    /// `review.model` when set.
-    Reviewer,
-}
-
 struct Ctx<'a> {
     template: &'a Template,
     /// With a recorded model (provider "replay"), one recording serves the whole launch:
@@ -285,15 +275,16 @@ impl Ctx<'_> {
         })
     }
 
-    fn llm(&self, s: &Settings, root: &std::path::Path, role: Role) -> Result<crate::llm::Llm, LaunchError> {
+    fn llm(
+        &self,
+        s: &Settings,
+        root: &std::path::Path,
+        role: ModelRole,
+    ) -> Result<crate::llm::Llm, LaunchError> {
         if let Some(p) = &self.replay {
             return Ok(crate::llm::Llm::with_settings(p.clone(), &s.llm));
         }
-        Ok(match role {
-            Role::Main => stages::services::llm_for(s, root)?,
-            Role::Writer => crate::stages::writeup::writeup_llm(s, root)?,
-            Role::Reviewer => crate::stages::review::reviewer_llm(s, root)?,
-        })
+        Ok(stages::services::llm_for_role(s, root, role)?)
     }
 
     fn entry(&self, name: &str) -> Option<IdeaEntry> {
@@ -387,7 +378,7 @@ pub async fn launch(
                 s.ideas.num_ideas = n;
             }
             say(events, None, &format!("generating {} idea(s)", s.ideas.num_ideas));
-            let llm = ctx.llm(&s, &template.root, Role::Main)?;
+            let llm = ctx.llm(&s, &template.root, ModelRole::Main)?;
             let stage = job.start_under(stages::ideas::TITLE, &template.root.display().to_string())?;
             let show = |e| events(None, e);
             let host = StageHost {
@@ -445,7 +436,7 @@ pub async fn launch(
                 None,
                 &format!("checking the novelty of {} idea(s)", names.len()),
             );
-            let llm = ctx.llm(&s, &template.root, Role::Main)?;
+            let llm = ctx.llm(&s, &template.root, ModelRole::Main)?;
             let search = stages::services::literature_for(&s).map_err(stages::StageError::from)?;
             let stage = job.start_under(stages::novelty::TITLE, &template.root.display().to_string())?;
             let show = |e| events(None, e);
@@ -599,7 +590,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             return Ok(true);
         };
         say(events, Some(name), "experiments");
-        let llm = ctx.llm(&s, &root, Role::Main)?;
+        let llm = ctx.llm(&s, &root, ModelRole::Main)?;
         let req = ExperimentRequest {
             folder: &folder,
             idea: &idea,
@@ -648,7 +639,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             return Ok(true);
         };
         say(events, Some(name), "writing the paper");
-        let llm = ctx.llm(&s, &root, Role::Writer)?;
+        let llm = ctx.llm(&s, &root, ModelRole::Writer)?;
         let lit = stages::services::literature_for(&s).ok();
         let req = WriteupRequest {
             root: &root,
@@ -688,7 +679,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             return Ok(true);
         };
         say(events, Some(name), "reviewing the paper");
-        let llm = ctx.llm(&s, &root, Role::Reviewer)?;
+        let llm = ctx.llm(&s, &root, ModelRole::Reviewer)?;
         let req = ReviewRequest {
             root: &root,
             idea: name,
@@ -727,7 +718,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             return Ok(true);
         };
         say(events, Some(name), "revising for the review");
-        let writer = ctx.llm(&s, &root, Role::Writer)?;
+        let writer = ctx.llm(&s, &root, ModelRole::Writer)?;
         let req = ReviseRequest {
             root: &root,
             idea: name,
@@ -741,7 +732,7 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         }
         let result = match revised {
             Ok(_) => {
-                let reviewer = ctx.llm(&s, &root, Role::Reviewer)?;
+                let reviewer = ctx.llm(&s, &root, ModelRole::Reviewer)?;
                 let req = ReviewRequest {
                     root: &root,
                     idea: name,

@@ -30,7 +30,7 @@ async fn review(dir: &Path, improvement: bool, model: Option<String>) -> anyhow:
         loaded.settings.writeup.model = None;
     }
     let s = &loaded.settings;
-    let llm = review_stage::reviewer_llm(s, &root)?;
+    let llm = crate::stages::services::llm_for_role(s, &root, crate::stages::services::ModelRole::Reviewer)?;
     let job = job(review_stage::TITLE, &root)?;
     let cancel = job.cancel.clone();
     eprintln!(
@@ -60,7 +60,7 @@ async fn review(dir: &Path, improvement: bool, model: Option<String>) -> anyhow:
     if !improvement {
         return Ok(());
     }
-    let writer = crate::stages::writeup::writeup_llm(s, &root)?;
+    let writer = crate::stages::services::llm_for_role(s, &root, crate::stages::services::ModelRole::Writer)?;
     let revision = ReviseRequest {
         root: &root,
         idea: &idea,

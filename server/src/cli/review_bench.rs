@@ -458,7 +458,7 @@ async fn review_bench(
         loaded.settings.review.model = None;
     }
     let s = &loaded.settings;
-    let llm = crate::stages::review::reviewer_llm(s, &cwd)?;
+    let llm = crate::stages::services::llm_for_role(s, &cwd, crate::stages::services::ModelRole::Reviewer)?;
     let job = super::job("Review benchmark", out)?;
     let cancel = job.cancel.clone();
     eprintln!(

@@ -38,7 +38,7 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
         loaded.settings.writeup.model = None;
     }
     let s = &loaded.settings;
-    let llm = writeup_stage::writeup_llm(s, &root)?;
+    let llm = crate::stages::services::llm_for_role(s, &root, crate::stages::services::ModelRole::Writer)?;
     let lit = match stages::services::literature_for(s) {
         Ok(l) => Some(l),
         Err(e) => {

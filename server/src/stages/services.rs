@@ -26,10 +26,40 @@ pub fn resolve_llm_paths(mut llm: LlmSettings, root: &Path) -> LlmSettings {
     llm
 }
 
-/// The model client for a project, or the one clear error (missing key, bad
+/// Which model a stage talks to: the one place a stage's own model setting is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelRole {
+    /// `llm.model`: ideas, novelty, experiments.
+    Main,
+    /// `writeup.model` when set, else `llm.model`.
+    Writer,
+    /// `review.model` when set, else `llm.model`.
+    Reviewer,
+}
+
+/// The model settings a role uses.
+pub fn llm_settings(settings: &Settings, role: ModelRole) -> LlmSettings {
+    let own = match role {
+        ModelRole::Main => None,
+        ModelRole::Writer => settings.writeup.model.as_ref(),
+        ModelRole::Reviewer => settings.review.model.as_ref(),
+    };
+    let mut llm = settings.llm.clone();
+    if let Some(m) = own.filter(|m| !m.trim().is_empty()) {
+        llm.model = m.clone();
+    }
+    llm
+}
+
+/// The model client for a project and role, or the one clear error (missing key, bad
 /// recording) before anything is spent.
+pub fn llm_for_role(settings: &Settings, root: &Path, role: ModelRole) -> Result<Llm, LlmError> {
+    llm::from_process_env(&resolve_llm_paths(llm_settings(settings, role), root))
+}
+
+/// The model client of the main role (`llm.model`).
 pub fn llm_for(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
-    llm::from_process_env(&resolve_llm_paths(settings.llm.clone(), root))
+    llm_for_role(settings, root, ModelRole::Main)
 }
 
 /// The literature engines for these settings. One instance per distinct

@@ -15,7 +15,6 @@ use crate::lsp::views::review::idea_root;
 use crate::stages::host::StageHost;
 use crate::stages::review::agent::ReviewError;
 use crate::stages::review::{self as review_stage, ReviewRequest, ReviewStageError, ReviseRequest};
-use crate::stages::writeup as writeup_stage;
 
 use crate::stages::review::{REVISE_TITLE, TITLE as REVIEW_TITLE};
 
@@ -35,7 +34,12 @@ pub fn start_review(backend: Backend, tex: PathBuf) -> Result<JobId, String> {
     let (root, idea) = folder_and_idea(&tex)?;
     stage_job::require_saved(&backend, &tex)?;
     let loaded = backend.state.settings_for(Some(&root));
-    let llm = review_stage::reviewer_llm(&loaded.settings, &root).map_err(|e| e.to_string())?;
+    let llm = crate::stages::services::llm_for_role(
+        &loaded.settings,
+        &root,
+        crate::stages::services::ModelRole::Reviewer,
+    )
+    .map_err(|e| e.to_string())?;
     let settings = loaded.settings.clone();
     let b = backend.clone();
     let job_root = root.clone();
@@ -84,10 +88,22 @@ pub fn start_revise(backend: Backend, tex: PathBuf, comment: Option<String>) -> 
         ));
     }
     let loaded = backend.state.settings_for(Some(&root));
-    let writer = writeup_stage::writeup_llm(&loaded.settings, &root).map_err(|e| e.to_string())?;
+    let writer = crate::stages::services::llm_for_role(
+        &loaded.settings,
+        &root,
+        crate::stages::services::ModelRole::Writer,
+    )
+    .map_err(|e| e.to_string())?;
     let reviewer = match comment {
         Some(_) => None,
-        None => Some(review_stage::reviewer_llm(&loaded.settings, &root).map_err(|e| e.to_string())?),
+        None => Some(
+            crate::stages::services::llm_for_role(
+                &loaded.settings,
+                &root,
+                crate::stages::services::ModelRole::Reviewer,
+            )
+            .map_err(|e| e.to_string())?,
+        ),
     };
     let settings = loaded.settings.clone();
     let b = backend.clone();

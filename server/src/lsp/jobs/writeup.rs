@@ -28,7 +28,12 @@ pub fn start(backend: Backend, tex: PathBuf, section: Option<SectionRef>) -> Res
     }
     let idea = crate::project::IdeaFolder::idea_name_of(&root);
     let loaded = backend.state.settings_for(Some(&root));
-    let llm = writeup_stage::writeup_llm(&loaded.settings, &root).map_err(|e| e.to_string())?;
+    let llm = crate::stages::services::llm_for_role(
+        &loaded.settings,
+        &root,
+        crate::stages::services::ModelRole::Writer,
+    )
+    .map_err(|e| e.to_string())?;
     let lit = stages::services::literature_for(&loaded.settings).ok();
     let settings = loaded.settings.clone();
     let b = backend.clone();

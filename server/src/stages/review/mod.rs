@@ -23,7 +23,7 @@ use crate::config::Settings;
 use crate::fsutil::write_atomic;
 use crate::latex::anchor::{Anchor, Anchorer};
 use crate::latex::syntax;
-use crate::llm::{Llm, LlmError};
+use crate::llm::Llm;
 use crate::stages;
 use crate::stages::host::StageHost;
 use crate::stages::review::agent::{
@@ -37,15 +37,6 @@ pub const REVIEW_IMPROVED_TXT: &str = "review_improved.txt";
 /// Below this many characters a PDF's text is taken as unreadable (v1's rule).
 const MIN_PDF_TEXT: usize = 100;
 const PDFTOTEXT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The model client for the reviewer: `review.model` when set, else `llm.model`.
-pub fn reviewer_llm(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
-    let mut s = settings.clone();
-    if let Some(m) = settings.review.model.as_ref().filter(|m| !m.trim().is_empty()) {
-        s.llm.model = m.clone();
-    }
-    stages::services::llm_for(&s, root)
-}
 
 /// Where the paper's text came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

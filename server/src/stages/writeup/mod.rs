@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Settings;
 use crate::latex::build::BuildStatus;
 use crate::literature::{Literature, PaperSearch};
-use crate::llm::{Llm, LlmError, Totals};
+use crate::llm::{Llm, Totals};
 use crate::stages;
 use crate::stages::host::{NoticedSearch, StageHost};
 use crate::stages::writeup::agent::{write_paper, WriteScope, WriteupCtx, WriteupError, WriteupReport};
@@ -20,15 +20,6 @@ use crate::stages::writeup::agent::{write_paper, WriteScope, WriteupCtx, Writeup
 /// Where an idea folder's paper is (v1's layout).
 pub fn paper_tex(idea_root: &Path) -> PathBuf {
     idea_root.join("latex").join("template.tex")
-}
-
-/// The model client for the writing stage: `writeup.model` when set, else `llm.model`.
-pub fn writeup_llm(settings: &Settings, root: &Path) -> Result<Llm, LlmError> {
-    let mut s = settings.clone();
-    if let Some(m) = settings.writeup.model.as_ref().filter(|m| !m.trim().is_empty()) {
-        s.llm.model = m.clone();
-    }
-    stages::services::llm_for(&s, root)
 }
 
 /// What the writing stage works on.
