@@ -158,13 +158,19 @@ const FILLERS: Partial<Record<string, Filler>> = {
   'aisci.writePaper': async () => {
     const tex = texFile();
     if (!tex) return undefined;
-    const sections = fs.existsSync(tex)
+    const titles = fs.existsSync(tex)
       ? [...fs.readFileSync(tex, 'utf8').matchAll(/\\section\*?\{([^}]*)\}/g)].map((m) => m[1])
       : [];
-    const whole = 'The whole paper';
-    const picked = await vscode.window.showQuickPick([whole, ...sections], { placeHolder: 'Write which part?' });
+    // A title that appears twice is sent by position, so the server writes the one picked.
+    const count = (t: string) => titles.filter((x) => x === t).length;
+    const items = titles.map((title, index) => ({
+      label: count(title) > 1 ? `${title} (section ${index + 1})` : title,
+      section: count(title) > 1 ? { level: 2, index, title } : title,
+    }));
+    const whole = { label: 'The whole paper', section: undefined };
+    const picked = await vscode.window.showQuickPick([whole, ...items], { placeHolder: 'Write which part?' });
     if (!picked) return undefined;
-    return [picked === whole ? { tex } : { tex, section: picked }];
+    return [picked.section === undefined ? { tex } : { tex, section: picked.section }];
   },
   'aisci.reviewPaper': async () => {
     const tex = texFile();

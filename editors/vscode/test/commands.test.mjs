@@ -265,11 +265,13 @@ describe('aisci lsp, as the VS Code extension drives it', () => {
     assert.deepEqual(await execute('aisci.cancel', job), { cancelled: [job] });
     await progressEnd(job, mark);
     await statusWithoutJobs(mark);
-    // Without a review there is nothing to revise for: said, nothing started.
-    mark = server.received.length;
-    assert.equal(await execute('aisci.reviseAll', { tex }), null);
-    await server.waitFor('the no-review message', (m) =>
-      server.received.indexOf(m) >= mark && m.method === 'window/showMessage' && m.params.message.includes('no review yet'));
+    // Without a review there is nothing to revise for: the command fails as every command
+    // that cannot start does (InvalidRequest, saying why), and nothing starts.
+    exercised.add('aisci.reviseAll');
+    await assert.rejects(
+      server.connection.sendRequest('workspace/executeCommand', { command: 'aisci.reviseAll', arguments: [{ tex }] }),
+      (e) => e.code === -32600 && e.message.includes('no review yet'),
+    );
     const review = {
       Summary: 'S', Strengths: [], Weaknesses: [{ text: 'Unclear claim.', section: 'Results' }],
       Originality: 2, Quality: 2, Clarity: 2, Significance: 2, Questions: [], Limitations: [],

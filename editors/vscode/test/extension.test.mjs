@@ -138,7 +138,7 @@ describe('palette arguments', () => {
     const { sent, execute } = recorder();
     state.picks = [(items) => items[1]];
     await executeCommand('aisci.writePaper', [], execute);
-    assert.deepEqual(state.pickedFrom[0], ['The whole paper', 'Introduction', 'Results']);
+    assert.deepEqual(state.pickedFrom[0].map((i) => i.label), ['The whole paper', 'Introduction', 'Results']);
     state.picks = [(items) => items[0]];
     await executeCommand('aisci.writePaper', [], execute);
     await executeCommand('aisci.buildPaper', [], execute);
@@ -147,6 +147,19 @@ describe('palette arguments', () => {
       ['aisci.writePaper', [{ tex }]],
       ['aisci.buildPaper', [{ tex }]],
     ]);
+  });
+
+  it('a section whose title repeats goes by its position', async () => {
+    const tex = join(template, 'latex', 'twice.tex');
+    writeFileSync(tex, '\\section{Results}\nA.\n\\section{Method}\n\\section{Results}\nB.\n');
+    state.activeFile = tex;
+    const { sent, execute } = recorder();
+    state.picks = [(items) => items[3]];
+    await executeCommand('aisci.writePaper', [], execute);
+    assert.deepEqual(state.pickedFrom[0].map((i) => i.label), [
+      'The whole paper', 'Results (section 1)', 'Method', 'Results (section 3)',
+    ]);
+    assert.deepEqual(sent, [['aisci.writePaper', [{ tex, section: { level: 2, index: 2, title: 'Results' } }]]]);
   });
 
   it('cancel: one job picked from the server\'s list, or all', async () => {
