@@ -475,7 +475,8 @@ function M.run(bufnr, kind, on_done)
   end
 end
 
---- `aisci.writePaper`: the whole paper, or the section titled `section`.
+--- `aisci.writePaper`: the whole paper, or one section: `section` is its title, or its
+--- position among the `\section`s ("3": the third), which stays right when two share a title.
 function M.write(bufnr, section, on_done)
   local tex = M.paper(bufnr)
   if not tex then
@@ -483,7 +484,10 @@ function M.write(bufnr, section, on_done)
     return
   end
   local args = { tex = tex }
-  if section and section ~= '' then
+  local position = section and tonumber(section:match('^%s*(%d+)%s*$'))
+  if position and position >= 1 then
+    args.section = { level = 2, index = position - 1 }
+  elseif section and section ~= '' then
     args.section = section
   end
   M.exec(bufnr, 'aisci.writePaper', { args }, section and ('writing ' .. section) or 'writing the paper', on_done)
