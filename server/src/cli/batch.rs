@@ -18,6 +18,7 @@ use crate::stages::host::{StageEvent, StageHost};
 use crate::stages::{self, StageError};
 
 use super::{baseline_means, job, open_template};
+use crate::stages::host::StageEvents;
 
 /// One idea to implement in its (already created) folder.
 pub struct IdeaJob {
@@ -83,11 +84,7 @@ async fn run_one(job: IdeaJob, settings: &Settings, events: IdeaEvents, parent: 
         let llm = stages::services::llm_for(settings, &job.folder.root)?;
         let registered = parent.start_under(stages::experiment::TITLE, &folder.display().to_string())?;
         let show = |e| events(&name, e);
-        let host = StageHost {
-            sink: &DiskSink,
-            events: &show,
-            cancel: &registered.cancel,
-        };
+        let host = StageHost::new(&DiskSink, &show, &registered.cancel);
         let req = ExperimentRequest {
             folder: &job.folder,
             idea: &job.idea,
@@ -154,7 +151,7 @@ pub(crate) async fn experiments_in_parallel(
             baseline: baseline.clone(),
             tag: format!("[{name}] "),
         };
-        terminal.show(e);
+        terminal.event(e);
     });
     let parent = job("Run experiments (several ideas)", &template.root)?;
     let results = batch::run_ideas(jobs, s, parallel, events, &parent).await;

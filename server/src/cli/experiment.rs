@@ -106,14 +106,9 @@ async fn experiment(
         baseline: baseline_means(&folder.root),
         ..Default::default()
     };
-    let show = |e| terminal.show(e);
     let job = job(stages::experiment::TITLE, &folder.root)?;
     let cancel = job.cancel.clone();
-    let host = StageHost {
-        sink: &DiskSink,
-        events: &show,
-        cancel: &cancel,
-    };
+    let host = StageHost::new(&DiskSink, &terminal, &cancel);
     let req = ExperimentRequest {
         folder: &folder,
         idea: &idea,

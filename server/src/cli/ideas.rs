@@ -57,12 +57,7 @@ async fn ideas(
     let job = job(stages::ideas::TITLE, &template.root)?;
     let cancel = job.cancel.clone();
     let terminal = Terminal::default();
-    let show = |e| terminal.show(e);
-    let host = StageHost {
-        sink: &DiskSink,
-        events: &show,
-        cancel: &cancel,
-    };
+    let host = StageHost::new(&DiskSink, &terminal, &cancel);
     let req = IdeasRequest {
         template: &template,
         settings: s,

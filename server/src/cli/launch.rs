@@ -306,6 +306,32 @@ impl Ctx<'_> {
     }
 
     /// Settings for the next stage: the budget left, or None when it is spent.
+    /// An idea's step begins: what it is doing said, its settings (budget left) and
+    /// model; `None` when the budget is spent (the step is left for a resumed launch).
+    fn begin(
+        &self,
+        name: &str,
+        doing: &str,
+        root: &Path,
+        role: ModelRole,
+    ) -> Result<Option<(Settings, crate::llm::Llm)>, LaunchError> {
+        let Some(s) = self.settings_left() else {
+            return Ok(None);
+        };
+        say(self.events, Some(name), doing);
+        let llm = self.llm(&s, root, role)?;
+        Ok(Some((s, llm)))
+    }
+
+    /// Whether the idea stops after a step: `Some(false)` cancelled, `Some(true)` its
+    /// failure was the budget running out.
+    fn stops<T, E>(&self, out: &Result<T, E>) -> Option<bool> {
+        if self.cancel.is_cancelled() {
+            return Some(false);
+        }
+        (out.is_err() && self.settings_left().is_none()).then_some(true)
+    }
+
     fn settings_left(&self) -> Option<Settings> {
         let mut s = self.settings.clone();
         if let Some(budget) = self.plan.budget_usd {
@@ -381,11 +407,7 @@ pub async fn launch(
             let llm = ctx.llm(&s, &template.root, ModelRole::Main)?;
             let stage = job.start_under(stages::ideas::TITLE, &template.root.display().to_string())?;
             let show = |e| events(None, e);
-            let host = StageHost {
-                sink: &DiskSink,
-                events: &show,
-                cancel: &stage.cancel,
-            };
+            let host = StageHost::new(&DiskSink, &show, &stage.cancel);
             let req = IdeasRequest {
                 template,
                 settings: &s,
@@ -440,11 +462,7 @@ pub async fn launch(
             let search = stages::services::literature_for(&s).map_err(stages::StageError::from)?;
             let stage = job.start_under(stages::novelty::TITLE, &template.root.display().to_string())?;
             let show = |e| events(None, e);
-            let host = StageHost {
-                sink: &DiskSink,
-                events: &show,
-                cancel: &stage.cancel,
-            };
+            let host = StageHost::new(&DiskSink, &show, &stage.cancel);
             let req = NoveltyRequest {
                 template,
                 settings: &s,
@@ -578,19 +596,13 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
         .job
         .start_under(&format!("Launch: {name}"), &root.display().to_string())?;
     let show = |e| events(Some(name), e);
-    let host = StageHost {
-        sink: &DiskSink,
-        events: &show,
-        cancel: &idea_job.cancel,
-    };
+    let host = StageHost::new(&DiskSink, &show, &idea_job.cancel);
 
     // Experiments.
     if !entry.experiments.finished() {
-        let Some(s) = ctx.settings_left() else {
+        let Some((s, llm)) = ctx.begin(name, "experiments", &root, ModelRole::Main)? else {
             return Ok(true);
         };
-        say(events, Some(name), "experiments");
-        let llm = ctx.llm(&s, &root, ModelRole::Main)?;
         let req = ExperimentRequest {
             folder: &folder,
             idea: &idea,
@@ -598,11 +610,8 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             llm: &llm,
         };
         let out = stages::experiment::run(req, &host).await;
-        if cancel.is_cancelled() {
-            return Ok(false);
-        }
-        if out.is_err() && ctx.settings_left().is_none() {
-            return Ok(true);
+        if let Some(budget_spent) = ctx.stops(&out) {
+            return Ok(budget_spent);
         }
         let (step, runs) = match &out {
             Ok(o) if !o.report.completed.is_empty() => (Step::Done, o.report.completed.len() as u32),
@@ -635,11 +644,9 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
 
     // The paper.
     if !entry.writeup.finished() {
-        let Some(s) = ctx.settings_left() else {
+        let Some((s, llm)) = ctx.begin(name, "writing the paper", &root, ModelRole::Writer)? else {
             return Ok(true);
         };
-        say(events, Some(name), "writing the paper");
-        let llm = ctx.llm(&s, &root, ModelRole::Writer)?;
         let lit = stages::services::literature_for(&s).ok();
         let req = WriteupRequest {
             root: &root,
@@ -650,11 +657,8 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             literature: lit.as_deref(),
         };
         let out = crate::stages::writeup::run(req, &host).await;
-        if cancel.is_cancelled() {
-            return Ok(false);
-        }
-        if out.is_err() && ctx.settings_left().is_none() {
-            return Ok(true);
+        if let Some(budget_spent) = ctx.stops(&out) {
+            return Ok(budget_spent);
         }
         let (step, pdf) = match &out {
             Ok(o) => {
@@ -675,11 +679,9 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
     // The review (of the PDF when there is one, else of the source).
     let entry = ctx.entry(name).expect("the idea is in the journal");
     if !entry.review.finished() {
-        let Some(s) = ctx.settings_left() else {
+        let Some((s, llm)) = ctx.begin(name, "reviewing the paper", &root, ModelRole::Reviewer)? else {
             return Ok(true);
         };
-        say(events, Some(name), "reviewing the paper");
-        let llm = ctx.llm(&s, &root, ModelRole::Reviewer)?;
         let req = ReviewRequest {
             root: &root,
             idea: name,
@@ -688,11 +690,8 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             improved: false,
         };
         let out = crate::stages::review::run(req, &host).await;
-        if cancel.is_cancelled() {
-            return Ok(false);
-        }
-        if out.is_err() && ctx.settings_left().is_none() {
-            return Ok(true);
+        if let Some(budget_spent) = ctx.stops(&out) {
+            return Ok(budget_spent);
         }
         let (step, overall) = match &out {
             Ok(o) => {
@@ -714,11 +713,9 @@ async fn pursue_steps(ctx: &Ctx<'_>, name: &str, improvement: bool) -> Result<bo
             ctx.set_idea(name, |e| e.improvement = Step::Skipped("not asked for".into()))?;
             return Ok(false);
         }
-        let Some(s) = ctx.settings_left() else {
+        let Some((s, writer)) = ctx.begin(name, "revising for the review", &root, ModelRole::Writer)? else {
             return Ok(true);
         };
-        say(events, Some(name), "revising for the review");
-        let writer = ctx.llm(&s, &root, ModelRole::Writer)?;
         let req = ReviseRequest {
             root: &root,
             idea: name,

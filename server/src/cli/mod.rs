@@ -24,7 +24,7 @@ use crate::jobs::{JobGuard, Jobs};
 use crate::config::{self, Sources};
 use crate::project::Template;
 use crate::stages;
-use crate::stages::host::StageEvent;
+use crate::stages::host::{StageEvent, StageEvents};
 
 /// How a terminal shows a stage's events: progress, notices and the model's edits on
 /// stderr, each run's headline on stdout; with a tag (`[idea] `) when several ideas share
@@ -36,8 +36,8 @@ pub(crate) struct Terminal {
     pub tag: String,
 }
 
-impl Terminal {
-    pub fn show(&self, event: StageEvent) {
+impl StageEvents for Terminal {
+    fn event(&self, event: StageEvent) {
         let tag = &self.tag;
         match event {
             StageEvent::Progress { message, percent } => match percent {

@@ -42,12 +42,7 @@ async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: b
     let only = (!ideas.is_empty()).then_some(ideas.as_slice());
     // Engine switches are said as they happen.
     let terminal = Terminal::default();
-    let show = |e| terminal.show(e);
-    let host = StageHost {
-        sink: &DiskSink,
-        events: &show,
-        cancel: &cancel,
-    };
+    let host = StageHost::new(&DiskSink, &terminal, &cancel);
     let req = NoveltyRequest {
         template: &template,
         settings: s,

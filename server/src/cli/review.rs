@@ -42,12 +42,7 @@ async fn review(dir: &Path, improvement: bool, model: Option<String>) -> anyhow:
         s.review.reflection_rounds
     );
     let terminal = Terminal::default();
-    let show = |e| terminal.show(e);
-    let host = StageHost {
-        sink: &DiskSink,
-        events: &show,
-        cancel: &cancel,
-    };
+    let host = StageHost::new(&DiskSink, &terminal, &cancel);
     let review = |improved| ReviewRequest {
         root: &root,
         idea: &idea,

@@ -329,16 +329,7 @@ pub async fn run_bench(
         writeln!(file, "paper_id,accept,decision,overall,error")?;
     }
     let file = std::sync::Mutex::new(file);
-    let rs = &settings.review;
-    let plan = ReviewPlan {
-        ensemble: rs.ensemble,
-        reflection_rounds: rs.reflection_rounds,
-        max_attempts: rs.max_attempts,
-        ensemble_temperature: Some(rs.temperature),
-        temperature: Some(settings.llm.temperature),
-        max_tokens: settings.llm.max_tokens,
-        accept_threshold: rs.accept_threshold,
-    };
+    let plan = ReviewPlan::from_settings(settings);
     let todo: Vec<(String, bool)> = labels
         .iter()
         .filter(|(id, _)| !done.contains_key(*id))
@@ -405,7 +396,7 @@ pub async fn run_bench(
     }
     let outcomes: Vec<Outcome> = done.into_values().collect();
     Ok(BenchRun {
-        report: report(&outcomes, rs.accept_threshold),
+        report: report(&outcomes, settings.review.accept_threshold),
         failed,
         skipped_labels,
         resumed,

@@ -59,12 +59,7 @@ async fn writeup(dir: &Path, section: Option<String>, model: Option<String>) -> 
     let job = job(writeup_stage::TITLE, &root)?;
     let cancel = job.cancel.clone();
     let terminal = Terminal::default();
-    let show = |e| terminal.show(e);
-    let host = StageHost {
-        sink: &DiskSink,
-        events: &show,
-        cancel: &cancel,
-    };
+    let host = StageHost::new(&DiskSink, &terminal, &cancel);
     let req = WriteupRequest {
         root: &root,
         idea: &idea,

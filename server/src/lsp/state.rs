@@ -144,6 +144,11 @@ impl State {
             .collect()
     }
 
+    /// The editor's text of `path` when it is open (saved or not), else `None`.
+    pub fn open_text(&self, path: &Path) -> Option<String> {
+        self.docs.lock().unwrap().get(path).map(|d| d.doc.text())
+    }
+
     /// The editor's text of `path` when open, else the file on disk.
     pub fn text_of(&self, path: &Path) -> std::io::Result<String> {
         if let Some(d) = self.docs.lock().unwrap().get(path) {

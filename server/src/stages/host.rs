@@ -27,17 +27,32 @@ pub enum StageEvent {
     RunFinished(Box<RunRecord>),
 }
 
+/// Whoever shows a stage's events (a terminal, an editor job, a launch's log).
+pub trait StageEvents: Send + Sync {
+    fn event(&self, event: StageEvent);
+}
+
+impl<F: Fn(StageEvent) + Send + Sync> StageEvents for F {
+    fn event(&self, event: StageEvent) {
+        self(event)
+    }
+}
+
 /// A stage's connection to whoever started it.
 #[derive(Clone, Copy)]
 pub struct StageHost<'a> {
     pub sink: &'a dyn EditSink,
-    pub events: &'a (dyn Fn(StageEvent) + Send + Sync),
+    pub events: &'a dyn StageEvents,
     pub cancel: &'a CancellationToken,
 }
 
-impl StageHost<'_> {
+impl<'a> StageHost<'a> {
+    pub fn new(sink: &'a dyn EditSink, events: &'a dyn StageEvents, cancel: &'a CancellationToken) -> Self {
+        StageHost { sink, events, cancel }
+    }
+
     pub fn emit(&self, event: StageEvent) {
-        (self.events)(event)
+        self.events.event(event)
     }
 }
 
@@ -98,11 +113,7 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let events = |e: StageEvent| seen.lock().unwrap().push(e);
         let cancel = CancellationToken::new();
-        let host = StageHost {
-            sink: &crate::agent::edit_sink::DiskSink,
-            events: &events,
-            cancel: &cancel,
-        };
+        let host = StageHost::new(&crate::agent::edit_sink::DiskSink, &events, &cancel);
         host.report("Writing: Results", Some(40));
         host.run_started(2, 1);
         host.edits_applied(&["experiment.py".into()]);

@@ -164,11 +164,7 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let events = |e: host::StageEvent| seen.lock().unwrap().push(e);
         let cancel = tokio_util::sync::CancellationToken::new();
-        let h = host::StageHost {
-            sink: &crate::agent::edit_sink::DiskSink,
-            events: &events,
-            cancel: &cancel,
-        };
+        let h = host::StageHost::new(&crate::agent::edit_sink::DiskSink, &events, &cancel);
         let rec = CallRecord {
             at: "2026-11-26T00:00:00Z".into(),
             stage: "ideas".into(),

@@ -12,7 +12,7 @@ use crate::project::{self, IdeaFolder, RunRecord, Template};
 use crate::runs::problems::traceback_problems;
 use crate::stages::experiment::agent::BaselineError;
 use crate::stages::experiment::ExperimentRequest;
-use crate::stages::host::{StageEvent, StageHost};
+use crate::stages::host::{StageEvent, StageEvents, StageHost};
 use crate::stages::{self, StageError};
 
 use crate::stages::experiment::{BASELINE_TITLE, LAUNCH_TITLE, TITLE};
@@ -120,13 +120,9 @@ pub fn run(backend: Backend, dir: PathBuf, show: Option<PathBuf>) -> Result<JobI
                 StageEvent::RunFinished(record) => events.run_finished(record),
                 _ => {}
             }
-            ctx.show(e);
+            ctx.event(e);
         };
-        let host = StageHost {
-            sink: &sink,
-            events: &show,
-            cancel: &ctx.cancel,
-        };
+        let host = StageHost::new(&sink, &show, &ctx.cancel);
         let req = ExperimentRequest {
             folder: &folder,
             idea: &idea,

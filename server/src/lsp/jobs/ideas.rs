@@ -21,22 +21,11 @@ pub fn start(backend: Backend, dir: PathBuf) -> Result<JobId, String> {
     let loaded = backend.state.settings_for(Some(&template.root));
     let llm = stages::services::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
     // The open buffer, saved or not, is what the ideas are about.
-    let experiment = backend
-        .state
-        .docs
-        .lock()
-        .unwrap()
-        .get(&template.experiment_py())
-        .map(|d| d.doc.text());
+    let experiment = backend.state.open_text(&template.experiment_py());
     let settings = loaded.settings.clone();
     let t = template.clone();
     stage_job::spawn(backend, TITLE, &template.root, loaded, move |ctx| async move {
-        let show = |e| ctx.show(e);
-        let host = StageHost {
-            sink: &DiskSink,
-            events: &show,
-            cancel: &ctx.cancel,
-        };
+        let host = StageHost::new(&DiskSink, &ctx, &ctx.cancel);
         let req = IdeasRequest {
             template: &t,
             settings: &settings,

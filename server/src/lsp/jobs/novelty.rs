@@ -25,23 +25,12 @@ pub fn start(backend: Backend, req: NoveltyArgs) -> Result<JobId, String> {
     let loaded = backend.state.settings_for(Some(&template.root));
     let llm = stages::services::llm_for(&loaded.settings, &template.root).map_err(|e| e.to_string())?;
     let search = stages::services::literature_for(&loaded.settings).map_err(|e| e.to_string())?;
-    let experiment = backend
-        .state
-        .docs
-        .lock()
-        .unwrap()
-        .get(&template.experiment_py())
-        .map(|d| d.doc.text());
+    let experiment = backend.state.open_text(&template.experiment_py());
     let settings = loaded.settings.clone();
     let t = template.clone();
     stage_job::spawn(backend, TITLE, &template.root, loaded, move |ctx| async move {
         // Engine switches (rate limits, budgets) are said once each, as they happen.
-        let show = |e| ctx.show(e);
-        let host = StageHost {
-            sink: &DiskSink,
-            events: &show,
-            cancel: &ctx.cancel,
-        };
+        let host = StageHost::new(&DiskSink, &ctx, &ctx.cancel);
         let stage = NoveltyRequest {
             template: &t,
             settings: &settings,

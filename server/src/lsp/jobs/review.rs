@@ -44,12 +44,7 @@ pub fn start_review(backend: Backend, tex: PathBuf) -> Result<JobId, String> {
     let b = backend.clone();
     let job_root = root.clone();
     stage_job::spawn(backend, REVIEW_TITLE, &job_root, loaded, move |ctx| async move {
-        let show = |e| ctx.show(e);
-        let host = StageHost {
-            sink: &DiskSink,
-            events: &show,
-            cancel: &ctx.cancel,
-        };
+        let host = StageHost::new(&DiskSink, &ctx, &ctx.cancel);
         let req = ReviewRequest {
             root: &root,
             idea: &idea,
@@ -114,12 +109,7 @@ pub fn start_revise(backend: Backend, tex: PathBuf, comment: Option<String>) -> 
             backend: b.clone(),
             label: format!("aisci: revising {idea} for the review"),
         };
-        let show = |e| ctx.show(e);
-        let host = StageHost {
-            sink: &sink,
-            events: &show,
-            cancel: &ctx.cancel,
-        };
+        let host = StageHost::new(&sink, &ctx, &ctx.cancel);
         let req = ReviseRequest {
             root: &root,
             idea: &idea,

@@ -13,7 +13,7 @@ use crate::config::Loaded;
 use crate::jobs::{JobId, Progress};
 use crate::lsp::backend::Backend;
 use crate::lsp::progress::LspProgress;
-use crate::stages::host::StageEvent;
+use crate::stages::host::{StageEvent, StageEvents};
 
 /// How a stage ended, for the person at the editor.
 pub struct StageDone {
@@ -33,12 +33,12 @@ pub struct StageCtx {
     messages: tokio::sync::mpsc::UnboundedSender<(MessageType, String)>,
 }
 
-impl StageCtx {
-    /// A stage's event as the editor shows it: progress on the job's progress (and in
-    /// the registry), notices and warnings as messages. Runs and edits show through the
-    /// documents they change (diagnostics, lenses, buffers), so the jobs that care handle
-    /// them before passing the event on.
-    pub fn show(&self, event: StageEvent) {
+/// A stage's event as the editor shows it: progress on the job's progress (and in the
+/// registry), notices and warnings as messages. Runs and edits show through the documents
+/// they change (diagnostics, lenses, buffers), so the jobs that care handle them before
+/// passing the event on.
+impl StageEvents for StageCtx {
+    fn event(&self, event: StageEvent) {
         match event {
             StageEvent::Progress { message, percent } => self.progress.report(&message, percent),
             StageEvent::Notice(n) => {

@@ -48,12 +48,7 @@ pub fn start(backend: Backend, tex: PathBuf, section: Option<SectionRef>) -> Res
             backend: b.clone(),
             label: format!("aisci: writing {idea}"),
         };
-        let show = |e| ctx.show(e);
-        let host = StageHost {
-            sink: &sink,
-            events: &show,
-            cancel: &ctx.cancel,
-        };
+        let host = StageHost::new(&sink, &ctx, &ctx.cancel);
         let req = WriteupRequest {
             root: &root,
             idea: &idea,

@@ -328,6 +328,22 @@ pub fn write_review(root: &Path, file: &ReviewFile) -> Result<(), ReviewStageErr
     })
 }
 
+impl ReviewPlan {
+    /// The review as `[review]` and the model settings ask for it.
+    pub fn from_settings(settings: &Settings) -> ReviewPlan {
+        let rs = &settings.review;
+        ReviewPlan {
+            ensemble: rs.ensemble,
+            reflection_rounds: rs.reflection_rounds,
+            max_attempts: rs.max_attempts,
+            ensemble_temperature: Some(rs.temperature),
+            temperature: Some(settings.llm.temperature),
+            max_tokens: settings.llm.max_tokens,
+            accept_threshold: rs.accept_threshold,
+        }
+    }
+}
+
 /// What the review stage works on.
 pub struct ReviewRequest<'a> {
     /// The idea folder (its PDF, else latex/template.tex).
@@ -412,16 +428,7 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
     let tex = crate::stages::writeup::paper_tex(root);
     let paper = paper_text(root, &tex, host.cancel).await?;
     let (examples, example_notes) = load_examples(settings, root, host.cancel).await;
-    let rs = &settings.review;
-    let plan = ReviewPlan {
-        ensemble: rs.ensemble,
-        reflection_rounds: rs.reflection_rounds,
-        max_attempts: rs.max_attempts,
-        ensemble_temperature: Some(rs.temperature),
-        temperature: Some(settings.llm.temperature),
-        max_tokens: settings.llm.max_tokens,
-        accept_threshold: rs.accept_threshold,
-    };
+    let plan = ReviewPlan::from_settings(settings);
     let cost_before = llm.ledger_snapshot().total.cost_usd;
     let calls_before = llm.records().len();
     let ctx = ReviewCtx {
