@@ -39,14 +39,15 @@ use crate::agent::edit_sink::{EditSink, SinkError};
 use crate::agent::prompt::fill;
 use crate::config::ExperimentSettings;
 use crate::jobs::Progress;
-use crate::llm::{Llm, LlmError};
+use crate::llm::{CallTag, Llm, LlmError};
 use crate::project::journal::{Journal, StageState, STAGE_NOTES, STAGE_PLOT, STAGE_RUNS};
 use crate::project::{
     completed_runs, py_repr, read_baseline, FinalInfo, Idea, IdeaFolder, ResultsError, RunRecord, Template,
 };
 use crate::runner::{ExitKind, RunError, RunSpec, Runner};
 
-use super::conversation::{Applied, Conversation};
+use super::conversation::Dialogue;
+use crate::agent::conversation::{Applied, Conversation};
 use crate::runs::attempt::{failure_message, run_attempt, AttemptError, AttemptSpec};
 
 const SYSTEM_PROMPT: &str = include_str!("prompts/system.txt");
@@ -253,18 +254,18 @@ pub async fn run_experiments(ctx: &ExperimentCtx<'_>) -> Result<ExperimentReport
     let baseline = read_baseline(&ctx.folder.root).map_err(ExperimentError::Baseline)?;
     let mut stage = Stage {
         ctx,
-        conv: Conversation {
-            llm: ctx.llm,
+        conv: Dialogue {
+            conv: Conversation::new(
+                ctx.llm,
+                ctx.cancel,
+                CallTag::new("experiment", Some(&ctx.idea.name)),
+                SYSTEM_PROMPT,
+                ctx.temperature,
+                ctx.max_tokens,
+            ),
             sink: ctx.sink,
             events: ctx.events,
-            cancel: ctx.cancel,
             root: &ctx.folder.root,
-            idea: &ctx.idea.name,
-            system: SYSTEM_PROMPT.to_string(),
-            temperature: ctx.temperature,
-            max_tokens: ctx.max_tokens,
-            history: Vec::new(),
-            calls: 0,
         },
         baseline_repr: py_repr(&Value::Object(baseline.means_by_dataset())),
         baseline,
@@ -273,7 +274,7 @@ pub async fn run_experiments(ctx: &ExperimentCtx<'_>) -> Result<ExperimentReport
     // Runs completed by an earlier session (1..=k without a gap) are kept, not redone.
     stage.report.completed = earlier_runs(&ctx.folder.root);
     let result = stage.run_all().await;
-    stage.report.calls = stage.conv.calls;
+    stage.report.calls = stage.conv.calls();
     match result {
         Ok(()) => Ok(stage.report),
         Err(fatal) => fatal.into_error(stage.report),
@@ -282,7 +283,7 @@ pub async fn run_experiments(ctx: &ExperimentCtx<'_>) -> Result<ExperimentReport
 
 struct Stage<'a> {
     ctx: &'a ExperimentCtx<'a>,
-    conv: Conversation<'a>,
+    conv: Dialogue<'a>,
     baseline: FinalInfo,
     baseline_repr: String,
     report: ExperimentReport,

@@ -25,10 +25,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::conversation::Conversation;
 use crate::config::{IdeaSettings, LlmSettings};
 use crate::fsutil::write_atomic;
 use crate::jobs::Progress;
-use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
+use crate::llm::{CallTag, Llm, LlmError};
 use crate::project::{
     ideas_to_json, is_valid_idea_name, normalize_idea_name, validate_idea, Idea, PromptJson,
 };
@@ -166,16 +167,19 @@ pub async fn generate_ideas(
             break;
         }
         let mut gen = IdeaRun {
-            llm,
-            opts,
-            system: &inputs.prompt.system,
-            messages: Vec::new(),
-            calls: 0,
+            conv: Conversation::new(
+                llm,
+                cancel,
+                CallTag::new("ideas", Some(&format!("idea-{index}"))),
+                inputs.prompt.system.as_str(),
+                opts.temperature,
+                opts.max_tokens,
+            ),
             name: None,
             index,
         };
-        let outcome = gen.run(&inputs, &archive, rounds, n, progress, cancel).await;
-        report.calls += gen.calls;
+        let outcome = gen.run(&inputs, &archive, rounds, n, progress).await;
+        report.calls += gen.conv.calls();
         match outcome {
             Ok(Ok(idea)) => {
                 archive.push(idea.to_value());
@@ -190,7 +194,7 @@ pub async fn generate_ideas(
                 index,
                 name: gen.name.clone(),
                 reason,
-                calls: gen.calls,
+                calls: gen.conv.calls(),
             }),
             Err(LlmError::Cancelled) => {
                 report.cancelled = true;
@@ -218,14 +222,27 @@ pub async fn generate_ideas(
 
 /// One idea's conversation.
 struct IdeaRun<'a> {
-    llm: &'a Llm,
-    opts: &'a IdeaOptions,
-    system: &'a str,
-    messages: Vec<Message>,
-    calls: u32,
-    /// The latest Name seen, for call tags and the report.
+    conv: Conversation<'a>,
+    /// The latest Name seen, for the report (calls are booked to it as well).
     name: Option<String>,
     index: u32,
+}
+
+/// Why the idea JSON is not accepted, for the repair prompt.
+enum Flaw {
+    /// No JSON object at all.
+    NoJson,
+    /// The problems with the last one, as sentences.
+    Invalid(Vec<String>),
+}
+
+impl Flaw {
+    fn problems(&self) -> Vec<String> {
+        match self {
+            Flaw::NoJson => vec!["no JSON object was found after \"NEW IDEA JSON:\"".to_string()],
+            Flaw::Invalid(problems) => problems.clone(),
+        }
+    }
 }
 
 impl IdeaRun<'_> {
@@ -237,7 +254,6 @@ impl IdeaRun<'_> {
         rounds: u32,
         n: u32,
         progress: &dyn Progress,
-        cancel: &CancellationToken,
     ) -> Result<Result<Idea, String>, LlmError> {
         let percent = Some((self.index - 1) * 100 / n.max(1));
         let archive_text = archive
@@ -272,9 +288,10 @@ impl IdeaRun<'_> {
                     ],
                 )
             };
-            let text = self.ask(prompt, cancel).await?;
+            let text = self.conv.ask(prompt).await?;
             if let Some(v) = extract_idea_json(&text) {
                 if let Some(name) = entry_name(&v) {
+                    self.conv.set_idea(&name);
                     self.name = Some(name);
                 }
                 last = Some(v);
@@ -284,67 +301,44 @@ impl IdeaRun<'_> {
             }
         }
 
-        let problems = match &last {
+        let flaw = match &last {
             Some(v) => match accept(v, &taken) {
                 Ok(idea) => return Ok(Ok(idea)),
-                Err(p) => p,
+                Err(p) => Flaw::Invalid(p),
             },
-            None => vec!["no JSON object was found after \"NEW IDEA JSON:\"".to_string()],
+            None => Flaw::NoJson,
         };
 
         progress.report(
             &format!("Idea {}/{n}: repairing the idea JSON", self.index),
             percent,
         );
-        let listed = problems
-            .iter()
-            .map(|p| format!("- {p}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let text = self
-            .ask(fill(REPAIR_PROMPT, &[("problems", &listed)]), cancel)
-            .await?;
-        let Some(v) = extract_idea_json(&text) else {
-            return Ok(Err(format!(
-                "no valid idea JSON after the repair prompt (before it: {})",
-                problems.join("; ")
-            )));
+        let before = flaw.problems().join("; ");
+        let name = &mut self.name;
+        let parse = |text: &str| {
+            let v = extract_idea_json(text).ok_or(Flaw::NoJson)?;
+            if let Some(n) = entry_name(&v) {
+                *name = Some(n);
+            }
+            accept(&v, &taken).map_err(Flaw::Invalid)
         };
-        if let Some(name) = entry_name(&v) {
-            self.name = Some(name);
-        }
-        Ok(
-            accept(&v, &taken)
-                .map_err(|p| format!("still invalid after the repair prompt: {}", p.join("; "))),
-        )
-    }
-
-    /// One call in this conversation; returns the response text.
-    async fn ask(&mut self, prompt: String, cancel: &CancellationToken) -> Result<String, LlmError> {
-        if cancel.is_cancelled() {
-            return Err(LlmError::Cancelled);
-        }
-        self.messages.push(Message::user(prompt));
-        let req = ChatRequest {
-            system: Some(self.system.to_string()),
-            messages: self.messages.clone(),
-            temperature: self.opts.temperature,
-            max_tokens: self.opts.max_tokens,
+        let repair = |flaw: &Flaw| {
+            let listed = flaw
+                .problems()
+                .iter()
+                .map(|p| format!("- {p}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            fill(REPAIR_PROMPT, &[("problems", &listed)])
         };
-        let tag_name = self
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("idea-{}", self.index));
-        let tag = CallTag::new("ideas", Some(&tag_name));
-        self.calls += 1;
-        // Select on the token too, so a provider that ignores it cannot delay us.
-        let resp = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(LlmError::Cancelled),
-            r = self.llm.chat(tag, &req, cancel) => r?,
-        };
-        self.messages.push(Message::assistant(resp.text.clone()));
-        Ok(resp.text)
+        // One repair prompt: an idea costs at most R + 1 calls.
+        Ok(match self.conv.repair(flaw, 1, parse, repair).await? {
+            Ok(idea) => Ok(idea),
+            Err(Flaw::NoJson) => Err(format!(
+                "no valid idea JSON after the repair prompt (before it: {before})"
+            )),
+            Err(Flaw::Invalid(p)) => Err(format!("still invalid after the repair prompt: {}", p.join("; "))),
+        })
     }
 }
 

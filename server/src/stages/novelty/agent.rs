@@ -33,10 +33,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::conversation::Conversation;
 use crate::config::{LlmSettings, NoveltySettings};
 use crate::jobs::Progress;
 use crate::literature::{LitError, Paper, PaperSearch, SearchResult};
-use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
+use crate::llm::{CallTag, Llm, LlmError};
 use crate::project::{
     entry_name, read_ideas_archive, record_novelty, ArchiveError, EvidencePaper, NoveltyEvidence, PromptJson,
     NOVELTY_KEY,
@@ -248,9 +249,9 @@ pub async fn check_archive(
                 percent,
             )
         };
-        let mut check = Check::new(llm, search, opts, name, cancel);
-        let outcome = check.run(&inputs, entry, &mut on_round).await;
-        report.calls += check.calls;
+        let mut check = Check::new(llm, search, opts, name, &inputs, cancel);
+        let outcome = check.run(entry, &mut on_round).await;
+        report.calls += check.conv.calls();
         let verdict = match outcome {
             Ok(v) => v,
             Err(LlmError::Cancelled) => {
@@ -316,8 +317,8 @@ pub async fn check_idea(
     let name = entry_name(idea).unwrap_or("idea").to_string();
     let mut on_round =
         |round: u32, rounds: u32| progress.report(&format!("Novelty: {name}, round {round}/{rounds}"), None);
-    Check::new(llm, search, opts, &name, cancel)
-        .run(&inputs, idea, &mut on_round)
+    Check::new(llm, search, opts, &name, &inputs, cancel)
+        .run(idea, &mut on_round)
         .await
 }
 
@@ -614,21 +615,17 @@ impl State {
             closest,
             rounds,
             papers_seen: self.seen.papers.len() as u32,
-            calls: check.calls,
+            calls: check.conv.calls(),
         }
     }
 }
 
 /// One idea's conversation.
 struct Check<'a> {
-    llm: &'a Llm,
+    conv: Conversation<'a>,
     search: &'a dyn PaperSearch,
     opts: &'a NoveltyOptions,
-    name: &'a str,
     cancel: &'a CancellationToken,
-    system: String,
-    messages: Vec<Message>,
-    calls: u32,
 }
 
 impl<'a> Check<'a> {
@@ -636,37 +633,40 @@ impl<'a> Check<'a> {
         llm: &'a Llm,
         search: &'a dyn PaperSearch,
         opts: &'a NoveltyOptions,
-        name: &'a str,
+        name: &str,
+        inputs: &NoveltyInputs<'_>,
         cancel: &'a CancellationToken,
     ) -> Self {
+        let system = fill(
+            SYSTEM_PROMPT,
+            &[
+                ("results_per_query", &opts.results_per_query.to_string()),
+                ("num_rounds", &opts.max_rounds.max(1).to_string()),
+                ("task_description", &inputs.prompt.task_description),
+                ("code", inputs.experiment_py),
+            ],
+        );
         Self {
-            llm,
+            conv: Conversation::new(
+                llm,
+                cancel,
+                CallTag::new("novelty", Some(name)),
+                system,
+                opts.temperature,
+                opts.max_tokens,
+            ),
             search,
             opts,
-            name,
             cancel,
-            system: String::new(),
-            messages: Vec::new(),
-            calls: 0,
         }
     }
 
     async fn run(
         &mut self,
-        inputs: &NoveltyInputs<'_>,
         entry: &Value,
         on_round: &mut (dyn FnMut(u32, u32) + Send),
     ) -> Result<Verdict, LlmError> {
         let rounds = self.opts.max_rounds.max(1);
-        self.system = fill(
-            SYSTEM_PROMPT,
-            &[
-                ("results_per_query", &self.opts.results_per_query.to_string()),
-                ("num_rounds", &rounds.to_string()),
-                ("task_description", &inputs.prompt.task_description),
-                ("code", inputs.experiment_py),
-            ],
-        );
         let idea_text = idea_for_prompt(entry);
         let mut st = State::default();
         let mut last = LastSearch::None;
@@ -688,11 +688,17 @@ impl<'a> Check<'a> {
                     ("results", &last.render()),
                 ],
             );
-            let mut answer = parse_answer(&self.ask(prompt).await?);
-            if let Answer::Unusable(problem) = &answer {
-                let repair = fill(REPAIR_PROMPT, &[("problem", problem)]);
-                answer = parse_answer(&self.ask(repair).await?);
-            }
+            // One repair prompt for an answer with neither a decision nor a query.
+            let usable = |text: &str| match parse_answer(text) {
+                Answer::Unusable(problem) => Err(problem),
+                answer => Ok(answer),
+            };
+            let repair = |problem: &String| fill(REPAIR_PROMPT, &[("problem", problem)]);
+            let answer = self
+                .conv
+                .ask_until(prompt, 2, usable, repair)
+                .await?
+                .unwrap_or_else(Answer::Unusable);
             match answer {
                 Answer::Decision {
                     novel,
@@ -749,29 +755,6 @@ impl<'a> Check<'a> {
             Err(LitError::Cancelled) => Err(LlmError::Cancelled),
             other => Ok(other),
         }
-    }
-
-    /// One call in this conversation; returns the answer's text.
-    async fn ask(&mut self, prompt: String) -> Result<String, LlmError> {
-        if self.cancel.is_cancelled() {
-            return Err(LlmError::Cancelled);
-        }
-        self.messages.push(Message::user(prompt));
-        let req = ChatRequest {
-            system: Some(self.system.clone()),
-            messages: self.messages.clone(),
-            temperature: self.opts.temperature,
-            max_tokens: self.opts.max_tokens,
-        };
-        self.calls += 1;
-        // Select on the token too, so a provider that ignores it cannot delay us.
-        let resp = tokio::select! {
-            biased;
-            _ = self.cancel.cancelled() => return Err(LlmError::Cancelled),
-            r = self.llm.chat(CallTag::new("novelty", Some(self.name)), &req, self.cancel) => r?,
-        };
-        self.messages.push(Message::assistant(resp.text.clone()));
-        Ok(resp.text)
     }
 }
 

@@ -13,13 +13,16 @@
 //!   keeps the review it had instead of failing the stage;
 //! - both the model's `Decision` and the calibrated one (Overall ≥ threshold) are kept.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::conversation::Conversation;
 use crate::agent::json_extract::{extract_after_marker, extract_all};
 use crate::agent::prompt::fill;
 use crate::jobs::Progress;
-use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
+use crate::llm::{CallTag, Llm, LlmError, Message};
 
 pub use super::aggregate::{calibrated, round_half_even, Means};
 pub use super::form::{Comment, CommentKind, Decision, Review};
@@ -136,14 +139,21 @@ pub async fn review_paper(ctx: &ReviewCtx<'_>) -> Result<ReviewReport, ReviewErr
             ("paper", ctx.paper.trim()),
         ],
     );
-    let calls = std::sync::atomic::AtomicU32::new(0);
+    let calls = AtomicU32::new(0);
     ctx.progress
         .report(&format!("Review: {n} reviewer(s) reading the paper"), Some(0));
     let members = join_all((0..n).map(|i| {
-        let history = vec![Message::user(paper_prompt.clone())];
-        let calls = &calls;
+        let (prompt, calls) = (paper_prompt.clone(), &calls);
         async move {
-            let r = converse(ctx, SYSTEM_PROMPT, history, plan.ensemble_temperature, calls).await;
+            let r = converse(
+                ctx,
+                SYSTEM_PROMPT,
+                Vec::new(),
+                prompt,
+                plan.ensemble_temperature,
+                calls,
+            )
+            .await;
             (i, r)
         }
     }))
@@ -197,15 +207,7 @@ pub async fn review_paper(ctx: &ReviewCtx<'_>) -> Result<ReviewReport, ReviewErr
                 ("reviews", &reviews),
             ],
         );
-        match converse(
-            ctx,
-            &system,
-            vec![Message::user(prompt)],
-            plan.temperature,
-            &calls,
-        )
-        .await
-        {
+        match converse(ctx, &system, Vec::new(), prompt, plan.temperature, &calls).await {
             Ok(Reply::Usable { review, .. }) => {
                 combined = review;
                 meta_reviewed = true;
@@ -244,14 +246,25 @@ pub async fn review_paper(ctx: &ReviewCtx<'_>) -> Result<ReviewReport, ReviewErr
             &format!("Review: reflection round {round} of {rounds}"),
             Some(60 + 40 * (round - 1) / rounds.max(1)),
         );
-        history.push(Message::user(fill(
+        let prompt = fill(
             REFLECT_PROMPT,
             &[("round", &round.to_string()), ("rounds", &rounds.to_string())],
-        )));
+        );
         reflections = round;
-        match converse(ctx, SYSTEM_PROMPT, history.clone(), plan.temperature, &calls).await {
+        let reply = converse(
+            ctx,
+            SYSTEM_PROMPT,
+            history.clone(),
+            prompt.clone(),
+            plan.temperature,
+            &calls,
+        )
+        .await;
+        match reply {
             Ok(Reply::Usable { review, text, done }) => {
                 combined = review;
+                // The repairs it took are left out: the next round sees a clean exchange.
+                history.push(Message::user(prompt));
                 history.push(Message::assistant(text));
                 if done {
                     reflection_done = true;
@@ -289,52 +302,37 @@ pub async fn review_paper(ctx: &ReviewCtx<'_>) -> Result<ReviewReport, ReviewErr
     })
 }
 
-/// Asks in `history` until a reply holds a usable review, at most `max_attempts` replies;
-/// each unusable one goes back with its problems named.
+/// Asks `prompt` after `history` until a reply holds a usable review, at most
+/// `max_attempts` replies; each unusable one goes back with its problems named.
 async fn converse(
     ctx: &ReviewCtx<'_>,
     system: &str,
-    mut history: Vec<Message>,
+    history: Vec<Message>,
+    prompt: String,
     temperature: Option<f32>,
-    calls: &std::sync::atomic::AtomicU32,
+    calls: &AtomicU32,
 ) -> Result<Reply, LlmError> {
     let attempts = ctx.plan.max_attempts.max(1);
-    let mut last = String::new();
-    for _ in 0..attempts {
-        if ctx.cancel.is_cancelled() {
-            return Err(LlmError::Cancelled);
-        }
-        let req = ChatRequest {
-            system: Some(system.to_string()),
-            messages: history.clone(),
-            temperature,
-            max_tokens: ctx.plan.max_tokens,
-        };
-        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let resp = tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => return Err(LlmError::Cancelled),
-            r = ctx.llm.chat(CallTag::new("review", Some(ctx.idea)), &req, ctx.cancel) => r?,
-        };
-        match read_reply(&resp.text) {
-            Ok(review) => {
-                return Ok(Reply::Usable {
-                    done: resp.text.contains(DONE_WORD),
-                    review,
-                    text: resp.text,
-                })
-            }
-            Err(problems) => {
-                last = problems.join("; ");
-                history.push(Message::assistant(resp.text));
-                history.push(Message::user(fill(
-                    REPAIR_PROMPT,
-                    &[("problems", &format!("- {}", problems.join("\n- ")))],
-                )));
-            }
-        }
-    }
-    Ok(Reply::Unusable(format!("after {attempts} replies: {last}")))
+    let tag = CallTag::new("review", Some(ctx.idea));
+    let mut conv = Conversation::new(ctx.llm, ctx.cancel, tag, system, temperature, ctx.plan.max_tokens)
+        .with_history(history);
+    let usable = |text: &str| read_reply(text).map(|review| (review, text.to_string()));
+    let repair = |problems: &Vec<String>| {
+        fill(
+            REPAIR_PROMPT,
+            &[("problems", &format!("- {}", problems.join("\n- ")))],
+        )
+    };
+    let reply = conv.ask_until(prompt, attempts, usable, repair).await;
+    calls.fetch_add(conv.calls(), Ordering::Relaxed);
+    Ok(match reply? {
+        Ok((review, text)) => Reply::Usable {
+            done: text.contains(DONE_WORD),
+            review,
+            text,
+        },
+        Err(problems) => Reply::Unusable(format!("after {attempts} replies: {}", problems.join("; "))),
+    })
 }
 
 /// The review in a reply: the JSON after `REVIEW JSON:` (else the last JSON object).

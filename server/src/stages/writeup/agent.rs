@@ -24,26 +24,29 @@ mod fixes;
 mod guard;
 mod inputs;
 mod plan;
+mod vet;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::conversation::{apply_reply, Applied, Conversation, EditTarget};
 use crate::agent::edit_sink::{EditSink, SinkError, Snapshot};
-use crate::agent::edits::{apply_blocks, feedback_for, parse_reply, ApplyOptions};
+use crate::agent::edits::parse_reply;
 use crate::agent::prompt::fill;
 use crate::config::WriteupSettings;
 use crate::jobs::Progress;
 use crate::latex::build::{BuildError, BuildStatus};
 use crate::latex::syntax;
 use crate::literature::PaperSearch;
-use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
+use crate::llm::{CallTag, Llm, LlmError, Message};
 use crate::runner::Runner;
 
 pub use citations::{candidates, Candidate};
 pub use guard::{html_tags, problems as guard_problems};
 pub use plan::{part_for, Part, PARTS};
+use vet::PaperVet;
 
 const SYSTEM_PROMPT: &str = include_str!("prompts/system.txt");
 const INPUTS_PROMPT: &str = include_str!("prompts/inputs.txt");
@@ -210,16 +213,6 @@ impl From<LlmError> for Fatal {
     }
 }
 
-/// What became of the edits of one reply.
-enum Applied {
-    /// Written.
-    Done,
-    /// Nothing written; the message for the model.
-    Failed(String),
-    /// No block in the reply.
-    NoBlocks(String),
-}
-
 /// Writes the paper (or one section of it) at `ctx.tex`. Cancellation is not an error:
 /// the report says `cancelled`, and what was written stays.
 pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<WriteupReport, WriteupError> {
@@ -261,14 +254,22 @@ pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<Wri
             ("code", inputs.code.trim_end()),
         ],
     );
+    let conv = Conversation::new(
+        ctx.llm,
+        ctx.cancel,
+        CallTag::new("writeup", Some(ctx.idea)),
+        system,
+        ctx.temperature,
+        ctx.max_tokens,
+    )
+    .with_history(vec![
+        Message::user(context),
+        Message::assistant("Understood. I will write from these inputs only."),
+    ]);
     let mut stage = Stage {
         ctx,
         tex_rel,
-        system,
-        history: vec![
-            Message::user(context),
-            Message::assistant("Understood. I will write from these inputs only."),
-        ],
+        conv,
         report: WriteupReport::default(),
     };
     let result = match (scope, target_section) {
@@ -276,6 +277,7 @@ pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<Wri
         (_, None) => stage.paper().await,
         (_, Some(target)) => stage.one_section(&target).await,
     };
+    stage.report.calls = stage.conv.calls();
     match result {
         Ok(()) => Ok(stage.report),
         Err(Fatal::Cancelled) => {
@@ -356,8 +358,7 @@ fn find_section(src: &str, at: &SectionRef) -> Result<Target, WriteupError> {
 struct Stage<'a> {
     ctx: &'a WriteupCtx<'a>,
     tex_rel: String,
-    system: String,
-    history: Vec<Message>,
+    conv: Conversation<'a>,
     report: WriteupReport,
 }
 
@@ -415,129 +416,42 @@ impl Stage<'_> {
     /// One model call; the current `.tex` goes in front of `prompt` (not kept in the
     /// history, where it would go stale).
     async fn ask(&mut self, prompt: String) -> Result<String, Fatal> {
-        if self.ctx.cancel.is_cancelled() {
-            return Err(Fatal::Cancelled);
-        }
+        // No read for a cancelled stage.
+        self.conv.check_cancelled()?;
         let text = self.read().await?.text;
-        let mut messages = self.history.clone();
-        messages.push(Message::user(fill(
+        let sent = fill(
             TURN_PROMPT,
             &[("tex", &self.tex_rel), ("text", &text), ("prompt", &prompt)],
-        )));
-        let req = ChatRequest {
-            system: Some(self.system.clone()),
-            messages,
-            temperature: self.ctx.temperature,
-            max_tokens: self.ctx.max_tokens,
-        };
-        self.report.calls += 1;
-        let cancel = self.ctx.cancel;
-        let resp = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(Fatal::Cancelled),
-            r = self.ctx.llm.chat(CallTag::new("writeup", Some(self.ctx.idea)), &req, cancel) => r?,
-        };
-        self.history.push(Message::user(prompt));
-        self.history.push(Message::assistant(resp.text.clone()));
-        Ok(resp.text)
+        );
+        Ok(self.conv.ask_with_context(sent, prompt).await?)
     }
 
     async fn read(&self) -> Result<Snapshot, Fatal> {
         self.ctx.sink.read(self.ctx.tex).await.map_err(Fatal::Sink)
     }
 
-    /// Applies the reply's blocks to the `.tex` (and `extra` bibliography entries to its
-    /// `filecontents` block), all or nothing, guarded; retried once on a fresh read when
-    /// the user typed in between.
+    /// Applies the reply's blocks to the `.tex` (and `entries` for the bibliography),
+    /// all or nothing, guarded; retried once on a fresh read when the user typed in
+    /// between. `must_cite`: keys the edits have to cite.
     async fn apply(
         &mut self,
         reply: &str,
         entries: &[String],
         must_cite: &[String],
     ) -> Result<Applied, Fatal> {
-        let parsed = parse_reply(reply);
-        if parsed.blocks.is_empty() && entries.is_empty() {
-            return Ok(Applied::NoBlocks(parsed.problems.join("\n")));
-        }
-        if !parsed.problems.is_empty() {
-            return Ok(Applied::Failed(parsed.problems.join("\n")));
-        }
-        let allowed = [self.tex_rel.as_str()];
-        let opts = ApplyOptions {
-            allowed: &allowed,
+        let target = EditTarget {
+            sink: self.ctx.sink,
+            files: vec![(self.tex_rel.as_str(), self.ctx.tex.to_path_buf())],
             check_python: false,
         };
-        for pass in 0..2 {
-            let snap = self.read().await?;
-            let mut read =
-                |p: &str| (p.trim().trim_start_matches("./") == self.tex_rel).then(|| snap.text.clone());
-            let mut after = match apply_blocks(&parsed.blocks, &mut read, &opts) {
-                Ok(edits) => edits
-                    .into_iter()
-                    .find(|e| e.path == self.tex_rel)
-                    .map(|e| e.after)
-                    .unwrap_or_else(|| snap.text.clone()),
-                Err(errors) => return Ok(Applied::Failed(feedback_for(&errors))),
-            };
-            let mut bib_file: Option<(PathBuf, String)> = None;
-            if !entries.is_empty() {
-                let facts = syntax::facts(&syntax::parse(&after), &after);
-                match citations::target(self.ctx.tex, &facts) {
-                    Some(citations::Target::Block(name)) => {
-                        after = citations::add_to_block(&after, &name, entries)
-                            .expect("the block was just found in this text");
-                    }
-                    Some(citations::Target::File(path)) => {
-                        let bib = self.ctx.sink.read(&path).await.map_err(Fatal::Sink)?;
-                        bib_file = Some((path, citations::add_to_file(&bib.text, entries)));
-                    }
-                    None => {
-                        return Ok(Applied::Failed(
-                            "the paper has no bibliography (no \\bibliography{...} and no filecontents .bib block); add one first".into(),
-                        ))
-                    }
-                }
-            }
-            if !must_cite.is_empty() {
-                let facts = syntax::facts(&syntax::parse(&after), &after);
-                let uncited: Vec<&str> = must_cite
-                    .iter()
-                    .filter(|k| !facts.citations.iter().any(|c| &c.key == *k))
-                    .map(String::as_str)
-                    .collect();
-                if !uncited.is_empty() {
-                    return Ok(Applied::Failed(format!(
-                        "you picked {} but your edits do not cite it; cite each picked paper with its key, \
-                         or leave it out of \"Selected\"",
-                        uncited.join(", ")
-                    )));
-                }
-            }
-            let refused = guard::problems(&snap.text, &after);
-            if !refused.is_empty() {
-                self.report.refused_edits += 1;
-                return Ok(Applied::Failed(refused.join("\n")));
-            }
-            if let Some((path, text)) = &bib_file {
-                let base = self.ctx.sink.read(path).await.map_err(Fatal::Sink)?;
-                self.ctx
-                    .sink
-                    .write(path, &base, text)
-                    .await
-                    .map_err(Fatal::Sink)?;
-            }
-            if after == snap.text {
-                return Ok(Applied::Done);
-            }
-            match self.ctx.sink.write(self.ctx.tex, &snap, &after).await {
-                Ok(()) => return Ok(Applied::Done),
-                Err(SinkError::Changed(_)) if pass == 0 => continue,
-                Err(e) => return Err(Fatal::Sink(e)),
-            }
-        }
-        Err(Fatal::Sink(SinkError::Changed(
-            self.ctx.tex.display().to_string(),
-        )))
+        let mut vet = PaperVet {
+            tex: self.ctx.tex,
+            tex_rel: &self.tex_rel,
+            entries,
+            must_cite,
+            refused: &mut self.report.refused_edits,
+        };
+        apply_reply(&target, reply, &mut vet).await.map_err(Fatal::Sink)
     }
 
     /// Asks for `prompt` and applies the reply, retrying with the reason up to the
@@ -551,12 +465,15 @@ impl Stage<'_> {
                 return Ok(false);
             }
             match self.apply(&reply, &[], &[]).await? {
-                Applied::Done => return Ok(true),
+                Applied::Done(_) => return Ok(true),
                 Applied::Failed(why) => {
                     prompt = fill(EDIT_FAILED_PROMPT, &[("problems", &why)]);
                 }
-                Applied::NoBlocks(why) => {
-                    prompt = fill(NO_EDITS_PROMPT, &[("problems", &why), ("tex", &self.tex_rel)]);
+                Applied::NoBlocks(problems) => {
+                    prompt = fill(
+                        NO_EDITS_PROMPT,
+                        &[("problems", &problems.join("\n")), ("tex", &self.tex_rel)],
+                    );
                 }
             }
         }

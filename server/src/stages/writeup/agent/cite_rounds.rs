@@ -10,8 +10,10 @@ use crate::agent::prompt::fill;
 use crate::latex::{paper, syntax};
 
 use super::citations::{self, Candidate};
+use crate::agent::conversation::Applied;
+
 use super::{
-    Applied, Fatal, Stage, CITE_NONE_PROMPT, CITE_QUERY_PROMPT, CITE_RESULTS_PROMPT, EDIT_FAILED_PROMPT,
+    Fatal, Stage, CITE_NONE_PROMPT, CITE_QUERY_PROMPT, CITE_RESULTS_PROMPT, EDIT_FAILED_PROMPT,
     NO_MORE_CITATIONS,
 };
 
@@ -94,7 +96,7 @@ impl Stage<'_> {
                 CITE_RESULTS_PROMPT,
                 &[("query", &query), ("results", &citations::describe(&cands))],
             );
-            let listing_at = self.history.len();
+            let listing_at = self.conv.history().len();
             let attempts = self.ctx.settings.max_attempts_per_section.max(1);
             for _ in 0..attempts {
                 let reply = self.ask(prompt).await?;
@@ -119,21 +121,22 @@ impl Stage<'_> {
                 if picked.is_empty() && parse_reply(&reply).blocks.is_empty() {
                     break;
                 }
-                match self.apply(&reply, &entries, &keys).await? {
-                    Applied::Done => {
+                let why = match self.apply(&reply, &entries, &keys).await? {
+                    Applied::Done(_) => {
                         self.report.citations_added.extend(keys);
                         break;
                     }
-                    Applied::Failed(why) | Applied::NoBlocks(why) => {
-                        prompt = fill(EDIT_FAILED_PROMPT, &[("problems", &why)]);
-                    }
-                }
+                    Applied::Failed(why) => why,
+                    Applied::NoBlocks(problems) => problems.join("\n"),
+                };
+                prompt = fill(EDIT_FAILED_PROMPT, &[("problems", &why)]);
             }
             // Twenty rounds of listings with abstracts would crowd the context; the
             // bibliography in the .tex now holds what was picked.
-            if let Some(m) = self.history.get_mut(listing_at) {
-                m.content = format!("(The papers found for \"{query}\" were listed here.)");
-            }
+            self.conv.replace_turn(
+                listing_at,
+                format!("(The papers found for \"{query}\" were listed here.)"),
+            );
         }
         Ok(())
     }
