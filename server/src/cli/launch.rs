@@ -332,6 +332,12 @@ impl Ctx<'_> {
         (out.is_err() && self.settings_left().is_none()).then_some(true)
     }
 
+    /// The names of the ideas the launch pursues, in journal order.
+    fn idea_names(&self) -> Vec<String> {
+        let j = self.journal.lock().unwrap();
+        j.ideas.iter().map(|i| i.name.clone()).collect()
+    }
+
     fn settings_left(&self) -> Option<Settings> {
         let mut s = self.settings.clone();
         if let Some(budget) = self.plan.budget_usd {
@@ -445,14 +451,7 @@ pub async fn launch(
         if plan.skip_novelty_check {
             ctx.update(|j| j.novelty_checked = Step::Skipped("--skip-novelty-check".into()))?;
         } else if let Some(s) = ctx.settings_left() {
-            let names: Vec<String> = ctx
-                .journal
-                .lock()
-                .unwrap()
-                .ideas
-                .iter()
-                .map(|i| i.name.clone())
-                .collect();
+            let names = ctx.idea_names();
             say(
                 events,
                 None,
@@ -509,14 +508,7 @@ pub async fn launch(
         Some(p) => p.max(1),
         None => crate::cli::batch::default_parallelism(settings).await,
     };
-    let names: Vec<String> = ctx
-        .journal
-        .lock()
-        .unwrap()
-        .ideas
-        .iter()
-        .map(|i| i.name.clone())
-        .collect();
+    let names = ctx.idea_names();
     say(
         events,
         None,

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use crate::fsutil::write_atomic;
 use crate::literature::LitError;
-use crate::llm::{CallRecord, LlmError, Totals};
+use crate::llm::{CallRecord, Llm, LlmError, Totals};
 use crate::project::{PromptJson, Template};
 use crate::stages::experiment::agent::{BaselineError, ExperimentError};
 use crate::stages::ideas::agent::IdeaError;
@@ -53,6 +53,29 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// What a stage's model calls cost, and with which model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spend {
+    pub totals: Totals,
+    pub provider: String,
+    pub model: String,
+}
+
+impl Spend {
+    pub fn of(llm: &Llm) -> Spend {
+        Spend {
+            totals: llm.ledger_snapshot().total,
+            provider: llm.provider().name().to_owned(),
+            model: llm.provider().model().to_owned(),
+        }
+    }
+
+    /// See [`cost_line`].
+    pub fn line(&self) -> String {
+        cost_line(&self.totals, &self.provider, &self.model)
+    }
 }
 
 /// "12 calls, 34,567 input (1,200 cached) + 2,345 output tokens, $0.1234 (gpt-4o via openai)".

@@ -8,47 +8,39 @@ use tower_lsp::lsp_types::*;
 
 use crate::lsp::backend::Backend;
 use crate::lsp::commands;
+use crate::lsp::views::command_action;
 use crate::project::ProjectFolder;
 use crate::workspace::python;
 
 /// The code actions of an `experiment.py`.
 pub fn code_actions(b: &Backend, path: &Path) -> Vec<CodeActionOrCommand> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let launch = CodeActionOrCommand::CodeAction(CodeAction {
-        title: "Launch run (python experiment.py --out_dir=run_i)".into(),
-        kind: Some(CodeActionKind::new("source.aisci.launchRun")),
-        command: Some(Command {
-            title: "Launch run".into(),
-            command: commands::LAUNCH_RUN.into(),
-            arguments: Some(vec![json!({ "folder": dir })]),
-        }),
-        ..Default::default()
-    });
+    let launch = command_action(
+        "Launch run (python experiment.py --out_dir=run_i)",
+        "source.aisci.launchRun",
+        "Launch run",
+        commands::LAUNCH_RUN,
+        json!({ "folder": dir }),
+    );
     let Some(ProjectFolder::Template(t)) = b.state.folder_of(path) else {
         return vec![launch];
     };
-    let mut actions = vec![CodeActionOrCommand::CodeAction(CodeAction {
-        title: "Generate research ideas".into(),
-        kind: Some(CodeActionKind::new("source.aisci.generateIdeas")),
-        command: Some(Command {
-            title: "Generate research ideas".into(),
-            command: commands::GENERATE_IDEAS.into(),
-            arguments: Some(vec![json!({ "template": t.root })]),
-        }),
-        ..Default::default()
-    })];
+    let mut actions = vec![command_action(
+        "Generate research ideas",
+        "source.aisci.generateIdeas",
+        "Generate research ideas",
+        commands::GENERATE_IDEAS,
+        json!({ "template": t.root }),
+    )];
     actions.push(launch);
     if !t.baseline_final_info().exists() {
-        actions.push(CodeActionOrCommand::CodeAction(CodeAction {
-            title: "Run baseline (python experiment.py --out_dir=run_0)".into(),
-            kind: Some(CodeActionKind::new("source.aisci.runBaseline")),
-            command: Some(Command {
-                title: "Run baseline".into(),
-                command: commands::RUN_BASELINE.into(),
-                arguments: Some(vec![json!({ "template": t.root })]),
-            }),
-            ..Default::default()
-        }));
+        actions.push(command_action(
+            "Run baseline (python experiment.py --out_dir=run_0)",
+            "source.aisci.runBaseline",
+            "Run baseline",
+            commands::RUN_BASELINE,
+            json!({ "template": t.root }),
+        ));
     }
     actions
 }

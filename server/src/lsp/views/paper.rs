@@ -16,8 +16,10 @@ use crate::latex::build::{self, BuildStatus};
 use crate::latex::log::LogProblem;
 use crate::latex::{paper, syntax, TexProblem};
 use crate::lsp::backend::Backend;
+use crate::lsp::commands::{BUILD_PAPER, WRITE_PAPER};
 use crate::lsp::convert::{self, uri_of};
 use crate::lsp::progress::LspProgress;
+use crate::lsp::views::command_action;
 use crate::project::{Problem, Severity};
 
 /// Pause after the last keystroke before the paper is checked again.
@@ -305,43 +307,38 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
             .last()
             .map(|(index, s)| (index, s.title.clone()));
         if let Some((index, title)) = section {
-            out.push(CodeActionOrCommand::CodeAction(CodeAction {
-                title: format!("Write this section: {title}"),
-                kind: Some(CodeActionKind::new("source.aisci.writeSection")),
-                command: Some(Command {
-                    title: "Write this section".into(),
-                    command: crate::lsp::commands::WRITE_PAPER.into(),
-                    arguments: Some(vec![json!({
-                        "tex": path,
-                        "section": { "level": 2, "index": index, "title": title },
-                    })]),
-                }),
-                ..Default::default()
-            }));
+            let at = json!({
+                "tex": path,
+                "section": { "level": 2, "index": index, "title": title },
+            });
+            let title = format!("Write this section: {title}");
+            out.push(command_action(
+                title,
+                "source.aisci.writeSection",
+                "Write this section",
+                WRITE_PAPER,
+                at,
+            ));
         }
-        out.push(CodeActionOrCommand::CodeAction(CodeAction {
-            title: "Write the paper (every section, citations, fixes)".into(),
-            kind: Some(CodeActionKind::new("source.aisci.writePaper")),
-            command: Some(Command {
-                title: "Write the paper".into(),
-                command: crate::lsp::commands::WRITE_PAPER.into(),
-                arguments: Some(vec![json!({ "tex": path })]),
-            }),
-            ..Default::default()
-        }));
+        let title = "Write the paper (every section, citations, fixes)";
+        out.push(command_action(
+            title,
+            "source.aisci.writePaper",
+            "Write the paper",
+            WRITE_PAPER,
+            json!({ "tex": path }),
+        ));
     }
     if is_tex(path) {
         out.extend(crate::lsp::views::review::code_actions(b, path, &text, lo, hi));
-        out.push(CodeActionOrCommand::CodeAction(CodeAction {
-            title: "Build the paper (latexmk)".into(),
-            kind: Some(CodeActionKind::new("source.aisci.buildPaper")),
-            command: Some(Command {
-                title: "Build the paper".into(),
-                command: crate::lsp::commands::BUILD_PAPER.into(),
-                arguments: Some(vec![json!({ "tex": path })]),
-            }),
-            ..Default::default()
-        }));
+        let title = "Build the paper (latexmk)";
+        out.push(command_action(
+            title,
+            "source.aisci.buildPaper",
+            "Build the paper",
+            BUILD_PAPER,
+            json!({ "tex": path }),
+        ));
     }
     out
 }

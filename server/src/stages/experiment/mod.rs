@@ -14,11 +14,11 @@ pub const RESUME_TITLE: &str = "Re-attach runs";
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::llm::{Llm, Totals};
+use crate::llm::Llm;
 use crate::project::{Idea, IdeaFolder, RunRecord, Template};
 use crate::stages::host::StageHost;
 use crate::stages::services::shared_runner;
-use crate::stages::{cost_line, record_usage, StageError};
+use crate::stages::{record_usage, Spend, StageError};
 use agent::{run_baseline, run_experiments, ExperimentCtx, ExperimentReport, RunsEnd};
 
 /// The idea named `name` in a template's ideas.json, else in its seed_ideas.json.
@@ -88,9 +88,8 @@ pub fn idea_of_folder(folder: &IdeaFolder) -> Result<Idea, StageError> {
 /// What a finished experiment stage reports.
 pub struct ExperimentOutcome {
     pub report: ExperimentReport,
-    pub totals: Totals,
-    pub provider: String,
-    pub model: String,
+    /// What the stage's model calls cost.
+    pub spend: Spend,
 }
 
 impl ExperimentOutcome {
@@ -132,10 +131,7 @@ impl ExperimentOutcome {
         for w in &r.warnings {
             s.push_str(&format!("; {w}"));
         }
-        s.push_str(&format!(
-            ". {}",
-            cost_line(&self.totals, &self.provider, &self.model)
-        ));
+        s.push_str(&format!(". {}", self.spend.line()));
         s
     }
 }
@@ -176,9 +172,7 @@ pub async fn run(req: ExperimentRequest<'_>, host: &StageHost<'_>) -> Result<Exp
     record_usage(&folder.root, &llm.records(), host);
     Ok(ExperimentOutcome {
         report: result?,
-        totals: llm.ledger_snapshot().total,
-        provider: llm.provider().name().to_owned(),
-        model: llm.provider().model().to_owned(),
+        spend: Spend::of(llm),
     })
 }
 

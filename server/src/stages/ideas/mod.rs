@@ -6,10 +6,10 @@ pub mod agent;
 pub const TITLE: &str = "Generate ideas";
 
 use crate::config::Settings;
-use crate::llm::{Llm, Totals};
+use crate::llm::Llm;
 use crate::project::{Idea, Template};
 use crate::stages::host::StageHost;
-use crate::stages::{cost_line, prompt_and_code, read_json, record_usage, StageError};
+use crate::stages::{prompt_and_code, read_json, record_usage, Spend, StageError};
 use agent::{generate_ideas, IdeaInputs, IdeaOptions, IdeaReport};
 
 /// What the ideas stage works on.
@@ -24,9 +24,8 @@ pub struct IdeasRequest<'a> {
 /// What a finished idea run reports.
 pub struct IdeasOutcome {
     pub report: IdeaReport,
-    pub totals: Totals,
-    pub provider: String,
-    pub model: String,
+    /// What the stage's model calls cost.
+    pub spend: Spend,
     /// Models that answered without a known price (their calls count as $0).
     pub unpriced_models: Vec<String>,
 }
@@ -54,10 +53,7 @@ impl IdeasOutcome {
         if r.cancelled {
             s.push_str("; cancelled, ideas finished before that are kept");
         }
-        s.push_str(&format!(
-            ". {}",
-            cost_line(&self.totals, &self.provider, &self.model)
-        ));
+        s.push_str(&format!(". {}", self.spend.line()));
         s
     }
 }
@@ -90,9 +86,7 @@ pub async fn run(req: IdeasRequest<'_>, host: &StageHost<'_>) -> Result<IdeasOut
     let snapshot = llm.ledger_snapshot();
     Ok(IdeasOutcome {
         report,
-        totals: snapshot.total,
-        provider: llm.provider().name().to_owned(),
-        model: llm.provider().model().to_owned(),
+        spend: Spend::of(llm),
         unpriced_models: snapshot.unpriced_models.into_iter().collect(),
     })
 }

@@ -8,18 +8,17 @@ pub const TITLE: &str = "Check novelty";
 
 use crate::config::Settings;
 use crate::literature::Literature;
-use crate::llm::{Llm, Totals};
+use crate::llm::Llm;
 use crate::project::Template;
 use crate::stages::host::{NoticedSearch, StageHost};
-use crate::stages::{cost_line, prompt_and_code, record_usage, StageError};
+use crate::stages::{prompt_and_code, record_usage, Spend, StageError};
 use agent::{check_archive, NoveltyInputs, NoveltyOptions, NoveltyReport};
 
 /// What a finished novelty run reports.
 pub struct NoveltyOutcome {
     pub report: NoveltyReport,
-    pub totals: Totals,
-    pub provider: String,
-    pub model: String,
+    /// What the stage's model calls cost.
+    pub spend: Spend,
 }
 
 impl NoveltyOutcome {
@@ -59,10 +58,7 @@ impl NoveltyOutcome {
         if r.cancelled {
             s.push_str("; cancelled, verdicts finished before that are kept");
         }
-        s.push_str(&format!(
-            ". {}",
-            cost_line(&self.totals, &self.provider, &self.model)
-        ));
+        s.push_str(&format!(". {}", self.spend.line()));
         s
     }
 }
@@ -118,8 +114,6 @@ pub async fn run(req: NoveltyRequest<'_>, host: &StageHost<'_>) -> Result<Novelt
     record_usage(&template.root, &llm.records(), host);
     Ok(NoveltyOutcome {
         report: result?,
-        totals: llm.ledger_snapshot().total,
-        provider: llm.provider().name().to_owned(),
-        model: llm.provider().model().to_owned(),
+        spend: Spend::of(llm),
     })
 }

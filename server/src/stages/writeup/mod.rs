@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use crate::config::Settings;
 use crate::latex::build::BuildStatus;
 use crate::literature::{Literature, PaperSearch};
-use crate::llm::{Llm, Totals};
+use crate::llm::Llm;
 use crate::stages;
 use crate::stages::host::{NoticedSearch, StageHost};
 use crate::stages::writeup::agent::{write_paper, WriteScope, WriteupCtx, WriteupError, WriteupReport};
+use crate::stages::Spend;
 
 /// Where an idea folder's paper is (v1's layout).
 pub fn paper_tex(idea_root: &Path) -> PathBuf {
@@ -37,9 +38,8 @@ pub struct WriteupRequest<'a> {
 pub struct WriteupOutcome {
     pub report: WriteupReport,
     pub tex: PathBuf,
-    pub totals: Totals,
-    pub provider: String,
-    pub model: String,
+    /// What the stage's model calls cost.
+    pub spend: Spend,
 }
 
 impl WriteupOutcome {
@@ -102,10 +102,7 @@ impl WriteupOutcome {
         if r.cancelled {
             s.push_str("\ncancelled (what was written is kept)");
         }
-        s.push_str(&format!(
-            "\n{}",
-            stages::cost_line(&self.totals, &self.provider, &self.model)
-        ));
+        s.push_str(&format!("\n{}", self.spend.line()));
         s
     }
 }
@@ -143,8 +140,6 @@ pub async fn run(req: WriteupRequest<'_>, host: &StageHost<'_>) -> Result<Writeu
     Ok(WriteupOutcome {
         report: result?,
         tex,
-        totals: llm.ledger_snapshot().total,
-        provider: llm.provider().name().to_owned(),
-        model: llm.provider().model().to_owned(),
+        spend: Spend::of(llm),
     })
 }
