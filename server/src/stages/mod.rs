@@ -4,7 +4,9 @@
 pub mod experiment;
 pub mod host;
 pub mod ideas;
+pub mod notes;
 pub mod novelty;
+pub mod plot;
 pub mod review;
 pub mod services;
 pub mod writeup;

@@ -28,9 +28,7 @@
 //! The sink must put edits on disk before `write` returns: the runner reads files
 //! from disk.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -44,11 +42,12 @@ use crate::project::journal::{Journal, StageState, STAGE_NOTES, STAGE_PLOT, STAG
 use crate::project::{
     completed_runs, py_repr, read_baseline, FinalInfo, Idea, IdeaFolder, ResultsError, RunRecord, Template,
 };
-use crate::runner::{ExitKind, RunError, RunSpec, Runner};
+use crate::runner::{RunError, Runner};
 
 use super::conversation::Dialogue;
 use crate::agent::conversation::{Applied, Conversation};
-use crate::runs::attempt::{failure_message, run_attempt, AttemptError, AttemptSpec};
+use crate::runs::attempt::{run_attempt, AttemptError, AttemptSpec};
+use crate::stages::plot::PlotRequest;
 
 const SYSTEM_PROMPT: &str = include_str!("prompts/system.txt");
 const FIRST_PROMPT: &str = include_str!("prompts/first.txt");
@@ -56,10 +55,7 @@ const RUN_DONE_PROMPT: &str = include_str!("prompts/run_done.txt");
 const LAST_RUN_DONE_PROMPT: &str = include_str!("prompts/last_run_done.txt");
 const RUN_FAILED_PROMPT: &str = include_str!("prompts/run_failed.txt");
 const NO_EDITS_PROMPT: &str = include_str!("prompts/no_edits.txt");
-const EDIT_FAILED_PROMPT: &str = include_str!("prompts/edit_failed.txt");
-const PLOT_PROMPT: &str = include_str!("prompts/plot.txt");
-const PLOT_FAILED_PROMPT: &str = include_str!("prompts/plot_failed.txt");
-const NOTES_PROMPT: &str = include_str!("prompts/notes.txt");
+pub(crate) const EDIT_FAILED_PROMPT: &str = include_str!("prompts/edit_failed.txt");
 const RESUME_PROMPT: &str = include_str!("prompts/resume.txt");
 
 /// v1's stop word: a reply containing it ends the runs.
@@ -67,7 +63,7 @@ pub const ALL_COMPLETED: &str = "ALL_COMPLETED";
 /// The files the model may edit.
 pub const EDITABLE: [&str; 3] = ["experiment.py", "plot.py", "notes.txt"];
 /// Where `python plot.py` writes its logs, relative to the idea folder.
-pub const PLOT_LOG_DIR: &str = ".aisci/plot";
+pub use crate::stages::plot::{PlotReport, PLOT_LOG_DIR};
 
 /// What the stage tells the editor as it goes (diagnostics, code lenses). All
 /// methods default to doing nothing.
@@ -113,17 +109,6 @@ pub enum RunsEnd {
         run: u32,
     },
     Cancelled,
-}
-
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PlotReport {
-    /// `python plot.py` exited 0 on some attempt.
-    pub succeeded: bool,
-    pub attempts: u32,
-    /// PNG files in the folder root made or changed by the plot stage, sorted.
-    pub figures: Vec<String>,
-    /// Why the last attempt failed, when none succeeded.
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -332,12 +317,23 @@ impl Stage<'_> {
             PlotReport {
                 succeeded: true,
                 attempts: 0,
-                figures: png_state(&self.ctx.folder.root).into_keys().collect(),
+                figures: crate::stages::plot::png_state(&self.ctx.folder.root)
+                    .into_keys()
+                    .collect(),
                 error: None,
             }
         } else {
             self.journal(STAGE_PLOT, StageState::Running, 0, None);
-            let plot = self.plot().await?;
+            let req = PlotRequest {
+                root: &self.ctx.folder.root,
+                completed: &self.report.completed,
+                settings: self.ctx.settings,
+                python: self.ctx.python,
+                runner: self.ctx.runner,
+                progress: self.ctx.progress,
+                cancel: self.ctx.cancel,
+            };
+            let plot = crate::stages::plot::run(&req, &mut self.conv).await?;
             let state = if plot.succeeded {
                 StageState::Done
             } else {
@@ -352,12 +348,14 @@ impl Stage<'_> {
             return Ok(());
         }
         self.journal(STAGE_NOTES, StageState::Running, 0, None);
-        let warnings = self.report.warnings.len();
-        self.notes(&figures).await?;
-        let state = if self.report.warnings.len() > warnings {
-            StageState::Failed
-        } else {
-            StageState::Done
+        let notes = crate::stages::notes::run(&figures, &mut self.conv, self.ctx.progress).await?;
+        self.report.notes_updated = notes.updated;
+        let state = match notes.warning {
+            Some(w) => {
+                self.report.warnings.push(w);
+                StageState::Failed
+            }
+            None => StageState::Done,
         };
         self.journal(STAGE_NOTES, state, 1, None);
         Ok(())
@@ -548,141 +546,6 @@ impl Stage<'_> {
         }
         Ok(())
     }
-
-    /// Have the model fill in plot.py and run it, up to `plot_attempts` times.
-    /// Never fatal (as in v1): failures end up in the report.
-    async fn plot(&mut self) -> Result<PlotReport, Fatal> {
-        let s = self.ctx.settings;
-        let root = self.ctx.folder.root.clone();
-        let before = png_state(&root);
-        let mut runs = vec!["run_0 (the baseline)".to_string()];
-        runs.extend(self.report.completed.iter().map(|r| format!("run_{}", r.run)));
-        let mut prompt = fill(PLOT_PROMPT, &[("runs", &runs.join(", "))]);
-        let mut report = PlotReport::default();
-        let attempts = s.plot_attempts.max(1);
-        for attempt in 1..=attempts {
-            self.ctx
-                .progress
-                .report(&format!("Plotting: attempt {attempt}/{attempts}"), None);
-            report.attempts = attempt;
-            let reply = self.conv.ask(prompt).await?;
-            if let Applied::Failed(feedback) = self.conv.apply(&reply).await? {
-                let note = format!("plot attempt {attempt} of {attempts}");
-                report.error = Some(feedback.clone());
-                prompt = fill(
-                    EDIT_FAILED_PROMPT,
-                    &[("attempt_note", &note), ("feedback", &feedback)],
-                );
-                continue;
-            }
-            let error = match self.run_plot(&root).await {
-                Ok(None) => {
-                    report.succeeded = true;
-                    report.error = None;
-                    break;
-                }
-                Ok(Some(error)) => error,
-                Err(Fatal::Run(e)) => {
-                    report.error = Some(e.to_string());
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            report.error = Some(error.clone());
-            prompt = fill(PLOT_FAILED_PROMPT, &[("error", &error)]);
-        }
-        let after = png_state(&root);
-        report.figures = after
-            .iter()
-            .filter(|(name, state)| before.get(*name) != Some(state))
-            .map(|(name, _)| name.clone())
-            .collect();
-        Ok(report)
-    }
-
-    /// `python plot.py`; Ok(None) on success, Ok(Some(message)) on failure.
-    async fn run_plot(&self, root: &Path) -> Result<Option<String>, Fatal> {
-        let s = self.ctx.settings;
-        let logs = root.join(PLOT_LOG_DIR);
-        std::fs::create_dir_all(&logs).map_err(|e| Fatal::io(&logs, e))?;
-        let spec = RunSpec {
-            program: self.ctx.python.to_string(),
-            args: vec!["plot.py".into()],
-            cwd: root.to_path_buf(),
-            timeout: Duration::from_secs(s.plot_timeout_secs),
-            stdout_path: logs.join("stdout.txt"),
-            stderr_path: logs.join("stderr.txt"),
-            env: Vec::new(),
-            watch_dir: None,
-        };
-        let outcome = self
-            .ctx
-            .runner
-            .run(&spec, self.ctx.cancel)
-            .await
-            .map_err(Fatal::Run)?;
-        Ok(match outcome.exit {
-            ExitKind::Success => None,
-            ExitKind::Cancelled => return Err(Fatal::Cancelled),
-            ExitKind::TimedOut => Some(format!(
-                "Plotting timed out after {} seconds.",
-                s.plot_timeout_secs
-            )),
-            ExitKind::LimitExceeded(limit) => Some(format!("Plotting was stopped: {limit}.")),
-            ExitKind::Failed(_) | ExitKind::Signaled(_) => Some(failure_message(
-                "Plotting",
-                &outcome,
-                s.stderr_tail_chars as usize,
-            )),
-        })
-    }
-
-    /// Have the model describe each figure in notes.txt (one retry if its edits fail).
-    async fn notes(&mut self, figures: &[String]) -> Result<(), Fatal> {
-        self.ctx.progress.report("Notes: describing the figures", None);
-        let listed = if figures.is_empty() {
-            "none were made; describe the results instead".to_string()
-        } else {
-            figures.join(", ")
-        };
-        let mut prompt = fill(NOTES_PROMPT, &[("figures", &listed)]);
-        for attempt in 1..=2 {
-            let reply = self.conv.ask(prompt).await?;
-            match self.conv.apply(&reply).await? {
-                Applied::Done(files) => {
-                    self.report.notes_updated = files.iter().any(|f| f == "notes.txt");
-                    return Ok(());
-                }
-                Applied::NoBlocks(_) => break,
-                Applied::Failed(feedback) => {
-                    let note = format!("notes attempt {attempt} of 2");
-                    prompt = fill(
-                        EDIT_FAILED_PROMPT,
-                        &[("attempt_note", &note), ("feedback", &feedback)],
-                    );
-                }
-            }
-        }
-        self.report
-            .warnings
-            .push("notes.txt was not updated with the figure descriptions".into());
-        Ok(())
-    }
-}
-
-/// PNG files in `root` (not below it) with their modification time and size.
-fn png_state(root: &Path) -> BTreeMap<String, (Option<SystemTime>, u64)> {
-    std::fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
-            let meta = e.metadata().ok()?;
-            (meta.is_file() && name.to_ascii_lowercase().ends_with(".png"))
-                .then(|| (name, (meta.modified().ok(), meta.len())))
-        })
-        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use super::agent::{ExperimentEvents, Fatal, EDITABLE};
 const FILES_PROMPT: &str = include_str!("prompts/files.txt");
 
 /// The shared conversation, plus the files its replies edit.
-pub(super) struct Dialogue<'a> {
+pub(crate) struct Dialogue<'a> {
     pub conv: Conversation<'a>,
     pub sink: &'a dyn EditSink,
     pub events: &'a dyn ExperimentEvents,

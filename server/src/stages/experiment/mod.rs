@@ -2,7 +2,7 @@
 //! and notes.txt.
 
 pub mod agent;
-mod conversation;
+pub(crate) mod conversation;
 pub mod launch;
 
 /// The title this stage's job has in the job registry (the editor shows it).

@@ -1,0 +1,147 @@
+//! The plotting stage: after the runs, the model fills in `plot.py` and aisci runs it
+//! (up to `experiment.plot_attempts` times, its failures going back to the model). It
+//! continues the experiment stage's conversation, as v1 does, so the model plots what it
+//! just ran; a failure is never fatal (as in v1): it ends up in the report.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::conversation::Applied;
+use crate::agent::prompt::fill;
+use crate::config::ExperimentSettings;
+use crate::jobs::Progress;
+use crate::project::RunRecord;
+use crate::runner::{ExitKind, RunSpec, Runner};
+use crate::runs::attempt::failure_message;
+use crate::stages::experiment::agent::{Fatal, EDIT_FAILED_PROMPT};
+use crate::stages::experiment::conversation::Dialogue;
+
+const PLOT_PROMPT: &str = include_str!("prompts/plot.txt");
+const FAILED_PROMPT: &str = include_str!("prompts/failed.txt");
+
+/// Where `python plot.py` writes its output, inside the idea folder.
+pub const PLOT_LOG_DIR: &str = ".aisci/plot";
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlotReport {
+    /// `python plot.py` exited 0 on some attempt.
+    pub succeeded: bool,
+    pub attempts: u32,
+    /// PNG files in the folder root made or changed by the plot stage, sorted.
+    pub figures: Vec<String>,
+    /// Why the last attempt failed, when none succeeded.
+    pub error: Option<String>,
+}
+
+/// What plotting works on.
+pub(crate) struct PlotRequest<'a> {
+    /// The idea folder (plot.py, run_<i>/).
+    pub root: &'a Path,
+    /// The runs to plot beside the baseline.
+    pub completed: &'a [RunRecord],
+    pub settings: &'a ExperimentSettings,
+    pub python: &'a str,
+    pub runner: &'a dyn Runner,
+    pub progress: &'a dyn Progress,
+    pub cancel: &'a CancellationToken,
+}
+
+/// Have the model fill in plot.py and run it, up to `plot_attempts` times.
+/// Never fatal (as in v1): failures end up in the report.
+pub(crate) async fn run(req: &PlotRequest<'_>, dialogue: &mut Dialogue<'_>) -> Result<PlotReport, Fatal> {
+    let s = req.settings;
+    let root = req.root.to_path_buf();
+    let before = png_state(&root);
+    let mut runs = vec!["run_0 (the baseline)".to_string()];
+    runs.extend(req.completed.iter().map(|r| format!("run_{}", r.run)));
+    let mut prompt = fill(PLOT_PROMPT, &[("runs", &runs.join(", "))]);
+    let mut report = PlotReport::default();
+    let attempts = s.plot_attempts.max(1);
+    for attempt in 1..=attempts {
+        req.progress
+            .report(&format!("Plotting: attempt {attempt}/{attempts}"), None);
+        report.attempts = attempt;
+        let reply = dialogue.ask(prompt).await?;
+        if let Applied::Failed(feedback) = dialogue.apply(&reply).await? {
+            let note = format!("plot attempt {attempt} of {attempts}");
+            report.error = Some(feedback.clone());
+            prompt = fill(
+                EDIT_FAILED_PROMPT,
+                &[("attempt_note", &note), ("feedback", &feedback)],
+            );
+            continue;
+        }
+        let error = match run_plot(req, &root).await {
+            Ok(None) => {
+                report.succeeded = true;
+                report.error = None;
+                break;
+            }
+            Ok(Some(error)) => error,
+            Err(Fatal::Run(e)) => {
+                report.error = Some(e.to_string());
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        report.error = Some(error.clone());
+        prompt = fill(FAILED_PROMPT, &[("error", &error)]);
+    }
+    let after = png_state(&root);
+    report.figures = after
+        .iter()
+        .filter(|(name, state)| before.get(*name) != Some(state))
+        .map(|(name, _)| name.clone())
+        .collect();
+    Ok(report)
+}
+
+/// `python plot.py`; Ok(None) on success, Ok(Some(message)) on failure.
+async fn run_plot(req: &PlotRequest<'_>, root: &Path) -> Result<Option<String>, Fatal> {
+    let s = req.settings;
+    let logs = root.join(PLOT_LOG_DIR);
+    std::fs::create_dir_all(&logs).map_err(|e| Fatal::io(&logs, e))?;
+    let spec = RunSpec {
+        program: req.python.to_string(),
+        args: vec!["plot.py".into()],
+        cwd: root.to_path_buf(),
+        timeout: Duration::from_secs(s.plot_timeout_secs),
+        stdout_path: logs.join("stdout.txt"),
+        stderr_path: logs.join("stderr.txt"),
+        env: Vec::new(),
+        watch_dir: None,
+    };
+    let outcome = req.runner.run(&spec, req.cancel).await.map_err(Fatal::Run)?;
+    Ok(match outcome.exit {
+        ExitKind::Success => None,
+        ExitKind::Cancelled => return Err(Fatal::Cancelled),
+        ExitKind::TimedOut => Some(format!(
+            "Plotting timed out after {} seconds.",
+            s.plot_timeout_secs
+        )),
+        ExitKind::LimitExceeded(limit) => Some(format!("Plotting was stopped: {limit}.")),
+        ExitKind::Failed(_) | ExitKind::Signaled(_) => Some(failure_message(
+            "Plotting",
+            &outcome,
+            s.stderr_tail_chars as usize,
+        )),
+    })
+}
+
+/// PNG files in `root` (not below it) with their modification time and size.
+pub(crate) fn png_state(root: &Path) -> BTreeMap<String, (Option<SystemTime>, u64)> {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let meta = e.metadata().ok()?;
+            (meta.is_file() && name.to_ascii_lowercase().ends_with(".png"))
+                .then(|| (name, (meta.modified().ok(), meta.len())))
+        })
+        .collect()
+}
