@@ -1,12 +1,11 @@
 //! arXiv's Atom API (`/api/query`), parsed by namespace so that both the classic and
 //! the 2026 serializer read the same.
 
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bibtex::{self, BibEntry};
 use super::http::{describe, EngineHttp};
-use super::{Engine, LitError, Paper};
+use super::{Engine, EngineQuery, Found, LitError, Paper};
 
 const ATOM: &str = "http://www.w3.org/2005/Atom";
 const ARXIV: &str = "http://arxiv.org/schemas/atom";
@@ -18,13 +17,8 @@ pub(crate) struct Arxiv {
 }
 
 impl Arxiv {
-    pub async fn search(
-        &self,
-        query: &str,
-        limit: usize,
-        deadline: Instant,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<Paper>, LitError> {
+    pub async fn search(&self, q: EngineQuery<'_>, cancel: &CancellationToken) -> Found {
+        let (query, limit, deadline) = (q.text, q.limit, q.deadline);
         let params = [
             ("search_query", search_query(query)),
             ("start", "0".to_owned()),

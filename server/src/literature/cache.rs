@@ -239,20 +239,7 @@ mod tests {
     use super::*;
 
     fn paper() -> Paper {
-        Paper {
-            engine: Engine::Arxiv,
-            id: "1".into(),
-            title: "T".into(),
-            authors: vec![],
-            venue: None,
-            year: None,
-            abstract_text: None,
-            citation_count: None,
-            doi: None,
-            arxiv_id: None,
-            url: None,
-            bibtex: None,
-        }
+        Paper::new(Engine::Arxiv, "1", "T")
     }
 
     #[test]

@@ -41,6 +41,38 @@ pub struct Paper {
     pub bibtex: Option<String>,
 }
 
+/// What an engine's search gives.
+pub type Found = Result<Vec<Paper>, LitError>;
+
+/// One search as an engine runs it.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineQuery<'a> {
+    pub text: &'a str,
+    pub limit: usize,
+    /// When the search must have an answer (waits for rate limits stop there).
+    pub deadline: tokio::time::Instant,
+}
+
+impl Paper {
+    /// A paper known by its engine, id and title only; the rest is filled in as found.
+    pub fn new(engine: Engine, id: impl Into<String>, title: impl Into<String>) -> Paper {
+        Paper {
+            engine,
+            id: id.into(),
+            title: title.into(),
+            authors: Vec::new(),
+            venue: None,
+            year: None,
+            abstract_text: None,
+            citation_count: None,
+            doi: None,
+            arxiv_id: None,
+            url: None,
+            bibtex: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LitError {
     #[error("{engine}: the API key was refused ({message}); check {key_var}")]

@@ -1,12 +1,11 @@
 //! OpenAlex `/works?search=`; abstracts from the inverted index, BibTeX from metadata.
 
 use serde::Deserialize;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bibtex::{self, BibEntry};
 use super::http::EngineHttp;
-use super::{Engine, LitError, Paper};
+use super::{Engine, EngineQuery, Found, Paper};
 use crate::llm::ApiKey;
 
 const MAX_LIMIT: usize = 100;
@@ -79,13 +78,8 @@ struct Biblio {
 }
 
 impl OpenAlex {
-    pub async fn search(
-        &self,
-        query: &str,
-        limit: usize,
-        deadline: Instant,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<Paper>, LitError> {
+    pub async fn search(&self, q: EngineQuery<'_>, cancel: &CancellationToken) -> Found {
+        let (query, limit, deadline) = (q.text, q.limit, q.deadline);
         let mut params = vec![
             ("search", query.split_whitespace().collect::<Vec<_>>().join(" ")),
             ("per-page", limit.clamp(1, MAX_LIMIT).to_string()),

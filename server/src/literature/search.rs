@@ -13,7 +13,7 @@ use super::cache::Cache;
 use super::http::EngineHttp;
 use super::openalex::OpenAlex;
 use super::semantic_scholar::SemanticScholar;
-use super::{bibtex, limiter, Engine, LitError, Paper, PaperSearch, SearchResult};
+use super::{bibtex, limiter, Engine, EngineQuery, LitError, Paper, PaperSearch, SearchResult};
 use crate::config::LiteratureSettings;
 use crate::llm::{ApiKey, Env, RetryPolicy};
 
@@ -319,10 +319,15 @@ impl Literature {
         cancel: &CancellationToken,
     ) -> Result<Vec<Paper>, LitError> {
         let deadline = Instant::now() + self.per_engine;
+        let q = EngineQuery {
+            text: query,
+            limit,
+            deadline,
+        };
         match engine {
-            Engine::SemanticScholar => self.s2.search(query, limit, deadline, cancel).await,
-            Engine::OpenAlex => self.openalex.search(query, limit, deadline, cancel).await,
-            Engine::Arxiv => self.arxiv.search(query, limit, deadline, cancel).await,
+            Engine::SemanticScholar => self.s2.search(q, cancel).await,
+            Engine::OpenAlex => self.openalex.search(q, cancel).await,
+            Engine::Arxiv => self.arxiv.search(q, cancel).await,
         }
     }
 }

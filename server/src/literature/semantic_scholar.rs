@@ -5,7 +5,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::http::EngineHttp;
-use super::{bibtex, Engine, LitError, Paper};
+use super::{bibtex, Engine, EngineQuery, Found, LitError, Paper};
 use crate::llm::ApiKey;
 
 /// `citationStyles` carries S2's BibTeX; `externalIds`/`url` give DOI, arXiv id and a link.
@@ -63,13 +63,8 @@ impl SemanticScholar {
             .collect()
     }
 
-    pub async fn search(
-        &self,
-        query: &str,
-        limit: usize,
-        deadline: Instant,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<Paper>, LitError> {
+    pub async fn search(&self, q: EngineQuery<'_>, cancel: &CancellationToken) -> Found {
+        let (query, limit, deadline) = (q.text, q.limit, q.deadline);
         // S2 matches nothing for hyphenated words ("large-scale"); spaces work.
         let query = query.replace('-', " ");
         let params = [

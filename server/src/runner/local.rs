@@ -37,7 +37,7 @@ use super::cgroup::{self, RunCgroup};
 use super::isolation::{self, Isolation, NoNetwork, Rlimits};
 use super::logs::{self, Captured, Follower};
 use super::{
-    env, leader, proc_stat, Attachment, ExitKind, Limit, LocalAttachment, RunError, RunEvent, RunEvents,
+    env, leader, proc_stat, Attachment, ExitKind, Limit, LocalAttachment, Ran, RunError, RunEvent, RunEvents,
     RunOutcome, RunSpec, Runner, Stream,
 };
 use crate::config::{ExperimentSettings, RunSettings};
@@ -301,12 +301,7 @@ fn create_log(path: &Path) -> std::io::Result<std::fs::File> {
 
 #[async_trait]
 impl Runner for LocalRunner {
-    async fn run_with(
-        &self,
-        spec: &RunSpec,
-        events: &dyn RunEvents,
-        cancel: &CancellationToken,
-    ) -> Result<RunOutcome, RunError> {
+    async fn run_with(&self, spec: &RunSpec, events: &dyn RunEvents, cancel: &CancellationToken) -> Ran {
         let started = Instant::now();
         if !spec.cwd.is_dir() {
             return Err(spawn_error(

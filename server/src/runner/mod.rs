@@ -183,15 +183,13 @@ pub struct SlurmAttachment {
     pub deadline_unix_ms: u64,
 }
 
+/// How a run ended, or why it could not run.
+pub type Ran = Result<RunOutcome, RunError>;
+
 #[async_trait]
 pub trait Runner: Send + Sync {
     /// Runs `spec` to its end, reporting [`RunEvent`]s as it goes.
-    async fn run_with(
-        &self,
-        spec: &RunSpec,
-        events: &dyn RunEvents,
-        cancel: &CancellationToken,
-    ) -> Result<RunOutcome, RunError>;
+    async fn run_with(&self, spec: &RunSpec, events: &dyn RunEvents, cancel: &CancellationToken) -> Ran;
 
     async fn run(&self, spec: &RunSpec, cancel: &CancellationToken) -> Result<RunOutcome, RunError> {
         self.run_with(spec, &NoEvents, cancel).await

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::gpus::Gpu;
-use super::{Attachment, ExitKind, RunError, RunEvent, RunEvents, RunOutcome, RunSpec, Runner};
+use super::{Attachment, ExitKind, Ran, RunError, RunEvent, RunEvents, RunOutcome, RunSpec, Runner};
 use crate::config::RunSettings;
 
 /// One place a run can execute.
@@ -260,12 +260,7 @@ impl<R: Runner> SlotScheduler<R> {
 
 #[async_trait]
 impl<R: Runner> Runner for SlotScheduler<R> {
-    async fn run_with(
-        &self,
-        spec: &RunSpec,
-        events: &dyn RunEvents,
-        cancel: &CancellationToken,
-    ) -> Result<RunOutcome, RunError> {
+    async fn run_with(&self, spec: &RunSpec, events: &dyn RunEvents, cancel: &CancellationToken) -> Ran {
         let queued_at = Instant::now();
         let run = {
             let mut st = self.shared.lock();

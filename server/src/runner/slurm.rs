@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::local::{dir_size, TAIL_BYTES};
 use super::{
-    env, Attachment, ExitKind, Limit, RunError, RunEvent, RunEvents, RunOutcome, RunSpec, Runner,
+    env, Attachment, ExitKind, Limit, Ran, RunError, RunEvent, RunEvents, RunOutcome, RunSpec, Runner,
     SlurmAttachment, Stream,
 };
 use crate::config::{RunSettings, SlurmSettings};
@@ -520,12 +520,7 @@ impl SlurmRunner {
 
 #[async_trait]
 impl Runner for SlurmRunner {
-    async fn run_with(
-        &self,
-        spec: &RunSpec,
-        events: &dyn RunEvents,
-        cancel: &CancellationToken,
-    ) -> Result<RunOutcome, RunError> {
+    async fn run_with(&self, spec: &RunSpec, events: &dyn RunEvents, cancel: &CancellationToken) -> Ran {
         if !spec.cwd.is_dir() {
             return Err(RunError::Spawn {
                 program: spec.program.clone(),

@@ -812,18 +812,9 @@ mod tests {
 
     fn paper(id: &str, title: &str) -> Paper {
         Paper {
-            engine: Engine::SemanticScholar,
-            id: id.into(),
-            title: title.into(),
             authors: vec!["A. Author".into()],
-            venue: None,
             year: Some(2020),
-            abstract_text: None,
-            citation_count: None,
-            doi: None,
-            arxiv_id: None,
-            url: None,
-            bibtex: None,
+            ..Paper::new(Engine::SemanticScholar, id, title)
         }
     }
 

@@ -178,18 +178,10 @@ mod tests {
 
     fn paper(title: &str, bibtex: Option<&str>) -> Paper {
         Paper {
-            engine: Engine::SemanticScholar,
-            id: "x".into(),
-            title: title.into(),
             authors: vec!["Jane Doe".into()],
-            venue: None,
             year: Some(2020),
-            abstract_text: None,
-            citation_count: None,
-            doi: None,
-            arxiv_id: None,
-            url: None,
             bibtex: bibtex.map(str::to_owned),
+            ..Paper::new(Engine::SemanticScholar, "x", title)
         }
     }
 
