@@ -161,3 +161,8 @@ async fn ideas_json_with_a_verdict() {
 async fn paper_with_two_results_sections() {
     check("paper_two_results").await;
 }
+
+#[tokio::test]
+async fn paper_with_a_review() {
+    check("paper_with_review").await;
+}
