@@ -22,6 +22,19 @@ import { StatusItem } from './status';
 
 let client: LanguageClient | undefined;
 
+/**
+ * Runs a server command. One that cannot start (no review yet, already running, no API
+ * key) is a JSON-RPC error whose message says why: that message is shown, once.
+ */
+async function runOnServer(command: string, args: unknown[]): Promise<unknown> {
+  try {
+    return await client?.sendRequest('workspace/executeCommand', { command, arguments: args });
+  } catch (e) {
+    void vscode.window.showErrorMessage(`aisci: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel('aisci', { log: true });
   const runs = vscode.window.createOutputChannel('aisci runs');
@@ -44,7 +57,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     // A function: a restart sends the settings of that moment.
     initializationOptions: () => explicitSettings(context),
     middleware: {
-      executeCommand: (cmd, args, next) => executeCommand(cmd, args, async (c, a) => next(c, a)),
+      executeCommand: (cmd, args) => executeCommand(cmd, args, runOnServer),
       workspace: {
         // The server pulls section "aisci" when told settings changed without them.
         configuration: async (params, token, next) => {

@@ -159,7 +159,8 @@ const FILLERS: Partial<Record<string, Filler>> = {
     const tex = texFile();
     if (!tex) return undefined;
     const titles = fs.existsSync(tex)
-      ? [...fs.readFileSync(tex, 'utf8').matchAll(/\\section\*?\{([^}]*)\}/g)].map((m) => m[1])
+      ? // Headings as the server counts them: a commented-out \\section is none.
+        [...fs.readFileSync(tex, 'utf8').matchAll(/^[^%\n]*?\\section\*?\{([^}]*)\}/gm)].map((m) => m[1])
       : [];
     // A title that appears twice is sent by position, so the server writes the one picked.
     const count = (t: string) => titles.filter((x) => x === t).length;
@@ -251,6 +252,7 @@ export async function executeCommand(command: string, args: unknown[], execute: 
   const filled = filler ? await filler(execute) : [];
   if (filled === undefined) return undefined;
   const result = await execute(command, filled);
-  if (filler) await afterPalette(command, result, execute);
+  // A command that could not start has said why already (see `runOnServer`).
+  if (filler && result !== undefined) await afterPalette(command, result, execute);
   return result;
 }

@@ -64,8 +64,8 @@ pub enum Command {
     OpenRun(PathArgs),
     ListRuns(ListRunsArgs),
     ListJobs,
-    /// One job, or every job when `None`.
-    Cancel(Option<u64>),
+    /// These jobs, or every job when `None` (no argument).
+    Cancel(Option<Vec<u64>>),
     BuildPaper(TexArgs),
     WritePaper(WriteArgs),
     ReviewPaper(TexArgs),
@@ -73,14 +73,11 @@ pub enum Command {
     ReviseAll(TexArgs),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NoveltyArgs {
-    #[serde(skip)]
     pub template: PathBuf,
     /// Only these ideas (by Name); `None`: every unchecked one.
-    #[serde(default)]
     pub ideas: Option<Vec<String>>,
-    #[serde(default)]
     pub force: bool,
 }
 
@@ -106,10 +103,9 @@ pub struct PathArgs {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListRunsArgs {
     /// One folder; `None`: every workspace folder.
-    #[serde(default)]
     pub folder: Option<PathBuf>,
 }
 
@@ -191,20 +187,22 @@ impl Command {
                 let usage =
                     "the template folder: [{\"template\": \"/path\", \"ideas\": [names], \"force\": false}]";
                 let template = template_of(&first).ok_or_else(|| bad(usage, "no template given".into()))?;
-                let mut args: NoveltyArgs = match &first {
-                    Value::Object(_) => typed(first.clone()).map_err(|e| {
-                        bad(
+                let ideas = match first.get("ideas") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+                        Some(a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    }
+                    Some(other) => {
+                        return Err(bad(
                             usage,
-                            format!(
-                                "\"ideas\" must be a list of idea names and \"force\" true or false ({e})"
-                            ),
-                        )
-                    })?,
-                    _ => NoveltyArgs {
-                        template: PathBuf::new(),
-                        ideas: None,
-                        force: false,
-                    },
+                            format!("\"ideas\" must be a list of idea names, not {other}"),
+                        ))
+                    }
+                };
+                let mut args = NoveltyArgs {
+                    template: PathBuf::new(),
+                    ideas,
+                    force: first.get("force").and_then(Value::as_bool).unwrap_or(false),
                 };
                 args.template = template;
                 Command::CheckNovelty(args)
@@ -226,15 +224,15 @@ impl Command {
                 bad("{\"folder\": the folder of experiment.py}", String::new())
             })?),
             OPEN_RUN => Command::OpenRun(object(first, || bad("{\"path\": file}", String::new()))?),
-            LIST_RUNS => Command::ListRuns(match first {
-                Value::Null => ListRunsArgs::default(),
-                v => object(v, || bad("{\"folder\": path} or nothing", String::new()))?,
+            LIST_RUNS => Command::ListRuns(ListRunsArgs {
+                folder: first.get("folder").and_then(Value::as_str).map(PathBuf::from),
             }),
             LIST_JOBS => Command::ListJobs,
-            CANCEL => Command::Cancel(match first {
-                Value::Null => None,
-                Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
-                other => {
+            CANCEL => Command::Cancel(match arguments.first() {
+                None => None,
+                // A number that is no job's id cancels nothing, as it always has.
+                Some(Value::Number(n)) => Some(n.as_u64().into_iter().collect()),
+                Some(other) => {
                     return Err(CommandError::BadArguments(format!(
                         "{command} takes a job id (a number) or nothing, not {other}"
                     )))
@@ -366,6 +364,20 @@ mod tests {
             Command::parse(CHECK_NOVELTY, &[json!({"template": "/t", "ideas": "a"})]),
             Err(CommandError::BadArguments(_))
         ));
+        // As before the typed commands: a force that is not true is false.
+        let Command::CheckNovelty(a) =
+            Command::parse(CHECK_NOVELTY, &[json!({"template": "/t", "force": "yes"})]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(!a.force && a.ideas.is_none());
+        // listRuns without a usable folder lists every workspace folder.
+        for arg in [json!("x"), json!({"folder": 3}), json!({})] {
+            assert_eq!(
+                Command::parse(LIST_RUNS, &[arg]).unwrap(),
+                Command::ListRuns(ListRunsArgs::default())
+            );
+        }
     }
 
     #[test]
@@ -398,9 +410,14 @@ mod tests {
         assert_eq!(Command::parse(CANCEL, &[]).unwrap(), Command::Cancel(None));
         assert_eq!(
             Command::parse(CANCEL, &[json!(7)]).unwrap(),
-            Command::Cancel(Some(7))
+            Command::Cancel(Some(vec![7]))
+        );
+        assert_eq!(
+            Command::parse(CANCEL, &[json!(-1)]).unwrap(),
+            Command::Cancel(Some(vec![]))
         );
         assert!(Command::parse(CANCEL, &[json!("7")]).is_err());
+        assert!(Command::parse(CANCEL, &[Value::Null]).is_err());
         assert!(Command::parse("aisci.nope", &[]).is_err());
     }
 }

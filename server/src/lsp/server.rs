@@ -369,9 +369,9 @@ async fn execute(b: &Backend, command: Command) -> Result<Option<Value>, Command
             b.show_document(&a.path);
             Ok(None)
         }
-        Command::Cancel(id) => {
-            let ids: Vec<u64> = match id {
-                Some(id) => vec![id],
+        Command::Cancel(ids) => {
+            let ids: Vec<u64> = match ids {
+                Some(ids) => ids,
                 None => b.state.jobs.list().into_iter().map(|j| j.id).collect(),
             };
             let cancelled: Vec<u64> = ids.into_iter().filter(|id| b.state.jobs.cancel(*id)).collect();

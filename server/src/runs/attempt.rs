@@ -66,8 +66,10 @@ pub async fn run_attempt(
     let root = spec.root;
     let run_name = format!("run_{}", spec.run);
     let run_dir = root.join(&run_name);
-    if run_dir.exists() {
-        // Left over from an interrupted session: keep it out of the way, not deleted.
+    // A launched run's folder was claimed by its caller (see `launch_run`); any other
+    // existing folder is left over from an interrupted session.
+    if run_dir.exists() && spec.origin != RunOrigin::Launch {
+        // Keep it out of the way, not deleted.
         let stamp = chrono::Utc::now().format("%Y%m%d_%H%M%S");
         let dest = root
             .join(ATTEMPTS_DIR)

@@ -131,7 +131,6 @@ pub(crate) fn prompt_and_code(
 pub(crate) fn record_usage(root: &Path, records: &[CallRecord], host: &host::StageHost<'_>) {
     if let Err(e) = append_usage(root, records) {
         let path = usage_path(root);
-        tracing::warn!("could not record usage in {}: {e}", path.display());
         host.emit(host::StageEvent::Warning(format!(
             "the usage ledger {} could not be written: {e}",
             path.display()

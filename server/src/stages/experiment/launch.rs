@@ -87,9 +87,21 @@ pub async fn launch_run(
         _ => {}
     };
 
-    let run = (1u32..)
-        .find(|i| !root.join(format!("run_{i}")).exists())
-        .expect("a free run number");
+    // The first free run_<i>, claimed with create_dir so that two launches in one folder
+    // (an editor and a terminal) never share a number.
+    let mut run = 1u32;
+    loop {
+        match std::fs::create_dir(root.join(format!("run_{run}"))) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => run += 1,
+            Err(e) => {
+                return Err(input(format!(
+                    "{}: {e}",
+                    root.join(format!("run_{run}")).display()
+                )))
+            }
+        }
+    }
     let spec = AttemptSpec {
         root,
         run,

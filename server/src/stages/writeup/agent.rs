@@ -178,7 +178,7 @@ pub enum WriteupError {
     NoTex(PathBuf),
     #[error("no section {what} in the paper (sections: {available})")]
     UnknownSection { what: String, available: String },
-    #[error("{count} sections are titled \"{title}\": name one by its position (e.g. --section 2 for the second \\section)")]
+    #[error("{count} sections are titled \"{title}\": name one by its position (`aisci writeup --section N` for the N-th \\section; in the editor, \"Write this section\" in it)")]
     AmbiguousSection { title: String, count: usize },
     #[error("the writing stage stopped: {source}")]
     Llm {
@@ -331,11 +331,18 @@ fn find_section(src: &str, at: &SectionRef) -> Result<Target, WriteupError> {
             }),
         SectionRef::Title(title) => {
             let want = title.trim().to_lowercase();
-            let found: Vec<&syntax::Section> = facts
-                .sections
-                .iter()
-                .filter(|s| s.title.trim().to_lowercase() == want)
-                .collect();
+            let named = |level: Option<u8>| -> Vec<&syntax::Section> {
+                facts
+                    .sections
+                    .iter()
+                    .filter(|s| level.is_none_or(|l| s.level == l) && s.title.trim().to_lowercase() == want)
+                    .collect()
+            };
+            // A \section first: a \subsection of the same name does not make it ambiguous.
+            let mut found = named(Some(2));
+            if found.is_empty() {
+                found = named(None);
+            }
             match found.as_slice() {
                 [one] => Ok(target(one)),
                 [] if plan::part_for(title).is_some_and(|p| p.name == PARTS[0].name) => Ok(Target {
@@ -568,5 +575,37 @@ impl Stage<'_> {
             return Err(Fatal::Cancelled);
         }
         Ok(problems)
+    }
+}
+
+#[cfg(test)]
+mod section_tests {
+    use super::*;
+
+    const TWICE: &str = "\\documentclass{article}\n\\begin{document}\n\\section{Results}\nA.\n\\section{Method}\n\\subsection{Method}\nB.\n\\section{Results}\nC.\n\\end{document}\n";
+
+    #[test]
+    fn a_section_by_position_is_the_one_at_that_place() {
+        let t = find_section(TWICE, &SectionRef::At { level: 2, index: 2 }).unwrap();
+        assert_eq!(t.title, "Results");
+        assert_eq!(t.heading, Some(("\\section{Results}".to_string(), 8)));
+        let first = find_section(TWICE, &SectionRef::At { level: 2, index: 0 }).unwrap();
+        assert_eq!(first.heading.unwrap().1, 3);
+        assert!(matches!(
+            find_section(TWICE, &SectionRef::At { level: 2, index: 3 }),
+            Err(WriteupError::UnknownSection { .. })
+        ));
+    }
+
+    #[test]
+    fn a_title_must_name_one_section() {
+        assert!(matches!(
+            find_section(TWICE, &"results".into()),
+            Err(WriteupError::AmbiguousSection { count: 2, .. })
+        ));
+        // The \subsection of the same name does not make the \section ambiguous.
+        let m = find_section(TWICE, &"Method".into()).unwrap();
+        assert_eq!(m.heading.unwrap().1, 5);
+        assert!(find_section(TWICE, &"Appendix".into()).is_err());
     }
 }
