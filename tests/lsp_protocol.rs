@@ -113,6 +113,51 @@ async fn malformed_params_get_a_json_rpc_error_and_the_server_lives_on() {
     assert_eq!(r["cancelled"], json!([]));
 }
 
+/// Frames and bodies that used to end the session (tower-lsp's decoder gave up), or to
+/// make it drop every later message, one after another; the server still answers, and a
+/// bad request with an id gets -32600.
+#[tokio::test]
+async fn no_message_ends_the_session() {
+    let c = TestClient::start(Value::Null);
+    c.initialize(json!({}), Value::Null).await;
+    let framed = |body: &[u8]| {
+        let mut f = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        f.extend_from_slice(body);
+        f
+    };
+    let bad: Vec<Vec<u8>> = vec![
+        framed(br#"{"foo":1}"#),
+        framed(b"[1,2,3]"),
+        framed(b"42"),
+        framed(b"null"),
+        framed(br#"[{"jsonrpc":"2.0","id":1,"method":"shutdown"}]"#),
+        framed(&[0xff, 0xfe, 0xfd]),
+        framed(br#"{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"t":"\ud800"}}"#),
+        b"Content-Length: abc\r\n\r\n{}".to_vec(),
+        b"Content-Length: -5\r\n\r\n".to_vec(),
+        b"Content-Length: 99999999999\r\n\r\n".to_vec(),
+        b"X-Nothing: here\r\n\r\n".to_vec(),
+        b"Content-Length: 30\r\n\r\n".to_vec(),
+    ];
+    for b in &bad {
+        c.send_bytes(b).await;
+    }
+    c.send_raw(r#"{"jsonrpc":"1.0","id":9001,"method":"shutdown"}"#)
+        .await;
+    let answer = c
+        .wait_for("the InvalidRequest answer", 10, |m| m["id"] == 9001)
+        .await;
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    // `"arguments": null` is read as no arguments.
+    let r = c
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.cancel", "arguments": null }),
+        )
+        .await;
+    assert_eq!(r["cancelled"], json!([]));
+}
+
 #[tokio::test]
 async fn template_problems_are_diagnostics_and_follow_edits() {
     let dir = tempfile::tempdir().unwrap();

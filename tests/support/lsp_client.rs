@@ -86,8 +86,15 @@ impl TestClient {
                         r.lock().unwrap().push(msg);
                         continue;
                     };
-                    if let Some(tx) = p.lock().unwrap().remove(&id) {
-                        let _ = tx.send(msg);
+                    match p.lock().unwrap().remove(&id) {
+                        Some(tx) => {
+                            let _ = tx.send(msg);
+                        }
+                        // An answer to a message sent raw: kept for `wait_for`.
+                        None => {
+                            r.lock().unwrap().push(msg);
+                            a.notify_waiters();
+                        }
                     }
                     continue;
                 }
@@ -143,6 +150,13 @@ impl TestClient {
     }
 
     /// Sends raw bytes (for malformed-input tests).
+    /// Writes bytes to the server as they are (no framing added).
+    pub async fn send_bytes(&self, bytes: &[u8]) {
+        let mut w = self.writer.lock().await;
+        w.write_all(bytes).await.unwrap();
+        w.flush().await.unwrap();
+    }
+
     pub async fn send_raw(&self, body: &str) {
         let mut w = self.writer.lock().await;
         w.write_all(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes())

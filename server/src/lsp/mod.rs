@@ -35,6 +35,7 @@ where
         backend
     })
     .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
+    .custom_method(framing::INVALID_REQUEST, Backend::invalid_request)
     .finish();
     let signal = Arc::new(exit::ExitSignal::default());
     let service = exit::ExitWatch::new(service, signal.clone());

@@ -314,6 +314,20 @@ impl LanguageServer for Backend {
 }
 
 impl Backend {
+    /// A request the framing guard found malformed (see `framing`): answered
+    /// InvalidRequest with the reason.
+    pub async fn invalid_request(&self, params: Value) -> RpcResult<Value> {
+        let reason = params
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("invalid request");
+        Err(tower_lsp::jsonrpc::Error {
+            code: tower_lsp::jsonrpc::ErrorCode::InvalidRequest,
+            message: reason.to_string().into(),
+            data: None,
+        })
+    }
+
     /// `window/workDoneProgress/cancel`: the user pressed cancel on our progress.
     pub async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
         if let Some(job) = job_of_token(&params.token) {
