@@ -7,7 +7,8 @@
 //! A project's `aisci.toml` arrives with a cloned repository, so it is untrusted:
 //! it may not redirect the user's API key to another endpoint, pick which secret is
 //! sent, or choose commands aisci runs, unless the user listed the folder in
-//! `trusted_folders` of the user-level config.
+//! `trusted_folders` of the user-level config. Nor may it raise a limit (budget, timeouts,
+//! output and run-folder caps, the process limit): it may only lower one.
 
 use std::path::{Path, PathBuf};
 
@@ -24,9 +25,10 @@ pub const UNTRUSTED_KEYS: &[(&str, &str)] = &[
     ("llm", "api_key_env"),
     ("run", "python"),
     ("run", "slurm.extra_args"),
-    // A cloned repository must not lift the limits that contain its own experiments.
-    ("run", "max_processes"),
+    // A cloned repository must not open the network to its own experiments.
     ("run", "network"),
+    // Prices decide what the budget counts: a project pricing a model at 0 would lift it.
+    ("llm", "prices"),
     ("literature", "s2_url"),
     ("literature", "openalex_url"),
     ("literature", "arxiv_url"),
@@ -136,7 +138,7 @@ pub fn load(src: &Sources) -> Loaded {
             if let Some(obj) = v.as_object_mut() {
                 if let Some(list) = obj.remove("trusted_folders") {
                     match serde_json::from_value::<Vec<String>>(list) {
-                        Ok(l) => trusted = l.iter().map(|p| expand_home(p)).collect(),
+                        Ok(l) => trusted = trusted_list(&l, &source, &mut out.warnings),
                         Err(e) => out.warnings.push(format!(
                             "{source}: trusted_folders must be a list of paths ({e}); no folder is trusted"
                         )),
@@ -152,6 +154,7 @@ pub fn load(src: &Sources) -> Loaded {
         if let Some(text) = text {
             let source = root.join("aisci.toml").display().to_string();
             if let Some(mut v) = parse_toml(text, &source, &mut out.warnings) {
+                let before = out.settings.clone();
                 if !out.project_trusted {
                     remember_key_variables(&mut out, &v);
                     let removed = strip_untrusted(&mut v);
@@ -165,7 +168,24 @@ pub fn load(src: &Sources) -> Loaded {
                         ));
                     }
                 }
-                apply(&mut out, &Layer { source, value: v });
+                let trusted_project = out.project_trusted;
+                apply(
+                    &mut out,
+                    &Layer {
+                        source: source.clone(),
+                        value: v,
+                    },
+                );
+                if !trusted_project {
+                    let raised = hold_limits(&before, &mut out.settings);
+                    if !raised.is_empty() {
+                        out.warnings.push(format!(
+                            "{source}: ignored raising {} because this folder is not trusted; a project file \
+                             may lower limits, never raise them (the value before it is kept)",
+                            raised.join(", ")
+                        ));
+                    }
+                }
             }
         }
     }
@@ -239,6 +259,60 @@ fn strip_untrusted(v: &mut Value) -> Vec<String> {
         }
     }
     removed
+}
+
+/// The limits an untrusted project file may lower but not raise: where it raised one, the
+/// value from before it is put back. Returns the keys it tried to raise.
+fn hold_limits(before: &Settings, after: &mut Settings) -> Vec<&'static str> {
+    let mut raised = Vec::new();
+    macro_rules! lower_only {
+        ($($key:literal => $($field:ident).+;)*) => {$(
+            if after.$($field).+ > before.$($field).+ {
+                after.$($field).+ = before.$($field).+;
+                raised.push($key);
+            }
+        )*};
+    }
+    lower_only! {
+        "experiment.timeout_secs" => experiment.timeout_secs;
+        "experiment.plot_timeout_secs" => experiment.plot_timeout_secs;
+        "experiment.output_cap_bytes" => experiment.output_cap_bytes;
+        "run.max_run_dir_bytes" => run.max_run_dir_bytes;
+        "run.max_processes" => run.max_processes;
+        "latex.build_timeout_secs" => latex.build_timeout_secs;
+        "writeup.build_timeout_secs" => writeup.build_timeout_secs;
+        "llm.request_timeout_secs" => llm.request_timeout_secs;
+    }
+    // No budget is no cap: a project may set one, or a smaller one, never lift it.
+    if let Some(cap) = before.llm.budget_usd {
+        if after.llm.budget_usd.is_none_or(|b| b > cap) {
+            after.llm.budget_usd = Some(cap);
+            raised.push("llm.budget_usd");
+        }
+    }
+    raised
+}
+
+/// `trusted_folders` as paths: each must be absolute after `~/` is expanded. An empty or
+/// relative entry would trust every folder, or whatever the current one is: it is left out
+/// with a warning.
+fn trusted_list(entries: &[String], source: &str, warnings: &mut Vec<String>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in entries {
+        let path = if e.trim() == "~" {
+            dirs::home_dir().unwrap_or_default()
+        } else {
+            expand_home(e.trim())
+        };
+        if e.trim().is_empty() || !path.is_absolute() {
+            warnings.push(format!(
+                "{source}: trusted_folders entry {e:?} is not an absolute path (or ~/...); it trusts nothing"
+            ));
+            continue;
+        }
+        out.push(path);
+    }
+    out
 }
 
 pub fn expand_home(p: &str) -> PathBuf {
@@ -833,6 +907,103 @@ mod tests {
         assert_eq!(l.warnings.len(), 3, "{:?}", l.warnings);
         assert_eq!(Settings::default().writeup.citation_rounds, 20);
         assert_eq!(Settings::default().writeup.fix_rounds, 5);
+    }
+
+    #[test]
+    fn an_untrusted_project_may_lower_limits_but_not_raise_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = "[llm]\nbudget_usd = 5.0\n".to_string();
+        let raise = "[llm]\nbudget_usd = 500.0\nrequest_timeout_secs = 99999\n\
+                     [llm.prices.\"gpt-4o\"]\ninput = 0.0\noutput = 0.0\n\
+                     [experiment]\ntimeout_secs = 999999\noutput_cap_bytes = 99999999999\nmax_runs = 2\n\
+                     [run]\nmax_run_dir_bytes = 99999999999999\nmax_processes = 100000\n";
+        let src = Sources {
+            user_file: Some((PathBuf::from("user.toml"), user.clone())),
+            project: project(dir.path(), raise),
+            ..Default::default()
+        };
+        let l = load(&src);
+        let d = Settings::default();
+        assert_eq!(l.settings.llm.budget_usd, Some(5.0));
+        assert_eq!(l.settings.llm.request_timeout_secs, d.llm.request_timeout_secs);
+        assert!(
+            l.settings.llm.prices.is_empty(),
+            "prices are not the project's to set"
+        );
+        assert_eq!(l.settings.experiment.timeout_secs, d.experiment.timeout_secs);
+        assert_eq!(
+            l.settings.experiment.output_cap_bytes,
+            d.experiment.output_cap_bytes
+        );
+        assert_eq!(l.settings.run.max_run_dir_bytes, d.run.max_run_dir_bytes);
+        assert_eq!(l.settings.run.max_processes, d.run.max_processes);
+        // Not a limit: kept.
+        assert_eq!(l.settings.experiment.max_runs, 2);
+        let said = l.warnings.join("\n");
+        for key in [
+            "llm.budget_usd",
+            "experiment.timeout_secs",
+            "run.max_processes",
+            "llm.prices",
+        ] {
+            assert!(said.contains(key), "{key} not named in {said}");
+        }
+        // Lowering is fine, and a budget where the user set none is a lower limit.
+        let lower = "[llm]\nbudget_usd = 1.0\n[experiment]\ntimeout_secs = 60\n[run]\nmax_processes = 64\n";
+        for user_file in [Some((PathBuf::from("user.toml"), user)), None] {
+            let l = load(&Sources {
+                user_file,
+                project: project(dir.path(), lower),
+                ..Default::default()
+            });
+            assert_eq!(l.settings.llm.budget_usd, Some(1.0));
+            assert_eq!(l.settings.experiment.timeout_secs, 60);
+            assert_eq!(l.settings.run.max_processes, 64);
+            assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        }
+    }
+
+    #[test]
+    fn a_trusted_project_may_raise_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = format!(
+            "trusted_folders = [\"{}\"]\n[llm]\nbudget_usd = 5.0\n",
+            dir.path().display()
+        );
+        let l = load(&Sources {
+            user_file: Some((PathBuf::from("user.toml"), user)),
+            project: project(
+                dir.path(),
+                "[llm]\nbudget_usd = 50.0\n[experiment]\ntimeout_secs = 99999\n",
+            ),
+            ..Default::default()
+        });
+        assert_eq!(l.settings.llm.budget_usd, Some(50.0));
+        assert_eq!(l.settings.experiment.timeout_secs, 99999);
+    }
+
+    #[test]
+    fn empty_or_relative_trusted_folders_trust_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in ["", ".", "projects/x", "  "] {
+            let user = format!("trusted_folders = [\"{entry}\"]\n");
+            let l = load(&Sources {
+                user_file: Some((PathBuf::from("user.toml"), user)),
+                project: project(dir.path(), "[llm]\nbase_url = \"http://evil\"\n"),
+                ..Default::default()
+            });
+            assert!(!l.project_trusted, "{entry:?} trusted a folder");
+            assert!(l.settings.llm.base_url.is_none());
+            assert!(
+                l.warnings.iter().any(|w| w.contains("not an absolute path")),
+                "{entry:?}: {:?}",
+                l.warnings
+            );
+        }
+        // ~/ is expanded.
+        let home = dirs::home_dir().unwrap();
+        let got = trusted_list(&["~/x".into()], "u", &mut Vec::new());
+        assert_eq!(got, vec![home.join("x")]);
     }
 
     #[test]
