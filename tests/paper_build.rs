@@ -56,9 +56,15 @@ async fn v1_paper_builds_and_its_bibtex_defects_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let tex = v1_paper(dir.path());
     let runner = LocalRunner::new(8 << 20);
-    let out = build::build(&tex, Duration::from_secs(120), &runner, &CancellationToken::new())
-        .await
-        .unwrap();
+    let out = build::build(
+        &tex,
+        Duration::from_secs(120),
+        &runner,
+        false,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let src = std::fs::read_to_string(&tex).unwrap();
     for p in &out.problems {
         eprintln!("{:?}:{:?} {:?} {}", p.file, p.line, p.severity, p.message);
@@ -118,7 +124,7 @@ async fn a_broken_build_reports_the_line_and_keeps_the_last_pdf() {
     std::fs::write(&tex, good).unwrap();
     let runner = LocalRunner::new(8 << 20);
     let cancel = CancellationToken::new();
-    let first = build::build(&tex, Duration::from_secs(60), &runner, &cancel)
+    let first = build::build(&tex, Duration::from_secs(60), &runner, false, &cancel)
         .await
         .unwrap();
     assert_eq!(first.status, BuildStatus::Built, "{:?}", first.problems);
@@ -128,7 +134,7 @@ async fn a_broken_build_reports_the_line_and_keeps_the_last_pdf() {
     let broken =
         "\\documentclass{article}\n\\begin{document}\nHello.\n\\undefinedmacro here\n\\end{document}\n";
     std::fs::write(&tex, broken).unwrap();
-    let second = build::build(&tex, Duration::from_secs(60), &runner, &cancel)
+    let second = build::build(&tex, Duration::from_secs(60), &runner, false, &cancel)
         .await
         .unwrap();
     assert_eq!(second.status, BuildStatus::Failed);
@@ -158,10 +164,62 @@ async fn a_hanging_build_is_stopped_at_its_limit() {
     .unwrap();
     let runner = LocalRunner::new(8 << 20);
     let t = std::time::Instant::now();
-    let out = build::build(&tex, Duration::from_secs(3), &runner, &CancellationToken::new())
-        .await
-        .unwrap();
+    let out = build::build(
+        &tex,
+        Duration::from_secs(3),
+        &runner,
+        false,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.status, BuildStatus::TimedOut);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert!(out.pdf.is_none());
+}
+
+/// A project's latexmkrc is Perl that latexmk runs: outside a trusted folder it is not read
+/// (the build says which file it passed over); in a trusted one it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_latexmkrc_runs_only_when_the_folder_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let latex = dir.path().join("latex");
+    std::fs::create_dir_all(&latex).unwrap();
+    let tex = latex.join("template.tex");
+    std::fs::write(
+        &tex,
+        "\\documentclass{article}\n\\begin{document}\nHi.\n\\end{document}\n",
+    )
+    .unwrap();
+    let marker = dir.path().join("rc-ran");
+    std::fs::write(
+        latex.join("latexmkrc"),
+        format!("open(my $f, '>', '{}'); close($f);\n", marker.display()),
+    )
+    .unwrap();
+    let runner = LocalRunner::new(8 << 20);
+    let out = build::build(
+        &tex,
+        Duration::from_secs(60),
+        &runner,
+        false,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, BuildStatus::Built, "{:?}", out.problems);
+    assert!(!marker.exists(), "the untrusted latexmkrc ran");
+    assert_eq!(out.ignored_rc, Some(latex.join("latexmkrc")));
+    let out = build::build(
+        &tex,
+        Duration::from_secs(60),
+        &runner,
+        true,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status, BuildStatus::Built, "{:?}", out.problems);
+    assert!(marker.exists(), "a trusted folder's latexmkrc is read");
+    assert_eq!(out.ignored_rc, None);
 }

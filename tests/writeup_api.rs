@@ -123,6 +123,7 @@ fn ctx<'a>(
         sink,
         runner,
         search: None,
+        project_rc: false,
         root,
         idea: "idea",
         tex,

@@ -222,6 +222,7 @@ pub fn load(src: &Sources) -> Loaded {
     if let Some(m) = &src.cli_model {
         out.settings.llm.model = m.clone();
     }
+    out.settings.latex.project_rc = out.project_trusted;
     out
 }
 

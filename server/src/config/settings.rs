@@ -213,6 +213,10 @@ pub struct LatexSettings {
     pub build_on_save: bool,
     /// Add chktex's advice to the build's diagnostics.
     pub chktex: bool,
+    /// Not a setting: whether the project's own latexmk rc files (Perl that latexmk runs)
+    /// may be read; only in a trusted folder (see `config::load`).
+    #[serde(skip)]
+    pub project_rc: bool,
 }
 
 impl Default for LatexSettings {
@@ -221,6 +225,7 @@ impl Default for LatexSettings {
             build_timeout_secs: 120,
             build_on_save: true,
             chktex: true,
+            project_rc: false,
         }
     }
 }

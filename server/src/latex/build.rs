@@ -41,6 +41,8 @@ pub struct BuildOutcome {
     pub problems: Vec<LogProblem>,
     pub log: PathBuf,
     pub elapsed: Duration,
+    /// The project's latexmk rc file that was not read (the folder is not trusted).
+    pub ignored_rc: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,7 @@ pub async fn build(
     tex: &Path,
     timeout: Duration,
     runner: &dyn Runner,
+    project_rc: bool,
     cancel: &CancellationToken,
 ) -> Result<BuildOutcome, BuildError> {
     let tool = available_tool().ok_or(BuildError::MissingTool)?;
@@ -110,16 +113,22 @@ pub async fn build(
     let steps: Vec<(String, Vec<String>)> = match tool {
         Tool::Latexmk => vec![(
             "latexmk".into(),
-            vec![
-                "-pdf".into(),
+            [
+                // A latexmkrc is Perl that latexmk runs: outside a trusted folder none is
+                // read (aisci's own options follow).
+                (!project_rc).then(|| "-norc".to_string()),
+                Some("-pdf".into()),
                 // Go on past bibtex errors (a repeated entry, say), as pdflatex itself does
                 // in nonstopmode: the problems are reported, the PDF still gets built.
-                "-f".into(),
-                "-interaction=nonstopmode".into(),
-                "-file-line-error".into(),
-                format!("-outdir={out_arg}"),
-                name.clone(),
-            ],
+                Some("-f".into()),
+                Some("-interaction=nonstopmode".into()),
+                Some("-file-line-error".into()),
+                Some(format!("-outdir={out_arg}")),
+                Some(name.clone()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         )],
         Tool::Pdflatex => {
             let pdflatex = (
@@ -214,6 +223,9 @@ pub async fn build(
         problems,
         log: log_path,
         elapsed: started.elapsed(),
+        ignored_rc: (!project_rc && tool == Tool::Latexmk)
+            .then(|| ["latexmkrc", ".latexmkrc"].map(|n| dir.join(n)))
+            .and_then(|rc| rc.into_iter().find(|p| p.exists())),
     })
 }
 

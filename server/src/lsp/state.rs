@@ -218,6 +218,8 @@ pub struct PaperState {
     /// Per `.tex`: the lock that serialises its builds and the running build's job.
     pub(crate) builds: Mutex<HashMap<PathBuf, BuildSlot>>,
     pub(crate) tool_missing_said: std::sync::atomic::AtomicBool,
+    /// The rc files a build ignored that the user has been told of.
+    pub(crate) rc_said: Mutex<HashSet<PathBuf>>,
     /// Per `.tex`: the facts of its sections from the last check.
     pub(crate) facts: Mutex<HashMap<PathBuf, crate::latex::FactsCache>>,
 }

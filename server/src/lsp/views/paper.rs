@@ -393,7 +393,7 @@ async fn run_build(b: &Backend, tex: &Path, job: crate::jobs::JobId, cancel: &Ca
         &format!("Building {name}"),
     )
     .await;
-    let outcome = build::build(tex, timeout, &runner, cancel).await;
+    let outcome = build::build(tex, timeout, &runner, settings.latex.project_rc, cancel).await;
     match outcome {
         Err(e @ build::BuildError::MissingTool) => {
             progress.finish("no LaTeX tools".into()).await;
@@ -410,6 +410,20 @@ async fn run_build(b: &Backend, tex: &Path, job: crate::jobs::JobId, cancel: &Ca
                 .await;
         }
         Ok(out) => {
+            if let Some(rc) = &out.ignored_rc {
+                if b.state.paper.rc_said.lock().unwrap().insert(rc.clone()) {
+                    b.client
+                        .show_message(
+                            MessageType::WARNING,
+                            format!(
+                                "aisci: {} was not read: it is code latexmk would run, and this folder is not \
+                                 in trusted_folders; the paper is built with aisci's own options",
+                                rc.display()
+                            ),
+                        )
+                        .await;
+                }
+            }
             let mut problems = out.problems;
             if out.status != BuildStatus::Cancelled && settings.latex.chktex {
                 if let Some(chk) = build::chktex(tex, CHKTEX_TIMEOUT).await {

@@ -121,6 +121,8 @@ pub struct WriteupCtx<'a> {
     /// The paper (absolute), normally `<root>/latex/template.tex`.
     pub tex: &'a Path,
     pub settings: &'a WriteupSettings,
+    /// Whether the project's latexmk rc files may be read (a trusted folder only).
+    pub project_rc: bool,
     pub temperature: Option<f32>,
     pub max_tokens: u32,
     pub progress: &'a dyn Progress,
@@ -562,10 +564,16 @@ impl Stage<'_> {
                 })
             })?;
         }
-        let (problems, outcome) =
-            fixes::check_and_build(tex, &src, timeout, self.ctx.runner, self.ctx.cancel)
-                .await
-                .map_err(Fatal::Build)?;
+        let (problems, outcome) = fixes::check_and_build(
+            tex,
+            &src,
+            timeout,
+            self.ctx.runner,
+            self.ctx.project_rc,
+            self.ctx.cancel,
+        )
+        .await
+        .map_err(Fatal::Build)?;
         self.report.build = Some(BuildSummary {
             status: outcome.status,
             pdf: outcome.pdf.clone(),

@@ -130,6 +130,7 @@ pub async fn run(req: WriteupRequest<'_>, host: &StageHost<'_>) -> Result<Writeu
         idea,
         tex: &tex,
         settings: &settings.writeup,
+        project_rc: settings.latex.project_rc,
         temperature: Some(settings.llm.temperature),
         max_tokens: settings.llm.max_tokens,
         progress: host,

@@ -17,6 +17,7 @@ pub async fn check_and_build(
     src: &str,
     timeout: Duration,
     runner: &dyn Runner,
+    project_rc: bool,
     cancel: &CancellationToken,
 ) -> Result<(Vec<String>, BuildOutcome), BuildError> {
     let line_of = |offset: usize| src[..offset.min(src.len())].matches('\n').count() + 1;
@@ -37,7 +38,7 @@ pub async fn check_and_build(
             out.push(format!("line {}: chktex: {}", p.line.unwrap_or(0), p.message));
         }
     }
-    let outcome = build::build(tex, timeout, runner, cancel).await?;
+    let outcome = build::build(tex, timeout, runner, project_rc, cancel).await?;
     match outcome.status {
         BuildStatus::Cancelled => {}
         BuildStatus::TimedOut => out.push(format!(
