@@ -5,13 +5,11 @@
 //! the editor, by another job) survive, and rewrite it atomically in v1's format.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::formats::ideas_to_json;
-use crate::fsutil::write_atomic;
 
 /// The key under which the novelty check keeps its evidence. v1 ignores unknown
 /// keys, so an archive carrying it still loads there.
@@ -82,9 +80,13 @@ pub fn read_ideas_archive(path: &Path) -> Result<Vec<Value>, ArchiveError> {
         message,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    match serde_json::from_str::<Value>(&text).map_err(|e| bad(format!("invalid JSON: {e}")))? {
+    parse_archive(&text).map_err(bad)
+}
+
+fn parse_archive(text: &str) -> Result<Vec<Value>, String> {
+    match serde_json::from_str::<Value>(text).map_err(|e| format!("invalid JSON: {e}"))? {
         Value::Array(items) => Ok(items),
-        _ => Err(bad("it is not a JSON array of ideas".into())),
+        _ => Err("it is not a JSON array of ideas".into()),
     }
 }
 
@@ -93,33 +95,73 @@ pub fn entry_name(entry: &Value) -> Option<&str> {
     entry.get("Name").and_then(Value::as_str)
 }
 
-/// Serialises read-modify-write cycles within this process; across processes the
-/// atomic rename at least guarantees that nobody reads a half-written file.
-static UPDATE_LOCK: Mutex<()> = Mutex::new(());
-
-/// Re-read `path`, apply `edit` to the first idea called `name` and write the file
-/// back atomically in v1's format. Ok(false): no such idea any more (someone removed
-/// it), and the file was left alone.
+/// Re-read `path` under the shared-file lock (see `fsutil::update_shared`), apply `edit`
+/// to the first idea called `name` and write the file back atomically in v1's format.
+/// Ok(false): no such idea any more (someone removed it), and the file was left alone.
 pub fn update_idea_by_name(
     path: &Path,
     name: &str,
     edit: impl FnOnce(&mut Map<String, Value>),
 ) -> Result<bool, ArchiveError> {
-    let _guard = UPDATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut entries = read_ideas_archive(path)?;
-    let Some(obj) = entries
-        .iter_mut()
-        .find(|e| entry_name(e) == Some(name))
-        .and_then(Value::as_object_mut)
-    else {
-        return Ok(false);
-    };
-    edit(obj);
-    write_atomic(path, ideas_to_json(&entries).as_bytes()).map_err(|source| ArchiveError::Write {
+    update_archive(path, false, |entries| {
+        let Some(obj) = entries
+            .iter_mut()
+            .find(|e| entry_name(e) == Some(name))
+            .and_then(Value::as_object_mut)
+        else {
+            return false;
+        };
+        edit(obj);
+        true
+    })
+}
+
+/// Changes the ideas archive at `path` as it is on disk now, under the shared-file lock:
+/// `change` gets its entries and says whether it changed them; only then is the file
+/// rewritten. A missing file is no entries when `missing_ok`, else an error.
+pub fn update_archive(
+    path: &Path,
+    missing_ok: bool,
+    change: impl FnOnce(&mut Vec<Value>) -> bool,
+) -> Result<bool, ArchiveError> {
+    let unreadable = |message: String| ArchiveError::Unreadable {
         path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(true)
+        message,
+    };
+    crate::fsutil::update_shared(path, |text| {
+        let mut entries = match text {
+            Some(t) => parse_archive(&t).map_err(unreadable)?,
+            None if missing_ok => Vec::new(),
+            None => return Err(unreadable("No such file or directory".into()).into()),
+        };
+        let changed = change(&mut entries);
+        Ok((changed.then(|| ideas_to_json(&entries)), changed))
+    })
+    .map_err(|e| match e {
+        LockedError::Archive(a) => a,
+        LockedError::Io(source) => ArchiveError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+/// The archive module's errors inside `update_shared`.
+enum LockedError {
+    Archive(ArchiveError),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for LockedError {
+    fn from(e: std::io::Error) -> Self {
+        LockedError::Io(e)
+    }
+}
+
+impl From<ArchiveError> for LockedError {
+    fn from(e: ArchiveError) -> Self {
+        LockedError::Archive(e)
+    }
 }
 
 /// Set v1's `novel` flag and the evidence of one idea (see [`update_idea_by_name`]).
@@ -140,6 +182,47 @@ pub fn record_novelty(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// An ideas writer and a novelty writer at once (two `aisci` processes would do the
+    /// same through the same lock): every idea and every verdict is kept.
+    #[test]
+    fn concurrent_ideas_and_verdicts_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ideas.json");
+        std::fs::write(&p, r#"[{"Name": "seed", "Title": "S"}]"#).unwrap();
+        let ideas = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    update_archive(&p, true, |e| {
+                        e.push(json!({ "Name": format!("idea_{i}") }));
+                        true
+                    })
+                    .unwrap();
+                }
+            })
+        };
+        let verdicts = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    update_idea_by_name(&p, "seed", |o| {
+                        o.insert("novel".into(), json!(i % 2 == 0));
+                        o.insert("checked".into(), json!(i));
+                    })
+                    .unwrap();
+                }
+            })
+        };
+        ideas.join().unwrap();
+        verdicts.join().unwrap();
+        let entries = read_ideas_archive(&p).unwrap();
+        assert_eq!(entries.len(), 21);
+        assert_eq!(entries[0]["checked"], 19);
+        for i in 0..20 {
+            assert!(entries.iter().any(|e| e["Name"] == format!("idea_{i}")));
+        }
+    }
 
     #[test]
     fn novelty_update_keeps_other_entries_and_key_order() {

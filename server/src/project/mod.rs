@@ -15,8 +15,8 @@ mod pyrepr;
 mod runs;
 
 pub use archive::{
-    entry_name, read_ideas_archive, record_novelty, update_idea_by_name, ArchiveError, EvidencePaper,
-    NoveltyEvidence, NOVELTY_KEY,
+    entry_name, read_ideas_archive, record_novelty, update_archive, update_idea_by_name, ArchiveError,
+    EvidencePaper, NoveltyEvidence, NOVELTY_KEY,
 };
 pub use checks::{
     check_final_info, check_ideas_json, check_prompt_json, check_template, error_span, read_source, Overlay,

@@ -12,9 +12,7 @@ pub mod services;
 pub mod writeup;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use crate::fsutil::write_atomic;
 use crate::literature::LitError;
 use crate::llm::{CallRecord, Llm, LlmError, Totals};
 use crate::project::{PromptJson, Template};
@@ -149,24 +147,18 @@ pub fn append_usage(root: &Path, records: &[CallRecord]) -> std::io::Result<()> 
     if records.is_empty() {
         return Ok(());
     }
-    // Stages of different projects (or a late one) may finish together: one writer at a time.
-    static LEDGER_LOCK: Mutex<()> = Mutex::new(());
-    let _one_writer = LEDGER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let path = usage_path(root);
-    std::fs::create_dir_all(path.parent().expect("ledger has a parent"))?;
-    let mut text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    for r in records {
-        text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
-        text.push('\n');
-    }
-    write_atomic(&path, text.as_bytes())
+    // Stages of this process and other aisci processes may finish together.
+    crate::fsutil::update_shared(&usage_path(root), |current| {
+        let mut text = current.unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        for r in records {
+            text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        Ok((Some(text), ()))
+    })
 }
 
 #[cfg(test)]
@@ -185,7 +177,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A file where the ledger's folder should be.
         std::fs::write(dir.path().join(".aisci"), "").unwrap();
-        let seen = Mutex::new(Vec::new());
+        let seen = std::sync::Mutex::new(Vec::new());
         let events = |e: host::StageEvent| seen.lock().unwrap().push(e);
         let cancel = tokio_util::sync::CancellationToken::new();
         let h = host::StageHost::new(&crate::agent::edit_sink::DiskSink, &events, &cancel);

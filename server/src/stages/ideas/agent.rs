@@ -27,12 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::conversation::Conversation;
 use crate::config::{IdeaSettings, LlmSettings};
-use crate::fsutil::write_atomic;
 use crate::jobs::Progress;
 use crate::llm::{CallTag, Llm, LlmError};
-use crate::project::{
-    ideas_to_json, is_valid_idea_name, normalize_idea_name, validate_idea, Idea, PromptJson,
-};
+use crate::project::{is_valid_idea_name, normalize_idea_name, validate_idea, Idea, PromptJson};
 
 use crate::agent::json_extract::extract_idea_json;
 
@@ -129,6 +126,12 @@ pub fn load_archive(ideas_path: &Path, seeds: &[Idea]) -> Result<Vec<Value>, Ide
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(bad(e.to_string())),
     };
+    with_seeds(&mut entries, seeds);
+    Ok(entries)
+}
+
+/// Puts any seed the archive lacks (by Name) in front of it.
+fn with_seeds(entries: &mut Vec<Value>, seeds: &[Idea]) {
     let present: HashSet<String> = entries.iter().filter_map(entry_name).collect();
     let missing: Vec<Value> = seeds
         .iter()
@@ -136,7 +139,35 @@ pub fn load_archive(ideas_path: &Path, seeds: &[Idea]) -> Result<Vec<Value>, Ide
         .map(Idea::to_value)
         .collect();
     entries.splice(0..0, missing);
-    Ok(entries)
+}
+
+/// Adds `idea` to the archive as it is on disk now, under the shared-file lock, so ideas
+/// another writer (a second `aisci ideas`, the editor, the novelty check) added or changed
+/// meanwhile are kept. A Name another writer took meanwhile gets a suffix. Returns the
+/// archive as written and the idea as added.
+fn append_idea(ideas_path: &Path, seeds: &[Idea], mut idea: Idea) -> Result<(Vec<Value>, Idea), IdeaError> {
+    let mut written = Vec::new();
+    crate::project::update_archive(ideas_path, true, |entries| {
+        with_seeds(entries, seeds);
+        let taken: HashSet<String> = entries.iter().filter_map(entry_name).collect();
+        if taken.contains(&idea.name) {
+            let base = idea.name.clone();
+            idea.name = (2..)
+                .map(|k| format!("{base}_{k}"))
+                .find(|n| !taken.contains(n))
+                .expect("a free Name");
+        }
+        entries.push(idea.to_value());
+        written = entries.clone();
+        true
+    })
+    .map_err(|e| match e {
+        crate::project::ArchiveError::Write { path, source } => IdeaError::Write { path, source },
+        crate::project::ArchiveError::Unreadable { path, message } => {
+            IdeaError::ExistingArchive { path, message }
+        }
+    })?;
+    Ok((written, idea))
 }
 
 fn entry_name(v: &Value) -> Option<String> {
@@ -182,12 +213,10 @@ pub async fn generate_ideas(
         report.calls += gen.conv.calls();
         match outcome {
             Ok(Ok(idea)) => {
-                archive.push(idea.to_value());
-                let text = ideas_to_json(&archive);
-                write_atomic(ideas_path, text.as_bytes()).map_err(|source| IdeaError::Write {
-                    path: ideas_path.to_path_buf(),
-                    source,
-                })?;
+                // The next idea is asked for against the archive as it is now, others'
+                // ideas included.
+                let (now, idea) = append_idea(ideas_path, inputs.seeds, idea)?;
+                archive = now;
                 report.accepted.push(idea);
             }
             Ok(Err(reason)) => report.dropped.push(DroppedIdea {

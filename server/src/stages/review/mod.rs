@@ -563,15 +563,25 @@ pub fn revision_request(src: &str, placed: &[&Placed]) -> String {
 /// Records that the comments `ids` were addressed by a revision (the editor stops
 /// showing them as open).
 pub fn mark_addressed(root: &Path, ids: &[String]) -> Result<(), ReviewStageError> {
-    let Some(mut file) = read_review(root) else {
-        return Ok(());
+    let path = root.join(REVIEW_JSON);
+    let io = |source: std::io::Error| ReviewStageError::Io {
+        path: path.display().to_string(),
+        source,
     };
-    for id in ids {
-        if !file.addressed.contains(id) {
-            file.addressed.push(id.clone());
+    // Re-read under the shared-file lock: a review written meanwhile is not undone.
+    crate::fsutil::update_shared(&path, |text| {
+        let Some(mut file) = text.and_then(|t| serde_json::from_str::<ReviewFile>(&t).ok()) else {
+            return Ok((None, ()));
+        };
+        for id in ids {
+            if !file.addressed.contains(id) {
+                file.addressed.push(id.clone());
+            }
         }
-    }
-    write_review(root, &file)
+        let text = serde_json::to_string_pretty(&file).expect("a review file serialises");
+        Ok::<_, std::io::Error>((Some(text), ()))
+    })
+    .map_err(io)
 }
 
 #[derive(Debug, thiserror::Error)]
