@@ -31,7 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 const STALE_TMP: Duration = Duration::from_secs(10 * 60);
 
 /// Changes a file that other tasks and other aisci processes may change too: under an
-/// advisory lock (`flock` on a `.<name>.lock` beside it, held across processes), the file
+/// advisory lock (`flock` on its [`lock_path`], held across processes), the file
 /// is read again (`None` when it does not exist), `change` makes the new content from what
 /// is there now (`Ok(None)`: leave it), and the result replaces it atomically. So two
 /// writers never lose each other's changes, whatever they read before.
@@ -56,26 +56,34 @@ where
     Ok(out)
 }
 
-/// The lock file of `path`: `.<name>.lock` in the same folder.
+/// The lock file of `path`: `<name>.lock` in the `.aisci` folder beside it (in that folder
+/// itself for files already in one), so a project gains no stray files.
 pub fn lock_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.lock"))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let locks = if dir.file_name().is_some_and(|n| n == ".aisci") {
+        dir.to_path_buf()
+    } else {
+        dir.join(".aisci")
+    };
+    locks.join(format!("{name}.lock"))
 }
 
 /// Holds an exclusive `flock` on the lock file of `path` until dropped. Each call opens
 /// the lock file anew, so tasks of one process exclude each other as processes do.
 fn lock_beside(path: &Path) -> std::io::Result<std::fs::File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let lock = lock_path(path);
+    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(lock_path(path))?;
+        .open(&lock)?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
     Ok(file)
 }
