@@ -147,3 +147,28 @@ fn demo_template_is_clean() {
     let names: Vec<_> = fi.datasets.iter().map(|d| d.0.as_str()).collect();
     assert_eq!(names, ["blobs", "moons", "circles"]);
 }
+
+/// v1's runs have no aisci record: they still count as completed runs (with their means
+/// and v1's `run_<i>.py` snapshot), so an experiment stage on a v1 idea folder goes on
+/// after them instead of starting again at run 1.
+#[test]
+fn v1_runs_count_as_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("adaptive_dual_scale_denoising");
+    fs::copy_dir(
+        &fixtures().join("example_papers/adaptive_dual_scale_denoising"),
+        &folder,
+    );
+    std::fs::write(folder.join("run_1.py"), "# v1's snapshot of run 1\n").unwrap();
+    let runs = aisci::project::completed_runs(&folder);
+    let numbers: Vec<u32> = runs.iter().map(|r| r.run).collect();
+    assert_eq!(numbers, [0, 1, 2, 3, 4, 5]);
+    let run_1 = &runs[1];
+    assert!(run_1.completed);
+    assert_eq!(run_1.code.as_deref(), Some(Path::new("run_1.py")));
+    assert_eq!(runs[2].code, None);
+    let info = aisci::project::read_run_results(&folder.join("run_1"), None).unwrap();
+    assert_eq!(run_1.means, Some(Value::Object(info.means_by_dataset())));
+    // Nothing was written into v1's folders.
+    assert!(!folder.join("run_1/aisci_run.json").exists());
+}

@@ -262,6 +262,44 @@ impl RunRecord {
         crate::fsutil::write_atomic(&root.join(&self.dir).join(RUN_RECORD_FILE), text.as_bytes())
     }
 
+    /// A run that The AI Scientist v1 made (`run_<i>/final_info.json`, no aisci record),
+    /// as a completed run, so a v1 idea folder goes on after its runs instead of redoing
+    /// them. Its code is v1's `run_<i>.py` snapshot when there is one.
+    pub fn from_v1_run(root: &Path, run_dir: &Path) -> Option<RunRecord> {
+        let name = run_dir.file_name()?.to_str()?;
+        let run: u32 = name.strip_prefix("run_")?.parse().ok()?;
+        let info = read_run_results(run_dir, None).ok()?;
+        let when = std::fs::metadata(run_dir.join("final_info.json"))
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|t| {
+                chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            })
+            .unwrap_or_else(now_rfc3339);
+        let mut r = RunRecord::queued(
+            run,
+            1,
+            vec![
+                "python".into(),
+                "experiment.py".into(),
+                format!("--out_dir={name}"),
+            ],
+            RunOrigin::Experiment,
+            0,
+        );
+        r.state = RunState::Done;
+        r.exit = Some(RunExit::Success);
+        r.completed = true;
+        r.started = when.clone();
+        r.ended = Some(when);
+        r.timeout_secs = None;
+        r.watcher = None;
+        r.means = Some(Value::Object(info.means_by_dataset()));
+        let code = format!("{name}.py");
+        r.code = root.join(&code).is_file().then(|| PathBuf::from(code));
+        Some(r)
+    }
+
     pub fn load(run_dir: &Path) -> Option<RunRecord> {
         let text = std::fs::read_to_string(run_dir.join(RUN_RECORD_FILE)).ok()?;
         serde_json::from_str(&text).ok()
@@ -274,7 +312,7 @@ pub fn now_rfc3339() -> String {
 }
 
 /// The completed runs of an idea folder (those whose `run_<i>/aisci_run.json` says
-/// so), by run number.
+/// so, and v1's runs, which have no record but usable results), by run number.
 pub fn completed_runs(root: &Path) -> Vec<RunRecord> {
     let mut out: Vec<RunRecord> = std::fs::read_dir(root)
         .into_iter()
@@ -286,7 +324,7 @@ pub fn completed_runs(root: &Path) -> Vec<RunRecord> {
                 .and_then(|n| n.strip_prefix("run_"))
                 .is_some_and(|n| n.parse::<u32>().is_ok())
         })
-        .filter_map(|e| RunRecord::load(&e.path()))
+        .filter_map(|e| RunRecord::load(&e.path()).or_else(|| RunRecord::from_v1_run(root, &e.path())))
         .filter(|r| r.completed)
         .collect();
     out.sort_by_key(|r| r.run);
