@@ -95,6 +95,67 @@ fn reindent(replace: &str, shift: &Shift) -> String {
     out
 }
 
+/// At most this many places are listed when SEARCH matches several (they are never
+/// all needed: one is a match, two or more an ambiguity).
+const MAX_LISTED: usize = 10;
+
+/// The starts of the windows of `file` whose lines equal `want`'s (byte for byte, or with
+/// `trimmed` up to surrounding whitespace), at most [`MAX_LISTED`]
+/// of them. Windows are
+/// compared by a rolling hash of their lines' keys, so the search is linear in the file
+/// whatever the lines look like; equal hashes are checked line by line.
+fn windows_where(file: &[&str], want: &[&str], trimmed: bool) -> Vec<usize> {
+    let m = want.len();
+    if m == 0 || m > file.len() {
+        return Vec::new();
+    }
+    let same = |a: &str, b: &str| if trimmed { a.trim() == b.trim() } else { a == b };
+    // Usually SEARCH's first line is rare: check the few windows it starts, line by line.
+    let starts: Vec<usize> = (0..=file.len() - m)
+        .filter(|&at| same(file[at], want[0]))
+        .collect();
+    if starts.len() <= 64 {
+        return starts
+            .into_iter()
+            .filter(|&at| (1..m).all(|k| same(file[at + k], want[k])))
+            .take(MAX_LISTED)
+            .collect();
+    }
+    // Otherwise (a line repeated all over the file) compare windows by a rolling hash, so
+    // the work stays linear in the file.
+    // Keys: a line's hash under that comparison (whole, or trimmed).
+    // FNV-1a: fast, and collisions only cost a line-by-line check.
+    let key = |l: &str| {
+        let l = if trimmed { l.trim() } else { l };
+        l.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        }) | 1
+    };
+    const BASE: u64 = 0x9E37_79B9_7F4A_7C15;
+    let pow = (1..m).fold(1u64, |p, _| p.wrapping_mul(BASE));
+    let roll =
+        |keys: &mut dyn Iterator<Item = u64>| keys.fold(0u64, |h, k| h.wrapping_mul(BASE).wrapping_add(k));
+    let target = roll(&mut want.iter().map(|l| key(l)));
+    let keys: Vec<u64> = file.iter().map(|l| key(l)).collect();
+    let mut h = roll(&mut keys[..m].iter().copied());
+    let mut out = Vec::new();
+    for at in 0..=file.len() - m {
+        if at > 0 {
+            h = h
+                .wrapping_sub(keys[at - 1].wrapping_mul(pow))
+                .wrapping_mul(BASE)
+                .wrapping_add(keys[at + m - 1]);
+        }
+        if h == target && (0..m).all(|k| same(file[at + k], want[k])) {
+            out.push(at);
+            if out.len() == MAX_LISTED {
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// Replaces the one place in `text` that `search` matches with `replace`, or says
 /// why it cannot.
 pub(crate) fn replace_once(text: &mut FileText, search: &str, replace: &str) -> Result<(), Miss> {
@@ -123,13 +184,8 @@ fn find<'r>(text: &FileText, search: &str, replace: &'r str) -> Result<(Range<us
     // 1. Exact: whole lines, byte for byte (every line of `text` ends in a newline,
     // so its last line matches like any other).
     let exact: Vec<&str> = search.split_inclusive('\n').collect();
-    let hits: Vec<usize> = if exact.len() <= text.len() {
-        (0..=text.len() - exact.len())
-            .filter(|&at| exact.iter().enumerate().all(|(k, l)| text.line_is(at + k, l)))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let lines: Vec<&str> = (0..text.len()).map(|i| text.line(i)).collect();
+    let hits = windows_where(&lines, &exact, false);
     match hits[..] {
         [at] => return Ok((at..at + exact.len(), Cow::Borrowed(replace))),
         [] => {}
@@ -150,17 +206,15 @@ fn find<'r>(text: &FileText, search: &str, replace: &'r str) -> Result<(Range<us
     let last = all.iter().rposition(|l| !l.trim().is_empty()).unwrap();
     let want = &all[first..=last];
     if want.len() <= file.len() {
-        // Windows whose first line agrees up to whitespace: one cheap pass, so the
-        // two tiers below only look at a handful of places.
-        let head = want[0].trim();
-        let candidates: Vec<usize> = (0..=file.len() - want.len())
-            .filter(|&at| file[at].trim() == head)
-            .collect();
+        // Windows whose lines agree up to surrounding whitespace, found by hashing
+        // (linear in the file), so the two tiers below only look at those places.
+        let candidates = windows_where(&file, want, true);
         for loose in [false, true] {
             let found: Vec<(usize, Shift)> = candidates
                 .iter()
                 .copied()
                 .filter_map(|at| window_matches(&file, at, want, loose).map(|s| (at, s)))
+                .take(MAX_LISTED)
                 .collect();
             match found.len() {
                 0 => continue,
@@ -194,23 +248,38 @@ fn hint(file: &[&str], want: &[&str], replace: &str) -> String {
         already = " (the REPLACE lines are already in the file: was this block applied before?)".into();
     }
     let m = want.len().min(file.len());
-    let mut best = (0usize, 0usize);
-    for at in 0..=file.len() - m {
-        let score = file[at..at + m]
-            .iter()
-            .zip(want)
-            .filter(|(f, s)| !s.trim().is_empty() && f.trim() == s.trim())
-            .count();
-        if score > best.1 {
-            best = (at, score);
+    // The window with the most lines equal to SEARCH's: each SEARCH line votes for the
+    // starts its equal file lines imply (lines found too often to say anything are left
+    // out), so this stays linear in the file.
+    let mut at_line: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, l) in file.iter().enumerate() {
+        let l = l.trim();
+        if !l.is_empty() {
+            at_line.entry(l).or_default().push(i);
         }
     }
+    let mut votes: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for (k, s) in want.iter().enumerate().take(200) {
+        let Some(places) = at_line.get(s.trim()).filter(|p| p.len() <= 64) else {
+            continue;
+        };
+        for &i in places {
+            if let Some(start) = i.checked_sub(k).filter(|st| st + m <= file.len()) {
+                *votes.entry(start).or_default() += 1;
+            }
+        }
+    }
+    let mut best = votes
+        .into_iter()
+        .max_by_key(|&(at, n)| (n, std::cmp::Reverse(at)))
+        .unwrap_or((0, 0));
     if best.1 == 0 {
         let target = want[0].trim();
         let mut top = (0usize, 0.0f32);
-        for (i, l) in file.iter().enumerate() {
+        // A character diff per line: only for lines of a size where it is cheap.
+        for (i, l) in file.iter().enumerate().take(20_000) {
             let l = l.trim();
-            if l.is_empty() {
+            if l.is_empty() || l.len() > 400 || target.len() > 400 {
                 continue;
             }
             let r = similar::TextDiff::from_chars(l, target).ratio();
@@ -234,7 +303,6 @@ fn hint(file: &[&str], want: &[&str], replace: &str) -> String {
 }
 
 fn replace_once_probe(file: &[&str], want: &[&str]) -> bool {
-    let want: Vec<&str> = want.iter().map(|l| l.trim()).collect();
-    let nb: Vec<&str> = file.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
-    want.len() <= nb.len() && nb.windows(want.len()).any(|w| w == want.as_slice())
+    let nb: Vec<&str> = file.iter().copied().filter(|l| !l.trim().is_empty()).collect();
+    !windows_where(&nb, want, true).is_empty()
 }

@@ -54,13 +54,6 @@ impl FileText {
         &self.buf[self.lines[i].clone()]
     }
 
-    /// Whether line `i` (with its `\n`) is `s`. Compares bytes straight from the
-    /// range, lengths first: this runs for every line of the file on every block.
-    pub(crate) fn line_is(&self, i: usize, s: &str) -> bool {
-        let r = &self.lines[i];
-        r.len() == s.len() && self.buf.as_bytes()[r.clone()] == *s.as_bytes()
-    }
-
     /// Line `i` as `str::lines` gives it: without `\n` or `\r\n`.
     pub(crate) fn bare_line(&self, i: usize) -> &str {
         let l = self.line(i);
