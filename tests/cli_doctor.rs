@@ -7,6 +7,10 @@ use std::process::Stdio;
 use crate::support::fake_llm::FakeLlm;
 
 async fn doctor(dir: &Path, config: &str, key: Option<&str>) -> (i32, String) {
+    doctor_logged(dir, config, key, None).await
+}
+
+async fn doctor_logged(dir: &Path, config: &str, key: Option<&str>, log: Option<&str>) -> (i32, String) {
     let cfg = dir.join("user-config.toml");
     std::fs::write(&cfg, config).unwrap();
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aisci"));
@@ -20,6 +24,9 @@ async fn doctor(dir: &Path, config: &str, key: Option<&str>) -> (i32, String) {
         .kill_on_drop(true);
     if let Some(k) = key {
         cmd.env("OPENAI_API_KEY", k);
+    }
+    if let Some(l) = log {
+        cmd.env("AISCI_LOG", l);
     }
     let out = cmd.output().await.unwrap();
     let text = format!(
@@ -79,5 +86,23 @@ async fn doctor_reports_without_revealing_keys() {
             "✗ template broken: python3 cannot import numpy_that_does_not_exist_42 (experiment.py)"
         ),
         "{text}"
+    );
+}
+
+/// Logs going to a pipe or a file carry no terminal colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirected_logs_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    template(dir.path(), "fine", "import json\n");
+    let fake = FakeLlm::start(vec![]).await;
+    let config = format!(
+        "[llm]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"gpt-4o\"\n\n[literature]\nengines = []\n\n[run]\ngpus = []\n",
+        fake.v1()
+    );
+    let (_, text) = doctor_logged(dir.path(), &config, Some("sk-x"), Some("debug")).await;
+    assert!(text.contains("DEBUG"), "debug logging was on:\n{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a redirected log:\n{text}"
     );
 }
