@@ -13,10 +13,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".aisci-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".aisci-").suffix(".tmp");
+    // A new file gets the mode any program would give it (0666 less the umask), not the
+    // temporary file's 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     // Keep the permissions of the file being replaced.
@@ -117,6 +123,27 @@ fn remove_stale_temp_files(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_file_gets_the_umask_mode_and_a_replaced_one_keeps_its_own() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // What the umask gives a file any program creates.
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x").unwrap();
+        let new = dir.path().join("new");
+        write_atomic(&new, b"x").unwrap();
+        assert_eq!(
+            mode(&new),
+            mode(&plain),
+            "the umask's mode, not the temporary file's 0600"
+        );
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&plain, b"y").unwrap();
+        assert_eq!(mode(&plain), 0o640);
+    }
 
     #[test]
     fn concurrent_writers_lose_nothing() {
