@@ -151,9 +151,10 @@ pub(crate) fn transport_error(provider: &str, err: &reqwest::Error, key: Option<
         text.push_str(&s.to_string());
         source = s.source();
     }
-    // The URL can carry credentials (a proxy's user:pass@, a key parameter): leave it out.
+    // The URL can carry credentials (a proxy's user:pass@, a key parameter): only its
+    // scheme, host and port are shown.
     if let Some(url) = err.url() {
-        text = text.replace(url.as_str(), "<endpoint>");
+        text = text.replace(url.as_str(), &super::endpoint::url_origin(url.as_str()));
     }
     LlmError::Transport {
         provider: provider.to_owned(),

@@ -143,16 +143,29 @@ pub enum LlmError {
     Config(String),
 }
 
+/// Whether a transport error's text says the host name could not be resolved.
+fn is_name_resolution_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no address associated",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
+}
+
 impl LlmError {
-    /// Whether `Llm` should try the same request again.
+    /// Whether `Llm` should try the same request again. A host name that does not resolve
+    /// (no network, a mistyped base_url) does not start resolving within the retry window:
+    /// that is said at once rather than after minutes of retries.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            LlmError::Unavailable { .. }
-                | LlmError::Transport { .. }
-                | LlmError::Timeout { .. }
-                | LlmError::Stream { .. }
-        )
+        match self {
+            LlmError::Transport { message, .. } => !is_name_resolution_failure(message),
+            LlmError::Unavailable { .. } | LlmError::Timeout { .. } | LlmError::Stream { .. } => true,
+            _ => false,
+        }
     }
 
     /// The wait the server asked for (`retry-after-ms`, `retry-after`, Google `retryDelay`).
@@ -220,4 +233,25 @@ fn http_client() -> Result<reqwest::Client, LlmError> {
         .user_agent(concat!("aisci/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_not_retried() {
+        let dns = LlmError::Transport {
+            provider: "openai".into(),
+            message: "error sending request for url (https://api.openai.com): client error (Connect): \
+                      dns error: failed to lookup address information: Temporary failure in name resolution"
+                .into(),
+        };
+        assert!(!dns.is_retryable());
+        let refused = LlmError::Transport {
+            provider: "openai".into(),
+            message: "client error (Connect): tcp connect error: Connection refused (os error 111)".into(),
+        };
+        assert!(refused.is_retryable());
+    }
 }
