@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 use tower_lsp::lsp_types::*;
 
 use crate::latex::build::{self, BuildStatus};
@@ -372,16 +371,18 @@ pub fn spawn_build(b: &Backend, tex: PathBuf) {
         if let Some(entry) = b.state.paper.builds.lock().unwrap().get_mut(&tex) {
             entry.1 = Some(guard.info.id);
         }
-        run_build(&b, &tex, guard.info.id, &guard.cancel).await;
+        let id = guard.info.id;
+        run_build(&b, &tex, guard).await;
         if let Some(entry) = b.state.paper.builds.lock().unwrap().get_mut(&tex) {
-            if entry.1 == Some(guard.info.id) {
+            if entry.1 == Some(id) {
                 entry.1 = None;
             }
         }
     });
 }
 
-async fn run_build(b: &Backend, tex: &Path, job: crate::jobs::JobId, cancel: &CancellationToken) {
+async fn run_build(b: &Backend, tex: &Path, guard: crate::jobs::JobGuard) {
+    let (job, cancel) = (guard.info.id, guard.cancel.clone());
     let settings = b.state.settings_for(Some(&paper::runs_folder(tex))).settings;
     let timeout = Duration::from_secs(settings.latex.build_timeout_secs.max(1));
     let runner = crate::stages::services::runner_for(&settings);
@@ -393,7 +394,9 @@ async fn run_build(b: &Backend, tex: &Path, job: crate::jobs::JobId, cancel: &Ca
         &format!("Building {name}"),
     )
     .await;
-    let outcome = build::build(tex, timeout, &runner, settings.latex.project_rc, cancel).await;
+    let outcome = build::build(tex, timeout, &runner, settings.latex.project_rc, &cancel).await;
+    // The job is over when the build is: out of the registry before the client hears of it.
+    drop(guard);
     match outcome {
         Err(e @ build::BuildError::MissingTool) => {
             progress.finish("no LaTeX tools".into()).await;
