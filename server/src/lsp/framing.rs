@@ -81,6 +81,13 @@ pub struct Frames {
     buf: Vec<u8>,
     /// The body length of the frame whose header has been read.
     pending: Option<usize>,
+    /// While a body is pending: how far it has been searched for a `Content-Length:`
+    /// (none before there), and where the first one is, so each read searches only what
+    /// is new and a large body arriving in pieces is not scanned again and again.
+    scanned: usize,
+    marker: Option<usize>,
+    /// Whether `marker` has been checked as the end of a whole JSON value already.
+    marker_checked: bool,
 }
 
 impl Frames {
@@ -95,12 +102,13 @@ impl Frames {
     fn length_lied(&mut self, len: usize) -> Option<Result<Vec<u8>, String>> {
         let first = self.buf.iter().position(|b| !b.is_ascii_whitespace())?;
         if self.buf[first] != b'{' {
-            self.pending = None;
+            self.end_pending();
             return Some(Err(format!(
                 "a body of {len} byte(s) that cannot be JSON-RPC; reading on at the next header"
             )));
         }
-        let next = find_marker(&self.buf, first)?;
+        let next = self.marker.filter(|&m| m >= first && !self.marker_checked)?;
+        self.marker_checked = true;
         let mut values =
             serde_json::Deserializer::from_slice(&self.buf[..next]).into_iter::<serde::de::IgnoredAny>();
         if !matches!(values.next(), Some(Ok(_))) {
@@ -110,8 +118,15 @@ impl Frames {
         if !self.buf[end..next].iter().all(u8::is_ascii_whitespace) {
             return None;
         }
-        self.pending = None;
+        self.end_pending();
         Some(Ok(self.buf.drain(..end).collect()))
+    }
+
+    fn end_pending(&mut self) {
+        self.pending = None;
+        self.scanned = 0;
+        self.marker = None;
+        self.marker_checked = false;
     }
 
     /// Puts bytes back in front of what is still unread (a dropped body that held the
@@ -126,10 +141,15 @@ impl Frames {
     /// when more input is needed.
     pub fn next_frame(&mut self) -> Option<Result<Vec<u8>, String>> {
         if let Some(len) = self.pending {
+            if self.marker.is_none() {
+                let from = self.scanned.saturating_sub(MARKER.len() - 1);
+                self.marker = find_marker(&self.buf, from);
+                self.scanned = self.buf.len();
+            }
             // A header with no body: the next frame starts where its body should be.
-            if let Some(n) = find_marker(&self.buf, 0) {
+            if let Some(n) = self.marker {
                 if n < len && self.buf[..n].iter().all(u8::is_ascii_whitespace) {
-                    self.pending = None;
+                    self.end_pending();
                     self.buf.drain(..n);
                     return Some(Err("a header without its body".into()));
                 }
@@ -137,7 +157,7 @@ impl Frames {
             if self.buf.len() < len {
                 return self.length_lied(len);
             }
-            self.pending = None;
+            self.end_pending();
             return Some(Ok(self.buf.drain(..len).collect()));
         }
         // Headers start at a Content-Length line; anything before one is noise.

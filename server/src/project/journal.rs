@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +64,8 @@ impl Journal {
         })
     }
 
-    /// Sets one stage's entry in the folder's journal (read, changed, written atomically).
+    /// Sets one stage's entry in the folder's journal, through the shared-file lock (read
+    /// again, changed, written atomically), so another writer's entries are kept.
     pub fn set(
         folder: &Path,
         name: &str,
@@ -73,23 +73,23 @@ impl Journal {
         attempts: u32,
         detail: Option<String>,
     ) -> std::io::Result<()> {
-        // Several stages of one process may write at once: one writer at a time.
-        static WRITER: Mutex<()> = Mutex::new(());
-        let _one = WRITER.lock().unwrap_or_else(|p| p.into_inner());
-        let mut j = Journal::load(folder);
-        j.stages.insert(
-            name.to_owned(),
-            StageEntry {
-                state,
-                attempts,
-                detail,
-                updated: super::now_rfc3339(),
-            },
-        );
-        let p = path(folder);
-        std::fs::create_dir_all(p.parent().expect("journal has a parent"))?;
-        let text = serde_json::to_string_pretty(&j).map_err(std::io::Error::other)?;
-        crate::fsutil::write_atomic(&p, text.as_bytes())
+        crate::fsutil::update_shared(&path(folder), |text| {
+            // An unreadable journal counts as empty, as `load` reads it.
+            let mut j: Journal = text
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            j.stages.insert(
+                name.to_owned(),
+                StageEntry {
+                    state,
+                    attempts,
+                    detail,
+                    updated: super::now_rfc3339(),
+                },
+            );
+            let text = serde_json::to_string_pretty(&j).map_err(std::io::Error::other)?;
+            Ok((Some(text), ()))
+        })
     }
 }
 

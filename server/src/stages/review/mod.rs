@@ -319,10 +319,19 @@ pub fn read_review(root: &Path) -> Option<ReviewFile> {
     serde_json::from_str(&std::fs::read_to_string(root.join(REVIEW_JSON)).ok()?).ok()
 }
 
-pub fn write_review(root: &Path, file: &ReviewFile) -> Result<(), ReviewStageError> {
+/// Writes a new review in place of the one there (through the shared-file lock): the
+/// earlier review's scores, read under that lock, go into `file.previous`.
+pub fn write_review(root: &Path, file: &mut ReviewFile) -> Result<(), ReviewStageError> {
     let path = root.join(REVIEW_JSON);
-    let text = serde_json::to_string_pretty(file).expect("a review file serialises");
-    write_atomic(&path, text.as_bytes()).map_err(|source| ReviewStageError::Io {
+    crate::fsutil::update_shared(&path, |old| {
+        if let Some(old) = old.and_then(|t| serde_json::from_str::<ReviewFile>(&t).ok()) {
+            file.previous = old.previous.clone();
+            file.previous.push(old.snapshot());
+        }
+        let text = serde_json::to_string_pretty(&*file).expect("a review file serialises");
+        Ok::<_, std::io::Error>((Some(text), ()))
+    })
+    .map_err(|source| ReviewStageError::Io {
         path: path.display().to_string(),
         source,
     })
@@ -444,12 +453,7 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
     let records = llm.records();
     stages::record_usage(root, &records[calls_before.min(records.len())..], host);
     let report = result?;
-    let mut previous = Vec::new();
-    if let Some(old) = read_review(root) {
-        previous = old.previous.clone();
-        previous.push(old.snapshot());
-    }
-    let file = ReviewFile {
+    let mut file = ReviewFile {
         created: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
         review: report.review.clone(),
         decision: report.decision,
@@ -477,10 +481,11 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
         provider: llm.provider().name().to_owned(),
         calls: report.calls,
         cost_usd: llm.ledger_snapshot().total.cost_usd - cost_before,
-        previous,
+        // Filled in from the review it replaces, under the shared-file lock.
+        previous: Vec::new(),
         addressed: Vec::new(),
     };
-    write_review(root, &file)?;
+    write_review(root, &mut file)?;
     let txt_path = root.join(if improved { REVIEW_IMPROVED_TXT } else { REVIEW_TXT });
     write_atomic(&txt_path, file.review.to_v1_text().as_bytes()).map_err(|source| ReviewStageError::Io {
         path: txt_path.display().to_string(),
