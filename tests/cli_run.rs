@@ -42,6 +42,8 @@ fn aisci_run(home: &Path, cwd: &Path, args: &[&str]) -> Output {
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("xdg-config"))
         .env("AISCI_CONFIG", &cfg)
+        // GPU slots are machine-wide: each test's own lock folder (shared within a test).
+        .env("AISCI_RUNTIME_DIR", home.join("runtime"))
         .output()
         .unwrap()
 }
@@ -139,5 +141,40 @@ fn folder_without_experiment_is_an_error() {
         text(&out.stderr).contains("has no experiment.py"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// Two aisci processes (as the editor's server and a terminal would be), two folders, one
+/// GPU: the second run waits for the GPU the first holds, says who holds it, then runs.
+#[test]
+fn two_aisci_processes_take_turns_on_one_gpu() {
+    let home = tempfile::tempdir().unwrap();
+    let code = "import time, sys\nt0 = time.time()\ntime.sleep(1.5)\n\
+                print(f'{t0} {time.time()}', flush=True)\n";
+    let a = script(&home.path().join("a"), code);
+    let b = script(&home.path().join("b"), code);
+    let (ha, hb) = (home.path().to_path_buf(), home.path().to_path_buf());
+    let first = std::thread::spawn(move || aisci_run(&ha, &a, &["--gpus", "0"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let second = std::thread::spawn(move || aisci_run(&hb, &b, &["--gpus", "0"]));
+    let (first, second) = (first.join().unwrap(), second.join().unwrap());
+    for out in [&first, &second] {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let span = |o: &Output| -> (f64, f64) {
+        let t: Vec<f64> = text(&o.stdout)
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        (t[0], t[1])
+    };
+    let (a, b) = (span(&first), span(&second));
+    let (early, late) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+    assert!(late.0 >= early.1, "the runs overlapped on GPU 0: {a:?} {b:?}");
+    let waited = if a.0 <= b.0 { &second } else { &first };
+    let said = text(&waited.stderr);
+    assert!(
+        said.contains("queued: GPU 0 is held by aisci pid") && said.contains("waiting for it"),
+        "{said}"
     );
 }

@@ -77,7 +77,7 @@ impl Runner for Fake {
         };
         for e in evs {
             let want = match &e {
-                RunEvent::Queued { .. } => Some(RunState::Queued),
+                RunEvent::Queued { .. } | RunEvent::Held { .. } => Some(RunState::Queued),
                 RunEvent::Slot { .. } | RunEvent::Started(_) => Some(RunState::Running),
                 RunEvent::Output { .. } => None,
             };
@@ -148,6 +148,7 @@ fn local(pid: i32) -> Attachment {
         deadline_unix_ms: u64::MAX / 2,
         exit_file: None,
         cgroup: None,
+        tmp_dir: None,
     })
 }
 

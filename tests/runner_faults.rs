@@ -732,6 +732,7 @@ async fn a_reused_or_foreign_pid_is_never_signalled() {
             deadline_unix_ms: now_ms,
             exit_file: Some(dir.path().join(".stdout.txt.exit")),
             cgroup,
+            tmp_dir: None,
         };
         let err = runner(64)
             .reattach(
@@ -754,6 +755,7 @@ async fn a_reused_or_foreign_pid_is_never_signalled() {
         deadline_unix_ms: now_ms,
         exit_file: None,
         cgroup: Some("/sys/fs/cgroup/pids".into()),
+        tmp_dir: None,
     };
     let err = runner(64)
         .reattach(

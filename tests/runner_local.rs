@@ -389,3 +389,113 @@ async fn events_report_the_start_then_live_output() {
     assert_eq!(text(runner::Stream::Stdout), "training done\n");
     assert_eq!(text(runner::Stream::Stderr), "a warning on stderr\n");
 }
+
+/// A run's processes together may not take more memory than the limit: with a memory
+/// control group (this machine's cgroup v1 or v2, as root) the kernel ends it and the run
+/// reads as the memory limit; without one, a CPU run's allocations beyond fail.
+#[tokio::test]
+async fn a_run_over_its_memory_limit_ends_as_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hog.py"),
+        "import time\nblocks = []\nfor i in range(64):\n    blocks.append(bytearray(8 << 20))\n    \
+         for j in range(0, 8 << 20, 4096): blocks[-1][j] = 1\nprint('allocated 512 MiB', flush=True)\n",
+    )
+    .unwrap();
+    let mut s = spec(dir.path(), "hog.py", Duration::from_secs(60));
+    s.args = vec!["hog.py".into()];
+    s.env.push(("CUDA_VISIBLE_DEVICES".into(), String::new()));
+    let limit = 128u64 << 20;
+    let runner = LocalRunner::new(CAP)
+        .with_max_processes(Some(64))
+        .with_max_memory(Some(limit));
+    let out = run(&runner, &s).await;
+    assert!(!out.stdout_tail.contains("allocated"), "{}", out.stdout_tail);
+    let memory_group =
+        aisci::runner::cgroup::hierarchy().is_some_and(|h| h.memory_v2 || h.memory_v1.is_some());
+    if memory_group {
+        assert_eq!(
+            out.exit,
+            ExitKind::LimitExceeded(runner::Limit::Memory(limit)),
+            "{}",
+            out.stderr_tail
+        );
+    } else {
+        assert_eq!(out.exit, ExitKind::Failed(1), "{}", out.stderr_tail);
+        assert!(out.stderr_tail.contains("MemoryError"), "{}", out.stderr_tail);
+    }
+    // Under the limit, the same machinery lets a run through.
+    let mut s = spec(dir.path(), "ok.py", Duration::from_secs(20));
+    s.args.push("--out_dir=run_1".into());
+    assert_eq!(run(&runner, &s).await.exit, ExitKind::Success);
+}
+
+/// What a run writes beside its own output folder counts towards the folder limit: the
+/// experiment folder (the run is watched as a whole) and its temporary folder.
+#[tokio::test]
+async fn writing_outside_the_run_folder_counts_towards_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // Already there before the run: not counted (growth, not size).
+    std::fs::write(dir.path().join("dataset.bin"), vec![0u8; 3 << 20]).unwrap();
+    for (name, code) in [
+        ("beside.py", "import time\nwith open('beside.bin', 'wb') as f:\n    for i in range(64):\n        f.write(b'x' * (1 << 20)); f.flush(); time.sleep(0.02)\ntime.sleep(30)\n"),
+        ("tmp.py", "import tempfile, time\nwith tempfile.NamedTemporaryFile(delete=False) as f:\n    for i in range(64):\n        f.write(b'x' * (1 << 20)); f.flush(); time.sleep(0.02)\ntime.sleep(30)\n"),
+    ] {
+        std::fs::write(dir.path().join(name), code).unwrap();
+        let mut s = spec(dir.path(), name, Duration::from_secs(60));
+        s.args = vec![name.into()];
+        s.watch_dir = Some(dir.path().to_path_buf());
+        let runner = LocalRunner::new(CAP)
+            .with_max_dir_bytes(Some(8 << 20))
+            .with_dir_poll(Duration::from_millis(50))
+            .with_kill_grace(Duration::from_millis(200));
+        let out = run(&runner, &s).await;
+        assert_eq!(
+            out.exit,
+            ExitKind::LimitExceeded(runner::Limit::RunDirBytes(8 << 20)),
+            "{name}: {}",
+            out.stderr_tail
+        );
+        let _ = std::fs::remove_file(dir.path().join("beside.bin"));
+    }
+    // The temporary folders went with their runs.
+    let tmp = dir.path().join(aisci::runner::local::RUN_TMP_DIR);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
+/// Each run has a temporary folder of its own (TMPDIR), removed when it ends; run as root
+/// outside /tmp, its /tmp is that folder too, so nothing it puts there stays behind.
+#[tokio::test]
+async fn each_run_gets_its_own_temporary_folder_and_tmp() {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let marker = format!("aisci-test-marker-{}", std::process::id());
+    std::fs::write(
+        dir.path().join("t.py"),
+        format!(
+            "import os, tempfile\nprint(os.environ['TMPDIR'])\nprint(tempfile.gettempdir())\n\
+             open('/tmp/{marker}', 'w').write('x')\nprint(os.path.exists('/tmp/{marker}'))\n"
+        ),
+    )
+    .unwrap();
+    let mut s = spec(dir.path(), "t.py", Duration::from_secs(20));
+    s.args = vec!["t.py".into()];
+    let out = run(&LocalRunner::new(CAP), &s).await;
+    assert_eq!(out.exit, ExitKind::Success, "{}", out.stderr_tail);
+    let lines: Vec<&str> = out.stdout_tail.lines().collect();
+    let tmpdir = Path::new(lines[0]);
+    assert!(
+        tmpdir.starts_with(dir.path().join(aisci::runner::local::RUN_TMP_DIR)),
+        "{tmpdir:?}"
+    );
+    assert_eq!(lines[1], lines[0]);
+    assert_eq!(lines[2], "True");
+    assert!(!tmpdir.exists(), "the run's temporary folder is removed");
+    let root = rustix::process::geteuid().is_root();
+    let leaked = Path::new("/tmp").join(&marker).exists();
+    let _ = std::fs::remove_file(Path::new("/tmp").join(&marker));
+    if root {
+        assert!(!leaked, "a root run's /tmp is its own");
+    }
+}

@@ -90,6 +90,8 @@ fn runner(gpus: u32) -> SlurmRunner {
         ..SlurmSettings::default()
     })
     .with_tool_env([("SLURM_CONF".into(), slurm_conf().into_os_string())])
+    // As the aisci binary does: the job is contained on the node by `aisci contain`.
+    .with_contain_binary(Some(env!("CARGO_BIN_EXE_aisci").into()))
 }
 
 /// `exp.py` holding `code` in `dir`, run with output in `dir/run_1`.
@@ -687,4 +689,91 @@ async fn the_baseline_runs_as_a_slurm_job_when_configured() {
             && l.contains("JobState=COMPLETED")),
         "{jobs}"
     );
+}
+
+/// An experiment that forks children, a `setsid` double-forked grandchild and a detached
+/// relaunch of itself; every process writes its pid to `pids.txt`.
+const ESCAPER: &str = r#"
+import os, subprocess, sys, time
+def note():
+    with open("pids.txt", "a") as f:
+        f.write(f"{os.getpid()}\n")
+note()
+if os.environ.get("ROLE") == "relaunch":
+    time.sleep(300)
+for _ in range(3):
+    if os.fork() == 0:
+        note(); time.sleep(300); os._exit(0)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        note(); time.sleep(300); os._exit(0)
+    os._exit(0)
+subprocess.Popen([sys.executable, __file__], env={**os.environ, "ROLE": "relaunch"}, start_new_session=True)
+while len(open("pids.txt").read().split()) < 6:
+    time.sleep(0.05)
+print("all started", flush=True)
+if os.environ.get("EXIT_AT_ONCE"):
+    sys.exit(0)
+time.sleep(300)
+"#;
+
+fn all_gone(pids: &[i32]) -> bool {
+    pids.iter().all(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, r)| r.trim_start().chars().next())
+            })
+            .is_none_or(|c| c == 'Z' || c == 'X')
+    })
+}
+
+/// Nothing the experiment started survives its job, whatever the site's process tracking
+/// (the test cluster's is `proctrack/linuxproc`, which loses a process that re-parents to
+/// init): on a timeout, and when the experiment itself ends first.
+#[tokio::test]
+async fn nothing_a_job_started_survives_it() {
+    for at_once in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), ESCAPER, Duration::from_secs(6));
+        if at_once {
+            s.env.push(("EXIT_AT_ONCE".into(), "1".into()));
+        }
+        let log = Log::default();
+        let out = runner(0)
+            .run_with(&s, &log, &CancellationToken::new())
+            .await
+            .unwrap();
+        let want = if at_once {
+            ExitKind::Success
+        } else {
+            ExitKind::TimedOut
+        };
+        assert_eq!(out.exit, want, "{out:?}");
+        assert!(out.stdout_tail.contains("all started"), "{out:?}");
+        let pids: Vec<i32> = std::fs::read_to_string(dir.path().join("pids.txt"))
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(pids.len(), 6, "{pids:?}");
+        wait_for("every process of the job to end", Duration::from_secs(15), || {
+            all_gone(&pids)
+        })
+        .await;
+        assert!(!still_queued(&log.job_id()));
+    }
+}
+
+#[test]
+fn the_job_asks_slurm_for_the_memory_limit() {
+    let r = SlurmRunner::new(&SlurmSettings::default()).with_max_memory(Some(3 << 30));
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec(dir.path(), "", Duration::from_secs(60));
+    let args = r.sbatch_args(&s, &dir.path().join("job.sh"));
+    assert!(args.contains(&"--mem=3072M".to_string()), "{args:?}");
+    let none = SlurmRunner::new(&SlurmSettings::default()).sbatch_args(&s, &dir.path().join("job.sh"));
+    assert!(!none.iter().any(|a| a.starts_with("--mem")), "{none:?}");
 }

@@ -66,10 +66,14 @@ enum Cmd {
     Launch(cli::launch::Args),
     /// Run the loop offline on the bundled demo template with a recorded model conversation.
     Demo(cli::demo::Args),
+    /// What a Slurm job runs on the node: the experiment, held as a local run is.
+    #[command(hide = true)]
+    Contain(cli::contain::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    aisci::runner::contain::register_this_binary();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour only for a person at a terminal, not in a redirected log.
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
             Cmd::ReviewBench(a) => cli::review_bench::command(a, model).await,
             Cmd::Launch(a) => cli::launch::command(a, model).await,
             Cmd::Demo(a) => cli::demo::command(a, model).await,
+            Cmd::Contain(a) => cli::contain::command(a).await,
         }
     });
     // stdin is read on a blocking thread that would keep the process alive after

@@ -44,6 +44,7 @@ const TYPES = {
   'llm.api_key_env': { type: 'string' },
   'llm.budget_usd': { type: 'number', minimum: 0 },
   'llm.replay_file': { type: 'string' },
+  'run.max_memory_bytes': { type: 'integer', minimum: 16777216 },
   'llm.prices': {
     type: 'object',
     additionalProperties: {

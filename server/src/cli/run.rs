@@ -85,6 +85,9 @@ async fn launch_run(
     }
     let observer: crate::runner::scheduler::Observer = Arc::new(|e: &QueueEvent| match e {
         QueueEvent::Queued { ahead, .. } => eprintln!("aisci: queued ({ahead} ahead)"),
+        QueueEvent::Held { gpu, holder, .. } => {
+            eprintln!("aisci: queued: GPU {gpu} is held by {holder}; waiting for it")
+        }
         QueueEvent::Started { slot, .. } => match &slot.gpu {
             Some(g) => eprintln!("aisci: started on GPU {g}"),
             None => eprintln!("aisci: started (CPU)"),

@@ -284,6 +284,11 @@ fn hold_limits(before: &Settings, after: &mut Settings) -> Vec<&'static str> {
         "writeup.build_timeout_secs" => writeup.build_timeout_secs;
         "llm.request_timeout_secs" => llm.request_timeout_secs;
     }
+    // Unset is the machine's share: a project may set a smaller limit, never a larger one.
+    if after.run.max_memory_bytes.is_some() && after.run.memory_limit() > before.run.memory_limit() {
+        after.run.max_memory_bytes = before.run.max_memory_bytes;
+        raised.push("run.max_memory_bytes");
+    }
     // No budget is no cap: a project may set one, or a smaller one, never lift it.
     if let Some(cap) = before.llm.budget_usd {
         if after.llm.budget_usd.is_none_or(|b| b > cap) {
@@ -659,6 +664,15 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
             d.run.max_run_dir_bytes.to_string(),
         );
         r.max_run_dir_bytes = d.run.max_run_dir_bytes;
+    }
+    // Below this not even an interpreter starts: a typo, not a limit.
+    const MIN_MEMORY: u64 = 16 << 20;
+    if r.max_memory_bytes.is_some_and(|m| m < MIN_MEMORY) {
+        bad(
+            "run.max_memory_bytes (at least 16777216)",
+            "unset (three quarters of the machine's memory)".into(),
+        );
+        r.max_memory_bytes = None;
     }
     let sl = &mut r.slurm;
     for (name, v, def) in [

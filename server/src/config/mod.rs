@@ -6,6 +6,7 @@ pub use engine::Engine;
 pub mod settings;
 pub use load::{expand_home, load, user_config_path, Layer, Loaded, Sources, UNTRUSTED_KEYS};
 pub use settings::{
-    ExperimentSettings, IdeaSettings, LiteratureSettings, LlmSettings, NoveltySettings, Price, ProviderKind,
-    ReviewExample, ReviewSettings, RunSettings, RunnerKind, Settings, SlurmSettings, WriteupSettings,
+    default_max_memory_bytes, ExperimentSettings, IdeaSettings, LiteratureSettings, LlmSettings,
+    NoveltySettings, Price, ProviderKind, ReviewExample, ReviewSettings, RunSettings, RunnerKind, Settings,
+    SlurmSettings, WriteupSettings,
 };

@@ -135,6 +135,36 @@ pub struct RunSettings {
     /// false: runs get a network namespace of their own with no usable interface; a
     /// machine that cannot give one refuses to start the run.
     pub network: bool,
+    /// Memory one run may use (all its processes together, swap included), enforced with a
+    /// memory control group where the machine has one, else `RLIMIT_AS` for CPU runs. Set,
+    /// it is also a Slurm job's `--mem`. None: three quarters of the memory of the machine
+    /// the run runs on ([`default_max_memory_bytes`], read there).
+    pub max_memory_bytes: Option<u64>,
+}
+
+impl RunSettings {
+    /// The memory limit of a run on this machine.
+    pub fn memory_limit(&self) -> u64 {
+        self.max_memory_bytes.unwrap_or_else(default_max_memory_bytes)
+    }
+}
+
+/// Three quarters of this machine's memory (`MemTotal`), or 16 GiB where it cannot be read.
+pub fn default_max_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            let kib: u64 = t
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib * 1024 / 4 * 3)
+        })
+        .unwrap_or(16 << 30)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -199,6 +229,7 @@ impl Default for RunSettings {
             slurm: SlurmSettings::default(),
             max_processes: 1024,
             network: true,
+            max_memory_bytes: None,
         }
     }
 }

@@ -42,6 +42,10 @@ pub enum RunExit {
     RunDirTooLarge {
         limit_bytes: u64,
     },
+    /// Stopped by the kernel (or Slurm) for going over `run.max_memory_bytes`.
+    OutOfMemory {
+        limit_bytes: u64,
+    },
 }
 
 /// One frame of a Python traceback, innermost last.
@@ -582,6 +586,7 @@ mod tests {
             deadline_unix_ms: 1,
             exit_file: None,
             cgroup: None,
+            tmp_dir: None,
         }));
         let text = serde_json::to_string(&r).unwrap();
         assert!(!text.contains("\"exit\""), "no exit before it ended: {text}");

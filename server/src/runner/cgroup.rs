@@ -6,6 +6,11 @@
 //! `cgroup.subtree_control`) or of cgroup v1. aisci keeps its groups under an `aisci`
 //! parent at the root of that hierarchy, named `aisci-<aisci pid>-<n>`, and never touches
 //! any other group.
+//!
+//! Where the machine also offers the `memory` controller (in the same v2 group, or v1's own
+//! `memory` hierarchy, where a group of the same name is made), the run's memory is capped
+//! too, swap included, and the kernel's OOM kills inside the group are counted so that the
+//! run's end can be reported as the memory limit rather than as a bare SIGKILL.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -33,6 +38,11 @@ pub struct Hierarchy {
     pub mount: PathBuf,
     /// `<mount>/aisci`.
     pub parent: PathBuf,
+    /// v1 only: the `aisci` parent in the separate `memory` hierarchy. (On v2 the memory
+    /// controller lives in the same groups: see `memory_v2`.)
+    pub memory_v1: Option<PathBuf>,
+    /// v2: whether `memory` is enabled for aisci's groups.
+    pub memory_v2: bool,
 }
 
 /// The usable hierarchy, found (and the `aisci` parent made) once per process; None when
@@ -46,11 +56,24 @@ pub fn hierarchy() -> Option<&'static Hierarchy> {
         let found = find(&mountinfo, controllers).and_then(|(version, mount)| {
             let parent = mount.join("aisci");
             match prepare(version, &mount, &parent) {
-                Ok(()) => Some(Hierarchy {
-                    version,
-                    mount,
-                    parent,
-                }),
+                Ok(()) => {
+                    let (memory_v1, memory_v2) = match version {
+                        Version::V2 => (
+                            None,
+                            enable(&mount, "memory")
+                                .and_then(|()| enable(&parent, "memory"))
+                                .is_ok(),
+                        ),
+                        Version::V1 => (memory_v1_parent(&mountinfo), false),
+                    };
+                    Some(Hierarchy {
+                        version,
+                        mount,
+                        parent,
+                        memory_v1,
+                        memory_v2,
+                    })
+                }
                 Err(e) => {
                     tracing::debug!(mount = %mount.display(), %e, "cgroup hierarchy not usable");
                     None
@@ -59,6 +82,9 @@ pub fn hierarchy() -> Option<&'static Hierarchy> {
         });
         if let Some(h) = &found {
             remove_stale(&h.parent);
+            if let Some(m) = &h.memory_v1 {
+                remove_stale(m);
+            }
         }
         found
     })
@@ -113,31 +139,57 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// v1's `memory` hierarchy (mounted from its root) with aisci's parent made in it; None
+/// where there is none or it is not writable.
+fn memory_v1_parent(mountinfo: &str) -> Option<PathBuf> {
+    let mount = mountinfo.lines().find_map(|line| {
+        let (pre, post) = line.split_once(" - ")?;
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        let ok = pre.get(3) == Some(&"/")
+            && post.first() == Some(&"cgroup")
+            && post.get(2).is_some_and(|o| o.split(',').any(|o| o == "memory"));
+        if ok {
+            pre.get(4).map(|m| PathBuf::from(unescape(m)))
+        } else {
+            None
+        }
+    })?;
+    let parent = mount.join("aisci");
+    match std::fs::create_dir(&parent) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            tracing::debug!(mount = %mount.display(), %e, "memory cgroup not usable");
+            None
+        }
+        _ => Some(parent),
+    }
+}
+
 fn prepare(version: Version, mount: &Path, parent: &Path) -> std::io::Result<()> {
     if version == Version::V2 {
-        enable_pids(mount)?;
+        enable(mount, "pids")?;
     }
     match std::fs::create_dir(parent) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
         _ => {}
     }
     if version == Version::V2 {
-        enable_pids(parent)?;
+        enable(parent, "pids")?;
     }
     Ok(())
 }
 
-/// v2: lets the children of `dir` have a `pids.max`.
-fn enable_pids(dir: &Path) -> std::io::Result<()> {
+/// v2: lets the children of `dir` use `controller` (e.g. have a `pids.max`).
+fn enable(dir: &Path, controller: &str) -> std::io::Result<()> {
     let control = dir.join("cgroup.subtree_control");
     let on = std::fs::read_to_string(&control)?;
-    if on.split_whitespace().any(|c| c == "pids") {
+    if on.split_whitespace().any(|c| c == controller) {
         return Ok(());
     }
     std::fs::OpenOptions::new()
         .write(true)
         .open(&control)?
-        .write_all(b"+pids")
+        .write_all(format!("+{controller}").as_bytes())
 }
 
 /// Removes the empty groups of aisci processes that no longer exist (a non-empty group
@@ -171,11 +223,18 @@ pub struct RunCgroup {
     version: Version,
     /// `<path>/cgroup.procs`, ready for the forked child (no allocation there).
     procs_file: CString,
+    /// Where the memory limit is kept: `path` itself on v2, the group of the same name in
+    /// the memory hierarchy on v1; None when the run's memory is not capped by a group.
+    memory: Option<PathBuf>,
+    /// v1: `<memory>/cgroup.procs`, for the child to join as well.
+    memory_procs: Option<CString>,
 }
 
 impl RunCgroup {
-    /// A new group for one run, allowing at most `max_processes` processes and threads.
-    pub fn create(max_processes: u32) -> std::io::Result<Self> {
+    /// A new group for one run, allowing at most `max_processes` processes and threads and,
+    /// where the machine has a memory controller aisci may use, `max_memory` bytes (see
+    /// [`RunCgroup::memory_limit`] for whether it holds).
+    pub fn create(max_processes: Option<u32>, max_memory: Option<u64>) -> std::io::Result<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let h = hierarchy().ok_or_else(|| std::io::Error::other("no usable cgroup hierarchy"))?;
         let path = loop {
@@ -188,12 +247,83 @@ impl RunCgroup {
                 Err(e) => return Err(e),
             }
         };
-        let group = Self::at(path, h.version)?;
-        if let Err(e) = std::fs::write(group.path.join("pids.max"), max_processes.to_string()) {
+        let mut group = Self::at(path, h.version)?;
+        let pids = max_processes.map_or_else(|| "max".to_string(), |n| n.to_string());
+        if let Err(e) = std::fs::write(group.path.join("pids.max"), pids) {
             group.remove();
             return Err(e);
         }
+        if let Some(bytes) = max_memory {
+            if let Err(e) = group.limit_memory(h, bytes) {
+                tracing::debug!(%e, "no memory limit from a control group");
+                group.remove_memory();
+            }
+        }
         Ok(group)
+    }
+
+    /// Caps the group's memory, swap included where the kernel counts it.
+    fn limit_memory(&mut self, h: &Hierarchy, bytes: u64) -> std::io::Result<()> {
+        let bytes = bytes.to_string();
+        if h.memory_v2 {
+            std::fs::write(self.path.join("memory.max"), &bytes)?;
+            let swap = self.path.join("memory.swap.max");
+            if swap.exists() {
+                std::fs::write(swap, "0")?;
+            }
+            self.memory = Some(self.path.clone());
+            return Ok(());
+        }
+        let Some(parent) = &h.memory_v1 else {
+            return Err(std::io::Error::other("no memory controller"));
+        };
+        let dir = parent.join(self.path.file_name().expect("groups have names"));
+        std::fs::create_dir(&dir)?;
+        self.memory = Some(dir.clone());
+        std::fs::write(dir.join("memory.limit_in_bytes"), &bytes)?;
+        // memory + swap: only where swap accounting is on; must not be below the limit.
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            std::fs::write(memsw, &bytes)?;
+        }
+        self.memory_procs = Some(
+            CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).map_err(std::io::Error::other)?,
+        );
+        Ok(())
+    }
+
+    /// The memory limit the group holds, if it holds one.
+    pub fn memory_limit(&self) -> Option<u64> {
+        let dir = self.memory.as_ref()?;
+        let file = match self.version {
+            Version::V2 => "memory.max",
+            Version::V1 => "memory.limit_in_bytes",
+        };
+        std::fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+    }
+
+    /// How many processes of the group the kernel killed for going over its memory limit.
+    pub fn oom_kills(&self) -> u64 {
+        let Some(dir) = &self.memory else { return 0 };
+        let file = match self.version {
+            Version::V2 => "memory.events",
+            Version::V1 => "memory.oom_control",
+        };
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    /// v1: the run's group in the memory hierarchy, removed (once empty).
+    fn remove_memory(&mut self) {
+        self.memory_procs = None;
+        if let Some(dir) = self.memory.take() {
+            if dir != self.path {
+                remove_dir_retrying(&dir);
+            }
+        }
     }
 
     /// The group of an earlier run, from its attachment: only one of aisci's own groups
@@ -204,7 +334,13 @@ impl RunCgroup {
         if path.parent()? != h.parent || parse_name(name).is_none() || !path.is_dir() {
             return None;
         }
-        Self::at(path.to_path_buf(), h.version).ok()
+        let mut group = Self::at(path.to_path_buf(), h.version).ok()?;
+        if h.memory_v2 && path.join("memory.max").exists() {
+            group.memory = Some(path.to_path_buf());
+        } else if let Some(dir) = h.memory_v1.as_ref().map(|m| m.join(name)).filter(|d| d.is_dir()) {
+            group.memory = Some(dir);
+        }
+        Some(group)
     }
 
     fn at(path: PathBuf, version: Version) -> std::io::Result<Self> {
@@ -214,6 +350,8 @@ impl RunCgroup {
             path,
             version,
             procs_file,
+            memory: None,
+            memory_procs: None,
         })
     }
 
@@ -232,6 +370,11 @@ impl RunCgroup {
         .map_err(errno)?;
         // "0" names the writing process itself, in v1 and v2 alike.
         rustix::io::write(&fd, b"0").map_err(errno)?;
+        if let Some(procs) = &self.memory_procs {
+            let fd =
+                open(procs.as_c_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).map_err(errno)?;
+            rustix::io::write(&fd, b"0").map_err(errno)?;
+        }
         Ok(())
     }
 
@@ -314,15 +457,22 @@ impl RunCgroup {
 
     /// Removes the group (once empty; retried briefly while the kernel lets go of it).
     pub fn remove(&self) {
-        for _ in 0..50 {
-            match std::fs::remove_dir(&self.path) {
-                Ok(()) => return,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
+        if let Some(dir) = self.memory.as_ref().filter(|d| **d != self.path) {
+            remove_dir_retrying(dir);
         }
-        tracing::warn!(cgroup = %self.path.display(), "could not remove the run's control group");
+        remove_dir_retrying(&self.path);
     }
+}
+
+fn remove_dir_retrying(dir: &Path) {
+    for _ in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    tracing::warn!(cgroup = %dir.display(), "could not remove the run's control group");
 }
 
 fn errno(e: rustix::io::Errno) -> std::io::Error {

@@ -57,6 +57,9 @@ pub struct Isolation {
     pub protect_mount: Option<CString>,
     /// As root: drop the capabilities that would undo the above (see [`DROPPED`]).
     pub drop_capabilities: bool,
+    /// As root: this folder (the run's own temporary folder) bound over `/tmp` in the run's
+    /// mount namespace, so what it writes to `/tmp` is its own and goes with it.
+    pub private_tmp: Option<CString>,
 }
 
 /// Capabilities a root experiment loses: remounting and namespaces (`SYS_ADMIN`), raising
@@ -93,8 +96,8 @@ impl Isolation {
         if let Some(net) = &self.no_network {
             leave_network(net)?;
         }
-        if let Some(mount) = &self.protect_mount {
-            use rustix::mount::{mount_change, mount_remount, MountFlags, MountPropagationFlags};
+        if self.protect_mount.is_some() || self.private_tmp.is_some() {
+            use rustix::mount::{mount_change, MountPropagationFlags};
             // SAFETY: the child is single-threaded after fork, which unshare requires.
             unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS) }.map_err(os)?;
             mount_change(
@@ -102,6 +105,13 @@ impl Isolation {
                 MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
             )
             .map_err(os)?;
+        }
+        if let Some(tmp) = &self.private_tmp {
+            // Without it the run still has its own TMPDIR; /tmp is then the machine's.
+            let _ = rustix::mount::mount_bind(tmp.as_c_str(), c"/tmp");
+        }
+        if let Some(mount) = &self.protect_mount {
+            use rustix::mount::{mount_remount, MountFlags};
             mount_remount(mount.as_c_str(), MountFlags::BIND | MountFlags::RDONLY, c"").map_err(os)?;
         }
         if self.drop_capabilities {

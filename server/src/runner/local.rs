@@ -43,6 +43,8 @@ use super::{
 use crate::config::{ExperimentSettings, RunSettings};
 
 pub use super::logs::TAIL_BYTES;
+/// Where each run's own temporary folder is made, relative to the run's working folder.
+pub const RUN_TMP_DIR: &str = ".aisci/tmp";
 /// How long the group gets between SIGTERM and SIGKILL on timeout or cancellation.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How often a watched run folder's size is measured.
@@ -80,6 +82,8 @@ pub struct LocalRunner {
     max_processes: Option<u32>,
     /// false: runs get no network.
     network: bool,
+    /// Memory a run may use, all its processes together; None: not limited.
+    max_memory: Option<u64>,
 }
 
 impl LocalRunner {
@@ -99,6 +103,7 @@ impl LocalRunner {
             echo: false,
             max_processes: None,
             network: true,
+            max_memory: None,
         }
     }
 
@@ -125,11 +130,22 @@ impl LocalRunner {
     }
 
     /// The limits from `[run]`: the run folder size (`max_run_dir_bytes`), the process
-    /// count (`max_processes`) and the network (`network`).
+    /// count (`max_processes`), memory (`max_memory_bytes`) and the network (`network`).
     pub fn with_run_settings(self, run: &RunSettings) -> Self {
         self.with_max_dir_bytes(Some(run.max_run_dir_bytes))
             .with_max_processes(Some(run.max_processes))
+            .with_max_memory(Some(run.memory_limit()))
             .with_network(run.network)
+    }
+
+    /// At most `bytes` of memory for all of a run's processes together, swap included: a
+    /// memory control group where the machine has one aisci may use (the run then ends
+    /// with [`Limit::Memory`] when the kernel kills it for going over); without one, CPU
+    /// runs get it as `RLIMIT_AS` per process (allocations beyond fail) and GPU runs go
+    /// without (CUDA maps far more address space than it uses), with one warning.
+    pub fn with_max_memory(mut self, bytes: Option<u64>) -> Self {
+        self.max_memory = bytes;
+        self
     }
 
     /// A run whose [`RunSpec::watch_dir`] grows past `bytes` is ended like a timeout,
@@ -182,7 +198,8 @@ impl LocalRunner {
     }
 
     /// What the child will do to itself before the experiment starts, and its control group.
-    fn isolation(&self) -> Result<Isolation, String> {
+    /// `cpu_only`: the run sees no GPU; `private_tmp`: a folder a root run gets as `/tmp`.
+    pub(super) fn isolation(&self, cpu_only: bool, private_tmp: Option<&Path>) -> Result<Isolation, String> {
         let root = rustix::process::geteuid().is_root();
         let mut iso = Isolation {
             rlimits: Rlimits {
@@ -193,8 +210,12 @@ impl LocalRunner {
             drop_capabilities: root,
             ..Default::default()
         };
-        if let Some(max) = self.max_processes {
-            match RunCgroup::create(max) {
+        if let Some(tmp) = private_tmp.filter(|_| root) {
+            iso.private_tmp = Some(CString::new(tmp.as_os_str().as_bytes()).map_err(|e| e.to_string())?);
+        }
+        if self.max_processes.is_some() || self.max_memory.is_some() {
+            let max = self.max_processes.unwrap_or(u32::MAX);
+            match RunCgroup::create(self.max_processes, self.max_memory) {
                 Ok(cg) => {
                     if root {
                         let h = cgroup::hierarchy().expect("a group exists, so its hierarchy does");
@@ -204,17 +225,34 @@ impl LocalRunner {
                             iso.protect_mount = Some(mount);
                         }
                     }
+                    if let (Some(bytes), None) = (self.max_memory, cg.memory_limit()) {
+                        self.memory_fallback(&mut iso, bytes, cpu_only);
+                    }
                     iso.cgroup = Some(Arc::new(cg));
+                }
+                Err(e) if self.max_processes.is_none() => {
+                    tracing::debug!(%e, "no control group for the run's memory");
+                    if let Some(bytes) = self.max_memory {
+                        self.memory_fallback(&mut iso, bytes, cpu_only);
+                    }
                 }
                 Err(e) if !root => {
                     warn_once(&format!(
                         "no control group for runs ({e}); their process count is limited with RLIMIT_NPROC, which counts all of this user's processes"
                     ));
                     iso.rlimits.processes = Some(u64::from(max));
+                    if let Some(bytes) = self.max_memory {
+                        self.memory_fallback(&mut iso, bytes, cpu_only);
+                    }
                 }
-                Err(e) => warn_once(&format!(
-                    "no control group for runs ({e}); as root, run.max_processes = {max} is not enforced"
-                )),
+                Err(e) => {
+                    warn_once(&format!(
+                        "no control group for runs ({e}); as root, run.max_processes = {max} is not enforced"
+                    ));
+                    if let Some(bytes) = self.max_memory {
+                        self.memory_fallback(&mut iso, bytes, cpu_only);
+                    }
+                }
             }
         }
         if !self.network {
@@ -227,14 +265,83 @@ impl LocalRunner {
     }
 }
 
+impl LocalRunner {
+    /// No memory control group: `RLIMIT_AS` for a CPU run; a GPU run goes without.
+    fn memory_fallback(&self, iso: &mut Isolation, bytes: u64, cpu_only: bool) {
+        if cpu_only {
+            let current = iso.rlimits.address_space.unwrap_or(u64::MAX);
+            iso.rlimits.address_space = Some(current.min(bytes));
+        } else {
+            static ONCE: Once = Once::new();
+            ONCE.call_once(|| {
+                tracing::warn!(
+                    "no memory control group for runs: run.max_memory_bytes is not enforced for runs on a GPU"
+                )
+            });
+        }
+    }
+}
+
 fn warn_once(message: &str) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| tracing::warn!("{message}"));
 }
 
+/// A fresh temporary folder for one run, inside the run's working folder (so it counts
+/// towards the run's size limit and is removed with the run), private to its owner.
+pub(super) fn make_run_tmp(spec: &RunSpec) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = spec.cwd.join(RUN_TMP_DIR);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&base)?;
+    let stem = spec
+        .stdout_path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = base.join(format!("{stem}-{}-{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Removes a run's temporary folder once nothing of the run is left to write to it.
+fn remove_run_tmp(dir: &Path) {
+    // Only aisci's own folders: a name under `.aisci/tmp`, never a link.
+    let ours = dir.parent().is_some_and(|p| p.ends_with(RUN_TMP_DIR))
+        && std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+    if ours {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), %e, "could not remove the run's temporary folder");
+        }
+    }
+}
+
+/// Whether a private `/tmp` would hide the run's own files from it: its folder or its
+/// program lie under `/tmp`, where the new mount would cover them.
+pub(super) fn lives_in_tmp(cwd: &Path, program: &Path) -> bool {
+    let tmp = Path::new("/tmp");
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    canon(cwd).starts_with(tmp) || canon(program).starts_with(tmp)
+}
+
 /// Where `program` is, as `execvp` would find it: a path with a `/` is relative to the
 /// run's folder, a bare name is looked up in the run's `PATH`.
-fn resolve_program(program: &str, cwd: &Path, env: &[(OsString, OsString)]) -> std::io::Result<PathBuf> {
+pub(super) fn resolve_program(
+    program: &str,
+    cwd: &Path,
+    env: &[(OsString, OsString)],
+) -> std::io::Result<PathBuf> {
     use std::io::ErrorKind;
     use std::os::unix::fs::PermissionsExt;
     let executable =
@@ -309,6 +416,17 @@ impl Runner for LocalRunner {
                 format!("working directory {} does not exist", spec.cwd.display()),
             ));
         }
+        let tmp = make_run_tmp(spec)
+            .map_err(|e| spawn_error(spec, format!("no temporary folder for the run: {e}")))?;
+        let tmp_guard = TmpGuard(Some(tmp.clone()));
+        let mut with_tmp = spec.clone();
+        for var in ["TMPDIR", "TMP", "TEMP"] {
+            with_tmp.env.retain(|(k, _)| k != var);
+            with_tmp
+                .env
+                .push((var.into(), tmp.to_string_lossy().into_owned()));
+        }
+        let spec = &with_tmp;
         let env = self.child_env(spec);
         let program = resolve_program(&spec.program, &spec.cwd, &env)
             .map_err(|e| spawn_error(spec, spawn_message(&e, &spec.program)))?;
@@ -317,7 +435,13 @@ impl Runner for LocalRunner {
         let stdout_file = create_log(&spec.stdout_path)?;
         let stderr_file = create_log(&spec.stderr_path)?;
 
-        let iso = self.isolation().map_err(|m| spawn_error(spec, m))?;
+        let cpu_only = env
+            .iter()
+            .any(|(k, v)| k == "CUDA_VISIBLE_DEVICES" && v.is_empty());
+        let private_tmp = (!lives_in_tmp(&spec.cwd, &program)).then_some(tmp.as_path());
+        let iso = self
+            .isolation(cpu_only, private_tmp)
+            .map_err(|m| spawn_error(spec, m))?;
         let cg = iso.cgroup.clone();
         let mut cmd = tokio::process::Command::new(leader::SHELL);
         cmd.args(leader::argv(&exit_file, &program, &spec.args))
@@ -362,6 +486,7 @@ impl Runner for LocalRunner {
             deadline_unix_ms,
             exit_file: Some(exit_file.clone()),
             cgroup: cg.as_ref().map(|c| c.path().to_path_buf()),
+            tmp_dir: Some(tmp.clone()),
         })));
 
         let mut out = Follower::new(Stream::Stdout, stdout_file, 0, self.echo);
@@ -369,7 +494,7 @@ impl Runner for LocalRunner {
         // Shared: awaited once in the race and again after the kill.
         let exited = leader_exited(pgid).map(|_| ()).shared();
         let ended = {
-            let watched = watch_size(watched_paths(spec), self.max_dir_bytes, self.dir_poll);
+            let watched = watch_size(watched_paths(spec, Some(&tmp)), self.max_dir_bytes, self.dir_poll);
             let follow = follow(&mut out, &mut err, events);
             tokio::select! {
                 _ = exited.clone() => None,
@@ -392,7 +517,8 @@ impl Runner for LocalRunner {
         let status = child.wait().await?;
         guard.armed = false;
 
-        let exit = ended.unwrap_or_else(|| exit_kind(status));
+        let exit = out_of_memory(cg.as_deref(), ended.unwrap_or_else(|| exit_kind(status)));
+        drop(tmp_guard);
         let outcome = self
             .finish(spec, out, err, cg, events, exit, started.elapsed())
             .await?;
@@ -422,6 +548,7 @@ impl Runner for LocalRunner {
             .clone()
             .unwrap_or_else(|| leader::exit_file_for(&spec.stdout_path));
         let cg = att.cgroup.as_deref().and_then(RunCgroup::existing).map(Arc::new);
+        let _tmp_guard = TmpGuard(att.tmp_dir.clone());
         let start_ms = att
             .deadline_unix_ms
             .saturating_sub(spec.timeout.as_millis() as u64);
@@ -451,16 +578,9 @@ impl Runner for LocalRunner {
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| Duration::from_millis((d.as_millis() as u64).saturating_sub(start_ms)));
             let (out, err) = self.reopen_logs(spec)?;
+            let exit = out_of_memory(cg.as_deref(), leader::exit_kind(status));
             return self
-                .finish(
-                    spec,
-                    out,
-                    err,
-                    cg,
-                    events,
-                    leader::exit_kind(status),
-                    ended_at.unwrap_or_else(elapsed),
-                )
+                .finish(spec, out, err, cg, events, exit, ended_at.unwrap_or_else(elapsed))
                 .await;
         };
 
@@ -468,7 +588,11 @@ impl Runner for LocalRunner {
         let exited = leader_ended(pidfd, att.pid, att.start_ticks).shared();
         let remaining = Duration::from_millis(att.deadline_unix_ms.saturating_sub(now_unix_ms()));
         let ended = {
-            let watched = watch_size(watched_paths(spec), self.max_dir_bytes, self.dir_poll);
+            let watched = watch_size(
+                watched_paths(spec, att.tmp_dir.as_deref()),
+                self.max_dir_bytes,
+                self.dir_poll,
+            );
             let follow = follow(&mut out, &mut err, events);
             tokio::select! {
                 _ = exited.clone() => None,
@@ -488,7 +612,7 @@ impl Runner for LocalRunner {
         let exit = match ended {
             Some(kind) => kind,
             None => match leader::read_status(&exit_file) {
-                Some(status) => leader::exit_kind(status),
+                Some(status) => out_of_memory(cg.as_deref(), leader::exit_kind(status)),
                 None => {
                     if let Some(cg) = &cg {
                         cg.remove();
@@ -678,28 +802,31 @@ async fn leader_ended(fd: std::os::fd::OwnedFd, pid: i32, start_ticks: u64) {
     }
 }
 
-/// What a run's size limit counts: its watched folder, and its logs wherever they lie
-/// outside it (the run writes them itself, so they must not grow without bound either).
-fn watched_paths(spec: &RunSpec) -> Vec<PathBuf> {
+/// What a run's size limit counts: its watched folder, its temporary folder and its logs
+/// wherever they lie outside it (the run writes them itself, so they must not grow without
+/// bound either).
+fn watched_paths(spec: &RunSpec, tmp: Option<&Path>) -> Vec<PathBuf> {
     let dir = spec.watch_dir.as_ref().map(|d| absolutize(&spec.cwd, d));
     let mut paths: Vec<PathBuf> = dir.iter().cloned().collect();
-    for log in [&spec.stdout_path, &spec.stderr_path] {
-        let log = absolutize(&spec.cwd, log);
-        if !dir.as_ref().is_some_and(|d| log.starts_with(d)) {
-            paths.push(log);
+    let logs = [&spec.stdout_path, &spec.stderr_path].map(|l| absolutize(&spec.cwd, l));
+    for p in logs.into_iter().chain(tmp.map(Path::to_path_buf)) {
+        if !dir.as_ref().is_some_and(|d| p.starts_with(d)) {
+            paths.push(p);
         }
     }
     paths
 }
 
-/// Resolves when `paths` together have grown past `max` bytes (measured every `every`);
-/// never without `max`.
+/// Resolves when `paths` together have grown by more than `max` bytes beyond their size
+/// when the watch began (measured every `every`); never without `max`. Growth, not size:
+/// a watched idea folder already holds the earlier runs, the paper and the code.
 async fn watch_size(paths: Vec<PathBuf>, max: Option<u64>, every: Duration) -> Limit {
     let Some(max) = max else {
         return std::future::pending().await;
     };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut base = None;
     loop {
         tick.tick().await;
         let p = paths.clone();
@@ -714,7 +841,8 @@ async fn watch_size(paths: Vec<PathBuf>, max: Option<u64>, every: Duration) -> L
         })
         .await
         .unwrap_or(0);
-        if size > max {
+        let start = *base.get_or_insert(size);
+        if size.saturating_sub(start) > max {
             return Limit::RunDirBytes(max);
         }
     }
@@ -780,6 +908,35 @@ fn signal_group(pgid: Pid, sig: Signal) {
     // ESRCH cannot happen while the leader is a zombie; anything else is only worth a log.
     if let Err(e) = rustix::process::kill_process_group(pgid, sig) {
         tracing::debug!(pgid = pgid.as_raw_nonzero().get(), ?sig, %e, "killpg");
+    }
+}
+
+/// A run that ended because the kernel killed part of it for going over its memory limit
+/// reads as that limit, not as the SIGKILL (or the failure) it caused.
+fn out_of_memory(cg: Option<&RunCgroup>, exit: ExitKind) -> ExitKind {
+    match (exit, cg) {
+        (ExitKind::Failed(_) | ExitKind::Signaled(_), Some(cg)) if cg.oom_kills() > 0 => cg
+            .memory_limit()
+            .map_or(exit, |n| ExitKind::LimitExceeded(Limit::Memory(n))),
+        _ => exit,
+    }
+}
+
+/// Removes the run's temporary folder however the run ends (the run's processes are gone
+/// by then, or, for a future dropped midway, killed by the group guard declared after it).
+pub(super) struct TmpGuard(Option<PathBuf>);
+
+impl TmpGuard {
+    pub(super) fn new(dir: PathBuf) -> Self {
+        Self(Some(dir))
+    }
+}
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            remove_run_tmp(&dir);
+        }
     }
 }
 

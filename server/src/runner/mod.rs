@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub mod cgroup;
+pub mod contain;
 pub mod env;
 pub mod facts;
+pub mod gpu_lease;
 pub mod gpus;
 pub mod isolation;
 pub mod leader;
@@ -66,12 +68,16 @@ pub enum ExitKind {
 pub enum Limit {
     /// The watched folder grew past this many bytes.
     RunDirBytes(u64),
+    /// The run needed more memory than this many bytes (the kernel's OOM killer ended it
+    /// inside its control group, or Slurm reported `OUT_OF_MEMORY`).
+    Memory(u64),
 }
 
 impl std::fmt::Display for Limit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Limit::RunDirBytes(n) => write!(f, "run folder exceeded {n} bytes"),
+            Limit::Memory(n) => write!(f, "run exceeded its memory limit of {n} bytes"),
         }
     }
 }
@@ -119,6 +125,8 @@ pub enum Stream {
 pub enum RunEvent {
     /// Waiting for a slot; `ahead` runs are queued before it.
     Queued { ahead: usize },
+    /// Waiting for `gpu`, which another aisci process on this machine holds (`holder`).
+    Held { gpu: String, holder: String },
     /// It has its slot and is about to start: `gpu` is the slot's `CUDA_VISIBLE_DEVICES`
     /// value (`""` for a CPU slot). Sent by the [`SlotScheduler`].
     Slot { gpu: String },
@@ -172,6 +180,9 @@ pub struct LocalAttachment {
     /// The control group holding the run's processes, when aisci made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<PathBuf>,
+    /// The run's own temporary folder (its `TMPDIR`), removed when the run has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmp_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 pub struct ProcStat {
     /// Field 3: `R`, `S`, `Z` (zombie), ...
     pub state: char,
+    /// Field 4: the parent.
+    pub ppid: i32,
     /// Field 5: the process group.
     pub pgid: i32,
     /// Field 22: start time in clock ticks after boot.
@@ -38,6 +40,7 @@ pub fn parse_stat(line: &str) -> Option<ProcStat> {
     let field = |n: usize| fields.get(n - 3).copied();
     Some(ProcStat {
         state: field(3)?.chars().next()?,
+        ppid: field(4)?.parse().ok()?,
         pgid: field(5)?.parse().ok()?,
         start_ticks: field(22)?.parse().ok()?,
     })
@@ -72,6 +75,7 @@ mod tests {
             s,
             ProcStat {
                 state: 'S',
+                ppid: 1,
                 pgid: 4242,
                 start_ticks: 987654
             }

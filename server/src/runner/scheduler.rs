@@ -1,7 +1,11 @@
 //! A FIFO queue in front of another [`Runner`]: runs wait for a free slot (a GPU, or one
 //! of the CPU slots when there is none), get `CUDA_VISIBLE_DEVICES` for it, and give it
 //! back when they end, however they end (a guard releases it on cancel, error, panic, or
-//! a dropped future).
+//! a dropped future). With [`SlotScheduler::with_machine_gpus`], a GPU slot is also taken
+//! machine-wide ([`gpu_lease`]): a run whose GPU another aisci process holds waits for it
+//! (or takes another free GPU of its own list), reported as [`QueueEvent::Held`].
+//!
+//! [`gpu_lease`]: super::gpu_lease
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,6 +15,7 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::gpu_lease::{Lease, MachineGpus};
 use super::gpus::Gpu;
 use super::{Attachment, ExitKind, Ran, RunError, RunEvent, RunEvents, RunOutcome, RunSpec, Runner};
 use crate::config::RunSettings;
@@ -64,6 +69,13 @@ pub enum QueueEvent {
     Dequeued {
         run: u64,
     },
+    /// Has its place in this process's queue, but another aisci process holds `gpu`:
+    /// waits for it (said once per run).
+    Held {
+        run: u64,
+        gpu: String,
+        holder: String,
+    },
     /// Ended; Err holds the runner's error message.
     Finished {
         run: u64,
@@ -115,10 +127,14 @@ impl Shared {
 struct SlotGuard {
     shared: Arc<Shared>,
     slot: usize,
+    /// The machine-wide place on the slot's GPU, when one is taken.
+    lease: Option<Lease>,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
+        // The machine-wide place first: a waiter of this process may take it next.
+        self.lease = None;
         self.shared.release(self.slot);
     }
 }
@@ -154,7 +170,11 @@ pub struct SlotScheduler<R> {
     inner: R,
     shared: Arc<Shared>,
     observer: Option<Observer>,
+    machine: Option<MachineGpus>,
 }
+
+/// How often a run waiting for a GPU another aisci holds looks again.
+const HELD_POLL: Duration = Duration::from_millis(200);
 
 impl<R: Runner> SlotScheduler<R> {
     pub fn new(inner: R, slots: Vec<Slot>) -> Self {
@@ -178,12 +198,31 @@ impl<R: Runner> SlotScheduler<R> {
                 state: Mutex::new(state),
             }),
             observer: None,
+            machine: None,
         }
     }
 
-    /// Slots for `gpus` as `settings` (`runs_per_gpu`, `cpu_slots`) says.
+    /// GPU slots are also taken machine-wide, through the lock files of `gpus`.
+    pub fn with_machine_gpus(mut self, gpus: MachineGpus) -> Self {
+        self.machine = Some(gpus);
+        self
+    }
+
+    /// Slots for `gpus` as `settings` (`runs_per_gpu`, `cpu_slots`) says, GPU slots shared
+    /// with every aisci of this user on the machine (see [`super::gpu_lease`]); where its
+    /// folder cannot be made, this process's own queue only, with a warning.
     pub fn for_gpus(inner: R, gpus: &[Gpu], settings: &RunSettings) -> Self {
-        Self::new(inner, slots_for(gpus, settings.runs_per_gpu, settings.cpu_slots))
+        let s = Self::new(inner, slots_for(gpus, settings.runs_per_gpu, settings.cpu_slots));
+        if gpus.is_empty() {
+            return s;
+        }
+        match super::gpu_lease::default_dir() {
+            Ok(dir) => s.with_machine_gpus(MachineGpus::new(dir, settings.runs_per_gpu)),
+            Err(e) => {
+                tracing::warn!(%e, "GPU slots are not shared with other aisci processes");
+                s
+            }
+        }
     }
 
     pub fn with_observer(mut self, observer: Observer) -> Self {
@@ -224,6 +263,7 @@ impl<R: Runner> SlotScheduler<R> {
                 return Some(SlotGuard {
                     shared: self.shared.clone(),
                     slot,
+                    lease: None,
                 });
             }
             let (tx, rx) = oneshot::channel();
@@ -250,11 +290,81 @@ impl<R: Runner> SlotScheduler<R> {
                 Some(SlotGuard {
                     shared: self.shared.clone(),
                     slot,
+                    lease: None,
                 })
             }
             // The ticket's drop leaves the queue (or passes on a slot granted meanwhile).
             None => None,
         }
+    }
+
+    /// With machine-wide GPUs: the place on the granted slot's GPU, or on the GPU of another
+    /// free slot of ours (swapped for it); waits while other processes hold them all. False
+    /// when cancelled first.
+    async fn take_machine_place(
+        &self,
+        run: u64,
+        guard: &mut SlotGuard,
+        events: &dyn RunEvents,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let Some(machine) = &self.machine else {
+            return true;
+        };
+        let mut said = false;
+        loop {
+            let Some(gpu) = self.shared.slots[guard.slot].gpu.clone() else {
+                return true;
+            };
+            match machine.try_take(&gpu) {
+                Ok(Ok(lease)) => {
+                    guard.lease = Some(lease);
+                    return true;
+                }
+                Ok(Err(holder)) => {
+                    if let Some((slot, lease)) = self.other_free_place(machine, &gpu) {
+                        let old = std::mem::replace(&mut guard.slot, slot);
+                        guard.lease = Some(lease);
+                        self.shared.release(old);
+                        return true;
+                    }
+                    if !said {
+                        said = true;
+                        self.emit(QueueEvent::Held {
+                            run,
+                            gpu: gpu.clone(),
+                            holder: holder.clone(),
+                        });
+                        events.on_event(RunEvent::Held { gpu, holder });
+                    }
+                }
+                Err(e) => {
+                    // The lock files are unusable: run with this process's queue alone.
+                    tracing::warn!(%e, dir = %machine.dir().display(), "GPU lock file");
+                    return true;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(HELD_POLL) => {}
+                _ = cancel.cancelled() => return false,
+            }
+        }
+    }
+
+    /// A free slot of ours on a GPU other than `busy` whose machine-wide place is free now.
+    fn other_free_place(&self, machine: &MachineGpus, busy: &str) -> Option<(usize, Lease)> {
+        let mut st = self.shared.lock();
+        for at in 0..st.free.len() {
+            let slot = st.free[at];
+            let Some(gpu) = self.shared.slots[slot].gpu.as_deref().filter(|g| *g != busy) else {
+                continue;
+            };
+            if let Ok(Ok(lease)) = machine.try_take(gpu) {
+                st.free.remove(at);
+                return Some((slot, lease));
+            }
+        }
+        None
     }
 }
 
@@ -267,7 +377,13 @@ impl<R: Runner> Runner for SlotScheduler<R> {
             st.next_run += 1;
             st.next_run
         };
-        let Some(guard) = self.acquire(run, events, cancel).await else {
+        let mut guard = self.acquire(run, events, cancel).await;
+        if let Some(g) = guard.as_mut() {
+            if !self.take_machine_place(run, g, events, cancel).await {
+                guard = None;
+            }
+        }
+        let Some(guard) = guard else {
             self.emit(QueueEvent::Dequeued { run });
             return Ok(RunOutcome {
                 exit: ExitKind::Cancelled,

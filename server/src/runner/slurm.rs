@@ -73,6 +73,12 @@ pub struct SlurmRunner {
     base_env: Option<Arc<Vec<(OsString, OsString)>>>,
     secret_names: Vec<String>,
     max_dir_bytes: Option<u64>,
+    /// `--mem`, and the contained run's memory limit on the node; None: the node's share.
+    max_memory: Option<u64>,
+    max_processes: Option<u32>,
+    /// The aisci binary that contains the run on the node (`aisci contain`); None, or not
+    /// executable there: the job runs the experiment directly, contained only by Slurm.
+    contain: Option<PathBuf>,
     echo: bool,
     poll: Duration,
     command_timeout: Duration,
@@ -91,6 +97,9 @@ impl SlurmRunner {
             base_env: None,
             secret_names: Vec::new(),
             max_dir_bytes: None,
+            max_memory: None,
+            max_processes: None,
+            contain: super::contain::this_binary().map(Path::to_path_buf),
             echo: false,
             poll: Duration::from_millis(settings.poll_ms.max(10)),
             command_timeout: Duration::from_secs(settings.command_timeout_secs.max(1)),
@@ -100,9 +109,31 @@ impl SlurmRunner {
         }
     }
 
-    /// `[run]`: the `[run.slurm]` table and the run-folder limit.
+    /// `[run]`: the `[run.slurm]` table, the run-folder, process and memory limits.
     pub fn from_run_settings(run: &RunSettings) -> Self {
-        Self::new(&run.slurm).with_max_dir_bytes(Some(run.max_run_dir_bytes))
+        Self::new(&run.slurm)
+            .with_max_dir_bytes(Some(run.max_run_dir_bytes))
+            .with_max_processes(Some(run.max_processes))
+            .with_max_memory(run.max_memory_bytes)
+    }
+
+    /// The job's memory: `--mem` and the limit of its control group on the node. None:
+    /// no `--mem` (the site's default), and three quarters of the node's memory there.
+    pub fn with_max_memory(mut self, bytes: Option<u64>) -> Self {
+        self.max_memory = bytes;
+        self
+    }
+
+    pub fn with_max_processes(mut self, max: Option<u32>) -> Self {
+        self.max_processes = max;
+        self
+    }
+
+    /// The aisci binary the job script calls to contain the run on the node (default: this
+    /// process's own, when it is the `aisci` binary).
+    pub fn with_contain_binary(mut self, aisci: Option<PathBuf>) -> Self {
+        self.contain = aisci;
+        self
     }
 
     pub fn with_tools(mut self, tools: SlurmTools) -> Self {
@@ -190,6 +221,9 @@ impl SlurmRunner {
         args.extend(s.extra_args.iter().cloned());
         if s.gpus_per_run > 0 {
             args.push(format!("--gres=gpu:{}", s.gpus_per_run));
+        }
+        if let Some(bytes) = self.max_memory {
+            args.push(format!("--mem={}M", (bytes >> 20).max(1)));
         }
         args.extend([
             format!("--job-name={}", job_name(spec)),
@@ -406,6 +440,7 @@ impl SlurmRunner {
         let mut running_since: Option<Instant> = None;
         let mut last_ahead = None;
         let mut unreachable_since: Option<Instant> = None;
+        let mut dir_base: Option<u64> = None;
         let far = || tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
 
         let stopped = loop {
@@ -455,7 +490,8 @@ impl SlurmRunner {
                 let size = tokio::task::spawn_blocking(move || dir_size(&d))
                     .await
                     .unwrap_or(0);
-                if size > max {
+                // Growth since the watch began, as for local runs.
+                if size.saturating_sub(*dir_base.get_or_insert(size)) > max {
                     break Some(ExitKind::LimitExceeded(Limit::RunDirBytes(max)));
                 }
             }
@@ -480,7 +516,20 @@ impl SlurmRunner {
             (Some(kind), Ok(e)) => (kind, e.and_then(|e| e.run_time), None),
             (Some(kind), Err(_)) => (kind, None, None),
             (None, Ok(Some(e))) => {
-                let (kind, note) = exit_of(job, &e);
+                let (mut kind, note) = exit_of(job, &e);
+                // Recorded by `aisci contain` when the node's kernel killed the run for memory.
+                let oom = std::fs::read_to_string(oom_file(spec)).ok();
+                if let Some(limit) = oom
+                    .and_then(|t| t.trim().parse().ok())
+                    .or(match e.state.as_str() {
+                        "OUT_OF_MEMORY" => self.max_memory,
+                        _ => None,
+                    })
+                {
+                    if kind != ExitKind::Success {
+                        kind = ExitKind::LimitExceeded(Limit::Memory(limit));
+                    }
+                }
                 (kind, e.run_time, note)
             }
             (None, Ok(None)) => {
@@ -535,8 +584,9 @@ impl Runner for SlurmRunner {
         tokio::fs::File::create(&spec.stdout_path).await?;
         tokio::fs::File::create(&spec.stderr_path).await?;
         let _ = std::fs::remove_file(gpu_file(spec));
+        let _ = std::fs::remove_file(oom_file(spec));
         let script = run_folder(spec).join("slurm_job.sh");
-        write_script(&script, spec)?;
+        self.write_script(&script, spec)?;
 
         // Not raced with `cancel`: an sbatch killed midway may have submitted a job without
         // telling its id. A cancel now is seen by `watch`, which cancels the job by id.
@@ -661,7 +711,9 @@ fn exit_of(job: &str, e: &Ended) -> (ExitKind, Option<String>) {
     let by_code = || match (code, signal) {
         (0, 0) => ExitKind::Failed(1),
         (0, s) => ExitKind::Signaled(s),
-        (c, _) => ExitKind::Failed(c),
+        // `aisci contain` exits with 128 + the signal that ended the experiment: the rule
+        // of local runs' leader.
+        (c, _) => super::leader::exit_kind(c),
     };
     let note = |what: &str| {
         let reason = e.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
@@ -812,6 +864,11 @@ fn run_folder(spec: &RunSpec) -> &Path {
     spec.stdout_path.parent().unwrap_or(&spec.cwd)
 }
 
+/// Where `aisci contain` records the memory limit the run went over.
+fn oom_file(spec: &RunSpec) -> PathBuf {
+    run_folder(spec).join(".slurm_out_of_memory")
+}
+
 /// Where the job script records the `CUDA_VISIBLE_DEVICES` Slurm gave the job.
 fn gpu_file(spec: &RunSpec) -> PathBuf {
     run_folder(spec).join("slurm_cuda_visible_devices")
@@ -845,23 +902,42 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The batch script: records the GPUs Slurm gave the job, then becomes the program (so
-/// the job's exit code and signal are the program's).
-fn write_script(path: &Path, spec: &RunSpec) -> std::io::Result<()> {
-    let command: Vec<String> = std::iter::once(&spec.program)
-        .chain(&spec.args)
-        .map(|a| shell_quote(a))
-        .collect();
-    let text = format!(
-        "#!/bin/sh\n# Written by aisci: one experiment run as a Slurm job.\n\
-         if [ -n \"${{CUDA_VISIBLE_DEVICES+x}}\" ]; then printf '%s' \"$CUDA_VISIBLE_DEVICES\" > {}; fi\n\
-         exec {}\n",
-        shell_quote(&gpu_file(spec).display().to_string()),
-        command.join(" ")
-    );
-    let tmp = path.with_extension("sh.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+impl SlurmRunner {
+    /// The batch script: records the GPUs Slurm gave the job, then becomes `aisci contain`
+    /// (which holds the experiment and everything it starts, and exits as it did) or, where
+    /// the node cannot run that binary, the program itself, contained only by Slurm.
+    fn write_script(&self, path: &Path, spec: &RunSpec) -> std::io::Result<()> {
+        let quote_path = |p: &Path| shell_quote(&p.display().to_string());
+        let command: Vec<String> = std::iter::once(&spec.program)
+            .chain(&spec.args)
+            .map(|a| shell_quote(a))
+            .collect();
+        let command = command.join(" ");
+        let mut text = format!(
+            "#!/bin/sh\n# Written by aisci: one experiment run as a Slurm job.\n\
+             if [ -n \"${{CUDA_VISIBLE_DEVICES+x}}\" ]; then printf '%s' \"$CUDA_VISIBLE_DEVICES\" > {}; fi\n",
+            quote_path(&gpu_file(spec)),
+        );
+        if let Some(aisci) = &self.contain {
+            let mut limits = vec![format!("--oom-file={}", quote_path(&oom_file(spec)))];
+            if let Some(n) = self.max_processes {
+                limits.push(format!("--max-processes={n}"));
+            }
+            if let Some(n) = self.max_memory {
+                limits.push(format!("--max-memory={n}"));
+            }
+            text.push_str(&format!(
+                "if [ -x {a} ]; then exec {a} contain {} -- {command}; fi\n\
+                 echo '[aisci: '{a}' cannot run on this node; the run is contained by Slurm only]' >&2\n",
+                limits.join(" "),
+                a = quote_path(aisci),
+            ));
+        }
+        text.push_str(&format!("exec {command}\n"));
+        let tmp = path.with_extension("sh.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
 }
 
 /// Follows one output file that Slurm writes, keeping the last [`TAIL_BYTES`].

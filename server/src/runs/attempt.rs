@@ -93,7 +93,8 @@ pub async fn run_attempt(
         stdout_path: run_dir.join("stdout.txt"),
         stderr_path: run_dir.join("stderr.txt"),
         env: Vec::new(),
-        watch_dir: Some(run_dir.clone()),
+        // The whole idea folder: what the run writes beside its own folder counts too.
+        watch_dir: Some(root.to_path_buf()),
     };
     let mut record = RunRecord::queued(
         spec.run,
@@ -152,6 +153,12 @@ pub fn limit_message(limit: Limit) -> String {
             "The run was stopped: its folder grew past the limit of {n} bytes ({}). \
              Write less into the output folder: no checkpoints, large arrays or datasets; \
              final_info.json and small results are enough.",
+            human_bytes(n)
+        ),
+        Limit::Memory(n) => format!(
+            "The run was stopped: it needed more than its memory limit of {}. \
+             Use less memory: smaller batches or models, fewer data-loader workers, \
+             no whole datasets or histories held in memory.",
             human_bytes(n)
         ),
     }

@@ -18,6 +18,7 @@ pub fn run_exit(exit: ExitKind) -> RunExit {
         ExitKind::TimedOut => RunExit::TimedOut,
         ExitKind::Cancelled => RunExit::Cancelled,
         ExitKind::LimitExceeded(Limit::RunDirBytes(limit_bytes)) => RunExit::RunDirTooLarge { limit_bytes },
+        ExitKind::LimitExceeded(Limit::Memory(limit_bytes)) => RunExit::OutOfMemory { limit_bytes },
     }
 }
 

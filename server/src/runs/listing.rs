@@ -39,6 +39,9 @@ pub struct RunView {
     /// Runs ahead of it in the queue, while queued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ahead: Option<usize>,
+    /// While queued for a GPU another aisci process holds: which, and who holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
     /// The GPU(s) of its slot (`""`: CPU).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu: Option<String>,
@@ -86,6 +89,7 @@ impl RunView {
             attempt: record.attempt,
             state: record.state,
             ahead: record.queued_ahead.filter(|_| record.state == RunState::Queued),
+            held_by: None,
             gpu: record.gpu.clone(),
             job_id: record.job_id().map(str::to_owned),
             pid: match &record.attachment {
@@ -108,6 +112,7 @@ impl RunView {
             v.watched = true;
             v.state = l.state;
             v.ahead = l.ahead.filter(|_| l.state == RunState::Queued);
+            v.held_by = l.held_by.clone().filter(|_| l.state == RunState::Queued);
             v.gpu = l.gpu.clone().or(v.gpu);
             v.job_id = l.job_id.clone().or(v.job_id);
             v.pid = l.pid.or(v.pid);

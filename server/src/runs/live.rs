@@ -23,6 +23,8 @@ pub struct LiveRun {
     pub state: RunState,
     /// Runs queued before it.
     pub ahead: Option<usize>,
+    /// The GPU it waits for and who holds it (another aisci process).
+    pub held_by: Option<String>,
     /// Its slot's `CUDA_VISIBLE_DEVICES` (`""`: CPU).
     pub gpu: Option<String>,
     pub job_id: Option<String>,
@@ -41,6 +43,7 @@ impl LiveRun {
             attempt,
             state: RunState::Queued,
             ahead: None,
+            held_by: None,
             gpu: None,
             job_id: None,
             pid: None,

@@ -53,8 +53,15 @@ impl Recorder<'_> {
                 live::update(folder, run, |r| r.ahead = Some(ahead));
                 let _ = self.tx.send(Change::Queued(ahead));
             }
+            RunEvent::Held { gpu, holder } => {
+                live::update(folder, run, |r| {
+                    r.held_by = Some(format!("GPU {gpu} is held by {holder}"))
+                });
+                let _ = self.tx.send(Change::Queued(0));
+            }
             RunEvent::Slot { gpu } => {
                 live::update(folder, run, |r| {
+                    r.held_by = None;
                     r.state = RunState::Running;
                     r.gpu = Some(gpu.clone());
                     r.running_since.get_or_insert_with(SystemTime::now);

@@ -30,9 +30,10 @@ pub fn title(v: &RunView, baseline: Option<&Value>) -> String {
             }
             t
         }
-        RunState::Queued => match v.ahead {
-            Some(n) => format!("{name} ⏸ queued ({n} ahead)"),
-            None => format!("{name} ⏸ queued"),
+        RunState::Queued => match (&v.held_by, v.ahead) {
+            (Some(h), _) => format!("{name} ⏸ queued ({h})"),
+            (None, Some(n)) => format!("{name} ⏸ queued ({n} ahead)"),
+            (None, None) => format!("{name} ⏸ queued"),
         },
         RunState::Failed | RunState::Lost => format!(
             "{name} ✗ {}: {}",
