@@ -108,7 +108,7 @@ proptest! {
         if let Ok(edits) = &result {
             for b in &parsed.blocks {
                 let p = b.path.trim_start_matches("./");
-                prop_assert!(edits.iter().any(|e| e.path == p) || files.get(p).is_some(), "{p}");
+                prop_assert!(edits.iter().any(|e| e.path == p) || files.contains_key(p), "{p}");
             }
         }
         prop_assert!(t.elapsed() < Duration::from_secs(1));

@@ -220,7 +220,7 @@ impl Folder {
             let mut file = std::fs::File::from(fd);
             file.write_all(bytes)?;
             if let Some(mode) = kept_mode {
-                file.set_permissions(std::fs::Permissions::from_mode(mode.into()))?;
+                file.set_permissions(std::fs::Permissions::from_mode(mode))?;
             }
             file.sync_all()?;
             // rename replaces whatever is at the name (a symlink too) in this directory.
