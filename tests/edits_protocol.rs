@@ -402,3 +402,97 @@ fn folder_apply_refuses_paths_outside() {
     }
     assert_eq!(std::fs::read_to_string(&abs).unwrap(), "a = 1\n");
 }
+
+// ---- following aider, and explaining misses ----
+
+#[test]
+fn a_blank_line_closing_search_or_replace_is_dropped_as_aider_does() {
+    // Models end blocks with a blank line because aider drops it; kept, every such edit
+    // would add a stray blank line (or, in SEARCH, eat one of the file's).
+    let reply = "experiment.py\n```python\n<<<<<<< SEARCH\nimport os\n\n=======\nimport os\nimport sys\n\n>>>>>>> REPLACE\n```\n";
+    let parsed = parse_reply(reply);
+    assert_eq!(parsed.blocks[0].search, "import os\n");
+    assert_eq!(parsed.blocks[0].replace, "import os\nimport sys\n");
+    let out = apply(&[("experiment.py", PY)], &parsed.blocks, false).unwrap();
+    assert!(
+        out[0].after.starts_with("import os\nimport sys\n\n\ndef train"),
+        "{}",
+        out[0].after
+    );
+    // Only one, and only an empty one: aider keeps the rest.
+    let two = parse_reply("a.py\n<<<<<<< SEARCH\nx\n=======\ny\n\n\n>>>>>>> REPLACE\n");
+    assert_eq!(two.blocks[0].replace, "y\n\n");
+    let spaces = parse_reply("a.py\n<<<<<<< SEARCH\nx\n=======\ny\n  \n>>>>>>> REPLACE\n");
+    assert_eq!(spaces.blocks[0].replace, "y\n  \n");
+}
+
+#[test]
+fn a_search_wrong_only_in_whitespace_says_so_and_where() {
+    let err = apply(
+        &[("experiment.py", PY)],
+        &[block(
+            "experiment.py",
+            "def train(lr):\n    x = 1\n\n    for i in range(3):\n            x += i\n",
+            "",
+        )],
+        false,
+    )
+    .unwrap_err();
+    let msg = err[0].to_string();
+    assert!(
+        msg.starts_with(
+            "block 1 (experiment.py): SEARCH text not found; the SEARCH text matches lines 4-7 except for whitespace (the indentation of line 7, blank lines)"
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with("def train(lr):\n    x = 1\n    for i in range(3):\n        x += i\n"),
+        "{msg}"
+    );
+    // A real difference is not called whitespace, and the listing stays short.
+    let long: String = (0..40).map(|i| format!("v{i} = {i}\n")).collect();
+    let search: String = (0..30)
+        .map(|i| format!("v{i} = {}\n", i + usize::from(i == 29)))
+        .collect();
+    let err = apply(
+        &[("experiment.py", &long)],
+        &[block("experiment.py", &search, "")],
+        false,
+    )
+    .unwrap_err();
+    let msg = err[0].to_string();
+    assert!(!msg.contains("except for whitespace"), "{msg}");
+    assert!(msg.contains("the closest lines are 1-8:"), "{msg}");
+    assert!(msg.lines().count() <= 10, "{msg}");
+}
+
+#[test]
+fn a_one_megabyte_reply_applies_in_under_a_second() {
+    // 100 blocks of 100 lines (SEARCH) and 100 lines (REPLACE) each, on a 20,000-line file.
+    let file: String = (0..20_000)
+        .map(|i| format!("value_{i} = compute({i}, 'some padding text here')\n"))
+        .collect();
+    let mut reply = String::new();
+    for b in 0..100 {
+        let i = b * 200;
+        reply.push_str("experiment.py\n```python\n<<<<<<< SEARCH\n");
+        for k in i..i + 100 {
+            reply.push_str(&format!("value_{k} = compute({k}, 'some padding text here')\n"));
+        }
+        reply.push_str("=======\n");
+        for k in i..i + 100 {
+            reply.push_str(&format!(
+                "value_{k} = compute({k}, 'changed padding text here')\n"
+            ));
+        }
+        reply.push_str(">>>>>>> REPLACE\n```\n\n");
+    }
+    assert!(reply.len() >= 1_000_000, "{}", reply.len());
+    let t = std::time::Instant::now();
+    let parsed = parse_reply(&reply);
+    let out = apply(&[("experiment.py", &file)], &parsed.blocks, false).unwrap();
+    let took = t.elapsed();
+    eprintln!("1 MB reply ({} bytes, 100 blocks): {took:?}", reply.len());
+    assert_eq!(out[0].after.matches("changed").count(), 10_000);
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+}

@@ -61,5 +61,6 @@ mod runner_local;
 mod runner_scheduler;
 mod runner_slurm;
 mod templates_smoke;
+mod untrusted_text_fuzz;
 mod writeup_api;
 mod writeup_stage;

@@ -5,6 +5,7 @@
 //! experiment stage hands `FileEdit`s to an `EditSink`.
 
 mod apply;
+mod confined;
 mod folder;
 mod matching;
 mod parse;

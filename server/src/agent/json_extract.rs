@@ -59,7 +59,11 @@ fn fenced_blocks(text: &str) -> Vec<&str> {
     let mut rest = text;
     while let Some(open) = rest.find("```") {
         let after = &rest[open + 3..];
-        let tagged = after.len() >= 4 && after[..4].eq_ignore_ascii_case("json");
+        // Bytes, not a str slice: the 4 bytes after the fence may end inside a character.
+        let tagged = after
+            .as_bytes()
+            .get(..4)
+            .is_some_and(|t| t.eq_ignore_ascii_case(b"json"));
         if !tagged {
             // Skip this fence (and its contents, if closed) so its closing ``` is not
             // mistaken for an opening one.

@@ -1,8 +1,8 @@
 //! `aisci apply`: a saved reply applied to the files of a folder.
 
-use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
+use super::confined::{Folder, Refusal};
 use super::{apply_inner, normalise, parse_reply, BlockError, FileEdit};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,29 +17,6 @@ fn io(path: &Path, e: impl std::fmt::Display) -> BlockError {
         path: path.display().to_string(),
         message: e.to_string(),
     }
-}
-
-/// Where `rel` really lives, following symlinks one component at a time, or None when
-/// any step lands outside `root` (which must be canonical).
-fn resolve_inside(root: &Path, rel: &str) -> Option<PathBuf> {
-    let mut cur = root.to_path_buf();
-    for comp in Path::new(rel).components() {
-        let Component::Normal(part) = comp else {
-            return None;
-        };
-        cur.push(part);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                // A dangling link cannot be canonicalised: refuse rather than guess.
-                cur = cur.canonicalize().ok()?;
-                if !cur.starts_with(root) {
-                    return None;
-                }
-            }
-            _ => {}
-        }
-    }
-    cur.starts_with(root).then_some(cur)
 }
 
 pub fn unified_diff(edits: &[FileEdit]) -> String {
@@ -65,8 +42,8 @@ pub fn unified_diff(edits: &[FileEdit]) -> String {
 /// Applies a saved reply to the files of `folder`: all blocks or none, each file
 /// written atomically (and earlier files restored if a later write fails). With
 /// `dry_run` nothing is written and the report's diff shows what would change.
-/// Paths that resolve outside `folder` (`..`, absolute, symlinks) are refused;
-/// `allowed` = None lets any file inside the folder be edited. A reply with blocks
+/// Paths that resolve outside `folder` (`..`, absolute, symlinks that leave it) are
+/// refused, symlinks that stay inside are followed; `allowed` = None lets any file inside the folder be edited. A reply with blocks
 /// that could not be read is refused as a whole (`BlockError::Malformed`).
 pub fn apply_reply_to_folder(
     folder: &Path,
@@ -87,17 +64,18 @@ pub fn apply_reply_to_folder(
             message: p.clone(),
         })
         .collect();
-    let root = folder.canonicalize().map_err(|e| vec![io(folder, e)])?;
+    // Every read and write goes through this handle on the folder, walked without
+    // following symlinks out of it (see `confined`), so what is checked here is where
+    // the write lands even if the folder changes meanwhile.
+    let root = Folder::open(folder).map_err(|e| vec![io(folder, e)])?;
 
-    let mut resolved: HashMap<String, PathBuf> = HashMap::new();
     let mut ok_blocks = Vec::new();
     for b in &parsed.blocks {
-        match normalise(&b.path).and_then(|rel| Some((resolve_inside(&root, &rel)?, rel))) {
-            Some((abs, rel)) => {
-                resolved.insert(rel, abs);
-                ok_blocks.push(b.clone());
-            }
-            None => errors.push(BlockError::OutsideFolder {
+        let checked = normalise(&b.path).map(|rel| root.check(&rel));
+        match checked {
+            Some(Ok(())) => ok_blocks.push(b.clone()),
+            Some(Err(Refusal::Io(e))) => errors.push(io(Path::new(&b.path), e)),
+            None | Some(Err(Refusal::Outside)) => errors.push(BlockError::OutsideFolder {
                 block: b.index,
                 path: b.path.clone(),
             }),
@@ -106,16 +84,15 @@ pub fn apply_reply_to_folder(
 
     let mut read_errors = Vec::new();
     let mut read = |rel: &str| -> Option<String> {
-        let path = resolved.get(rel)?;
-        match std::fs::read(path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
+        match root.read(rel) {
+            Ok(Some(bytes)) => match String::from_utf8(bytes) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     read_errors.push(io(Path::new(rel), e));
                     None
                 }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Ok(None) => None,
             Err(e) => {
                 read_errors.push(io(Path::new(rel), e));
                 None
@@ -138,7 +115,7 @@ pub fn apply_reply_to_folder(
 
     let diff = unified_diff(&files);
     if !dry_run {
-        write_all(&files, &resolved)?;
+        write_all(&files, &root)?;
     }
     Ok(ApplyReport { files, diff })
 }
@@ -157,27 +134,99 @@ fn block_of(e: &BlockError) -> usize {
 }
 
 /// Writes every file or, when one write fails, puts back the ones already written.
-fn write_all(files: &[FileEdit], resolved: &HashMap<String, PathBuf>) -> Result<(), Vec<BlockError>> {
+fn write_all(files: &[FileEdit], root: &Folder) -> Result<(), Vec<BlockError>> {
     for (n, f) in files.iter().enumerate() {
-        let path = &resolved[&f.path];
-        let res = match path.parent() {
-            Some(dir) => std::fs::create_dir_all(dir),
-            None => Ok(()),
-        }
-        .and_then(|()| crate::fsutil::write_atomic(path, f.after.as_bytes()));
-        if let Err(e) = res {
+        if let Err(e) = root.write_atomic(&f.path, f.after.as_bytes()) {
             for done in &files[..n] {
-                let p = &resolved[&done.path];
-                let _ = if done.before.is_empty() && !p.exists() {
-                    Ok(())
-                } else if done.before.is_empty() {
-                    std::fs::remove_file(p)
+                let _ = if done.before.is_empty() {
+                    root.remove(&done.path)
                 } else {
-                    crate::fsutil::write_atomic(p, done.before.as_bytes())
+                    root.write_atomic(&done.path, done.before.as_bytes())
                 };
             }
             return Err(vec![io(Path::new(&f.path), e)]);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    fn create(path: &str, text: &str) -> String {
+        format!("{path}\n```\n<<<<<<< SEARCH\n=======\n{text}>>>>>>> REPLACE\n```\n")
+    }
+
+    /// A directory of the folder swapped for a symlink to an outside directory, over and
+    /// over, while replies that write into it are applied: no write ever lands outside.
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_swapped_for_a_symlink_never_carries_a_write_outside() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("idea");
+        let outside = outer.path().join("outside");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(root.join("sub/f.py"), "x = 1\n").unwrap();
+        std::fs::write(outside.join("f.py"), "x = 1\n").unwrap();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (root, outside, stop) = (root.clone(), outside.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (sub, parked) = (root.join("sub"), root.join("parked"));
+                let mut swaps = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    if std::fs::rename(&sub, &parked).is_err() {
+                        continue;
+                    }
+                    let _ = std::os::unix::fs::symlink(&outside, &sub);
+                    std::thread::yield_now();
+                    // Whatever is at `sub` now (the link, or a directory a write made
+                    // meanwhile) goes, and the real directory comes back.
+                    while std::fs::rename(&parked, &sub).is_err() {
+                        if std::fs::remove_file(&sub).is_err() {
+                            let _ = std::fs::remove_dir_all(&sub);
+                        }
+                    }
+                    swaps += 1;
+                    // Some time as a directory, so that writes start while it is one.
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+                swaps
+            })
+        };
+        // Until enough writes went through (most are refused while `sub` is the link).
+        let (mut applied, mut tries) = (0, 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while (applied < 50 || tries < 300) && std::time::Instant::now() < deadline {
+            let reply = create(&format!("sub/new_{tries}.py"), "y = 2\n");
+            if apply_reply_to_folder(&root, &reply, None, false).is_ok() {
+                applied += 1;
+            }
+            tries += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+
+        let mut names: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["f.py"],
+            "written outside ({applied} of {tries} applied, {swaps} swaps)"
+        );
+        assert_eq!(std::fs::read_to_string(outside.join("f.py")).unwrap(), "x = 1\n");
+        assert!(
+            applied > 0 && swaps > 0,
+            "{applied} of {tries} applied, {swaps} swaps"
+        );
+        eprintln!("{applied} of {tries} applied, {swaps} swaps");
+    }
 }

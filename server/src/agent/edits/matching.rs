@@ -99,17 +99,46 @@ fn reindent(replace: &str, shift: &Shift) -> String {
 /// all needed: one is a match, two or more an ambiguity).
 const MAX_LISTED: usize = 10;
 
-/// The starts of the windows of `file` whose lines equal `want`'s (byte for byte, or with
-/// `trimmed` up to surrounding whitespace), at most [`MAX_LISTED`]
-/// of them. Windows are
-/// compared by a rolling hash of their lines' keys, so the search is linear in the file
-/// whatever the lines look like; equal hashes are checked line by line.
-fn windows_where(file: &[&str], want: &[&str], trimmed: bool) -> Vec<usize> {
+/// How two lines are compared when looking for SEARCH.
+#[derive(Clone, Copy)]
+enum Cmp {
+    /// Byte for byte.
+    Exact,
+    /// Up to surrounding whitespace.
+    Trimmed,
+    /// Up to any whitespace at all (only to explain a miss).
+    NoSpace,
+}
+
+impl Cmp {
+    fn chars(self, l: &str) -> impl Iterator<Item = char> + '_ {
+        let l = match self {
+            Cmp::Exact => l,
+            Cmp::Trimmed | Cmp::NoSpace => l.trim(),
+        };
+        l.chars()
+            .filter(move |c| !matches!(self, Cmp::NoSpace) || !c.is_whitespace())
+    }
+
+    fn same(self, a: &str, b: &str) -> bool {
+        match self {
+            Cmp::Exact => a == b,
+            Cmp::Trimmed => a.trim() == b.trim(),
+            Cmp::NoSpace => self.chars(a).eq(self.chars(b)),
+        }
+    }
+}
+
+/// The starts of the windows of `file` whose lines equal `want`'s under `cmp`, at most
+/// [`MAX_LISTED`] of them. Windows are compared by a rolling hash of their lines' keys,
+/// so the search is linear in the file whatever the lines look like; equal hashes are
+/// checked line by line.
+fn windows_where(file: &[&str], want: &[&str], cmp: Cmp) -> Vec<usize> {
     let m = want.len();
     if m == 0 || m > file.len() {
         return Vec::new();
     }
-    let same = |a: &str, b: &str| if trimmed { a.trim() == b.trim() } else { a == b };
+    let same = |a: &str, b: &str| cmp.same(a, b);
     // Usually SEARCH's first line is rare: check the few windows it starts, line by line.
     let starts: Vec<usize> = (0..=file.len() - m)
         .filter(|&at| same(file[at], want[0]))
@@ -123,12 +152,11 @@ fn windows_where(file: &[&str], want: &[&str], trimmed: bool) -> Vec<usize> {
     }
     // Otherwise (a line repeated all over the file) compare windows by a rolling hash, so
     // the work stays linear in the file.
-    // Keys: a line's hash under that comparison (whole, or trimmed).
-    // FNV-1a: fast, and collisions only cost a line-by-line check.
+    // Keys: a line's hash under that comparison. FNV-1a: fast, and collisions only
+    // cost a line-by-line check.
     let key = |l: &str| {
-        let l = if trimmed { l.trim() } else { l };
-        l.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        cmp.chars(l).fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+            (h ^ u64::from(c)).wrapping_mul(0x0000_0100_0000_01b3)
         }) | 1
     };
     const BASE: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -185,7 +213,7 @@ fn find<'r>(text: &FileText, search: &str, replace: &'r str) -> Result<(Range<us
     // so its last line matches like any other).
     let exact: Vec<&str> = search.split_inclusive('\n').collect();
     let lines: Vec<&str> = (0..text.len()).map(|i| text.line(i)).collect();
-    let hits = windows_where(&lines, &exact, false);
+    let hits = windows_where(&lines, &exact, Cmp::Exact);
     match hits[..] {
         [at] => return Ok((at..at + exact.len(), Cow::Borrowed(replace))),
         [] => {}
@@ -208,7 +236,7 @@ fn find<'r>(text: &FileText, search: &str, replace: &'r str) -> Result<(Range<us
     if want.len() <= file.len() {
         // Windows whose lines agree up to surrounding whitespace, found by hashing
         // (linear in the file), so the two tiers below only look at those places.
-        let candidates = windows_where(&file, want, true);
+        let candidates = windows_where(&file, want, Cmp::Trimmed);
         for loose in [false, true] {
             let found: Vec<(usize, Shift)> = candidates
                 .iter()
@@ -246,6 +274,9 @@ fn hint(file: &[&str], want: &[&str], replace: &str) -> String {
     let mut already = String::new();
     if !replace_lines.is_empty() && replace_once_probe(file, &replace_lines) {
         already = " (the REPLACE lines are already in the file: was this block applied before?)".into();
+    }
+    if let Some(near) = whitespace_only(file, want) {
+        return format!("{already}{near}");
     }
     let m = want.len().min(file.len());
     // The window with the most lines equal to SEARCH's: each SEARCH line votes for the
@@ -293,7 +324,7 @@ fn hint(file: &[&str], want: &[&str], replace: &str) -> String {
         best.0 = top.0;
     }
     let from = best.0;
-    let to = (from + m).min(file.len()).min(from + 20);
+    let to = (from + m).min(file.len()).min(from + SHOWN);
     let mut s = format!("{already}; the closest lines are {}-{}:\n", from + 1, to);
     for l in &file[from..to] {
         s.push_str(l);
@@ -302,7 +333,83 @@ fn hint(file: &[&str], want: &[&str], replace: &str) -> String {
     s
 }
 
+/// At most this many lines of the file are quoted back when SEARCH is not found: enough
+/// to copy from, short enough that the point is not lost.
+const SHOWN: usize = 8;
+
+/// When SEARCH is in the file but for whitespace (indentation, trailing or inner spaces,
+/// blank lines), says so and where: a model shown only "the closest lines" often does
+/// not see that whitespace is all it got wrong.
+fn whitespace_only(file: &[&str], want: &[&str]) -> Option<String> {
+    let kept: Vec<usize> = (0..file.len()).filter(|&i| !file[i].trim().is_empty()).collect();
+    let text: Vec<&str> = kept.iter().map(|&i| file[i]).collect();
+    let search: Vec<&str> = want.iter().copied().filter(|l| !l.trim().is_empty()).collect();
+    let hits = windows_where(&text, &search, Cmp::NoSpace);
+    let &at = hits.first()?;
+    let n = search.len();
+    let (from, to) = (kept[at], kept[at + n - 1]);
+    let mut indented = Vec::new();
+    let (mut trailing, mut inner, mut blank) = (false, false, false);
+    let mut gap_in_search = 0;
+    let mut k = 0;
+    for s in want {
+        if s.trim().is_empty() {
+            gap_in_search += 1;
+            continue;
+        }
+        let f = file[kept[at + k]];
+        if k > 0 && kept[at + k] - kept[at + k - 1] - 1 != gap_in_search {
+            blank = true;
+        }
+        gap_in_search = 0;
+        if indent(f) != indent(s) {
+            indented.push(kept[at + k] + 1);
+        }
+        trailing |= f.len() - f.trim_end().len() != s.len() - s.trim_end().len();
+        inner |= f.trim() != s.trim();
+        k += 1;
+    }
+    let mut what = Vec::new();
+    if !indented.is_empty() {
+        let lines: Vec<String> = indented.iter().take(5).map(usize::to_string).collect();
+        let more = if indented.len() > 5 { ", ..." } else { "" };
+        what.push(format!(
+            "the indentation of line{} {}{more}",
+            if indented.len() == 1 { "" } else { "s" },
+            lines.join(", ")
+        ));
+    }
+    if trailing {
+        what.push("trailing spaces".to_string());
+    }
+    if inner {
+        what.push("spaces inside lines".to_string());
+    }
+    if blank {
+        what.push("blank lines".to_string());
+    }
+    let others = match hits.len() - 1 {
+        0 => String::new(),
+        1 => " (and at 1 other place)".to_string(),
+        n => format!(" (and at {n} other places)"),
+    };
+    let mut s = format!(
+        "; the SEARCH text matches lines {}-{}{others} except for whitespace ({}); copy them exactly, they are:\n",
+        from + 1,
+        to + 1,
+        what.join(", ")
+    );
+    for l in &file[from..=to.min(from + SHOWN - 1)] {
+        s.push_str(l);
+        s.push('\n');
+    }
+    if to >= from + SHOWN {
+        s.push_str("...\n");
+    }
+    Some(s)
+}
+
 fn replace_once_probe(file: &[&str], want: &[&str]) -> bool {
     let nb: Vec<&str> = file.iter().copied().filter(|l| !l.trim().is_empty()).collect();
-    !windows_where(&nb, want, true).is_empty()
+    !windows_where(&nb, want, Cmp::Trimmed).is_empty()
 }

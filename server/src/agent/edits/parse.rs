@@ -11,7 +11,8 @@
 //!   only the marker (`> <<<<<<< SEARCH`, a quoted echo, is not one);
 //! * the first `=======` line ends SEARCH; later `=======` lines before
 //!   `>>>>>>> REPLACE` are replacement text (e.g. an rst underline). A `=======` line
-//!   that belongs to the SEARCH text cannot be told apart and splits the block early.
+//!   that belongs to the SEARCH text cannot be told apart and splits the block early;
+//! * an empty line just before `=======` or `>>>>>>> REPLACE` is dropped, as aider does.
 
 /// One SEARCH/REPLACE block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +86,16 @@ fn path_from_line(line: &str) -> Option<String> {
             .find_map(as_path);
     }
     as_path(t)
+}
+
+/// Aider, which v1's replies were written for, drops the empty line that ends a SEARCH
+/// or REPLACE text (it splits the text into lines and joins them again), so models end
+/// blocks with one freely; kept, it would leave a stray blank line at every such edit.
+/// Only one, and only an empty one: aider keeps the rest.
+fn drop_closing_blank(text: &mut String) {
+    if text == "\n" || text.ends_with("\n\n") {
+        text.pop();
+    }
 }
 
 pub fn parse_reply(reply: &str) -> ParsedReply {
@@ -193,6 +204,8 @@ pub fn parse_reply(reply: &str) -> ParsedReply {
             continue;
         };
         last_path = Some(path.clone());
+        drop_closing_blank(&mut search);
+        drop_closing_blank(&mut replace);
         out.blocks.push(EditBlock {
             index,
             path,
