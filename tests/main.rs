@@ -60,6 +60,7 @@ mod runner_faults;
 mod runner_local;
 mod runner_scheduler;
 mod runner_slurm;
+mod shared_writers;
 mod templates_smoke;
 mod untrusted_text_fuzz;
 mod writeup_api;

@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::edit_sink::DiskSink;
 use crate::config::Settings;
-use crate::fsutil::write_atomic;
 use crate::jobs::JobGuard;
 use crate::project::{self, Idea, IdeaFolder, Template};
 use crate::stages;
@@ -124,15 +123,16 @@ pub fn journal_path(template: &Template) -> PathBuf {
     template.root.join(".aisci").join("launch.json")
 }
 
+/// Writes this launch's journal through the shared-file lock (so a reader in another
+/// process never sees it half-written, and temporary files a killed writer left go).
+/// Within the launch every change goes through one mutex; a new launch replaces it.
 fn save(template: &Template, j: &Journal) -> std::io::Result<()> {
     let p = journal_path(template);
     if let Some(d) = p.parent() {
         std::fs::create_dir_all(d)?;
     }
-    write_atomic(
-        &p,
-        serde_json::to_string_pretty(j).expect("serialises").as_bytes(),
-    )
+    let text = serde_json::to_string_pretty(j).expect("serialises");
+    crate::fsutil::update_shared(&p, |_| Ok::<_, std::io::Error>((Some(text), ())))
 }
 
 /// Where a launch reports: the events of its stages, each with the idea it is about
