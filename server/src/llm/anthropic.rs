@@ -26,6 +26,11 @@ impl std::fmt::Debug for AnthropicClient {
     }
 }
 
+/// A text block ending a cached prefix.
+fn cached_text(text: &str) -> Value {
+    json!({"type": "text", "text": text, "cache_control": {"type": "ephemeral"}})
+}
+
 impl AnthropicClient {
     pub fn new(http: reqwest::Client, endpoint: Endpoint, settings: &LlmSettings) -> Self {
         Self {
@@ -33,16 +38,28 @@ impl AnthropicClient {
         }
     }
 
+    /// The Messages API body. Prompt caching: the system prompt, the newest message and the
+    /// last user message before it carry `cache_control` breakpoints (3 of the 4 allowed),
+    /// so each call of a conversation reads the prefix the previous call wrote (a stage's
+    /// stable inputs come first). A prefix shorter than the model's minimum is simply not
+    /// cached; Anthropic ignores the marker then.
     pub fn request_body(&self, req: &ChatRequest) -> Value {
+        let last = req.messages.len().checked_sub(1);
+        let previous_user = last.and_then(|l| req.messages[..l].iter().rposition(|m| m.role == Role::User));
         let messages: Vec<Value> = req
             .messages
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(i, m)| {
                 let role = match m.role {
                     Role::User => "user",
                     Role::Assistant => "assistant",
                 };
-                json!({"role": role, "content": m.content})
+                if Some(i) == last || Some(i) == previous_user {
+                    json!({"role": role, "content": [cached_text(&m.content)]})
+                } else {
+                    json!({"role": role, "content": m.content})
+                }
             })
             .collect();
         let max_tokens = if req.max_tokens > 0 {
@@ -59,7 +76,7 @@ impl AnthropicClient {
             "temperature": temperature,
         });
         if let Some(system) = req.system.as_deref().filter(|s| !s.is_empty()) {
-            body["system"] = json!(system);
+            body["system"] = json!([cached_text(system)]);
         }
         if self.wire.stream {
             body["stream"] = json!(true);
@@ -336,8 +353,14 @@ mod tests {
             temperature: None,
             max_tokens: 0,
         });
-        assert_eq!(b["system"], "be brief");
+        assert_eq!(b["system"][0]["text"], "be brief");
+        assert_eq!(b["system"][0]["cache_control"]["type"], "ephemeral");
         assert_eq!(b["messages"].as_array().unwrap().len(), 3);
+        // Breakpoints: the newest message and the user message before it; not the reply.
+        assert_eq!(b["messages"][0]["content"][0]["text"], "hi");
+        assert_eq!(b["messages"][0]["content"][0]["cache_control"]["type"], "ephemeral");
+        assert_eq!(b["messages"][1]["content"], "yo");
+        assert_eq!(b["messages"][2]["content"][0]["cache_control"]["type"], "ephemeral");
         assert_eq!(b["messages"][1]["role"], "assistant");
         assert_eq!(b["temperature"], 1.0);
         assert_eq!(b["max_tokens"], 4096);
