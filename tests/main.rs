@@ -20,6 +20,7 @@ mod support;
 mod cli_apply;
 mod cli_demo;
 mod cli_doctor;
+mod cli_errors;
 mod cli_experiment;
 mod cli_launch;
 mod cli_novelty;
