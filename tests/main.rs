@@ -42,6 +42,7 @@ mod lsp_novelty;
 mod lsp_paper;
 mod lsp_protocol;
 mod lsp_runs;
+mod lsp_trust;
 mod lsp_snapshots;
 mod novelty_check;
 mod nvim_e2e;
