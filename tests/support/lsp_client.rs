@@ -6,22 +6,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{oneshot, Notify};
 
 type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 pub struct TestClient {
-    writer: Arc<tokio::sync::Mutex<WriteHalf<DuplexStream>>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
     pending: Pending,
     next_id: Mutex<i64>,
     /// Every notification and server→client request, in arrival order.
     pub received: Arc<Mutex<Vec<Value>>>,
     arrived: Arc<Notify>,
+    /// The title of the action to pick in a `window/showMessageRequest` (None: dismiss).
+    message_choice: Arc<Mutex<Option<String>>>,
     pub server: tokio::task::JoinHandle<i32>,
 }
 
-async fn write_msg(w: &mut WriteHalf<DuplexStream>, v: &Value) {
+async fn write_msg(w: &mut Writer, v: &Value) {
     let body = serde_json::to_vec(v).unwrap();
     w.write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
         .await
@@ -31,8 +34,16 @@ async fn write_msg(w: &mut WriteHalf<DuplexStream>, v: &Value) {
 }
 
 /// What the test client answers to a server request.
-fn answer(method: &str, params: &Value, config: &Value) -> Value {
+fn answer(method: &str, params: &Value, config: &Value, choice: Option<&str>) -> Value {
     match method {
+        "window/showMessageRequest" => params["actions"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|x| Some(x["title"].as_str().unwrap_or("")) == choice)
+            })
+            .cloned()
+            .unwrap_or(Value::Null),
         "workspace/configuration" => {
             let n = params["items"].as_array().map(|a| a.len()).unwrap_or(1);
             Value::Array(vec![config.clone(); n])
@@ -53,12 +64,50 @@ impl TestClient {
         let (server_read, server_write) = tokio::io::split(server_io);
         let server = tokio::spawn(aisci::lsp::serve(server_read, server_write));
         let (client_read, client_write) = tokio::io::split(client_io);
+        Self::over(client_read, Box::new(client_write), server, config)
+    }
+
+    /// Starts the built `aisci lsp` as a child process with only PATH and `env`, for
+    /// tests that need an environment of their own (a user config file the server may
+    /// write, say), which the in-process server cannot have.
+    pub fn spawn(config: Value, env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aisci"));
+        cmd.arg("lsp")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting aisci lsp");
+        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        let server =
+            tokio::spawn(async move { child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1) });
+        Self::over(stdout, Box::new(stdin), server, config)
+    }
+
+    fn over(
+        client_read: impl AsyncRead + Send + Unpin + 'static,
+        client_write: Writer,
+        server: tokio::task::JoinHandle<i32>,
+        config: Value,
+    ) -> Self {
         let writer = Arc::new(tokio::sync::Mutex::new(client_write));
         let pending: Pending = Default::default();
         let received: Arc<Mutex<Vec<Value>>> = Default::default();
         let arrived = Arc::new(Notify::new());
+        let message_choice: Arc<Mutex<Option<String>>> = Default::default();
 
-        let (p, r, a, w) = (pending.clone(), received.clone(), arrived.clone(), writer.clone());
+        let (p, r, a, w, c) = (
+            pending.clone(),
+            received.clone(),
+            arrived.clone(),
+            writer.clone(),
+            message_choice.clone(),
+        );
         tokio::spawn(async move {
             let mut reader = BufReader::new(client_read);
             loop {
@@ -102,7 +151,12 @@ impl TestClient {
                     let reply = json!({
                         "jsonrpc": "2.0",
                         "id": msg["id"],
-                        "result": answer(msg["method"].as_str().unwrap(), &msg["params"], &config),
+                        "result": answer(
+                            msg["method"].as_str().unwrap(),
+                            &msg["params"],
+                            &config,
+                            c.lock().unwrap().as_deref(),
+                        ),
                     });
                     write_msg(&mut *w.lock().await, &reply).await;
                 }
@@ -116,8 +170,15 @@ impl TestClient {
             next_id: Mutex::new(0),
             received,
             arrived,
+            message_choice,
             server,
         }
+    }
+
+    /// Answers every later `window/showMessageRequest` with the action titled `title`
+    /// (`None`: dismisses it).
+    pub fn answer_message_requests_with(&self, title: Option<&str>) {
+        *self.message_choice.lock().unwrap() = title.map(str::to_owned);
     }
 
     /// Sends a request and returns the whole response (with `result` or `error`).

@@ -68,11 +68,29 @@ pub(crate) fn baseline_means(root: &Path) -> Option<serde_json::Value> {
         .map(|b| serde_json::Value::Object(b.means_by_dataset()))
 }
 
+/// An error and its causes on one line. Many of our errors already show their source in
+/// their own text (`"...: {source}"`), so a cause whose text is already there is left
+/// out: anyhow's `{:#}` would print it twice.
+pub(crate) fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 pub(crate) fn report(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("aisci: {e:#}");
+            eprintln!("aisci: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -135,4 +153,22 @@ pub(crate) fn gpu_list(list: &str) -> Vec<String> {
         .filter(|g| !g.is_empty())
         .map(String::from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("stage stopped: {source}")]
+        struct Stopped {
+            source: std::io::Error,
+        }
+        let e = anyhow::Error::new(Stopped {
+            source: std::io::Error::other("host unreachable"),
+        });
+        assert_eq!(super::error_line(&e), "stage stopped: host unreachable");
+        let e = anyhow::Error::new(std::io::Error::other("disk full")).context("writing x");
+        assert_eq!(super::error_line(&e), "writing x: disk full");
+    }
 }

@@ -34,7 +34,7 @@ pub async fn command(a: Args) -> ExitCode {
     match launch_run(&a.dir, a.timeout, a.gpus, a.runner).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("aisci: {e:#}");
+            eprintln!("aisci: {}", super::error_line(&e));
             ExitCode::from(2)
         }
     }

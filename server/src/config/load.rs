@@ -64,6 +64,9 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     /// Whether the project folder is on the user's trusted list.
     pub project_trusted: bool,
+    /// The project-file keys passed over because the folder is not trusted (set but not
+    /// allowed, or a limit raised): what trusting the folder would change.
+    pub untrusted_ignored: Vec<String>,
 }
 
 /// Everything `load` needs, gathered by the caller so that tests need no real files
@@ -158,6 +161,7 @@ pub fn load(src: &Sources) -> Loaded {
                 if !out.project_trusted {
                     remember_key_variables(&mut out, &v);
                     let removed = strip_untrusted(&mut v);
+                    out.untrusted_ignored.extend(removed.iter().cloned());
                     if !removed.is_empty() {
                         out.warnings.push(format!(
                             "{source}: ignored {} because this folder is not trusted; a project file may not \
@@ -178,6 +182,7 @@ pub fn load(src: &Sources) -> Loaded {
                 );
                 if !trusted_project {
                     let raised = hold_limits(&before, &mut out.settings);
+                    out.untrusted_ignored.extend(raised.iter().map(|k| k.to_string()));
                     if !raised.is_empty() {
                         out.warnings.push(format!(
                             "{source}: ignored raising {} because this folder is not trusted; a project file \
@@ -845,6 +850,10 @@ mod tests {
         assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
         assert!(l.warnings[0].contains("llm.base_url, llm.api_key_env, run.python"));
         assert!(!l.project_trusted);
+        assert_eq!(
+            l.untrusted_ignored,
+            ["llm.base_url", "llm.api_key_env", "run.python"]
+        );
         // The variable it named is still kept out of experiments.
         assert_eq!(l.settings.secret_env_names, ["AWS_SECRET_ACCESS_KEY"]);
     }

@@ -4,9 +4,11 @@ mod engine;
 mod load;
 pub use engine::Engine;
 pub mod settings;
+mod trust;
 pub use load::{expand_home, load, user_config_path, Layer, Loaded, Sources, UNTRUSTED_KEYS};
 pub use settings::{
     default_max_memory_bytes, ExperimentSettings, IdeaSettings, LiteratureSettings, LlmSettings,
     NoveltySettings, Price, ProviderKind, ReviewExample, ReviewSettings, RunSettings, RunnerKind, Settings,
     SlurmSettings, WriteupSettings,
 };
+pub use trust::{trust_folder, TrustError};

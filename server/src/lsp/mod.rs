@@ -10,6 +10,7 @@ mod jobs;
 mod progress;
 mod server;
 mod state;
+pub(crate) mod trust;
 mod views;
 
 use std::sync::Arc;

@@ -31,6 +31,15 @@ fn after_edit(b: &Backend, path: &Path) {
     }
 }
 
+/// What a folder's `aisci.toml` set that was passed over because it is not trusted.
+fn ignored_for_trust(root: &Path, loaded: &crate::config::Loaded) -> Vec<String> {
+    if loaded.untrusted_ignored.is_empty() {
+        return Vec::new();
+    }
+    let keys = loaded.untrusted_ignored.join(", ");
+    vec![format!("{keys} in {}", root.join("aisci.toml").display())]
+}
+
 #[tower_lsp::async_trait]
 impl LanguageServer for Backend {
     async fn initialize(&self, params: InitializeParams) -> RpcResult<InitializeResult> {
@@ -121,6 +130,7 @@ impl LanguageServer for Backend {
         for root in roots {
             let loaded = self.state.settings_for(Some(&root));
             self.show_new_warnings(&loaded).await;
+            super::trust::offer(self, &root, ignored_for_trust(&root, &loaded));
         }
         views::run_output::start(self.client.clone(), &self.state);
         views::runs::refresh_lenses_on_changes(self);

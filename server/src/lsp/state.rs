@@ -81,6 +81,8 @@ pub struct State {
     pub jobs: Arc<Jobs>,
     /// Settings warnings already shown, so each is said once.
     pub warned: Mutex<HashSet<String>>,
+    /// Folders asked about this session whether to trust them (canonical paths).
+    pub trust_asked: Mutex<HashSet<PathBuf>>,
     /// Per project root: when its pending re-check is due.
     pub pending_checks: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
     /// Per project root: problems found by runs (tracebacks), shown until the next

@@ -18,6 +18,7 @@ use crate::lsp::backend::Backend;
 use crate::lsp::commands::{BUILD_PAPER, WRITE_PAPER};
 use crate::lsp::convert::{self, uri_of};
 use crate::lsp::progress::LspProgress;
+use crate::lsp::trust;
 use crate::lsp::views::command_action;
 use crate::project::{Problem, Severity};
 
@@ -426,6 +427,7 @@ async fn run_build(b: &Backend, tex: &Path, guard: crate::jobs::JobGuard) {
                         )
                         .await;
                 }
+                trust::offer(b, &paper::runs_folder(tex), vec![rc.display().to_string()]);
             }
             let mut problems = out.problems;
             if out.status != BuildStatus::Cancelled && settings.latex.chktex {
