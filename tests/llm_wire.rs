@@ -278,7 +278,10 @@ mod llm {
         assert_eq!(seen.headers["x-api-key"], ANTHROPIC_KEY);
         assert_eq!(seen.headers["anthropic-version"], "2023-06-01");
         assert!(!seen.headers.contains_key("authorization"));
-        assert_eq!(seen.body["system"][0]["text"], "You are an ambitious AI PhD student.");
+        assert_eq!(
+            seen.body["system"][0]["text"],
+            "You are an ambitious AI PhD student."
+        );
         // The stable prefix is marked for Anthropic's prompt cache.
         assert_eq!(seen.body["system"][0]["cache_control"]["type"], "ephemeral");
         assert_eq!(seen.body["max_tokens"], 512);

@@ -34,6 +34,7 @@ mod ideas_replay_demo;
 mod literature_search;
 mod llm_retry;
 mod llm_wire;
+mod lsp_bad_input;
 mod lsp_experiment;
 mod lsp_ideas;
 mod lsp_jobs;

@@ -22,6 +22,8 @@ pub struct TestClient {
     /// The title of the action to pick in a `window/showMessageRequest` (None: dismiss).
     message_choice: Arc<Mutex<Option<String>>>,
     pub server: tokio::task::JoinHandle<i32>,
+    /// The server's process, when it runs as a child ([`TestClient::spawn`]).
+    pub server_pid: Option<u32>,
 }
 
 async fn write_msg(w: &mut Writer, v: &Value) {
@@ -83,10 +85,13 @@ impl TestClient {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("starting aisci lsp");
+        let pid = child.id();
         let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
         let server =
             tokio::spawn(async move { child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1) });
-        Self::over(stdout, Box::new(stdin), server, config)
+        let mut c = Self::over(stdout, Box::new(stdin), server, config);
+        c.server_pid = pid;
+        c
     }
 
     fn over(
@@ -172,6 +177,7 @@ impl TestClient {
             arrived,
             message_choice,
             server,
+            server_pid: None,
         }
     }
 

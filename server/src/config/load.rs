@@ -1193,3 +1193,89 @@ mod tests {
         assert_eq!(l.settings.llm.prices["my-model"].output, 2.0);
     }
 }
+
+#[cfg(test)]
+mod wrong_types {
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// Every setting, as (dotted key, a value of the wrong type for it).
+    fn wrong_leaves(v: &Value, prefix: &str, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    wrong_leaves(v, &key, out);
+                }
+            }
+            other => {
+                let wrong = match other {
+                    Value::String(_) => json!({"not": "a string"}),
+                    Value::Number(_) => json!("not a number"),
+                    Value::Bool(_) => json!(7),
+                    Value::Array(_) => json!("not a list"),
+                    // An unset option or an empty table: nested lists fit none of them.
+                    _ => json!([[1, 2], ["x"]]),
+                };
+                out.push((prefix.to_owned(), wrong));
+            }
+        }
+    }
+
+    fn set(root: &mut Value, key: &str, value: Value) {
+        let mut at = root;
+        let parts: Vec<&str> = key.split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            at = at
+                .as_object_mut()
+                .unwrap()
+                .entry(p.to_string())
+                .or_insert_with(|| json!({}));
+        }
+        at[parts[parts.len() - 1]] = value;
+    }
+
+    /// A project `aisci.toml` (and a user config) with every key the configuration knows
+    /// set to a wrong type: defaults everywhere, each key named in a warning, no panic.
+    #[test]
+    fn every_key_of_the_wrong_type_warns_by_name_and_keeps_its_default() {
+        let defaults = serde_json::to_value(Settings::default()).unwrap();
+        let mut leaves = Vec::new();
+        wrong_leaves(&defaults, "", &mut leaves);
+        assert!(leaves.len() > 60, "{}", leaves.len());
+        let mut doc = json!({});
+        for (k, v) in &leaves {
+            set(&mut doc, k, v.clone());
+        }
+        let text = toml::to_string(&doc).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for src in [
+            Sources {
+                project: Some((dir.path().to_path_buf(), Some(text.clone()))),
+                ..Default::default()
+            },
+            Sources {
+                user_file: Some((dir.path().join("config.toml"), text.clone())),
+                ..Default::default()
+            },
+        ] {
+            let l = load(&src);
+            let mut want = Settings::default();
+            want.secret_env_names = l.settings.secret_env_names.clone();
+            assert_eq!(l.settings, want, "{:#?}", l.warnings);
+            let said = l.warnings.join("\n");
+            for (k, _) in &leaves {
+                // A key may be named alone or as the section it sits in being unreadable.
+                let section = k.rsplit_once('.').map(|(s, _)| s).unwrap_or(k);
+                assert!(
+                    said.contains(k.as_str()) || said.contains(&format!("`{section}`")),
+                    "{k} is not named in:\n{said}"
+                );
+            }
+        }
+    }
+}

@@ -358,9 +358,15 @@ mod tests {
         assert_eq!(b["messages"].as_array().unwrap().len(), 3);
         // Breakpoints: the newest message and the user message before it; not the reply.
         assert_eq!(b["messages"][0]["content"][0]["text"], "hi");
-        assert_eq!(b["messages"][0]["content"][0]["cache_control"]["type"], "ephemeral");
+        assert_eq!(
+            b["messages"][0]["content"][0]["cache_control"]["type"],
+            "ephemeral"
+        );
         assert_eq!(b["messages"][1]["content"], "yo");
-        assert_eq!(b["messages"][2]["content"][0]["cache_control"]["type"], "ephemeral");
+        assert_eq!(
+            b["messages"][2]["content"][0]["cache_control"]["type"],
+            "ephemeral"
+        );
         assert_eq!(b["messages"][1]["role"], "assistant");
         assert_eq!(b["temperature"], 1.0);
         assert_eq!(b["max_tokens"], 4096);
