@@ -39,7 +39,7 @@ pub fn line_edits(base: &str, after: &str, enc: PosEncoding) -> Vec<TextEdit> {
         };
         pos_to(position::from_char(&rope, idx, enc))
     };
-    let diff = similar::TextDiff::from_lines(base, after);
+    let diff = crate::agent::edits::line_diff(base, after);
     let new_lines: Vec<&str> = diff.new_slices().to_vec();
     let mut edits = Vec::new();
     for op in diff.ops() {

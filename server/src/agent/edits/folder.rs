@@ -27,7 +27,7 @@ pub fn unified_diff(edits: &[FileEdit]) -> String {
         } else {
             format!("a/{}", e.path)
         };
-        let diff = similar::TextDiff::from_lines(&e.before, &e.after);
+        let diff = super::text::line_diff(&e.before, &e.after);
         out.push_str(
             &diff
                 .unified_diff()
