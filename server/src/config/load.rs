@@ -1264,8 +1264,10 @@ mod wrong_types {
             },
         ] {
             let l = load(&src);
-            let mut want = Settings::default();
-            want.secret_env_names = l.settings.secret_env_names.clone();
+            let want = Settings {
+                secret_env_names: l.settings.secret_env_names.clone(),
+                ..Default::default()
+            };
             assert_eq!(l.settings, want, "{:#?}", l.warnings);
             let said = l.warnings.join("\n");
             for (k, _) in &leaves {
