@@ -216,6 +216,26 @@ async fn writes_the_paper_cites_a_found_paper_and_builds_it() {
     let first = llm.seen()[0].body.to_string();
     assert!(first.contains("GPU: NVIDIA H200"), "{first}");
     assert!(first.contains("val_acc.png") && first.contains("run_1: {"));
+    // Each citation round is a fresh context: the system prompt and its own turns only (the
+    // .tex comes with each turn), not the inputs or the sections' history; later calls do
+    // not carry the round's listing either.
+    let messages = |i: usize| llm.seen()[i].body["messages"].as_array().unwrap().clone();
+    assert_eq!(messages(8).len(), 2, "round 1's query");
+    assert_eq!(messages(9).len(), 4, "round 1's listing follows its query");
+    assert_eq!(messages(10).len(), 2, "round 2 starts afresh");
+    for i in 8..=10 {
+        let sent = serde_json::to_string(&messages(i)).unwrap();
+        assert!(
+            !sent.contains("GPU: NVIDIA H200") && !sent.contains("run_1: {"),
+            "call {i}: {sent}"
+        );
+    }
+    let refine = serde_json::to_string(&messages(11)).unwrap();
+    assert!(!refine.contains("key: Bran2023AugmentingLLb"), "{refine}");
+    assert!(
+        messages(11).len() < messages(7).len() + 4,
+        "the rounds left the history"
+    );
 
     // Built, with the citation resolved.
     let pdf = root.join("latex/template.pdf");
@@ -318,9 +338,9 @@ async fn a_work_already_in_the_bibliography_keeps_its_key_and_picks_must_be_cite
     let feedback = prompt_of(&llm, 10);
     assert!(feedback.contains("Your edits were not made"), "{feedback}");
     assert!(feedback.contains("but your edits do not cite it"), "{feedback}");
-    // Later turns see a note in place of the listing.
+    // The next round starts afresh: the listing is not sent again.
     let later = llm.seen()[11].body.to_string();
-    assert!(later.contains("were listed here"), "{later}");
+    assert!(later.contains("Citation round 2 of 5"), "{later}");
     assert!(!later.contains("key: bran2023chem"), "{later}");
     let tex = std::fs::read_to_string(&tex_path).unwrap();
     assert!(tex.contains("studies \\citep{bran2023chem}."));

@@ -16,9 +16,12 @@ use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
 /// the history, or a fresh context per phase, is decided once for every stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ContextPolicy {
-    /// Every earlier turn (what every stage sends today).
+    /// Every earlier turn.
     #[default]
     KeepAll,
+    /// Only the turns from this index of the history on: a phase in a fresh context
+    /// (see [`Conversation::fresh_phase`]).
+    Since(usize),
 }
 
 impl ContextPolicy {
@@ -31,8 +34,21 @@ impl ContextPolicy {
                 messages.push(turn);
                 messages
             }
+            ContextPolicy::Since(at) => {
+                let mut messages = history.get(at..).unwrap_or_default().to_vec();
+                messages.push(turn);
+                messages
+            }
         }
     }
+}
+
+/// Where a fresh phase began, and the policy to go back to.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "end the phase with Conversation::end_phase"]
+pub struct Phase {
+    start: usize,
+    policy: ContextPolicy,
 }
 
 pub struct Conversation<'a> {
@@ -69,6 +85,24 @@ impl<'a> Conversation<'a> {
         }
     }
 
+    /// Starts a phase whose calls carry only its own turns (with the system prompt): what
+    /// a call needs is in its prompt (e.g. a citation round: the current `.tex` and the
+    /// round's listing), not the conversation so far. [`Conversation::end_phase`] drops
+    /// the phase's turns again, so later calls do not carry them either.
+    pub fn fresh_phase(&mut self) -> Phase {
+        let phase = Phase {
+            start: self.history.len(),
+            policy: self.policy,
+        };
+        self.policy = ContextPolicy::Since(phase.start);
+        phase
+    }
+
+    pub fn end_phase(&mut self, phase: Phase) {
+        self.history.truncate(phase.start);
+        self.policy = phase.policy;
+    }
+
     /// Starts after earlier turns: inputs given once, or a conversation taken up again.
     pub fn with_history(mut self, history: Vec<Message>) -> Self {
         self.history = history;
@@ -94,14 +128,6 @@ impl<'a> Conversation<'a> {
     /// The turns kept so far, alternating user and assistant.
     pub fn history(&self) -> &[Message] {
         &self.history
-    }
-
-    /// Replaces what is kept of turn `at` (an index into [`Self::history`]), for a
-    /// message that has served its purpose and would only crowd later requests.
-    pub fn replace_turn(&mut self, at: usize, content: String) {
-        if let Some(m) = self.history.get_mut(at) {
-            m.content = content;
-        }
     }
 
     /// `Err(Cancelled)` once the token is cancelled, for work a stage does before a

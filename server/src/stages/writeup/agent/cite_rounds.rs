@@ -8,6 +8,7 @@ use crate::agent::edits::parse_reply;
 use crate::agent::json_extract;
 use crate::agent::prompt::fill;
 use crate::latex::{paper, syntax};
+use crate::literature::PaperSearch;
 
 use super::citations::{self, Candidate};
 use crate::agent::conversation::Applied;
@@ -32,6 +33,29 @@ impl Stage<'_> {
         };
         let mut note = String::new();
         for round in 1..=rounds {
+            // Each round in a fresh context: the system prompt, the current .tex (sent with
+            // every turn) and the round's own query, listing and fixes; not the inputs, the
+            // sections' history or earlier rounds, so a round costs the same at round 20 as
+            // at round 1. What was picked lives on in the .tex.
+            let phase = self.conv.fresh_phase();
+            let outcome = self.cite_round(round, rounds, search, &mut note).await;
+            self.conv.end_phase(phase);
+            if !outcome? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One citation round; false when the model has no more citations to add.
+    async fn cite_round(
+        &mut self,
+        round: u32,
+        rounds: u32,
+        search: &dyn PaperSearch,
+        note: &mut String,
+    ) -> Result<bool, Fatal> {
+        {
             self.progress(
                 &format!("Writing: citations, round {round}/{rounds}"),
                 60 + (round - 1) * 15 / rounds,
@@ -46,18 +70,18 @@ impl Stage<'_> {
             }
             let reply = self.ask(prompt).await?;
             if reply.contains(NO_MORE_CITATIONS) {
-                break;
+                return Ok(false);
             }
             let query = json_extract::extract_all(&reply)
                 .into_iter()
                 .find_map(|v| v.get("Query").and_then(|q| q.as_str()).map(str::to_owned))
                 .filter(|q| !q.trim().is_empty());
             let Some(query) = query else {
-                note = fill(
+                *note = fill(
                     CITE_NONE_PROMPT,
                     &[("reason", "Your reply held no JSON with a \"Query\".")],
                 );
-                continue;
+                return Ok(true);
             };
             let limit = self.ctx.settings.results_per_query.max(1) as usize;
             let found = tokio::select! {
@@ -72,19 +96,19 @@ impl Stage<'_> {
                     self.report
                         .warnings
                         .push(format!("citation search \"{query}\" failed: {e}"));
-                    note = fill(
+                    *note = fill(
                         CITE_NONE_PROMPT,
                         &[("reason", &format!("The search failed ({e})."))],
                     );
-                    continue;
+                    return Ok(true);
                 }
             };
             if papers.is_empty() {
-                note = fill(
+                *note = fill(
                     CITE_NONE_PROMPT,
                     &[("reason", &format!("The search for \"{query}\" found nothing."))],
                 );
-                continue;
+                return Ok(true);
             }
             note.clear();
             let src = self.read().await?.text;
@@ -96,7 +120,6 @@ impl Stage<'_> {
                 CITE_RESULTS_PROMPT,
                 &[("query", &query), ("results", &citations::describe(&cands))],
             );
-            let listing_at = self.conv.history().len();
             let attempts = self.ctx.settings.max_attempts_per_section.max(1);
             for _ in 0..attempts {
                 let reply = self.ask(prompt).await?;
@@ -131,13 +154,7 @@ impl Stage<'_> {
                 };
                 prompt = fill(EDIT_FAILED_PROMPT, &[("problems", &why)]);
             }
-            // Twenty rounds of listings with abstracts would crowd the context; the
-            // bibliography in the .tex now holds what was picked.
-            self.conv.replace_turn(
-                listing_at,
-                format!("(The papers found for \"{query}\" were listed here.)"),
-            );
         }
-        Ok(())
+        Ok(true)
     }
 }
