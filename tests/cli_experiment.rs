@@ -4,7 +4,7 @@
 //! a local fake of the OpenAI API replaying `tests/fixtures/experiment/`. Hermetic.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -44,19 +44,8 @@ fn config_toml(dir: &Path, llm: &str) -> String {
 async fn aisci(dir: &Path, config: &str, args: &[&str]) -> (Output, Duration) {
     let cfg = dir.join("user-config.toml");
     std::fs::write(&cfg, config).unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aisci"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
-        .env("XDG_CACHE_HOME", dir.join("xdg-cache"))
-        .env("AISCI_CONFIG", &cfg)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = crate::support::cli::aisci(dir, &cfg);
+    cmd.args(args).current_dir(dir);
     let started = Instant::now();
     let child = cmd.spawn().unwrap();
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())

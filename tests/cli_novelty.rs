@@ -4,7 +4,7 @@
 //! the model and of Semantic Scholar. Hermetic: no real config, cache or network.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -31,21 +31,8 @@ fn completion(text: &str) -> Reply {
 async fn aisci_novelty(dir: &Path, t: &Path, config: &str, env: &[(&str, String)], args: &[&str]) -> Output {
     let cfg = dir.join("user-config.toml");
     std::fs::write(&cfg, config).unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aisci"));
-    cmd.arg("novelty")
-        .arg("--template")
-        .arg(t)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
-        .env("XDG_CACHE_HOME", dir.join("xdg-cache"))
-        .env("AISCI_CONFIG", &cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = crate::support::cli::aisci(dir, &cfg);
+    cmd.arg("novelty").arg("--template").arg(t).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -54,20 +54,8 @@ async fn aisci(
 ) -> Output {
     let cfg = dir.join("user-config.toml");
     std::fs::write(&cfg, config).unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aisci"));
-    for a in args {
-        cmd.arg(a);
-    }
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
-        .env("AISCI_CONFIG", &cfg)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = crate::support::cli::aisci(dir, &cfg);
+    cmd.args(args).current_dir(dir);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -3,7 +3,7 @@
 //! novelty verdict is lost, and the file is always valid JSON.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -39,18 +39,8 @@ fn config(dir: &Path, name: &str, llm: &FakeLlm, extra: &str) -> PathBuf {
 }
 
 fn aisci(dir: &Path, cfg: &Path, args: &[&str], env: &[(&str, String)]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aisci"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
-        .env("XDG_CACHE_HOME", dir.join("xdg-cache"))
-        .env("AISCI_CONFIG", cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = crate::support::cli::aisci(dir, cfg);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

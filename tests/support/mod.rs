@@ -5,6 +5,7 @@
 //! environment of the whole binary (`env`) and turns at the process's run queue
 //! (`run_queue`).
 
+pub mod cli;
 pub mod env;
 pub mod fake_http;
 pub mod fake_lit;

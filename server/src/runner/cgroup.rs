@@ -95,31 +95,48 @@ pub fn hierarchy() -> Option<&'static Hierarchy> {
 /// `controllers` of its mount point says), else v1.
 fn find(mountinfo: &str, controllers: impl Fn(&Path) -> String) -> Option<(Version, PathBuf)> {
     let mut v1 = None;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        let (Some(root), Some(mount), Some(fstype)) = (pre.get(3), pre.get(4), post.first()) else {
-            continue;
-        };
-        // Only a hierarchy mounted from its root: paths in /proc/<pid>/cgroup are relative to it.
-        if *root != "/" {
-            continue;
-        }
-        let mount = PathBuf::from(unescape(mount));
-        match *fstype {
-            "cgroup2" if controllers(&mount).split_whitespace().any(|c| c == "pids") => {
-                return Some((Version::V2, mount));
+    for m in cgroup_mounts(mountinfo) {
+        match m.fstype {
+            "cgroup2" if controllers(&m.mount).split_whitespace().any(|c| c == "pids") => {
+                return Some((Version::V2, m.mount));
             }
-            "cgroup" if post.get(2).is_some_and(|o| o.split(',').any(|o| o == "pids")) => {
-                v1.get_or_insert((Version::V1, mount));
+            "cgroup" if m.has_option("pids") => {
+                v1.get_or_insert((Version::V1, m.mount));
             }
             _ => {}
         }
     }
     v1
+}
+
+/// One control-group file system of `/proc/self/mountinfo`.
+struct CgroupMount<'a> {
+    mount: PathBuf,
+    fstype: &'a str,
+    /// The super options (`rw,pids` for a v1 hierarchy).
+    options: &'a str,
+}
+
+impl CgroupMount<'_> {
+    fn has_option(&self, name: &str) -> bool {
+        self.options.split(',').any(|o| o == name)
+    }
+}
+
+/// The cgroup and cgroup2 mounts of `mountinfo`, only those mounted from their hierarchy's
+/// root: paths in /proc/<pid>/cgroup are relative to it.
+fn cgroup_mounts(mountinfo: &str) -> impl Iterator<Item = CgroupMount<'_>> {
+    mountinfo.lines().filter_map(|line| {
+        let (pre, post) = line.split_once(" - ")?;
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        let (root, mount, fstype) = (*pre.get(3)?, *pre.get(4)?, *post.first()?);
+        (root == "/" && fstype.starts_with("cgroup")).then(|| CgroupMount {
+            mount: PathBuf::from(unescape(mount)),
+            fstype,
+            options: post.get(2).copied().unwrap_or(""),
+        })
+    })
 }
 
 /// mountinfo escapes spaces and the like as `\ooo`.
@@ -142,19 +159,9 @@ fn unescape(s: &str) -> String {
 /// v1's `memory` hierarchy (mounted from its root) with aisci's parent made in it; None
 /// where there is none or it is not writable.
 fn memory_v1_parent(mountinfo: &str) -> Option<PathBuf> {
-    let mount = mountinfo.lines().find_map(|line| {
-        let (pre, post) = line.split_once(" - ")?;
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        let ok = pre.get(3) == Some(&"/")
-            && post.first() == Some(&"cgroup")
-            && post.get(2).is_some_and(|o| o.split(',').any(|o| o == "memory"));
-        if ok {
-            pre.get(4).map(|m| PathBuf::from(unescape(m)))
-        } else {
-            None
-        }
-    })?;
+    let mount = cgroup_mounts(mountinfo)
+        .find(|m| m.fstype == "cgroup" && m.has_option("memory"))?
+        .mount;
     let parent = mount.join("aisci");
     match std::fs::create_dir(&parent) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {

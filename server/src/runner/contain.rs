@@ -20,7 +20,7 @@ use rustix::process::{Pid, Signal};
 
 use super::cgroup::RunCgroup;
 use super::local::{self, LocalRunner};
-use super::{proc_stat, RunSpec};
+use super::proc_stat;
 
 /// The limits a contained run gets (from the submitting aisci's settings).
 #[derive(Debug, Clone, Default)]
@@ -62,17 +62,7 @@ pub async fn run(c: &Containment, program: &str, args: &[String]) -> std::io::Re
     let runner = LocalRunner::new(u64::MAX)
         .with_max_processes(c.max_processes)
         .with_max_memory(Some(memory));
-    let spec = RunSpec {
-        program: program.to_owned(),
-        args: args.to_vec(),
-        cwd: cwd.clone(),
-        timeout: Duration::MAX,
-        stdout_path: cwd.join("stdout"),
-        stderr_path: cwd.join("stderr"),
-        env: Vec::new(),
-        watch_dir: None,
-    };
-    let tmp = local::make_run_tmp(&spec)?;
+    let tmp = local::make_run_tmp(&cwd, "slurm")?;
     let _tmp = local::TmpGuard::new(tmp.clone());
     let no_gpu = std::env::var_os("CUDA_VISIBLE_DEVICES").is_some_and(|v| v.is_empty())
         || !Path::new("/dev/nvidiactl").exists();

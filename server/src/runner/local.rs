@@ -214,7 +214,6 @@ impl LocalRunner {
             iso.private_tmp = Some(CString::new(tmp.as_os_str().as_bytes()).map_err(|e| e.to_string())?);
         }
         if self.max_processes.is_some() || self.max_memory.is_some() {
-            let max = self.max_processes.unwrap_or(u32::MAX);
             match RunCgroup::create(self.max_processes, self.max_memory) {
                 Ok(cg) => {
                     if root {
@@ -225,34 +224,26 @@ impl LocalRunner {
                             iso.protect_mount = Some(mount);
                         }
                     }
-                    if let (Some(bytes), None) = (self.max_memory, cg.memory_limit()) {
-                        self.memory_fallback(&mut iso, bytes, cpu_only);
-                    }
                     iso.cgroup = Some(Arc::new(cg));
                 }
-                Err(e) if self.max_processes.is_none() => {
-                    tracing::debug!(%e, "no control group for the run's memory");
-                    if let Some(bytes) = self.max_memory {
-                        self.memory_fallback(&mut iso, bytes, cpu_only);
+                Err(e) => match self.max_processes {
+                    None => tracing::debug!(%e, "no control group for the run's memory"),
+                    Some(max) if !root => {
+                        warn_once(&format!(
+                            "no control group for runs ({e}); their process count is limited with RLIMIT_NPROC, which counts all of this user's processes"
+                        ));
+                        iso.rlimits.processes = Some(u64::from(max));
                     }
-                }
-                Err(e) if !root => {
-                    warn_once(&format!(
-                        "no control group for runs ({e}); their process count is limited with RLIMIT_NPROC, which counts all of this user's processes"
-                    ));
-                    iso.rlimits.processes = Some(u64::from(max));
-                    if let Some(bytes) = self.max_memory {
-                        self.memory_fallback(&mut iso, bytes, cpu_only);
-                    }
-                }
-                Err(e) => {
-                    warn_once(&format!(
+                    Some(max) => warn_once(&format!(
                         "no control group for runs ({e}); as root, run.max_processes = {max} is not enforced"
-                    ));
-                    if let Some(bytes) = self.max_memory {
-                        self.memory_fallback(&mut iso, bytes, cpu_only);
-                    }
-                }
+                    )),
+                },
+            }
+        }
+        // Memory the group does not hold (no group, or one without the memory controller).
+        if let Some(bytes) = self.max_memory {
+            if iso.cgroup.as_ref().and_then(|cg| cg.memory_limit()).is_none() {
+                self.memory_fallback(&mut iso, bytes, cpu_only);
             }
         }
         if !self.network {
@@ -289,21 +280,16 @@ fn warn_once(message: &str) {
 
 /// A fresh temporary folder for one run, inside the run's working folder (so it counts
 /// towards the run's size limit and is removed with the run), private to its owner.
-pub(super) fn make_run_tmp(spec: &RunSpec) -> std::io::Result<PathBuf> {
+/// `stem` names it (`run_1`).
+pub(super) fn make_run_tmp(cwd: &Path, stem: &str) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let base = spec.cwd.join(RUN_TMP_DIR);
+    let base = cwd.join(RUN_TMP_DIR);
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&base)?;
-    let stem = spec
-        .stdout_path
-        .parent()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = base.join(format!("{stem}-{}-{n}", std::process::id()));
@@ -416,7 +402,13 @@ impl Runner for LocalRunner {
                 format!("working directory {} does not exist", spec.cwd.display()),
             ));
         }
-        let tmp = make_run_tmp(spec)
+        // Named after the run's folder (where its stdout goes).
+        let stem = spec
+            .stdout_path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map_or_else(|| "run".into(), |n| n.to_string_lossy());
+        let tmp = make_run_tmp(&spec.cwd, &stem)
             .map_err(|e| spawn_error(spec, format!("no temporary folder for the run: {e}")))?;
         let tmp_guard = TmpGuard(Some(tmp.clone()));
         let mut with_tmp = spec.clone();
