@@ -252,7 +252,7 @@ async fn writes_the_paper_cites_a_found_paper_and_builds_it() {
     let stdout = run.stdout();
     assert!(stdout.contains("8 part(s) written"), "{stdout}");
     assert!(
-        stdout.contains("1 citation(s) added in 2 round(s) (Bran2023AugmentingLLb)"),
+        stdout.contains("1 citation(s) added in 1 round(s) (Bran2023AugmentingLLb)"),
         "{stdout}"
     );
     assert!(
@@ -289,6 +289,79 @@ fn paper_script(after_parts: &[&str]) -> Vec<Reply> {
         "08_related.txt",
     ];
     parts.iter().chain(after_parts).map(|n| reply(n)).collect()
+}
+
+/// A round is one search: one call lists several searches' results, and the reply that
+/// picks from them proposes the next queries, so 4 rounds take 3 calls instead of 8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_lists_several_searches_and_its_reply_proposes_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = idea_folder(dir.path());
+    let text = |t: &str| Reply::chat_completion("chatcmpl-writeup", t, 1000, 100);
+    let pick = std::fs::read_to_string(fixtures().join("writeup/10_cite_pick.txt"))
+        .unwrap()
+        .replace(
+            "{\"Selected\": [1]}",
+            "{\"Selected\": [1], \"Queries\": [\"lazy training\", \"mean field limit\", \"tensor programs\"]}",
+        );
+    let llm = FakeLlm::start(
+        paper_script(&[])
+            .into_iter()
+            .chain([
+                text("```json\n{\"Queries\": [\"width of networks\", \"llm agents for science\"]}\n```"),
+                text(&pick),
+                text("None fits.\n```json\n{\"Selected\": []}\n```"),
+                reply("15_no_changes.txt"),
+            ])
+            .collect(),
+    )
+    .await;
+    let lit = FakeLit::start().await;
+    let run = aisci_writeup(
+        dir.path(),
+        &root,
+        &llm,
+        &lit,
+        "citation_rounds = 4\nfix_rounds = 0\nbuild_timeout_secs = 60",
+        &[],
+    )
+    .await;
+    assert!(run.out.status.success(), "{}", run.explain());
+    assert_eq!(llm.hits(), 12, "{}", run.explain());
+    assert!(
+        prompt_of(&llm, 8).contains("3 search queries as JSON"),
+        "{}",
+        prompt_of(&llm, 8)
+    );
+    let first = prompt_of(&llm, 9);
+    assert!(
+        first.contains("The searches for \"width of networks\" and \"llm agents for science\" found:"),
+        "{first}"
+    );
+    // The same papers found twice are listed once.
+    assert_eq!(
+        first
+            .matches("Augmenting large language models with chemistry tools (")
+            .count(),
+        1,
+        "{first}"
+    );
+    assert!(first.contains("at most 2; 2 search(es) left"), "{first}");
+    // The proposed queries are searched, as many as rounds are left, without a query call.
+    let second = prompt_of(&llm, 10);
+    assert!(
+        second.contains("The searches for \"lazy training\" and \"mean field limit\" found:"),
+        "{second}"
+    );
+    assert!(
+        !second.contains("tensor programs") && !second.contains("search(es) left"),
+        "{second}"
+    );
+    assert_eq!(lit.hits(crate::support::fake_lit::Route::S2Search), 4);
+    let tex = std::fs::read_to_string(root.join(TEX)).unwrap();
+    assert!(tex.contains("\\citep{Bran2023AugmentingLLb}"), "{tex}");
+    let stdout = run.stdout();
+    assert!(stdout.contains("1 citation(s) added in 4 round(s)"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,7 +424,7 @@ async fn a_work_already_in_the_bibliography_keeps_its_key_and_picks_must_be_cite
     );
     assert!(!tex.contains("PaperQA"));
     let stdout = run.stdout();
-    assert!(stdout.contains("0 citation(s) added in 2 round(s)"), "{stdout}");
+    assert!(stdout.contains("0 citation(s) added in 1 round(s)"), "{stdout}");
     assert!(!stdout.contains("refined"), "{stdout}");
     let text = pdf_text(&root.join("latex/template.pdf"));
     assert!(text.contains("[Bran and Cox, 2023]"), "{text}");

@@ -6,6 +6,7 @@
 //! prefix cache would have served (the longest prefix shared with an earlier request, in
 //! 128-token steps from 1,024 tokens, as OpenAI documents it).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -34,6 +35,7 @@ pub struct Model {
     /// Runs the model does before it answers ALL_COMPLETED.
     runs: u32,
     calls: Mutex<Vec<Call>>,
+    queries: AtomicU32,
     prefixes: Mutex<Vec<String>>,
 }
 
@@ -43,6 +45,7 @@ impl Model {
             sizes,
             runs,
             calls: Mutex::new(Vec::new()),
+            queries: AtomicU32::new(0),
             prefixes: Mutex::new(Vec::new()),
         })
     }
@@ -271,6 +274,18 @@ fn tail(text: &str, chars: usize) -> String {
 const TEX: &str = "latex/template.tex";
 
 impl Model {
+    /// A query not sent before.
+    fn query(&self) -> String {
+        let n = self.queries.fetch_add(1, Ordering::Relaxed);
+        format!("neural network width study {n}")
+    }
+
+    /// Three new queries as a JSON list (the most aisci lists in one call).
+    fn queries(&self) -> String {
+        let q: Vec<String> = (0..3).map(|_| self.query()).collect();
+        serde_json::to_string(&q).unwrap()
+    }
+
     fn answer(&self, system: &str, last: &str) -> (&'static str, String) {
         if system.contains("whether research ideas are new") {
             let round = number_after(last, "Round ").unwrap_or(1);
@@ -446,12 +461,11 @@ impl Model {
                 padded(s.write_part, "Writing the part.", &edits),
             );
         }
-        if last.contains("Reply with the search query") {
-            let round = number_after(last, "Citation round ").unwrap_or(1);
-            let tail = format!("```json\n{{\"Query\": \"neural network width study {round}\"}}\n```\n");
+        if last.contains("search queries as JSON") {
+            let tail = format!("```json\n{{\"Queries\": {}}}\n```\n", self.queries());
             return (
                 "writeup: citations",
-                padded(v1_sizes::CITE_QUERY, "One more related paper.", &tail),
+                padded(v1_sizes::CITE_QUERY, "More related papers.", &tail),
             );
         }
         if last.contains("Pick the papers to cite") {
@@ -475,8 +489,14 @@ impl Model {
                     padded(s.cite_edit, "None fits.", "```json\n{\"Selected\": []}\n```\n"),
                 );
             };
+            // The next queries, where the prompt asks for them.
+            let next = if last.contains("search(es) left") {
+                format!(", \"Queries\": {}", self.queries())
+            } else {
+                String::new()
+            };
             let tail = format!(
-                "```json\n{{\"Selected\": [{index}]}}\n```\n\n{TEX}\n<<<<<<< SEARCH\n{line}\n=======\n{line} \\citep{{{key}}}\n>>>>>>> REPLACE\n"
+                "```json\n{{\"Selected\": [{index}]{next}}}\n```\n\n{TEX}\n<<<<<<< SEARCH\n{line}\n=======\n{line} \\citep{{{key}}}\n>>>>>>> REPLACE\n"
             );
             return (
                 "writeup: citations",
