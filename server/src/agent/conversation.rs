@@ -22,6 +22,12 @@ pub enum ContextPolicy {
     /// Only the turns from this index of the history on: a phase in a fresh context
     /// (see [`Conversation::fresh_phase`]).
     Since(usize),
+    /// The first `head` messages (what the conversation is about: the task, the inputs)
+    /// and the last `tail` (the exchange the next turn answers: a failed run's traceback,
+    /// a refused edit); the turns between are left out, so a call's size stops growing
+    /// with the turns before it. What a turn needs of them (the current files, earlier
+    /// results) the stage puts in the turn. Both even, so user and assistant still alternate.
+    Window { head: usize, tail: usize },
 }
 
 impl ContextPolicy {
@@ -36,6 +42,17 @@ impl ContextPolicy {
             }
             ContextPolicy::Since(at) => {
                 let mut messages = history.get(at..).unwrap_or_default().to_vec();
+                messages.push(turn);
+                messages
+            }
+            ContextPolicy::Window { head, tail } => {
+                debug_assert!(head % 2 == 0 && tail % 2 == 0, "a window keeps whole exchanges");
+                if history.len() <= head + tail {
+                    return ContextPolicy::KeepAll.messages(history, turn);
+                }
+                let mut messages = Vec::with_capacity(head + tail + 1);
+                messages.extend_from_slice(&history[..head]);
+                messages.extend_from_slice(&history[history.len() - tail..]);
                 messages.push(turn);
                 messages
             }
@@ -310,6 +327,40 @@ mod tests {
             .unwrap();
         assert_eq!(r, Ok(2));
         assert_eq!(conv.calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_window_keeps_the_head_and_the_last_exchange() {
+        let (script, llm) = setup(vec!["a1", "a2", "a3", "a4"]);
+        let cancel = CancellationToken::new();
+        let mut conv = Conversation::new(&llm, &cancel, CallTag::new("s", None), "sys", None, 7)
+            .with_policy(ContextPolicy::Window { head: 2, tail: 2 });
+        for p in ["p1", "p2", "p3", "p4"] {
+            conv.ask(p.into()).await.unwrap();
+        }
+        let seen = script.seen.lock().unwrap();
+        assert_eq!(
+            contents(&seen[2].messages),
+            [
+                (Role::User, "p1"),
+                (Role::Assistant, "a1"),
+                (Role::User, "p2"),
+                (Role::Assistant, "a2"),
+                (Role::User, "p3")
+            ]
+        );
+        assert_eq!(
+            contents(&seen[3].messages),
+            [
+                (Role::User, "p1"),
+                (Role::Assistant, "a1"),
+                (Role::User, "p3"),
+                (Role::Assistant, "a3"),
+                (Role::User, "p4")
+            ]
+        );
+        // The whole history is still kept (a resumed or inspected conversation has it).
+        assert_eq!(conv.history().len(), 8);
     }
 
     #[tokio::test]

@@ -45,7 +45,7 @@ use crate::project::{
 use crate::runner::{RunError, Runner};
 
 use super::conversation::Dialogue;
-use crate::agent::conversation::{Applied, Conversation};
+use crate::agent::conversation::{Applied, ContextPolicy, Conversation};
 use crate::runs::attempt::{run_attempt, AttemptError, AttemptSpec};
 use crate::stages::plot::PlotRequest;
 
@@ -57,6 +57,11 @@ const RUN_FAILED_PROMPT: &str = include_str!("prompts/run_failed.txt");
 const NO_EDITS_PROMPT: &str = include_str!("prompts/no_edits.txt");
 pub(crate) const EDIT_FAILED_PROMPT: &str = include_str!("prompts/edit_failed.txt");
 const RESUME_PROMPT: &str = include_str!("prompts/resume.txt");
+
+/// What an experiment call carries besides the current files (which come with every
+/// turn): the task and the model's plan (the first exchange), and the last exchange (the
+/// run it reports, or the failed attempt being fixed). Earlier results come in the turn.
+const HISTORY: ContextPolicy = ContextPolicy::Window { head: 2, tail: 2 };
 
 /// v1's stop word: a reply containing it ends the runs.
 pub const ALL_COMPLETED: &str = "ALL_COMPLETED";
@@ -247,7 +252,8 @@ pub async fn run_experiments(ctx: &ExperimentCtx<'_>) -> Result<ExperimentReport
                 SYSTEM_PROMPT,
                 ctx.temperature,
                 ctx.max_tokens,
-            ),
+            )
+            .with_policy(HISTORY),
             sink: ctx.sink,
             events: ctx.events,
             root: &ctx.folder.root,
@@ -460,9 +466,11 @@ impl Stage<'_> {
                         } else {
                             RUN_DONE_PROMPT
                         };
+                        let earlier = self.earlier_results(run);
                         prompt = fill(
                             template,
                             &[
+                                ("earlier", &earlier),
                                 ("run", &run.to_string()),
                                 ("next", &(run + 1).to_string()),
                                 ("runs_left", &(max_runs - run).to_string()),
@@ -489,6 +497,32 @@ impl Stage<'_> {
                 return Ok(RunsEnd::AttemptsExhausted { run });
             }
             prompt = failure;
+        }
+    }
+
+    /// The results of the completed runs before `run`, for a turn whose history window
+    /// no longer holds the turns that reported them ("" before run 2).
+    fn earlier_results(&self, run: u32) -> String {
+        let lines: Vec<String> = self
+            .report
+            .completed
+            .iter()
+            .filter(|r| r.run < run)
+            .map(|r| {
+                format!(
+                    "Run {}: {}",
+                    r.run,
+                    py_repr(r.means.as_ref().unwrap_or(&Value::Null))
+                )
+            })
+            .collect();
+        if lines.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\nThe earlier runs (means per dataset):\n\n{}\n",
+                lines.join("\n")
+            )
         }
     }
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::conversation::{apply_reply, Applied, Conversation, EditTarget};
+use crate::agent::conversation::{apply_reply, Applied, ContextPolicy, Conversation, EditTarget};
 use crate::agent::edit_sink::{EditSink, SinkError, Snapshot};
 use crate::agent::edits::parse_reply;
 use crate::agent::prompt::fill;
@@ -60,6 +60,12 @@ const FIX_PROMPT: &str = include_str!("prompts/fix.txt");
 const REVISE_PROMPT: &str = include_str!("prompts/revise.txt");
 
 /// The model's word for ending the citation rounds.
+/// What a writing call carries besides the current `.tex` (which comes with every turn):
+/// the inputs (first, unchanged, so a provider's prefix cache serves them) and the last
+/// exchange (a refused edit being corrected). Earlier parts' replies are not resent:
+/// what they wrote is in the `.tex`.
+const HISTORY: ContextPolicy = ContextPolicy::Window { head: 2, tail: 2 };
+
 pub const NO_MORE_CITATIONS: &str = "No more citations needed";
 /// The model's word for a refinement that changes nothing.
 pub const NO_CHANGES: &str = "No changes needed";
@@ -264,7 +270,8 @@ pub async fn write_paper(ctx: &WriteupCtx<'_>, scope: &WriteScope) -> Result<Wri
     .with_history(vec![
         Message::user(context),
         Message::assistant("Understood. I will write from these inputs only."),
-    ]);
+    ])
+    .with_policy(HISTORY);
     let mut stage = Stage {
         ctx,
         tex_rel,
