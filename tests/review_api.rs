@@ -371,3 +371,118 @@ async fn an_unreadable_reflection_keeps_the_review_and_no_usable_member_is_an_er
         other => panic!("expected NoReviews, got {other:?}"),
     }
 }
+
+/// Answers several completions per request, like OpenAI's `n`, but one short of what is
+/// asked (as a server that caps `n` might), the first of them prose that needs repair.
+struct Batched {
+    seen: Mutex<Vec<(u32, ChatRequest)>>,
+}
+
+#[async_trait]
+impl Provider for Batched {
+    fn name(&self) -> &str {
+        "batched"
+    }
+    fn model(&self) -> &str {
+        "batched-model"
+    }
+    fn supports_n(&self) -> bool {
+        true
+    }
+    async fn chat_n(
+        &self,
+        req: &ChatRequest,
+        n: u32,
+        _: &CancellationToken,
+    ) -> Result<Vec<ChatResponse>, LlmError> {
+        self.seen.lock().unwrap().push((n, req.clone()));
+        let reply = |text: String, input: u64| ChatResponse {
+            text,
+            usage: Usage {
+                input_tokens: input,
+                output_tokens: 10,
+                ..Usage::default()
+            },
+            model: "batched-model".into(),
+            finish_reason: Some("stop".into()),
+        };
+        let mut out = vec![reply("Overall I would say 7.".into(), 1000)];
+        for overall in 1..n - 1 {
+            out.push(reply(
+                answer("ok", &review_json(overall as u8 + 3, 3, "Reject", "w")),
+                0,
+            ));
+        }
+        Ok(out)
+    }
+    async fn chat(&self, req: &ChatRequest, _: &CancellationToken) -> Result<ChatResponse, LlmError> {
+        self.seen.lock().unwrap().push((1, req.clone()));
+        let last = req.messages.last().unwrap().content.clone();
+        let system = req.system.clone().unwrap_or_default();
+        let text = if system.contains("area chair") {
+            assert!(last.contains("Review 5/5:"), "{last}");
+            answer("combined", &review_json(5, 3, "Reject", "meta"))
+        } else if last.contains("has no JSON review") {
+            assert_eq!(req.messages.len(), 3, "the repair follows the member's own reply");
+            answer("fixed", &review_json(6, 3, "Reject", "fixed"))
+        } else {
+            assert!(last.contains("=== PAPER ==="), "{last}");
+            answer("alone", &review_json(7, 3, "Reject", "alone"))
+        };
+        Ok(ChatResponse {
+            text,
+            usage: Usage::default(),
+            model: "batched-model".into(),
+            finish_reason: Some("stop".into()),
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_ensemble_is_one_request_where_the_provider_returns_several_completions() {
+    let p = Arc::new(Batched {
+        seen: Mutex::new(Vec::new()),
+    });
+    let model = Llm::new(p.clone()).with_retry_policy(aisci::llm::RetryPolicy {
+        max_retries: 0,
+        ..Default::default()
+    });
+    assert!(model.batches_n());
+    let cancel = CancellationToken::new();
+    let plan = plan(5, 0);
+    let ctx = ReviewCtx {
+        llm: &model,
+        paper: "\\title{Dual}\nWe propose a dual-scale denoiser. Training times approximately doubled.",
+        examples: &[],
+        plan: &plan,
+        idea: "dual",
+        progress: &NoProgress,
+        cancel: &cancel,
+    };
+    let r = review_paper(&ctx).await.unwrap();
+    assert_eq!(r.members.len(), 5, "{:?}", r.notes);
+    let seen = p.seen.lock().unwrap();
+    // One request for the ensemble (n = 5, the paper sent once, at the ensemble's
+    // temperature), one repair, the member it did not answer, the meta-review.
+    assert_eq!(seen[0].0, 5);
+    assert_eq!(seen[0].1.temperature, Some(0.75));
+    assert_eq!(
+        seen.len(),
+        4,
+        "{:?}",
+        seen.iter().map(|s| s.0).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|(_, q)| q.messages.len() == 1 && q.messages[0].content.contains("=== PAPER ==="))
+            .count(),
+        2
+    );
+    assert_eq!(r.calls, 4);
+    // The batched call is one ledger record with the whole request's usage.
+    let records = model.records();
+    assert_eq!(records.len(), 4);
+    assert_eq!(records.iter().map(|c| c.usage.input_tokens).sum::<u64>(), 1000);
+    // Overall 6 (repaired), 4, 5, 6, 7 (alone) → 5.6 → 6.
+    assert_eq!(r.review.overall, 6);
+}

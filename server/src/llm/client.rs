@@ -114,6 +114,56 @@ impl Llm {
         req: &ChatRequest,
         cancel: &CancellationToken,
     ) -> Result<ChatResponse, LlmError> {
+        let mut replies = self.call(tag, req, 1, cancel).await?;
+        Ok(replies.remove(0))
+    }
+
+    /// Whether [`Llm::chat_n`] gets its `n` answers in one request (the provider's `n`)
+    /// rather than `n` requests that each send the whole prompt.
+    pub fn batches_n(&self) -> bool {
+        self.provider.supports_n()
+    }
+
+    /// `n` independent answers to `req` (an ensemble): one request where the provider
+    /// can return several completions (the prompt is paid for once; one ledger record
+    /// with the whole usage, on the first answer), else `n` requests at once. At least
+    /// one answer; with separate requests the failed ones are left out unless all fail.
+    pub async fn chat_n(
+        &self,
+        tag: CallTag,
+        req: &ChatRequest,
+        n: u32,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<ChatResponse>, LlmError> {
+        let n = n.max(1);
+        if n > 1 && self.provider.supports_n() {
+            return self.call(tag, req, n, cancel).await;
+        }
+        let all = futures::future::join_all((0..n).map(|_| self.chat(tag.clone(), req, cancel))).await;
+        let mut out = Vec::new();
+        let mut first_err = None;
+        for r in all {
+            match r {
+                Ok(resp) => out.push(resp),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match (out.is_empty(), first_err) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    /// One request for `n` answers (`n` = 1: the plain call), retried within the policy.
+    async fn call(
+        &self,
+        tag: CallTag,
+        req: &ChatRequest,
+        n: u32,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<ChatResponse>, LlmError> {
         if let Some(budget) = self.budget_usd {
             let spent = self.lock().total().cost_usd;
             if spent >= budget {
@@ -127,14 +177,20 @@ impl Llm {
                 return Err(LlmError::Cancelled);
             }
             attempts += 1;
-            let err = match self.attempt(req, cancel).await {
-                Ok(resp) => {
-                    self.record(&tag, &resp, attempts, started.elapsed());
-                    return Ok(resp);
+            let err = match self.attempt(req, n, cancel).await {
+                Ok(replies) if !replies.is_empty() => {
+                    self.record(&tag, &replies[0], attempts, started.elapsed());
+                    return Ok(replies);
                 }
-                Err(e) if !e.is_retryable() => return Err(e),
+                Ok(_) => LlmError::Protocol {
+                    provider: self.provider.name().to_owned(),
+                    message: "response has no choices".into(),
+                },
                 Err(e) => e,
             };
+            if !err.is_retryable() {
+                return Err(err);
+            }
             let exhausted = |err: &LlmError| LlmError::Exhausted {
                 provider: self.provider.name().to_owned(),
                 attempts,
@@ -169,12 +225,24 @@ impl Llm {
         }
     }
 
-    async fn attempt(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError> {
+    async fn attempt(
+        &self,
+        req: &ChatRequest,
+        n: u32,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<ChatResponse>, LlmError> {
         let timeout = self.policy.request_timeout;
+        let answer = async {
+            if n > 1 {
+                self.provider.chat_n(req, n, cancel).await
+            } else {
+                self.provider.chat(req, cancel).await.map(|r| vec![r])
+            }
+        };
         tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(LlmError::Cancelled),
-            r = tokio::time::timeout(timeout, self.provider.chat(req, cancel)) => match r {
+            r = tokio::time::timeout(timeout, answer) => match r {
                 Ok(r) => r,
                 Err(_) => Err(LlmError::Timeout {
                     provider: self.provider.name().to_owned(),

@@ -194,6 +194,23 @@ pub trait Provider: Send + Sync {
     /// The model requests are sent to.
     fn model(&self) -> &str;
     async fn chat(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError>;
+    /// Whether one request can return several completions ([`Provider::chat_n`]).
+    fn supports_n(&self) -> bool {
+        false
+    }
+    /// `n` completions of `req` in one request, the whole call's usage on the first.
+    /// Only called when [`Provider::supports_n`].
+    async fn chat_n(
+        &self,
+        _req: &ChatRequest,
+        _n: u32,
+        _cancel: &CancellationToken,
+    ) -> Result<Vec<ChatResponse>, LlmError> {
+        Err(LlmError::Config(format!(
+            "{} cannot return several completions in one request",
+            self.name()
+        )))
+    }
 }
 
 /// Builds the provider `settings` name and wraps it in an `Llm` with the settings'

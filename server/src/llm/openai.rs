@@ -88,21 +88,45 @@ impl OpenAiClient {
     }
 
     async fn exchange(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let body = self.request_body(req);
+        match self.post(&body).await? {
+            Answer::Stream(resp) => self.read_stream(resp).await,
+            Answer::Body(body) => self.parse_body(&body),
+        }
+    }
+
+    /// `n` completions in one non-streamed request.
+    async fn exchange_n(&self, req: &ChatRequest, n: u32) -> Result<Vec<ChatResponse>, LlmError> {
+        let mut body = self.request_body(req);
+        if let Some(o) = body.as_object_mut() {
+            o.remove("stream");
+            o.remove("stream_options");
+            o.insert("n".into(), json!(n));
+        }
+        match self.post(&body).await? {
+            Answer::Stream(resp) => self.read_stream(resp).await.map(|r| vec![r]),
+            Answer::Body(body) => self.parse_choices(&body),
+        }
+    }
+
+    async fn post(&self, body: &Value) -> Result<Answer, LlmError> {
         let key = self.wire.endpoint.api_key.as_ref();
-        let mut builder = self.wire.http.post(self.url()).json(&self.request_body(req));
+        let mut builder = self.wire.http.post(self.url()).json(body);
         if let Some(k) = key {
             builder = builder.bearer_auth(k.expose());
         }
         if self.wire.endpoint.kind == ProviderKind::Openrouter {
             builder = builder.header("X-Title", "aisci");
         }
-        match self.wire.send(builder, key).await? {
-            Answer::Stream(resp) => self.read_stream(resp).await,
-            Answer::Body(body) => self.parse_body(&body),
-        }
+        self.wire.send(builder, key).await
     }
 
     fn parse_body(&self, body: &str) -> Result<ChatResponse, LlmError> {
+        Ok(self.parse_choices(body)?.remove(0))
+    }
+
+    /// Every choice of a non-streamed body, in index order (never empty).
+    fn parse_choices(&self, body: &str) -> Result<Vec<ChatResponse>, LlmError> {
         let key = self.wire.endpoint.api_key.as_ref();
         if body.trim().is_empty() {
             // DeepSeek holds the connection with blank lines and may close without a body.
@@ -123,20 +147,26 @@ impl OpenAiClient {
             provider: self.wire.name.into(),
             message: e.to_string(),
         })?;
-        let choice = parsed
-            .choices
-            .into_iter()
-            .min_by_key(|c| c.index)
-            .ok_or_else(|| LlmError::Protocol {
+        let mut choices = parsed.choices;
+        if choices.is_empty() {
+            return Err(LlmError::Protocol {
                 provider: self.wire.name.into(),
                 message: "response has no choices".into(),
-            })?;
-        Ok(ChatResponse {
-            text: choice.message.content.unwrap_or_default(),
-            usage: parsed.usage.map(WireUsage::normalise).unwrap_or_default(),
-            model: parsed.model.unwrap_or_else(|| self.wire.model.clone()),
-            finish_reason: choice.finish_reason,
-        })
+            });
+        }
+        choices.sort_by_key(|c| c.index);
+        let model = parsed.model.unwrap_or_else(|| self.wire.model.clone());
+        // The usage is the whole request's: it goes on the first answer only.
+        let mut usage = parsed.usage.map(WireUsage::normalise).unwrap_or_default();
+        Ok(choices
+            .into_iter()
+            .map(|c| ChatResponse {
+                text: c.message.content.unwrap_or_default(),
+                usage: std::mem::take(&mut usage),
+                model: model.clone(),
+                finish_reason: c.finish_reason,
+            })
+            .collect())
     }
 
     async fn read_stream(&self, resp: reqwest::Response) -> Result<ChatResponse, LlmError> {
@@ -366,6 +396,30 @@ impl Provider for OpenAiClient {
             r = self.exchange(req) => r,
         }
     }
+
+    /// OpenAI's own API and vLLM honour `n`; the other OpenAI-style servers ignore it
+    /// or refuse it (DeepSeek, Ollama, llama.cpp, OpenRouter's routing), and OpenAI's
+    /// reasoning models are kept to one completion.
+    fn supports_n(&self) -> bool {
+        match self.wire.endpoint.kind {
+            ProviderKind::Openai => !is_reasoning_model(&self.wire.model),
+            ProviderKind::Vllm => true,
+            _ => false,
+        }
+    }
+
+    async fn chat_n(
+        &self,
+        req: &ChatRequest,
+        n: u32,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<ChatResponse>, LlmError> {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(LlmError::Cancelled),
+            r = self.exchange_n(req, n) => r,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -423,6 +477,40 @@ mod tests {
         ] {
             assert!(!is_reasoning_model(m), "{m}");
         }
+    }
+
+    #[test]
+    fn several_completions_only_where_the_server_honours_n() {
+        assert!(client(ProviderKind::Openai, "gpt-4o", true).supports_n());
+        assert!(client(ProviderKind::Vllm, "local", true).supports_n());
+        assert!(!client(ProviderKind::Openai, "o3-mini", false).supports_n());
+        for kind in [
+            ProviderKind::Deepseek,
+            ProviderKind::Ollama,
+            ProviderKind::Openrouter,
+        ] {
+            assert!(!client(kind, "m", false).supports_n());
+        }
+        let c = client(ProviderKind::Openai, "gpt-4o", false);
+        let body = r#"{"model":"gpt-4o-2024-08-06","choices":[
+            {"index":1,"message":{"role":"assistant","content":"second"},"finish_reason":"stop"},
+            {"index":0,"message":{"role":"assistant","content":"first"},"finish_reason":"length"}],
+            "usage":{"prompt_tokens":100,"completion_tokens":20,"prompt_tokens_details":{"cached_tokens":64}}}"#;
+        let r = c.parse_choices(body).unwrap();
+        assert_eq!(
+            r.iter().map(|x| x.text.as_str()).collect::<Vec<_>>(),
+            ["first", "second"]
+        );
+        assert_eq!(
+            (r[0].usage.input_tokens, r[0].usage.cached_input_tokens),
+            (100, 64)
+        );
+        assert_eq!(
+            r[1].usage,
+            Usage::default(),
+            "the request's usage is counted once"
+        );
+        assert_eq!(r[0].finish_reason.as_deref(), Some("length"));
     }
 
     #[test]

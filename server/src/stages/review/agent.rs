@@ -22,7 +22,7 @@ use crate::agent::conversation::Conversation;
 use crate::agent::json_extract::{extract_after_marker, extract_all};
 use crate::agent::prompt::fill;
 use crate::jobs::Progress;
-use crate::llm::{CallTag, Llm, LlmError, Message};
+use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
 
 pub use super::aggregate::{calibrated, round_half_even, Means};
 pub use super::form::{Comment, CommentKind, Decision, Review};
@@ -142,22 +142,7 @@ pub async fn review_paper(ctx: &ReviewCtx<'_>) -> Result<ReviewReport, ReviewErr
     let calls = AtomicU32::new(0);
     ctx.progress
         .report(&format!("Review: {n} reviewer(s) reading the paper"), Some(0));
-    let members = join_all((0..n).map(|i| {
-        let (prompt, calls) = (paper_prompt.clone(), &calls);
-        async move {
-            let r = converse(
-                ctx,
-                SYSTEM_PROMPT,
-                Vec::new(),
-                prompt,
-                plan.ensemble_temperature,
-                calls,
-            )
-            .await;
-            (i, r)
-        }
-    }))
-    .await;
+    let members = ensemble(ctx, &paper_prompt, n, &calls).await;
     let mut notes = Vec::new();
     let mut usable: Vec<(Review, String)> = Vec::new();
     for (i, r) in members {
@@ -302,6 +287,113 @@ pub async fn review_paper(ctx: &ReviewCtx<'_>) -> Result<ReviewReport, ReviewErr
     })
 }
 
+/// The ensemble's first replies: one request for all `n` where the provider returns
+/// several completions (the paper is sent and paid for once instead of `n` times), each
+/// reply then repaired in its own conversation if it needs it; else `n` conversations at
+/// once. Members the batched request did not answer are asked separately.
+async fn ensemble(
+    ctx: &ReviewCtx<'_>,
+    paper_prompt: &str,
+    n: u32,
+    calls: &AtomicU32,
+) -> Vec<(u32, Result<Reply, LlmError>)> {
+    let plan = ctx.plan;
+    let alone = |i: u32| async move {
+        let r = converse(
+            ctx,
+            SYSTEM_PROMPT,
+            Vec::new(),
+            paper_prompt.to_string(),
+            plan.ensemble_temperature,
+            calls,
+        )
+        .await;
+        (i, r)
+    };
+    if n < 2 || !ctx.llm.batches_n() {
+        return join_all((0..n).map(alone)).await;
+    }
+    if ctx.cancel.is_cancelled() {
+        return vec![(0, Err(LlmError::Cancelled))];
+    }
+    let req = ChatRequest {
+        system: Some(SYSTEM_PROMPT.to_string()),
+        messages: vec![Message::user(paper_prompt)],
+        temperature: plan.ensemble_temperature,
+        max_tokens: plan.max_tokens,
+    };
+    calls.fetch_add(1, Ordering::Relaxed);
+    let texts: Vec<String> = match ctx
+        .llm
+        .chat_n(CallTag::new("review", Some(ctx.idea)), &req, n, ctx.cancel)
+        .await
+    {
+        Ok(replies) => replies.into_iter().map(|r| r.text).take(n as usize).collect(),
+        Err(e @ (LlmError::Cancelled | LlmError::BudgetExceeded { .. })) => return vec![(0, Err(e))],
+        // The batched request failed for good: each member on its own, as without `n`.
+        Err(_) => Vec::new(),
+    };
+    let got = texts.len() as u32;
+    let repaired = join_all(
+        texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| async move { (i as u32, repair_member(ctx, paper_prompt, text, calls).await) }),
+    );
+    let (mut out, rest) = futures::join!(repaired, join_all((got..n).map(alone)));
+    out.extend(rest);
+    out
+}
+
+/// A member's first reply from a batched request: used as it is, or repaired in the
+/// member's own conversation (the paper, that reply, the problems).
+async fn repair_member(
+    ctx: &ReviewCtx<'_>,
+    paper_prompt: &str,
+    text: String,
+    calls: &AtomicU32,
+) -> Result<Reply, LlmError> {
+    let problems = match read_reply(&text) {
+        Ok(review) => {
+            return Ok(Reply::Usable {
+                done: text.contains(DONE_WORD),
+                review,
+                text,
+            })
+        }
+        Err(problems) => problems,
+    };
+    let attempts = ctx.plan.max_attempts.max(1);
+    let tag = CallTag::new("review", Some(ctx.idea));
+    let mut conv = Conversation::new(
+        ctx.llm,
+        ctx.cancel,
+        tag,
+        SYSTEM_PROMPT,
+        ctx.plan.ensemble_temperature,
+        ctx.plan.max_tokens,
+    )
+    .with_history(vec![Message::user(paper_prompt), Message::assistant(text)]);
+    let usable = |text: &str| read_reply(text).map(|review| (review, text.to_string()));
+    let reply = conv.repair(problems, attempts - 1, usable, repair_prompt).await;
+    calls.fetch_add(conv.calls(), Ordering::Relaxed);
+    Ok(match reply? {
+        Ok((review, text)) => Reply::Usable {
+            done: text.contains(DONE_WORD),
+            review,
+            text,
+        },
+        Err(problems) => Reply::Unusable(format!("after {attempts} replies: {}", problems.join("; "))),
+    })
+}
+
+fn repair_prompt(problems: &Vec<String>) -> String {
+    fill(
+        REPAIR_PROMPT,
+        &[("problems", &format!("- {}", problems.join("\n- ")))],
+    )
+}
+
 /// Asks `prompt` after `history` until a reply holds a usable review, at most
 /// `max_attempts` replies; each unusable one goes back with its problems named.
 async fn converse(
@@ -317,13 +409,7 @@ async fn converse(
     let mut conv = Conversation::new(ctx.llm, ctx.cancel, tag, system, temperature, ctx.plan.max_tokens)
         .with_history(history);
     let usable = |text: &str| read_reply(text).map(|review| (review, text.to_string()));
-    let repair = |problems: &Vec<String>| {
-        fill(
-            REPAIR_PROMPT,
-            &[("problems", &format!("- {}", problems.join("\n- ")))],
-        )
-    };
-    let reply = conv.ask_until(prompt, attempts, usable, repair).await;
+    let reply = conv.ask_until(prompt, attempts, usable, repair_prompt).await;
     calls.fetch_add(conv.calls(), Ordering::Relaxed);
     Ok(match reply? {
         Ok((review, text)) => Reply::Usable {
