@@ -375,7 +375,9 @@ async fn repair_member(
     )
     .with_history(vec![Message::user(paper_prompt), Message::assistant(text)]);
     let usable = |text: &str| read_reply(text).map(|review| (review, text.to_string()));
-    let reply = conv.repair(problems, attempts - 1, usable, repair_prompt).await;
+    let reply = conv
+        .repair(problems, attempts - 1, usable, |p: &Vec<String>| repair_prompt(p))
+        .await;
     calls.fetch_add(conv.calls(), Ordering::Relaxed);
     Ok(match reply? {
         Ok((review, text)) => Reply::Usable {
@@ -387,7 +389,7 @@ async fn repair_member(
     })
 }
 
-fn repair_prompt(problems: &Vec<String>) -> String {
+fn repair_prompt(problems: &[String]) -> String {
     fill(
         REPAIR_PROMPT,
         &[("problems", &format!("- {}", problems.join("\n- ")))],
@@ -409,7 +411,9 @@ async fn converse(
     let mut conv = Conversation::new(ctx.llm, ctx.cancel, tag, system, temperature, ctx.plan.max_tokens)
         .with_history(history);
     let usable = |text: &str| read_reply(text).map(|review| (review, text.to_string()));
-    let reply = conv.ask_until(prompt, attempts, usable, repair_prompt).await;
+    let reply = conv
+        .ask_until(prompt, attempts, usable, |p: &Vec<String>| repair_prompt(p))
+        .await;
     calls.fetch_add(conv.calls(), Ordering::Relaxed);
     Ok(match reply? {
         Ok((review, text)) => Reply::Usable {
