@@ -21,6 +21,7 @@ mod cli_apply;
 mod cli_demo;
 mod cli_doctor;
 mod cli_errors;
+mod cli_estimate;
 mod cli_experiment;
 mod cli_launch;
 mod cli_novelty;

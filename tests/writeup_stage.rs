@@ -237,6 +237,24 @@ async fn writes_the_paper_cites_a_found_paper_and_builds_it() {
         "the rounds left the history"
     );
 
+    // The ledger has the estimate made before the stage beside what it spent.
+    let ledger = std::fs::read_to_string(root.join(".aisci/usage.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = ledger.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.get("stage").is_some()).count(),
+        script.len()
+    );
+    let est = &lines.last().unwrap()["estimate"];
+    assert_eq!(est["expected"]["stage"], "writeup", "{ledger}");
+    assert_eq!(est["expected"]["model"], "local-model");
+    assert!(est["expected"]["calls"].as_u64().unwrap() > 8, "{est}");
+    assert!(
+        est["expected"]["usd"].is_null(),
+        "a local model has no price: {est}"
+    );
+    assert_eq!(est["actual"]["calls"], script.len() as u64);
+    assert_eq!(est["actual"]["usage"]["input_tokens"], 1000 * script.len() as u64);
+
     // Built, with the citation resolved.
     let pdf = root.join("latex/template.pdf");
     let text = pdf_text(&pdf);
@@ -269,7 +287,7 @@ async fn writes_the_paper_cites_a_found_paper_and_builds_it() {
     assert_eq!(
         ledger
             .lines()
-            .filter(|l| l.contains("\"stage\":\"writeup\""))
+            .filter(|l| l.contains("\"stage\":\"writeup\"") && !l.starts_with("{\"estimate\""))
             .count(),
         script.len()
     );

@@ -26,9 +26,33 @@ pub struct Args {
     /// per GPU slot (or CPU slot).
     #[arg(long, requires = "template", value_parser = clap::value_parser!(u32).range(1..))]
     parallel: Option<u32>,
+    /// Print the expected tokens and cost, and stop (no model call, no run).
+    #[arg(long)]
+    estimate: bool,
 }
 
 pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    if a.estimate {
+        use crate::stages::estimate::Stage;
+        let (dir, idea_folder) = match (&a.idea_folder, &a.template) {
+            (Some(f), _) => (f.clone(), true),
+            (None, Some(t)) => (t.clone(), false),
+            (None, None) => {
+                return report(Err(anyhow::anyhow!(
+                    "--estimate needs --idea-folder or --template"
+                )))
+            }
+        };
+        let ideas = a.idea.len().max(1) as u32;
+        return report(super::print_estimate(
+            &dir,
+            model,
+            idea_folder,
+            &[Stage::Experiment],
+            ideas,
+            |_| {},
+        ));
+    }
     if a.idea.len() > 1 || a.parallel.is_some() {
         let template = a.template.expect("clap: --parallel requires --template");
         report(super::batch::experiments_in_parallel(&template, a.idea, a.parallel, model).await)

@@ -21,9 +21,31 @@ pub struct Args {
     /// Rounds per idea, the first included.
     #[arg(long)]
     reflections: Option<u32>,
+    /// Print the expected tokens and cost, and stop (no model call).
+    #[arg(long)]
+    estimate: bool,
 }
 
 pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    if a.estimate {
+        use crate::stages::estimate::Stage;
+        let (n, r) = (a.num_ideas, a.reflections);
+        return report(super::print_estimate(
+            &a.template,
+            model,
+            false,
+            &[Stage::Ideas],
+            1,
+            |s| {
+                if let Some(n) = n {
+                    s.ideas.num_ideas = n.max(1);
+                }
+                if let Some(r) = r {
+                    s.ideas.num_reflections = r.max(1);
+                }
+            },
+        ));
+    }
     report(ideas(&a.template, model, a.num_ideas, a.reflections, None).await)
 }
 

@@ -800,9 +800,15 @@ pub struct Args {
     /// Continue the launch recorded in the template's .aisci/launch.json.
     #[arg(long)]
     resume: bool,
+    /// Print the expected tokens and cost per stage, and stop (no model call, no run).
+    #[arg(long)]
+    estimate: bool,
 }
 
 pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    if a.estimate {
+        return report(estimate(&a, model));
+    }
     let plan = LaunchPlan {
         num_ideas: a.num_ideas,
         parallel: a.parallel,
@@ -813,6 +819,38 @@ pub async fn command(a: Args, model: Option<String>) -> ExitCode {
         resume: a.resume,
     };
     report(launch_command(&a.template, plan, a.gpus, a.engine, model).await)
+}
+
+/// `aisci launch --estimate`: every stage for every idea the launch would pursue (the
+/// ideas to generate, or with --skip-idea-generation those in the archive).
+fn estimate(a: &Args, model: Option<String>) -> anyhow::Result<()> {
+    use crate::stages::estimate::Stage;
+    let archived = crate::stages::estimate::Sizes::of_folder(&a.template).archived_ideas as u32;
+    let mut stages = Vec::new();
+    if !a.skip_idea_generation {
+        stages.push(Stage::Ideas);
+    }
+    if !a.skip_novelty_check {
+        stages.push(Stage::Novelty);
+    }
+    stages.extend([Stage::Experiment, Stage::Writeup, Stage::Review]);
+    if a.improvement {
+        stages.extend([Stage::Writeup, Stage::Review]);
+    }
+    let (mut settings, sizes) = super::estimate_inputs(&a.template, model, false)?;
+    if let Some(g) = a.num_ideas {
+        settings.ideas.num_ideas = g.max(1);
+    }
+    let ideas = if a.skip_idea_generation {
+        archived
+    } else {
+        settings.ideas.num_ideas
+    }
+    .max(1);
+    println!("aisci launch on {}: {ideas} idea(s)", a.template.display());
+    let rows = crate::stages::estimate::stages(&settings, &sizes, &stages, ideas);
+    print!("{}", crate::stages::estimate::table(&rows));
+    Ok(())
 }
 
 /// `aisci launch --template DIR ...`.

@@ -146,6 +146,47 @@ pub(crate) fn open_template(dir: &Path, model: Option<String>) -> anyhow::Result
     Ok((template, loaded))
 }
 
+/// `--estimate`: prints what `stages` would cost on the folder at `dir` (an idea folder
+/// when `idea_folder`, else a template), `ideas` times for the per-idea stages; nothing
+/// is called, started or written, and no API key is needed.
+pub(crate) fn print_estimate(
+    dir: &Path,
+    model: Option<String>,
+    idea_folder: bool,
+    stages: &[crate::stages::estimate::Stage],
+    ideas: u32,
+    adjust: impl FnOnce(&mut config::Settings),
+) -> anyhow::Result<()> {
+    let (mut settings, sizes) = estimate_inputs(dir, model, idea_folder)?;
+    adjust(&mut settings);
+    let rows = crate::stages::estimate::stages(&settings, &sizes, stages, ideas);
+    print!("{}", crate::stages::estimate::table(&rows));
+    Ok(())
+}
+
+/// The settings (with `--model` applied as the stage commands apply it) and the sizes
+/// of the folder at `dir`.
+pub(crate) fn estimate_inputs(
+    dir: &Path,
+    model: Option<String>,
+    idea_folder: bool,
+) -> anyhow::Result<(config::Settings, crate::stages::estimate::Sizes)> {
+    let flag_model = model.is_some();
+    let (root, mut loaded) = if idea_folder {
+        let (root, _, loaded) = open_idea_folder(dir, model)?;
+        (root, loaded)
+    } else {
+        let (t, loaded) = open_template(dir, model)?;
+        (t.root, loaded)
+    };
+    if flag_model {
+        // --model names the model of every stage.
+        loaded.settings.review.model = None;
+        loaded.settings.writeup.model = None;
+    }
+    Ok((loaded.settings, crate::stages::estimate::Sizes::of_folder(&root)))
+}
+
 /// A `--gpus` list ("0,1"; "" for none) as settings hold it.
 pub(crate) fn gpu_list(list: &str) -> Vec<String> {
     list.split(',')

@@ -19,9 +19,33 @@ pub struct Args {
     /// Check again ideas that already have a verdict.
     #[arg(long)]
     force: bool,
+    /// Print the expected tokens and cost, and stop (no model call, no search).
+    #[arg(long)]
+    estimate: bool,
 }
 
 pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    if a.estimate {
+        use crate::stages::estimate::Stage;
+        // The ideas it would check: those named, else those without a verdict.
+        let count = if a.ideas.is_empty() {
+            std::fs::read_to_string(a.template.join("ideas.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
+                .map(|v| v.iter().filter(|i| a.force || i.get("novel").is_none()).count())
+                .unwrap_or(0)
+        } else {
+            a.ideas.len()
+        };
+        return report(super::print_estimate(
+            &a.template,
+            model,
+            false,
+            &[Stage::Novelty],
+            count as u32,
+            |_| {},
+        ));
+    }
     report(novelty(&a.template, model, a.ideas, a.force).await)
 }
 

@@ -14,9 +14,29 @@ pub struct Args {
     idea_folder: PathBuf,
     #[arg(long)]
     improvement: bool,
+    /// Print the expected tokens and cost, and stop (no model call).
+    #[arg(long)]
+    estimate: bool,
 }
 
 pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    if a.estimate {
+        use crate::stages::estimate::Stage;
+        // --improvement: a revision per comment (a writeup turn each) and a second review.
+        let stages: &[Stage] = if a.improvement {
+            &[Stage::Review, Stage::Writeup, Stage::Review]
+        } else {
+            &[Stage::Review]
+        };
+        return report(super::print_estimate(
+            &a.idea_folder,
+            model,
+            true,
+            stages,
+            1,
+            |_| {},
+        ));
+    }
     report(review(&a.idea_folder, a.improvement, model).await)
 }
 

@@ -19,9 +19,23 @@ pub struct Args {
     /// \section headings (1 = the first), or its title when only one section has it.
     #[arg(long)]
     section: Option<String>,
+    /// Print the expected tokens and cost, and stop (no model call).
+    #[arg(long)]
+    estimate: bool,
 }
 
 pub async fn command(a: Args, model: Option<String>) -> ExitCode {
+    if a.estimate {
+        use crate::stages::estimate::Stage;
+        return report(super::print_estimate(
+            &a.idea_folder,
+            model,
+            true,
+            &[Stage::Writeup],
+            1,
+            |_| {},
+        ));
+    }
     report(writeup(&a.idea_folder, a.section, model).await)
 }
 

@@ -1,6 +1,7 @@
 //! Stages as the CLI and the language server run them: load the project's inputs,
 //! build the model client from settings, run the agent, summarise what it cost.
 
+pub mod estimate;
 pub mod experiment;
 pub mod host;
 pub mod ideas;
@@ -126,14 +127,78 @@ pub(crate) fn prompt_and_code(
 
 /// Records what `llm` spent under the project, whatever the stage's outcome; a ledger
 /// that cannot be written is said (the spend shown later would be short).
-pub(crate) fn record_usage(root: &Path, records: &[CallRecord], host: &host::StageHost<'_>) {
-    if let Err(e) = append_usage(root, records) {
+pub(crate) fn record_usage(
+    root: &Path,
+    records: &[CallRecord],
+    expected: Option<estimate::Estimate>,
+    host: &host::StageHost<'_>,
+) {
+    let lines = expected
+        .map(|e| EstimateLine::new(e, records))
+        .into_iter()
+        .collect::<Vec<_>>();
+    if let Err(e) = append_usage(root, records).and_then(|()| append_lines(root, &lines)) {
         let path = usage_path(root);
         host.emit(host::StageEvent::Warning(format!(
             "the usage ledger {} could not be written: {e}",
             path.display()
         )));
     }
+}
+
+/// A ledger line beside a stage's call records: what was expected before it ran and what
+/// it spent, so estimates can be checked (`{"estimate": {...}}`; readers of call records
+/// skip it, as it is no `CallRecord`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EstimateLine {
+    pub estimate: EstimateRecord,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EstimateRecord {
+    pub at: String,
+    pub idea: Option<String>,
+    pub expected: estimate::Estimate,
+    pub actual: Totals,
+}
+
+impl EstimateLine {
+    fn new(expected: estimate::Estimate, records: &[CallRecord]) -> Self {
+        let mut actual = Totals::default();
+        for r in records {
+            actual.calls += 1;
+            actual.usage.input_tokens += r.usage.input_tokens;
+            actual.usage.cached_input_tokens += r.usage.cached_input_tokens;
+            actual.usage.cache_write_tokens += r.usage.cache_write_tokens;
+            actual.usage.output_tokens += r.usage.output_tokens;
+            actual.cost_usd += r.cost_usd;
+        }
+        EstimateLine {
+            estimate: EstimateRecord {
+                at: chrono::Utc::now().to_rfc3339(),
+                idea: records.iter().find_map(|r| r.idea.clone()),
+                expected,
+                actual,
+            },
+        }
+    }
+}
+
+fn append_lines(root: &Path, lines: &[EstimateLine]) -> std::io::Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    crate::fsutil::update_shared(&usage_path(root), |current| {
+        let mut text = current.unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        for l in lines {
+            text.push_str(&serde_json::to_string(l).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        Ok((Some(text), ()))
+    })
 }
 
 /// The project's usage ledger: one JSON line per model call, kept across runs.
@@ -194,7 +259,7 @@ mod tests {
             elapsed_ms: 3,
             finish_reason: None,
         };
-        record_usage(dir.path(), &[rec], &h);
+        record_usage(dir.path(), &[rec], None, &h);
         let seen = seen.lock().unwrap();
         assert!(
             matches!(&seen[..], [host::StageEvent::Warning(w)] if w.contains("usage ledger")),

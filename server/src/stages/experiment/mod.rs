@@ -154,6 +154,11 @@ pub async fn run(req: ExperimentRequest<'_>, host: &StageHost<'_>) -> Result<Exp
         llm,
     } = req;
     let runner = shared_runner(settings).await;
+    let expected = crate::stages::estimate::estimate(
+        settings,
+        &crate::stages::estimate::Sizes::of_folder(&folder.root),
+        crate::stages::estimate::Stage::Experiment,
+    );
     let ctx = ExperimentCtx {
         llm,
         sink: host.sink,
@@ -169,7 +174,7 @@ pub async fn run(req: ExperimentRequest<'_>, host: &StageHost<'_>) -> Result<Exp
         cancel: host.cancel,
     };
     let result = run_experiments(&ctx).await;
-    record_usage(&folder.root, &llm.records(), host);
+    record_usage(&folder.root, &llm.records(), Some(expected), host);
     Ok(ExperimentOutcome {
         report: result?,
         spend: Spend::of(llm),

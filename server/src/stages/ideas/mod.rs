@@ -74,6 +74,11 @@ pub async fn run(req: IdeasRequest<'_>, host: &StageHost<'_>) -> Result<IdeasOut
         Vec::new()
     };
     let opts = IdeaOptions::from_settings(&settings.ideas, &settings.llm);
+    let expected = crate::stages::estimate::estimate(
+        settings,
+        &crate::stages::estimate::Sizes::of_folder(&template.root),
+        crate::stages::estimate::Stage::Ideas,
+    );
     let inputs = IdeaInputs {
         prompt: &prompt,
         seeds: &seeds,
@@ -81,7 +86,7 @@ pub async fn run(req: IdeasRequest<'_>, host: &StageHost<'_>) -> Result<IdeasOut
     };
     let result = generate_ideas(llm, inputs, &opts, &template.ideas_json(), host, host.cancel).await;
     // What was spent is recorded whether or not the stage succeeded.
-    record_usage(&template.root, &llm.records(), host);
+    record_usage(&template.root, &llm.records(), Some(expected), host);
     let report = result?;
     let snapshot = llm.ledger_snapshot();
     Ok(IdeasOutcome {

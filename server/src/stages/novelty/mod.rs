@@ -94,6 +94,11 @@ pub async fn run(req: NoveltyRequest<'_>, host: &StageHost<'_>) -> Result<Novelt
         host,
     };
     let (prompt, code) = prompt_and_code(template, experiment_text)?;
+    let per_idea = crate::stages::estimate::estimate(
+        settings,
+        &crate::stages::estimate::Sizes::of_folder(&template.root),
+        crate::stages::estimate::Stage::Novelty,
+    );
     let opts = NoveltyOptions::from_settings(&settings.novelty, &settings.llm);
     let inputs = NoveltyInputs {
         prompt: &prompt,
@@ -111,7 +116,13 @@ pub async fn run(req: NoveltyRequest<'_>, host: &StageHost<'_>) -> Result<Novelt
         host.cancel,
     )
     .await;
-    record_usage(&template.root, &llm.records(), host);
+    let records = llm.records();
+    // Per idea checked.
+    let mut checked: Vec<&str> = records.iter().filter_map(|r| r.idea.as_deref()).collect();
+    checked.sort_unstable();
+    checked.dedup();
+    let expected = crate::stages::estimate::stages_of(per_idea, checked.len().max(1) as u64);
+    record_usage(&template.root, &records, Some(expected), host);
     Ok(NoveltyOutcome {
         report: result?,
         spend: Spend::of(llm),

@@ -438,6 +438,11 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
     let paper = paper_text(root, &tex, host.cancel).await?;
     let (examples, example_notes) = load_examples(settings, root, host.cancel).await;
     let plan = ReviewPlan::from_settings(settings);
+    let expected = crate::stages::estimate::estimate(
+        settings,
+        &crate::stages::estimate::Sizes::of_folder(root),
+        crate::stages::estimate::Stage::Review,
+    );
     let cost_before = llm.ledger_snapshot().total.cost_usd;
     let calls_before = llm.records().len();
     let ctx = ReviewCtx {
@@ -451,7 +456,12 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
     };
     let result = review_paper(&ctx).await;
     let records = llm.records();
-    stages::record_usage(root, &records[calls_before.min(records.len())..], host);
+    stages::record_usage(
+        root,
+        &records[calls_before.min(records.len())..],
+        Some(expected),
+        host,
+    );
     let report = result?;
     let mut file = ReviewFile {
         created: chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string(),

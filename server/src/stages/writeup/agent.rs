@@ -44,6 +44,7 @@ use crate::llm::{CallTag, Llm, LlmError, Message};
 use crate::runner::Runner;
 
 pub use citations::{candidates, Candidate};
+pub use cite_rounds::QUERIES_PER_CALL;
 pub use guard::{html_tags, problems as guard_problems};
 pub use plan::{part_for, Part, PARTS};
 use vet::PaperVet;

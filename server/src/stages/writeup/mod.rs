@@ -119,6 +119,14 @@ pub async fn run(req: WriteupRequest<'_>, host: &StageHost<'_>) -> Result<Writeu
         literature,
     } = req;
     let tex = paper_tex(root);
+    // The estimate is of the whole paper; a section or a revision is a part of it.
+    let expected = matches!(scope, WriteScope::Paper).then(|| {
+        crate::stages::estimate::estimate(
+            settings,
+            &crate::stages::estimate::Sizes::of_folder(root),
+            crate::stages::estimate::Stage::Writeup,
+        )
+    });
     let runner = stages::services::runner_for(settings);
     let search = literature.map(|lit| NoticedSearch { lit, host });
     let ctx = WriteupCtx {
@@ -137,7 +145,7 @@ pub async fn run(req: WriteupRequest<'_>, host: &StageHost<'_>) -> Result<Writeu
         cancel: host.cancel,
     };
     let result = write_paper(&ctx, scope).await;
-    stages::record_usage(root, &llm.records(), host);
+    stages::record_usage(root, &llm.records(), expected, host);
     Ok(WriteupOutcome {
         report: result?,
         tex,
