@@ -396,11 +396,17 @@ impl Model {
                 padded(s.experiment, "Recording the last run.", &edit),
             );
         }
-        let next = if let Some(done) = number_after(last, "Run ").filter(|_| last.contains(" completed.")) {
-            done + 1
-        } else {
-            1
-        };
+        // The run this turn reports: "Run N completed." (notes.txt and the list of earlier
+        // runs, shown in the same message, name runs too).
+        let done = last
+            .match_indices("Run ")
+            .filter_map(|(at, _)| {
+                let rest = &last[at + 4..];
+                let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                rest[digits.len()..].starts_with(" completed").then(|| digits.parse::<u32>().ok())?
+            })
+            .max();
+        let next = done.map_or(1, |d| d + 1);
         if next > self.runs {
             return (
                 "experiment",
