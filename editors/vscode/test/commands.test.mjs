@@ -144,7 +144,10 @@ describe('aisci lsp, as the VS Code extension drives it', () => {
 
     const names = JSON.parse(readFileSync(join(template, 'ideas.json'), 'utf8')).map((i) => i.Name);
     assert.ok(names.includes('edge_of_stability_tiny_mlp'), names.join(', '));
-    const ledger = readFileSync(join(template, '.aisci', 'usage.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(join(template, '.aisci', 'usage.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    // The stage's estimate sits beside its call records.
+    assert.ok(lines.some((l) => l.estimate && l.estimate.expected.stage === 'ideas'), JSON.stringify(lines.at(-1)));
+    const ledger = lines.filter((l) => !l.estimate);
     const cost = ledger.reduce((s, r) => s + r.cost_usd, 0);
     assert.ok(cost > 0, 'the recording has a priced model');
     assert.equal(done.params.calls, ledger.length);
