@@ -403,7 +403,9 @@ impl Model {
             .filter_map(|(at, _)| {
                 let rest = &last[at + 4..];
                 let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-                rest[digits.len()..].starts_with(" completed").then(|| digits.parse::<u32>().ok())?
+                rest[digits.len()..]
+                    .starts_with(" completed")
+                    .then(|| digits.parse::<u32>().ok())?
             })
             .max();
         let next = done.map_or(1, |d| d + 1);
