@@ -94,6 +94,17 @@ impl Ledger {
     }
 }
 
+impl Totals {
+    /// The totals of `records`.
+    pub fn of(records: &[CallRecord]) -> Totals {
+        let mut t = Totals::default();
+        for r in records {
+            add(&mut t, r);
+        }
+        t
+    }
+}
+
 fn add(t: &mut Totals, r: &CallRecord) {
     t.calls += 1;
     t.usage.input_tokens += r.usage.input_tokens;

@@ -164,41 +164,15 @@ pub struct EstimateRecord {
 
 impl EstimateLine {
     fn new(expected: estimate::Estimate, records: &[CallRecord]) -> Self {
-        let mut actual = Totals::default();
-        for r in records {
-            actual.calls += 1;
-            actual.usage.input_tokens += r.usage.input_tokens;
-            actual.usage.cached_input_tokens += r.usage.cached_input_tokens;
-            actual.usage.cache_write_tokens += r.usage.cache_write_tokens;
-            actual.usage.output_tokens += r.usage.output_tokens;
-            actual.cost_usd += r.cost_usd;
-        }
         EstimateLine {
             estimate: EstimateRecord {
                 at: chrono::Utc::now().to_rfc3339(),
                 idea: records.iter().find_map(|r| r.idea.clone()),
                 expected,
-                actual,
+                actual: Totals::of(records),
             },
         }
     }
-}
-
-fn append_lines(root: &Path, lines: &[EstimateLine]) -> std::io::Result<()> {
-    if lines.is_empty() {
-        return Ok(());
-    }
-    crate::fsutil::update_shared(&usage_path(root), |current| {
-        let mut text = current.unwrap_or_default();
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        for l in lines {
-            text.push_str(&serde_json::to_string(l).map_err(std::io::Error::other)?);
-            text.push('\n');
-        }
-        Ok((Some(text), ()))
-    })
 }
 
 /// The project's usage ledger: one JSON line per model call, kept across runs.
@@ -209,7 +183,12 @@ pub fn usage_path(root: &Path) -> PathBuf {
 /// Adds `records` to the project's ledger (rewritten atomically: a crash leaves the
 /// old ledger or the new one).
 pub fn append_usage(root: &Path, records: &[CallRecord]) -> std::io::Result<()> {
-    if records.is_empty() {
+    append_lines(root, records)
+}
+
+/// Adds one JSON line per item to the ledger.
+fn append_lines<T: serde::Serialize>(root: &Path, items: &[T]) -> std::io::Result<()> {
+    if items.is_empty() {
         return Ok(());
     }
     // Stages of this process and other aisci processes may finish together.
@@ -218,8 +197,8 @@ pub fn append_usage(root: &Path, records: &[CallRecord]) -> std::io::Result<()> 
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
-        for r in records {
-            text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+        for item in items {
+            text.push_str(&serde_json::to_string(item).map_err(std::io::Error::other)?);
             text.push('\n');
         }
         Ok((Some(text), ()))

@@ -392,18 +392,7 @@ impl Stage<'_> {
             ],
         );
         if done > 0 {
-            let results: Vec<String> = self
-                .report
-                .completed
-                .iter()
-                .map(|r| {
-                    format!(
-                        "Run {}: {}",
-                        r.run,
-                        py_repr(r.means.as_ref().unwrap_or(&Value::Null))
-                    )
-                })
-                .collect();
+            let results = results_lines(self.report.completed.iter());
             prompt.push_str(&fill(
                 RESUME_PROMPT,
                 &[
@@ -503,19 +492,7 @@ impl Stage<'_> {
     /// The results of the completed runs before `run`, for a turn whose history window
     /// no longer holds the turns that reported them ("" before run 2).
     fn earlier_results(&self, run: u32) -> String {
-        let lines: Vec<String> = self
-            .report
-            .completed
-            .iter()
-            .filter(|r| r.run < run)
-            .map(|r| {
-                format!(
-                    "Run {}: {}",
-                    r.run,
-                    py_repr(r.means.as_ref().unwrap_or(&Value::Null))
-                )
-            })
-            .collect();
+        let lines = results_lines(self.report.completed.iter().filter(|r| r.run < run));
         if lines.is_empty() {
             String::new()
         } else {
@@ -580,6 +557,18 @@ impl Stage<'_> {
         }
         Ok(())
     }
+}
+
+/// `Run <i>: <means per dataset>` for each run.
+fn results_lines<'r>(runs: impl Iterator<Item = &'r RunRecord>) -> Vec<String> {
+    runs.map(|r| {
+        format!(
+            "Run {}: {}",
+            r.run,
+            py_repr(r.means.as_ref().unwrap_or(&Value::Null))
+        )
+    })
+    .collect()
 }
 
 #[derive(Debug, thiserror::Error)]

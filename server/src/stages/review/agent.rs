@@ -354,13 +354,7 @@ async fn repair_member(
     calls: &AtomicU32,
 ) -> Result<Reply, LlmError> {
     let problems = match read_reply(&text) {
-        Ok(review) => {
-            return Ok(Reply::Usable {
-                done: text.contains(DONE_WORD),
-                review,
-                text,
-            })
-        }
+        Ok(review) => return Ok(reply_of(Ok((review, text)), 1)),
         Err(problems) => problems,
     };
     let attempts = ctx.plan.max_attempts.max(1);
@@ -379,14 +373,19 @@ async fn repair_member(
         .repair(problems, attempts - 1, usable, |p: &Vec<String>| repair_prompt(p))
         .await;
     calls.fetch_add(conv.calls(), Ordering::Relaxed);
-    Ok(match reply? {
+    Ok(reply_of(reply?, attempts))
+}
+
+/// A member's outcome after its repairs.
+fn reply_of(outcome: Result<(Review, String), Vec<String>>, attempts: u32) -> Reply {
+    match outcome {
         Ok((review, text)) => Reply::Usable {
             done: text.contains(DONE_WORD),
             review,
             text,
         },
         Err(problems) => Reply::Unusable(format!("after {attempts} replies: {}", problems.join("; "))),
-    })
+    }
 }
 
 fn repair_prompt(problems: &[String]) -> String {
@@ -415,14 +414,7 @@ async fn converse(
         .ask_until(prompt, attempts, usable, |p: &Vec<String>| repair_prompt(p))
         .await;
     calls.fetch_add(conv.calls(), Ordering::Relaxed);
-    Ok(match reply? {
-        Ok((review, text)) => Reply::Usable {
-            done: text.contains(DONE_WORD),
-            review,
-            text,
-        },
-        Err(problems) => Reply::Unusable(format!("after {attempts} replies: {}", problems.join("; "))),
-    })
+    Ok(reply_of(reply?, attempts))
 }
 
 /// The review in a reply: the JSON after `REVIEW JSON:` (else the last JSON object).
