@@ -240,7 +240,12 @@ async fn novelty_top_lens_checks_every_unchecked_idea_with_evidence_lenses_and_h
     // Ideas A and B also offer "Implement idea"; C, judged not novel, does not.
     assert_eq!(before.len(), 1 + 3 * 2 + 2, "{before:#?}");
     let top = before[0]["command"].clone();
-    assert_eq!(top["title"], "Check novelty of all unchecked ideas");
+    // Two ideas are unchecked: the lens says what checking both will cost.
+    let all = top["title"].as_str().unwrap();
+    assert!(
+        all.starts_with("Check novelty of all unchecked ideas (~"),
+        "{all}"
+    );
     assert_eq!(top["command"], "aisci.checkNovelty");
     let (line_a, line_b, line_c) = (
         line_of_idea(&text, IDEA_A),
@@ -249,7 +254,8 @@ async fn novelty_top_lens_checks_every_unchecked_idea_with_evidence_lenses_and_h
     );
     for (line, name) in [(line_a, IDEA_A), (line_b, IDEA_B)] {
         let lens = novelty_lens(&before, line);
-        assert_eq!(lens["title"], "Check novelty", "{name}");
+        let title = lens["title"].as_str().unwrap();
+        assert!(title.starts_with("Check novelty (~"), "{name}: {title}");
         assert_eq!(lens["command"], "aisci.checkNovelty");
         assert_eq!(lens["arguments"][0]["ideas"], json!([name]));
         assert_eq!(Path::new(lens["arguments"][0]["template"].as_str().unwrap()), t);
@@ -372,6 +378,7 @@ async fn novelty_top_lens_checks_every_unchecked_idea_with_evidence_lenses_and_h
     assert_eq!(title_a, "novel ✓ (2 queries, 3 papers)");
     let title_b = novelty_lens(&after_lenses, line_of_idea(&new_text, IDEA_B))["title"].clone();
     assert_eq!(title_b, format!("not novel — {}", S2_TITLES[1]));
+    // Nothing is left unchecked, so there is no cost to show.
     assert_eq!(
         after_lenses[0]["command"]["title"],
         "Check novelty of all unchecked ideas"

@@ -256,3 +256,73 @@ async fn save_builds_and_the_log_becomes_diagnostics() {
     .await;
     assert_eq!(std::fs::read(&pdf).unwrap(), before, "the last good PDF is kept");
 }
+
+/// The dollars in `(~$0.12)` at the end of `title`.
+fn cost_in(title: &str) -> f64 {
+    title
+        .rsplit_once("(~$")
+        .and_then(|(_, r)| r.strip_suffix(')'))
+        .and_then(|u| u.parse().ok())
+        .unwrap_or_else(|| panic!("no cost in {title:?}"))
+}
+
+#[tokio::test]
+async fn writing_and_reviewing_the_paper_show_their_cost_for_the_settings_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let tex = paper(dir.path(), PAPER);
+    let uri = file_uri(&tex);
+    let c = TestClient::start(Value::Null);
+    let settings = |ensemble: u32| {
+        json!({ "latex": { "build_on_save": false }, "llm": { "model": "gpt-4o" },
+                "review": { "model": "claude-sonnet-4-5", "ensemble": ensemble } })
+    };
+    c.initialize(json!({}), settings(1)).await;
+    c.open(&uri, "latex", PAPER).await;
+    let at = line_of(PAPER, "We reach");
+    let range = json!({ "start": { "line": at, "character": 0 }, "end": { "line": at, "character": 0 } });
+    let titles = || async {
+        let actions = c
+            .request(
+                "textDocument/codeAction",
+                json!({ "textDocument": { "uri": uri }, "range": range, "context": { "diagnostics": [] } }),
+            )
+            .await;
+        let find = |kind: &str| {
+            actions
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["kind"] == kind)
+                .and_then(|a| a["title"].as_str())
+                .unwrap_or_else(|| panic!("no {kind}: {actions}"))
+                .to_string()
+        };
+        let lenses = c
+            .request("textDocument/codeLens", json!({ "textDocument": { "uri": uri } }))
+            .await;
+        let lens = lenses[0]["command"]["title"].as_str().unwrap().to_string();
+        (
+            find("source.aisci.writePaper"),
+            find("source.aisci.reviewPaper"),
+            lens,
+        )
+    };
+    let (write, review, lens) = titles().await;
+    assert!(write.starts_with("Write the paper"), "{write}");
+    assert!(review.starts_with("Review the paper (~$"), "{review}");
+    assert_eq!(lens, review, "the lens and the action agree");
+    let (w1, r1) = (cost_in(&write), cost_in(&review));
+    assert!(w1 > 0.01 && r1 > 0.001, "{write} / {review}");
+
+    // Five reviewers instead of one (Claude takes no `n`: four more calls and a meta-review
+    // beside the reflections):
+    // the editor's settings change and the titles follow at once.
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({ "settings": settings(5) }),
+    )
+    .await;
+    let (write, review, _) = titles().await;
+    assert_eq!(cost_in(&write), w1, "{write}");
+    assert!(cost_in(&review) > 1.5 * r1, "{review} after {r1}");
+}

@@ -250,11 +250,12 @@ async fn stale_versions_and_out_of_range_edits_do_not_corrupt() {
 }
 
 #[tokio::test]
-async fn experiment_py_offers_generate_ideas_as_action_and_lens() {
+async fn experiment_py_offers_generate_ideas_as_action_and_lens_with_its_cost() {
     let dir = tempfile::tempdir().unwrap();
     let t = template(dir.path());
     let c = TestClient::start(Value::Null);
-    c.initialize(json!({}), Value::Null).await;
+    c.initialize(json!({}), json!({ "llm": { "model": "gpt-4o" } }))
+        .await;
     let uri = file_uri(&t.join("experiment.py"));
     c.open(
         &uri,
@@ -283,7 +284,31 @@ async fn experiment_py_offers_generate_ideas_as_action_and_lens() {
     let lenses = c
         .request("textDocument/codeLens", json!({ "textDocument": { "uri": uri } }))
         .await;
-    assert_eq!(lenses[0]["command"]["title"], "Generate ideas");
+    let lens = lenses[0]["command"]["title"].as_str().unwrap().to_string();
+    // The same words on the action and the lens, with what the stage will cost.
+    assert_eq!(actions[0]["title"], lens.as_str(), "{actions}");
+    let usd: f64 = lens
+        .strip_prefix("Generate ideas (~$")
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{lens}"))
+        .parse()
+        .unwrap();
+    // What the editor shows is what `aisci ideas --estimate` prints for the same settings.
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, "[llm]\nmodel = \"gpt-4o\"\n").unwrap();
+    let mut cmd = crate::support::cli::aisci(dir.path(), &cfg);
+    cmd.args(["ideas", "--template"]).arg(&t).arg("--estimate");
+    let out = String::from_utf8_lossy(&cmd.output().await.unwrap().stdout).to_string();
+    let printed: f64 = out
+        .lines()
+        .find(|l| l.starts_with("ideas"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|c| c.trim_start_matches('$').parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        usd > 0.0 && (usd - printed).abs() <= 0.0051,
+        "lens {usd}, cli {printed}\n{out}"
+    );
     // On the first definition (`def main`, line 6), found with the syntax tree.
     assert_eq!(lenses[0]["range"]["start"]["line"], 6, "{lenses}");
 }
@@ -304,18 +329,29 @@ async fn ideas_json_has_hover_and_lenses_per_idea() {
     let lenses = c
         .request("textDocument/codeLens", json!({ "textDocument": { "uri": uri } }))
         .await;
-    let titles: Vec<(u64, &str, &str)> = lenses
+    // Titles that start a paid stage end with its cost: " (~$0.02)" or " (~3k tokens)".
+    let costed = |t: &str| t.rsplit_once(" (~").map(|(head, _)| head.to_string());
+    let titles: Vec<(u64, String, &str)> = lenses
         .as_array()
         .unwrap()
         .iter()
         .map(|l| {
+            let title = l["command"]["title"].as_str().unwrap();
             (
                 l["range"]["start"]["line"].as_u64().unwrap(),
-                l["command"]["title"].as_str().unwrap(),
+                costed(title).unwrap_or_else(|| title.to_string()),
                 l["command"]["command"].as_str().unwrap(),
             )
         })
         .collect();
+    let with_cost: Vec<&str> = lenses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["command"]["title"].as_str().filter(|t| costed(t).is_some()))
+        .collect();
+    assert_eq!(with_cost.len(), 4, "{with_cost:?}");
+    let titles: Vec<(u64, &str, &str)> = titles.iter().map(|(l, t, c)| (*l, t.as_str(), *c)).collect();
     assert_eq!(
         titles,
         [

@@ -72,7 +72,7 @@ local function main()
   report.lenses_before = lenses(client, buf)
   local lens
   for _, l in ipairs(report.lenses_before) do
-    if l.title == 'Check novelty' and l.arguments and l.arguments[1].ideas and l.arguments[1].ideas[1] == idea then
+    if l.title:sub(1, #'Check novelty (') == 'Check novelty (' and l.arguments and l.arguments[1].ideas and l.arguments[1].ideas[1] == idea then
       lens = l
     end
   end

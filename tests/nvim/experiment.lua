@@ -73,7 +73,7 @@ local function main()
   for _, l in ipairs(resp.result or {}) do
     table.insert(report.ideas_lenses, l.command.title)
     local args = l.command.arguments and l.command.arguments[1] or {}
-    if l.command.title == 'Implement idea' and args.idea == idea then
+    if l.command.title:sub(1, #'Implement idea (') == 'Implement idea (' and args.idea == idea then
       lens = l
     end
   end

@@ -3,7 +3,7 @@
 --   nvim --headless --clean --cmd 'filetype plugin indent off' -l generate_ideas.lua \
 --     MODE PLUGIN_DIR SERVER_BIN TEMPLATE_DIR REPORT_JSON SETTINGS_JSON
 --
--- MODE "generate": open experiment.py through the plugin, run the "Generate research
+-- MODE "generate": open experiment.py through the plugin, run the "Generate
 --   ideas" code action, wait for the job's progress to end, its message and showDocument,
 --   then break prompt.json in a buffer and wait for its diagnostic.
 -- MODE "cancel": twice, run :AisciGenerateIdeas, wait for the first progress report and
@@ -33,11 +33,11 @@ local function run_generate(client, buf)
   report.code_actions = resp.result or {}
   local action
   for _, a in ipairs(report.code_actions) do
-    if a.title == 'Generate research ideas' then
+    if a.title:sub(1, #'Generate ideas (') == 'Generate ideas (' then
       action = a
     end
   end
-  assert(action and action.command, 'no "Generate research ideas" action in ' .. vim.inspect(resp.result))
+  assert(action and action.command, 'no "Generate ideas" action in ' .. vim.inspect(resp.result))
   step('code action found')
 
   local answer = H.exec_cmd(client, buf, action.command)

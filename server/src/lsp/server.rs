@@ -83,7 +83,8 @@ impl LanguageServer for Backend {
             }
         }
         *self.state.roots.write().unwrap() = roots;
-        self.state.editor_settings.lock().unwrap().0 = params.initialization_options;
+        self.state
+            .set_editor_settings(Some(params.initialization_options), None);
 
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
@@ -215,7 +216,7 @@ impl LanguageServer for Backend {
         let settings = params.settings;
         let pull = settings.is_null() || settings.as_object().is_some_and(|o| o.is_empty());
         if !pull {
-            self.state.editor_settings.lock().unwrap().1 = Some(settings);
+            self.state.set_editor_settings(None, Some(settings));
             let loaded = self.state.settings_for(None);
             self.show_new_warnings(&loaded).await;
             return;
@@ -234,7 +235,7 @@ impl LanguageServer for Backend {
                 tokio::time::timeout(CLIENT_REPLY_TIMEOUT, this.client.configuration(vec![item])).await;
             if let Ok(Ok(mut values)) = reply {
                 if let Some(v) = values.pop().filter(|v| !v.is_null()) {
-                    this.state.editor_settings.lock().unwrap().1 = Some(json!({ "aisci": v }));
+                    this.state.set_editor_settings(None, Some(json!({ "aisci": v })));
                     let loaded = this.state.settings_for(None);
                     this.show_new_warnings(&loaded).await;
                 }
@@ -281,7 +282,7 @@ impl LanguageServer for Backend {
             return Ok(None);
         };
         if paper_view::is_tex(&path) {
-            return Ok(Some(views::review::lenses(&path)));
+            return Ok(Some(views::review::lenses(self, &path)));
         }
         if is_file(&path, "experiment.py") {
             return Ok(Some(views::experiment::lenses(self, &path).await));

@@ -98,6 +98,10 @@ pub struct State {
     pub paper: PaperState,
     /// When this session began, for what it spent.
     pub session: Session,
+    /// Per folder and stage: the cost shown in the titles that start it, and when it was
+    /// worked out (kept briefly, so typing does not reload the settings each time).
+    pub estimates:
+        Mutex<HashMap<(PathBuf, &'static str), (std::time::Instant, crate::stages::estimate::Estimate)>>,
 }
 
 impl State {
@@ -110,6 +114,18 @@ impl State {
     }
 
     /// Settings for a project root (or for no project), with every warning met.
+    /// The editor's settings changed: what was worked out from them is stale.
+    pub fn set_editor_settings(&self, init: Option<Option<Value>>, changed: Option<Value>) {
+        let mut s = self.editor_settings.lock().unwrap();
+        if let Some(init) = init {
+            s.0 = init;
+        }
+        if changed.is_some() {
+            s.1 = changed;
+        }
+        self.estimates.lock().unwrap().clear();
+    }
+
     pub fn settings_for(&self, root: Option<&Path>) -> Loaded {
         let mut src = Sources::from_system(root);
         let (init, changed) = self.editor_settings.lock().unwrap().clone();

@@ -215,7 +215,7 @@ function M.generate_ideas(bufnr, on_done)
   end
   local root = client.root_dir or M.root(vim.api.nvim_buf_get_name(bufnr))
   client:exec_cmd({
-    title = 'Generate research ideas',
+    title = 'Generate ideas',
     command = 'aisci.generateIdeas',
     arguments = { { template = root } },
   }, { bufnr = bufnr }, function(err, result)

@@ -8,8 +8,9 @@ use tower_lsp::lsp_types::*;
 
 use crate::lsp::backend::Backend;
 use crate::lsp::commands;
-use crate::lsp::views::command_action;
+use crate::lsp::views::{command_action, with_cost};
 use crate::project::ProjectFolder;
+use crate::stages::estimate::Stage;
 use crate::workspace::python;
 
 /// The code actions of an `experiment.py`.
@@ -26,9 +27,9 @@ pub fn code_actions(b: &Backend, path: &Path) -> Vec<CodeActionOrCommand> {
         return vec![launch];
     };
     let mut actions = vec![command_action(
-        "Generate research ideas",
+        with_cost(b, "Generate ideas", &t.root, Stage::Ideas),
         "source.aisci.generateIdeas",
-        "Generate research ideas",
+        "Generate ideas",
         commands::GENERATE_IDEAS,
         json!({ "template": t.root }),
     )];
@@ -89,7 +90,7 @@ pub async fn lenses(b: &Backend, path: &Path) -> Vec<CodeLens> {
     match &folder {
         Some(ProjectFolder::Template(t)) if running.is_none() => {
             lenses.push(lens(Command {
-                title: "Generate ideas".into(),
+                title: with_cost(b, "Generate ideas", &t.root, Stage::Ideas),
                 command: commands::GENERATE_IDEAS.into(),
                 arguments: Some(vec![json!({ "template": t.root })]),
             }));
@@ -103,7 +104,7 @@ pub async fn lenses(b: &Backend, path: &Path) -> Vec<CodeLens> {
         }
         Some(ProjectFolder::Idea(f)) if running.is_none() => {
             lenses.push(lens(Command {
-                title: "Run experiments".into(),
+                title: with_cost(b, "Run experiments", &f.root, Stage::Experiment),
                 command: commands::RUN_EXPERIMENTS.into(),
                 arguments: Some(vec![json!({ "folder": f.root })]),
             }));

@@ -8,6 +8,7 @@ use tower_lsp::lsp_types::*;
 use crate::lsp::backend::Backend;
 use crate::lsp::commands;
 use crate::lsp::convert;
+use crate::stages::estimate::{self, Stage};
 
 fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
     v.get(key).unwrap_or(&Value::Null)
@@ -177,7 +178,22 @@ pub fn lenses(b: &Backend, path: &Path) -> Option<Vec<CodeLens>> {
                 arguments: Some(vec![json!(job.id)]),
             },
             None => Command {
-                title: "Check novelty of all unchecked ideas".into(),
+                title: {
+                    let unchecked = entries
+                        .iter()
+                        .filter(|e| e.value.get("novel").and_then(Value::as_bool).is_none())
+                        .count() as u64;
+                    let all = "Check novelty of all unchecked ideas";
+                    if unchecked == 0 {
+                        all.to_string()
+                    } else {
+                        let each = crate::lsp::views::cost_of(b, &template, Stage::Novelty);
+                        format!(
+                            "{all} ({})",
+                            estimate::short(&estimate::stages_of(each, unchecked))
+                        )
+                    }
+                },
                 command: commands::CHECK_NOVELTY.into(),
                 arguments: Some(vec![json!({ "template": template })]),
             },
@@ -203,7 +219,7 @@ pub fn lenses(b: &Backend, path: &Path) -> Option<Vec<CodeLens>> {
                 arguments: Some(vec![json!({ "file": path, "index": e.index })]),
             },
             (None, Some(name)) if running.is_none() => Command {
-                title: "Check novelty".into(),
+                title: crate::lsp::views::with_cost(b, "Check novelty", &template, Stage::Novelty),
                 command: commands::CHECK_NOVELTY.into(),
                 arguments: Some(vec![json!({ "template": template, "ideas": [name] })]),
             },
@@ -219,7 +235,7 @@ pub fn lenses(b: &Backend, path: &Path) -> Option<Vec<CodeLens>> {
             lenses.push(CodeLens {
                 range: at,
                 command: Some(Command {
-                    title: "Implement idea".into(),
+                    title: crate::lsp::views::with_cost(b, "Implement idea", &template, Stage::Experiment),
                     command: commands::IMPLEMENT_IDEA.into(),
                     arguments: Some(vec![json!({ "template": template, "idea": name })]),
                 }),

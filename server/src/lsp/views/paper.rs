@@ -320,7 +320,14 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
                 at,
             ));
         }
-        let title = "Write the paper (every section, citations, fixes)";
+        let title = format!(
+            "Write the paper: every section, citations, fixes ({})",
+            crate::stages::estimate::short(&crate::lsp::views::cost_of(
+                b,
+                &paper::runs_folder(path),
+                crate::stages::estimate::Stage::Writeup
+            ))
+        );
         out.push(command_action(
             title,
             "source.aisci.writePaper",

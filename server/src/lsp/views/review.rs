@@ -13,6 +13,8 @@ use crate::latex::anchor::AnchorHow;
 use crate::latex::paper::runs_folder;
 use crate::lsp::backend::Backend;
 use crate::lsp::convert;
+use crate::lsp::views::with_cost;
+use crate::stages::estimate::Stage;
 use crate::stages::review::agent::CommentKind;
 use crate::stages::review::{self as review_stage, Placed, ReviewFile};
 
@@ -83,9 +85,9 @@ fn diagnostic(p: &Placed, rope: &ropey::Rope, enc: crate::workspace::PosEncoding
 /// the paper-wide review actions.
 pub fn code_actions(b: &Backend, tex: &Path, text: &str, lo: usize, hi: usize) -> Vec<CodeActionOrCommand> {
     let mut out = Vec::new();
-    if idea_root(tex).is_none() {
+    let Some(root) = idea_root(tex) else {
         return out;
-    }
+    };
     let rope = ropey::Rope::from_str(text);
     let enc = b.state.encoding();
     let reviewed = placed(tex, text);
@@ -128,11 +130,16 @@ pub fn code_actions(b: &Backend, tex: &Path, text: &str, lo: usize, hi: usize) -
         }
     }
     out.push(CodeActionOrCommand::CodeAction(CodeAction {
-        title: if reviewed.is_some() {
-            "Review the paper again".into()
-        } else {
-            "Review the paper".into()
-        },
+        title: with_cost(
+            b,
+            if reviewed.is_some() {
+                "Review the paper again"
+            } else {
+                "Review the paper"
+            },
+            &root,
+            Stage::Review,
+        ),
         kind: Some(CodeActionKind::new("source.aisci.reviewPaper")),
         command: Some(Command {
             title: "Review the paper".into(),
@@ -146,10 +153,10 @@ pub fn code_actions(b: &Backend, tex: &Path, text: &str, lo: usize, hi: usize) -
 
 /// The scores at the top of the paper: the headline (with the previous Overall), and
 /// "Review again" / "Review the paper".
-pub fn lenses(tex: &Path) -> Vec<CodeLens> {
-    if idea_root(tex).is_none() {
+pub fn lenses(b: &Backend, tex: &Path) -> Vec<CodeLens> {
+    let Some(root) = idea_root(tex) else {
         return Vec::new();
-    }
+    };
     let top = Range::new(Position::new(0, 0), Position::new(0, 0));
     let review_cmd = |title: &str| Command {
         title: title.into(),
@@ -174,14 +181,19 @@ pub fn lenses(tex: &Path) -> Vec<CodeLens> {
                 },
                 CodeLens {
                     range: top,
-                    command: Some(review_cmd("Review again")),
+                    command: Some(review_cmd(&with_cost(b, "Review again", &root, Stage::Review))),
                     data: None,
                 },
             ]
         }
         None => vec![CodeLens {
             range: top,
-            command: Some(review_cmd("Review the paper")),
+            command: Some(review_cmd(&with_cost(
+                b,
+                "Review the paper",
+                &root,
+                Stage::Review,
+            ))),
             data: None,
         }],
     }
