@@ -13,6 +13,9 @@ use crate::project::idea_entries::{entries, IdeaEntry};
 use crate::project::{find_enclosing, Overlay, ProjectFolder};
 use crate::workspace::{Document, PosEncoding};
 
+/// An estimate and when it was worked out.
+pub type Estimated = (std::time::Instant, crate::stages::estimate::Estimate);
+
 /// What the client said it can do.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClientCaps {
@@ -100,8 +103,7 @@ pub struct State {
     pub session: Session,
     /// Per folder and stage: the cost shown in the titles that start it, and when it was
     /// worked out (kept briefly, so typing does not reload the settings each time).
-    pub estimates:
-        Mutex<HashMap<(PathBuf, &'static str), (std::time::Instant, crate::stages::estimate::Estimate)>>,
+    pub estimates: Mutex<HashMap<(PathBuf, &'static str), Estimated>>,
 }
 
 impl State {
