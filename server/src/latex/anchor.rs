@@ -106,6 +106,26 @@ impl<'a> Anchorer<'a> {
         }
     }
 
+    /// Places a comment however the model wrote it: its `quote` and `section` fields
+    /// where it gave them, else the passages its text quotes and the section it names.
+    pub fn place_comment(&self, text: &str, quote: Option<&str>, section: Option<&str>) -> Anchor {
+        let named = match section {
+            Some(s) => Some(s.to_string()),
+            None => super::mentions::section_named(text, self.src, self.facts),
+        };
+        let section = named.as_deref();
+        if quote.is_some_and(|q| !q.trim().is_empty()) {
+            return self.place(quote, section);
+        }
+        for q in super::mentions::quoted(text) {
+            let a = self.place(Some(q), section);
+            if matches!(a.how, AnchorHow::Quote | AnchorHow::Normalized) {
+                return a;
+            }
+        }
+        self.place(None, section)
+    }
+
     fn find_quote(&self, region: Range<usize>, quote: &str) -> Option<Anchor> {
         let hay = &self.src[region.clone()];
         if let Some(i) = hay.find(quote) {
@@ -330,7 +350,7 @@ fn skip_args(b: &[u8], mut i: usize) -> usize {
 /// The heading and body of the section `name` names: "Title", "Abstract", or a section
 /// title (compared as letters and digits, ignoring a leading number; exact first, then
 /// one containing the other).
-fn section_range(facts: &TexFacts, name: &str) -> Option<(Range<usize>, Range<usize>)> {
+pub(crate) fn section_range(facts: &TexFacts, name: &str) -> Option<(Range<usize>, Range<usize>)> {
     let want: Vec<char> =
         normalize_plain(name.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ' '));
     if want.is_empty() {
@@ -426,5 +446,33 @@ mod tests {
         assert_eq!(how, AnchorHow::Section);
         let (how, _) = place(Some("dataset ho2020"), Some("Conclusion"));
         assert_eq!(how, AnchorHow::Section);
+    }
+
+    #[test]
+    fn plain_string_comments_are_placed_by_what_they_quote_and_name() {
+        let src = "\\title{Scales}\n\\begin{document}\n\\section{Method}\nWe use two branches.\n\\section{Results}\nThe loss fell to 0.125 in every run.\n\\end{document}\n";
+        let f = facts(&parse(src), src);
+        let a = Anchorer::new(src, &f);
+        let at = |text: &str| {
+            let p = a.place_comment(text, None, None);
+            (p.how, src[p.span].to_string())
+        };
+        assert_eq!(
+            at("The sentence \"The loss fell to 0.125 in every run.\" is not supported"),
+            (AnchorHow::Quote, "The loss fell to 0.125 in every run.".into())
+        );
+        assert_eq!(
+            at("The Method section refers to a figure that is not present"),
+            (AnchorHow::Section, "\\section{Method}".into())
+        );
+        // A quote the paper does not hold falls back to the section named, then the title.
+        assert_eq!(
+            at("In the Results section, \u{201c}a figure with every seed\u{201d} is missing").0,
+            AnchorHow::Section
+        );
+        assert_eq!(at("More ablations are needed.").0, AnchorHow::Title);
+        // Fields the model gave win over what its text says.
+        let p = a.place_comment("The Method section is vague", None, Some("Results"));
+        assert_eq!(&src[p.span], "\\section{Results}");
     }
 }

@@ -6,6 +6,7 @@ pub mod bib;
 pub mod build;
 pub mod checks;
 pub mod log;
+pub mod mentions;
 pub mod paper;
 pub mod syntax;
 

@@ -263,31 +263,26 @@ fn visit(node: Node, src: &str, f: &mut Raw) {
         }
         "citation" => {
             if let Some(keys) = node.child_by_field_name("keys") {
-                let mut c = keys.walk();
-                for k in keys.children_by_field_name("text", &mut c) {
+                // The group's text split at commas: the grammar cuts a key at `_`.
+                for k in list_items(keys, src) {
                     f.citations.push(Citation {
-                        key: text(k).trim().to_owned(),
-                        span: k.byte_range(),
+                        key: k.name,
+                        span: k.span,
                         command: node.byte_range(),
                     });
                 }
             }
         }
         "label_definition" => {
-            if let Some(name) = node.child_by_field_name("name") {
-                f.labels.push(named_inner(name, src));
+            // From the source, not the node: the grammar ends the name at `_`.
+            if let Some(name) = braced_after(src, node.start_byte()) {
+                f.labels.push(name);
             }
         }
         "label_reference" | "label_reference_range" => {
             let mut c = node.walk();
             for names in node.children_by_field_name("names", &mut c) {
-                let mut c2 = names.walk();
-                for l in names.children_by_field_name("label", &mut c2) {
-                    f.references.push(Named {
-                        name: text(l).trim().to_owned(),
-                        span: l.byte_range(),
-                    });
-                }
+                f.references.extend(list_items(names, src));
             }
         }
         "graphics_include" => {
@@ -421,6 +416,56 @@ fn inner_text(group: Node, src: &str) -> String {
 }
 
 /// A `{name}` group as a [`Named`] whose span covers the name only.
+/// The trimmed text of the first `{…}` group from `from` (nested braces kept), with its
+/// span.
+fn braced_after(src: &str, from: usize) -> Option<Named> {
+    let open = from + src.get(from..)?.find('{')?;
+    let mut depth = 0usize;
+    for (i, c) in src[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    let inner = &src[open + 1..open + i];
+                    let lead = inner.len() - inner.trim_start().len();
+                    let name = inner.trim();
+                    let start = open + 1 + lead;
+                    return Some(Named {
+                        name: name.to_owned(),
+                        span: start..start + name.len(),
+                    });
+                }
+            }
+            '\n' if depth == 1 && src[open..open + i].ends_with("\n") => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The comma-separated items of a `{a, b_c}` group, each with its span, whole: the
+/// grammar reads `_` in a key as a subscript and splits the key there.
+fn list_items(group: Node, src: &str) -> Vec<Named> {
+    let Some(whole) = braced_after(src, group.start_byte()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut at = whole.span.start;
+    for item in whole.name.split(',') {
+        let lead = item.len() - item.trim_start().len();
+        let name = item.trim();
+        if !name.is_empty() {
+            out.push(Named {
+                name: name.to_owned(),
+                span: at + lead..at + lead + name.len(),
+            });
+        }
+        at += item.len() + 1;
+    }
+    out
+}
+
 fn named_inner(group: Node, src: &str) -> Named {
     let r = group.byte_range();
     let raw = &src[r.clone()];
@@ -498,10 +543,11 @@ mod tests {
 \maketitle
 \section{Introduction}
 \label{sec:intro}
-Text \cite{a1, b2} and \citet{c3}. See Fig.~\ref{fig:x}.
+Text \cite{a1, b2} and \citet{c3}. See Fig.~\ref{fig:x} and \cref{fig:generated_samples,tab:a_b}.
 \begin{figure}[h]
   \includegraphics[width=\textwidth]{generated_images.png}
-  \caption{Cap}\label{fig:x}
+  \caption{Cap}\label{fig:x}\label{fig:generated_images}
+Also \citep{ho_denoising_2020}.
 \end{figure}
 \subsection{Sub}
 More.
@@ -516,15 +562,19 @@ Done.
     fn reads_structure() {
         let f = of(SAMPLE);
         let keys: Vec<&str> = f.citations.iter().map(|c| c.key.as_str()).collect();
-        assert_eq!(keys, ["a1", "b2", "c3"]);
+        assert_eq!(keys, ["a1", "b2", "c3", "ho_denoising_2020"]);
         assert_eq!(&SAMPLE[f.citations[1].span.clone()], "b2");
         assert_eq!(f.graphics_paths, ["../", "figs/"]);
         assert_eq!(f.graphics.len(), 1);
         assert_eq!(f.graphics[0].name, "generated_images.png");
         assert_eq!(&SAMPLE[f.graphics[0].span.clone()], "generated_images.png");
         let labels: Vec<&str> = f.labels.iter().map(|l| l.name.as_str()).collect();
-        assert_eq!(labels, ["sec:intro", "fig:x"]);
-        assert_eq!(f.references[0].name, "fig:x");
+        assert_eq!(labels, ["sec:intro", "fig:x", "fig:generated_images"]);
+        // Whole keys: `_` does not end a label, a reference or a citation key.
+        let refs: Vec<&str> = f.references.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(refs, ["fig:x", "fig:generated_samples", "tab:a_b"]);
+        assert_eq!(&SAMPLE[f.references[2].span.clone()], "tab:a_b");
+        assert_eq!(&SAMPLE[f.citations[3].span.clone()], "ho_denoising_2020");
         assert_eq!(f.bibliographies[0].name, "references");
         assert_eq!(f.filecontents.len(), 1);
         assert_eq!(f.filecontents[0].name, "references.bib");

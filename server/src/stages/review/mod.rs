@@ -534,7 +534,7 @@ pub fn place_comments(file: &ReviewFile, src: &str) -> Vec<Placed> {
                 addressed: file.addressed.contains(&id),
                 id,
                 text: c.text.clone(),
-                anchor: anchorer.place(c.quote.as_deref(), c.section.as_deref()),
+                anchor: anchorer.place_comment(&c.text, c.quote.as_deref(), c.section.as_deref()),
             });
         }
     }
