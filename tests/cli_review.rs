@@ -254,7 +254,8 @@ async fn review_bench_measures_a_reviewer_and_resumes() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("5 papers (2 accepted, 3 rejected)"), "{stdout}");
-    // Decision: tp 1, fn 1, fp 0, tn 3 → bal 0.75, acc 0.80, F1 0.67, FPR 0, FNR 0.5.
+    // Decision: tp 1, fn 1, fp 0, tn 3 → bal 0.75, acc 0.80, F1 0.67, FPR 0, FNR 0.5; a
+    // yes/no Decision has no AUC.
     let row = |name: &str| -> String {
         let line = stdout.lines().find(|l| l.starts_with(name)).unwrap_or_default();
         line[name.len()..]
@@ -262,15 +263,18 @@ async fn review_bench_measures_a_reviewer_and_resumes() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    assert_eq!(row("model's Decision"), "0.75 0.80 0.67 0.00 0.50", "{stdout}");
-    // Overall ≥ 6: tp 1 (A1), fn 1 (A2), fp 1 (R1), tn 2 → bal 0.58, acc 0.60, F1 0.50, FPR 0.33, FNR 0.50.
     assert_eq!(
-        row("calibrated (Overall >= 6)"),
-        "0.58 0.60 0.50 0.33 0.50",
+        row("model's Decision"),
+        "5 0.750 0.800 0.667 - 0.000 0.500",
         "{stdout}"
     );
-    // AUC on Overall: accepted 7, 5 vs rejected 6, 3, 2 → 5/6.
-    assert!(stdout.contains("AUC from the Overall scores: 0.83"), "{stdout}");
+    // Overall ≥ 6: tp 1 (A1), fn 1 (A2), fp 1 (R1), tn 2 → bal 0.58, acc 0.60, F1 0.50,
+    // FPR 0.33, FNR 0.50; AUC on Overall: accepted 7, 5 vs rejected 6, 3, 2 → 5/6.
+    assert_eq!(
+        row("calibrated (Overall >= 6)"),
+        "5 0.583 0.600 0.500 0.833 0.333 0.500",
+        "{stdout}"
+    );
     assert!(stdout.contains("not reviewed: R4: no paper file"), "{stdout}");
     assert!(
         stdout.contains("1 label row(s) neither accept nor reject were left out"),
@@ -290,7 +294,7 @@ async fn review_bench_measures_a_reviewer_and_resumes() {
     assert!(
         stdout
             .lines()
-            .any(|l| l.starts_with("model's Decision") && l.ends_with("0.75     0.80   0.67   0.00   0.50")),
+            .any(|l| l.starts_with("model's Decision") && l.ends_with("0.800  0.667      -  0.000  0.500")),
         "{stdout}"
     );
     assert_eq!(llm.hits(), 5);

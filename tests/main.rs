@@ -26,6 +26,7 @@ mod cli_experiment;
 mod cli_launch;
 mod cli_novelty;
 mod cli_review;
+mod cli_review_bench;
 mod cli_run;
 mod edits_corpus;
 mod edits_protocol;

@@ -59,6 +59,7 @@ enum Cmd {
     Review(cli::review::Args),
     /// Measure a reviewer model on labelled papers (v1's ICLR benchmark format): accuracy,
     /// balanced accuracy, F1, AUC, FPR, FNR for the model's decision and the calibrated one.
+    /// With --reviews, scores stored reviews (v1's llm_reviews/*.csv) instead, calling no model.
     ReviewBench(cli::review_bench::Args),
     /// The whole loop headless (v1's launch_scientist): ideas, novelty, then for each novel
     /// idea experiments, the paper and its review, several ideas at once; a summary table at

@@ -1,7 +1,9 @@
 //! `aisci review-bench`: how well a reviewer model separates accepted from rejected
 //! papers, on a labelled set in the format of v1's ICLR 2022 benchmark (a TSV/CSV with a
 //! `paper_id` and a `decision` column; "Accept (Poster)", "Accept (Oral)", ... count as
-//! accept, "Reject" as reject) and a folder of papers named `<paper_id>.pdf|.txt|.tex`.
+//! accept, "Reject" as reject) and a folder of papers named `<paper_id>.pdf|.txt|.tex`,
+//! or, with `--reviews`, reviews stored earlier (v1's `llm_reviews/*.csv`), scored with
+//! no model call.
 //!
 //! Metrics for both decision rules (the model's `Decision`, and Overall ≥ threshold):
 //! accuracy, balanced accuracy, F1 (accept is the positive class), FPR, FNR; AUC from the
@@ -25,7 +27,8 @@ pub struct Outcome {
     pub accept: bool,
     /// The model's `Decision`.
     pub decision_accept: bool,
-    pub overall: u8,
+    /// A stored review's Overall may be an ensemble's mean, hence not an integer.
+    pub overall: f64,
 }
 
 /// Confusion-matrix metrics of one decision rule; `None` where undefined (no positives...).
@@ -119,48 +122,50 @@ pub fn report(outcomes: &[Outcome], threshold: u8) -> BenchReport {
         calibrated: metrics(
             &outcomes
                 .iter()
-                .map(|o| (o.accept, o.overall >= threshold))
+                .map(|o| (o.accept, o.overall >= f64::from(threshold)))
                 .collect::<Vec<_>>(),
         ),
-        auc_overall: auc(&outcomes
-            .iter()
-            .map(|o| (o.accept, f64::from(o.overall)))
-            .collect::<Vec<_>>()),
+        auc_overall: auc(&outcomes.iter().map(|o| (o.accept, o.overall)).collect::<Vec<_>>()),
     }
 }
 
 impl BenchReport {
-    /// A table like v1's Table 1.
+    /// A table like v1's Table 1, to 3 decimals (v1 rounds to 2, too coarse to compare
+    /// reviewers that close). AUC is the Overall scores' only: a yes/no Decision ranks
+    /// nothing (its AUC would be its balanced accuracy), so that cell is "-".
     pub fn table(&self) -> String {
-        let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
-        let row = |name: &str, m: &Metrics| {
-            format!(
-                "{name:<28} {:>8} {:>8} {:>6} {:>6} {:>6}\n",
-                f(m.balanced_accuracy),
-                f(m.accuracy),
-                f(m.f1),
-                f(m.fpr),
-                f(m.fnr)
-            )
+        let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
+        let line = |cells: [&str; 8]| {
+            let [name, n, bal, acc, f1, auc, fpr, fnr] = cells;
+            format!("{name:<28} {n:>5} {bal:>8} {acc:>8} {f1:>6} {auc:>6} {fpr:>6} {fnr:>6}\n")
+        };
+        let row = |name: &str, m: &Metrics, auc: String| {
+            let n = m.n.to_string();
+            let [bal, acc, f1, fpr, fnr] = [m.balanced_accuracy, m.accuracy, m.f1, m.fpr, m.fnr].map(f);
+            line([name, &n, &bal, &acc, &f1, &auc, &fpr, &fnr])
         };
         let mut s = format!(
-            "{} papers ({} accepted, {} rejected)\n{:<28} {:>8} {:>8} {:>6} {:>6} {:>6}\n",
+            "{} papers ({} accepted, {} rejected)\n",
             self.papers,
             self.accepted,
             self.papers - self.accepted,
+        );
+        s.push_str(&line([
             "decision rule",
+            "n",
             "bal.acc",
             "accuracy",
             "F1",
+            "AUC",
             "FPR",
-            "FNR"
-        );
-        s.push_str(&row("model's Decision", &self.decision));
+            "FNR",
+        ]));
+        s.push_str(&row("model's Decision", &self.decision, "-".into()));
         s.push_str(&row(
             &format!("calibrated (Overall >= {})", self.threshold),
             &self.calibrated,
+            f(self.auc_overall),
         ));
-        s.push_str(&format!("AUC from the Overall scores: {}\n", f(self.auc_overall)));
         s
     }
 }
@@ -248,6 +253,164 @@ fn split_row(line: &str, sep: char) -> Vec<String> {
     out
 }
 
+/// Rows of a stored-reviews file left out of the score, by why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Skipped {
+    /// Its paper_id is not in the labels.
+    pub no_label: usize,
+    /// Overall empty or not a number.
+    pub no_overall: usize,
+    /// Decision empty, or neither "Accept…" nor "Reject…".
+    pub no_decision: usize,
+    /// A later row of a paper already scored: the first usable row counts.
+    pub duplicate: usize,
+}
+
+impl Skipped {
+    /// "skipped 3 rows: 1 no label, 2 no Overall"; None when every row was scored.
+    pub fn line(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            (self.no_label, "no label"),
+            (self.no_overall, "no Overall"),
+            (self.no_decision, "no Decision"),
+            (self.duplicate, "duplicate paper"),
+        ]
+        .iter()
+        .filter(|(k, _)| *k > 0)
+        .map(|(k, why)| format!("{k} {why}"))
+        .collect();
+        let total = self.no_label + self.no_overall + self.no_decision + self.duplicate;
+        let rows = if total == 1 { "row" } else { "rows" };
+        (total > 0).then(|| format!("skipped {total} {rows}: {}", parts.join(", ")))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewsError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Csv { path: String, source: csv::Error },
+    #[error("{path}: no {column} column (stored reviews need paper_id, Overall and Decision)")]
+    NoColumn { path: String, column: &'static str },
+}
+
+/// Stored reviews matched to their labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredReviews {
+    pub outcomes: Vec<Outcome>,
+    pub skipped: Skipped,
+}
+
+/// A stored Decision: accept when it starts with "Accept" (any case); None when it is
+/// neither that nor "Reject…", so a blank is not taken for a reject.
+fn stored_decision(cell: &str) -> Option<bool> {
+    let d = cell.trim().to_lowercase();
+    if d.starts_with("accept") {
+        Some(true)
+    } else if d.starts_with("reject") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn stored_overall(cell: &str) -> Option<f64> {
+    cell.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// Reads stored reviews (CSV with a header, one row per paper; fields may be quoted and
+/// span lines) from `reader`; `path` names the file in errors. Columns are found by name
+/// (any case), so v1's other review keys around them do not matter.
+pub fn parse_stored_reviews(
+    reader: impl std::io::Read,
+    path: &str,
+    labels: &BTreeMap<String, bool>,
+) -> Result<StoredReviews, ReviewsError> {
+    let csv_err = |source| ReviewsError::Csv {
+        path: path.to_string(),
+        source,
+    };
+    // Flexible: a short row is skipped for its missing cell, not fatal to the file.
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let header = rdr.headers().map_err(csv_err)?.clone();
+    let col = |column: &'static str| {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(column))
+            .ok_or(ReviewsError::NoColumn {
+                path: path.to_string(),
+                column,
+            })
+    };
+    let (id_col, overall_col, decision_col) = (col("paper_id")?, col("Overall")?, col("Decision")?);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = StoredReviews {
+        outcomes: Vec::new(),
+        skipped: Skipped::default(),
+    };
+    for record in rdr.records() {
+        let record = record.map_err(csv_err)?;
+        let cell = |i: usize| record.get(i).unwrap_or_default();
+        let id = cell(id_col).trim();
+        let skipped = &mut out.skipped;
+        let Some(&accept) = labels.get(id) else {
+            skipped.no_label += 1;
+            continue;
+        };
+        let Some(overall) = stored_overall(cell(overall_col)) else {
+            skipped.no_overall += 1;
+            continue;
+        };
+        let Some(decision_accept) = stored_decision(cell(decision_col)) else {
+            skipped.no_decision += 1;
+            continue;
+        };
+        if !seen.insert(id.to_string()) {
+            skipped.duplicate += 1;
+            continue;
+        }
+        out.outcomes.push(Outcome {
+            accept,
+            decision_accept,
+            overall,
+        });
+    }
+    Ok(out)
+}
+
+/// One stored-reviews file scored: what `--json` writes for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredBench {
+    pub file: String,
+    #[serde(flatten)]
+    pub report: BenchReport,
+    pub skipped: Skipped,
+    /// Labelled papers the file has no scored row for.
+    pub unreviewed: usize,
+}
+
+/// Scores the stored reviews in `path` against `labels` (Overall ≥ `threshold` for the
+/// calibrated rule).
+pub fn score_stored(
+    path: &Path,
+    labels: &BTreeMap<String, bool>,
+    threshold: u8,
+) -> Result<StoredBench, ReviewsError> {
+    let file = path.display().to_string();
+    let reader = std::fs::File::open(path).map_err(|source| ReviewsError::Io {
+        path: file.clone(),
+        source,
+    })?;
+    let stored = parse_stored_reviews(std::io::BufReader::new(reader), &file, labels)?;
+    Ok(StoredBench {
+        unreviewed: labels.len() - stored.outcomes.len(),
+        report: report(&stored.outcomes, threshold),
+        skipped: stored.skipped,
+        file,
+    })
+}
+
 /// The paper file of `id` in `dir`: `<id>.pdf`, `.txt`, `.md` or `.tex`.
 pub fn paper_file(dir: &Path, id: &str) -> Option<PathBuf> {
     ["pdf", "txt", "md", "tex"]
@@ -309,13 +472,13 @@ pub async fn run_bench(
             let row = split_row(line, ',');
             if let [id, _accept, decision, overall, err] = row.as_slice() {
                 if err.is_empty() {
-                    if let (Ok(overall), Some(&truth)) = (overall.parse(), labels.get(id)) {
+                    if let (Ok(overall), Some(&truth)) = (overall.parse::<u8>(), labels.get(id)) {
                         done.insert(
                             id.clone(),
                             Outcome {
                                 accept: truth,
                                 decision_accept: decision == "Accept",
-                                overall,
+                                overall: f64::from(overall),
                             },
                         );
                     }
@@ -387,7 +550,7 @@ pub async fn run_bench(
                     Outcome {
                         accept: truth,
                         decision_accept: d == Decision::Accept,
-                        overall,
+                        overall: f64::from(overall),
                     },
                 );
             }
@@ -407,36 +570,89 @@ pub async fn run_bench(
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder of papers named <paper_id>.pdf, .txt, .md or .tex.
-    #[arg(long)]
-    papers: PathBuf,
+    /// Folder of papers named <paper_id>.pdf, .txt, .md or .tex, for the model to review.
+    #[arg(long, required_unless_present = "reviews", conflicts_with = "reviews")]
+    papers: Option<PathBuf>,
     /// TSV/CSV with paper_id and decision columns (e.g. v1's ratings_subset.tsv).
     #[arg(long)]
     labels: PathBuf,
+    /// Instead of --papers: score reviews stored earlier, with no model call (CSV, one row
+    /// per paper with paper_id, Overall and Decision columns, as v1's llm_reviews/*.csv).
+    /// Several files: repeat the flag or list them after it (`--reviews dir/*.csv`).
+    #[arg(long, value_name = "CSV", num_args = 1..)]
+    reviews: Vec<PathBuf>,
+    /// The calibrated rule accepts from this Overall (default: review.accept_threshold,
+    /// 6 with --reviews).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=10))]
+    threshold: Option<u8>,
+    /// With --reviews: also write each file's metrics to this JSON file.
+    #[arg(long, value_name = "FILE", conflicts_with = "papers")]
+    json: Option<PathBuf>,
     /// Per-paper results (CSV); an existing file is resumed.
-    #[arg(long, default_value = "review_bench.csv")]
+    #[arg(long, default_value = "review_bench.csv", conflicts_with = "reviews")]
     out: PathBuf,
     /// Review at most this many papers (in paper id order).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "reviews")]
     limit: Option<usize>,
     /// Papers reviewed at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, conflicts_with = "reviews")]
     jobs: usize,
 }
 
 pub async fn command(a: Args, model: Option<String>) -> ExitCode {
-    super::report(review_bench(&a.papers, &a.labels, &a.out, a.limit, a.jobs, model).await)
+    if a.reviews.is_empty() {
+        super::report(review_bench(&a, model).await)
+    } else {
+        super::report(stored_bench(&a))
+    }
+}
+
+fn print_skipped_labels(skipped: usize) {
+    if skipped > 0 {
+        println!("{skipped} label row(s) neither accept nor reject were left out");
+    }
+}
+
+/// `aisci review-bench --labels FILE --reviews CSV...`: reads files only, so it needs
+/// no config, key or network. Every file is scored before anything is printed, so a bad
+/// one fails the command without a partial report.
+fn stored_bench(a: &Args) -> anyhow::Result<()> {
+    let threshold = a
+        .threshold
+        .unwrap_or_else(|| config::ReviewSettings::default().accept_threshold);
+    let (labels, skipped_labels) = read_labels(&a.labels)?;
+    let benches = a
+        .reviews
+        .iter()
+        .map(|p| score_stored(p, &labels, threshold))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, b) in benches.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{}", b.file);
+        print!("{}", b.report.table());
+        if let Some(line) = b.skipped.line() {
+            println!("{line}");
+        }
+        if b.unreviewed > 0 {
+            println!("{} labelled paper(s) have no scored row", b.unreviewed);
+        }
+    }
+    print_skipped_labels(skipped_labels);
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&benches)? + "\n";
+        std::fs::write(path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// `aisci review-bench --papers DIR --labels FILE`.
-async fn review_bench(
-    papers: &Path,
-    labels: &Path,
-    out: &Path,
-    limit: Option<usize>,
-    jobs: usize,
-    model: Option<String>,
-) -> anyhow::Result<()> {
+async fn review_bench(a: &Args, model: Option<String>) -> anyhow::Result<()> {
+    let Some(papers) = a.papers.as_deref() else {
+        anyhow::bail!("--papers DIR or --reviews CSV is needed");
+    };
+    let (labels, out) = (a.labels.as_path(), a.out.as_path());
     let flag_model = model.is_some();
     let cwd = std::env::current_dir()?;
     let mut src = Sources::from_system(Some(&cwd));
@@ -447,6 +663,9 @@ async fn review_bench(
     }
     if flag_model {
         loaded.settings.review.model = None;
+    }
+    if let Some(t) = a.threshold {
+        loaded.settings.review.accept_threshold = t;
     }
     let s = &loaded.settings;
     let llm = crate::stages::services::llm_for_role(s, &cwd, crate::stages::services::ModelRole::Reviewer)?;
@@ -462,20 +681,15 @@ async fn review_bench(
         papers,
         labels,
         out,
-        limit,
-        jobs,
+        limit: a.limit,
+        jobs: a.jobs,
     };
     let run = crate::cli::review_bench::run_bench(&set, s, &llm, &cancel).await?;
     print!("{}", run.report.table());
     if run.resumed > 0 {
         println!("{} paper(s) taken from {}", run.resumed, out.display());
     }
-    if run.skipped_labels > 0 {
-        println!(
-            "{} label row(s) neither accept nor reject were left out",
-            run.skipped_labels
-        );
-    }
+    print_skipped_labels(run.skipped_labels);
     for (id, why) in &run.failed {
         println!("not reviewed: {id}: {why}");
     }
@@ -498,7 +712,7 @@ mod tests {
         Outcome {
             accept,
             decision_accept,
-            overall,
+            overall: f64::from(overall),
         }
     }
 
@@ -549,7 +763,7 @@ mod tests {
         ];
         let binary: Vec<(bool, f64)> = outcomes
             .iter()
-            .map(|x| (x.accept, f64::from(x.overall >= 6)))
+            .map(|x| (x.accept, f64::from(x.overall >= 6.0)))
             .collect();
         let r = report(&outcomes, 6);
         assert!((auc(&binary).unwrap() - r.calibrated.balanced_accuracy.unwrap()).abs() < 1e-12);
@@ -574,5 +788,115 @@ mod tests {
         assert!(read_labels(&p).unwrap().0["a,b"]);
         std::fs::write(&p, "name,score\n").unwrap();
         assert!(matches!(read_labels(&p), Err(LabelsError::NoColumns { .. })));
+    }
+
+    fn labels(ids: &[(&str, bool)]) -> BTreeMap<String, bool> {
+        ids.iter().map(|(id, a)| (id.to_string(), *a)).collect()
+    }
+
+    fn parse(csv: &str, l: &BTreeMap<String, bool>) -> Result<StoredReviews, ReviewsError> {
+        parse_stored_reviews(csv.as_bytes(), "r.csv", l)
+    }
+
+    #[test]
+    fn stored_reviews_with_quoted_multi_line_fields() {
+        let l = labels(&[("A1", true), ("R1", false)]);
+        let csv = "paper_id,Summary,Overall,Weaknesses,Decision\n\
+            A1,\"Two lines,\nwith a comma\",7,\"- \"\"quoted\"\"\n- Decision: Reject\",Accept\n\
+            R1,Short.,3.0,\"\",reject\n";
+        let r = parse(csv, &l).unwrap();
+        assert_eq!(r.outcomes, vec![o(true, true, 7), o(false, false, 3)]);
+        assert_eq!(r.skipped, Skipped::default());
+        assert_eq!(r.skipped.line(), None);
+    }
+
+    #[test]
+    fn stored_reviews_without_a_needed_column_name_it() {
+        let l = labels(&[("A1", true)]);
+        let e = parse("paper_id,Overall\nA1,7\n", &l).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ReviewsError::NoColumn {
+                    column: "Decision",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "r.csv: no Decision column (stored reviews need paper_id, Overall and Decision)"
+        );
+        let e = parse("id,Overall,Decision\n", &l).unwrap_err();
+        assert!(e.to_string().starts_with("r.csv: no paper_id column"), "{e}");
+        // Any case and spacing of the header's names.
+        assert_eq!(
+            parse(" Paper_ID ,overall,DECISION\nA1,6,Accept\n", &l)
+                .unwrap()
+                .outcomes
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn stored_reviews_skip_and_count_unusable_rows_and_keep_a_papers_first() {
+        let l = labels(&[("A1", true), ("A2", true), ("R1", false)]);
+        let csv = "paper_id,Overall,Decision\n\
+            A1,,Accept\n\
+            A1,8,Accept\n\
+            A1,2,Reject\n\
+            X9,5,Reject\n\
+            A2,six,Accept\n\
+            R1,4,Maybe\n\
+            R1\n";
+        let r = parse(csv, &l).unwrap();
+        // A1's first usable row (8, Accept) counts; its later one is a duplicate.
+        assert_eq!(r.outcomes, vec![o(true, true, 8)]);
+        assert_eq!(
+            r.skipped,
+            Skipped {
+                no_label: 1,
+                no_overall: 3,
+                no_decision: 1,
+                duplicate: 1
+            }
+        );
+        assert_eq!(
+            r.skipped.line().unwrap(),
+            "skipped 6 rows: 1 no label, 3 no Overall, 1 no Decision, 1 duplicate paper"
+        );
+    }
+
+    #[test]
+    fn a_stored_file_is_scored_and_a_missing_one_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        std::fs::write(&p, "paper_id,Overall,Decision\nA1,7,Accept\nR1,6,Reject\n").unwrap();
+        let l = labels(&[("A1", true), ("R1", false), ("R2", false)]);
+        let b = score_stored(&p, &l, 7).unwrap();
+        assert_eq!((b.report.papers, b.unreviewed), (2, 1));
+        assert_eq!(b.report.calibrated.fpr, Some(0.0));
+        let e = score_stored(&dir.path().join("gone.csv"), &l, 6).unwrap_err();
+        assert!(
+            matches!(e, ReviewsError::Io { .. }) && e.to_string().contains("gone.csv"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_table_has_n_and_the_overall_auc() {
+        let r = report(&[o(true, true, 7), o(false, false, 3), o(false, true, 6)], 6);
+        let t = r.table();
+        let cells = |name: &str| -> Vec<String> {
+            let line = t.lines().find(|l| l.starts_with(name)).unwrap();
+            line[name.len()..].split_whitespace().map(String::from).collect()
+        };
+        assert_eq!(
+            cells("model's Decision"),
+            ["3", "0.750", "0.667", "0.667", "-", "0.500", "0.000"]
+        );
+        assert_eq!(cells("calibrated (Overall >= 6)")[4], "1.000", "{t}");
     }
 }
