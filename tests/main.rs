@@ -58,6 +58,7 @@ mod nvim_runs;
 mod nvim_trust;
 mod paper_build;
 mod paper_checks;
+mod paper_integrity;
 mod project_v1_compat;
 mod review_api;
 mod run_resume;

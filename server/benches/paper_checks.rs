@@ -24,11 +24,8 @@ fn main() {
     }
     src.push_str(&paper[end..]);
     let lines = src.lines().count();
-    let mut values = Vec::new();
-    for i in 0..=5 {
-        let text = std::fs::read_to_string(dir.join(format!("run_{i}/final_info.json"))).unwrap();
-        checks::numbers_of_final_info(&serde_json::from_str(&text).unwrap(), &mut values);
-    }
+    let runs = aisci::integrity::RunData::load(&dir);
+    assert_eq!(runs.runs.len(), 6);
     let bib = [checks::BibSource {
         path: dir.join("references.bib"),
         text: std::fs::read_to_string(dir.join("references.bib")).unwrap(),
@@ -73,7 +70,7 @@ fn main() {
             facts: &facts,
             bibs: &bib,
             exists: &exists,
-            run_values: &values,
+            runs: &runs,
         });
         problems = ps.len();
         times.push(t.elapsed());

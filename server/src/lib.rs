@@ -7,6 +7,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod fsutil;
+pub mod integrity;
 pub mod jobs;
 pub mod latex;
 pub mod literature;

@@ -47,8 +47,8 @@ pub struct Inputs<'a> {
     pub bibs: &'a [BibSource],
     /// Whether a file exists (a function, so tests and the editor's open buffers can answer).
     pub exists: &'a dyn Fn(&Path) -> bool,
-    /// Every number in the runs' results (`final_info.json` of each run).
-    pub run_values: &'a [f64],
+    /// The runs' results, for the integrity checks of the numbers the paper claims.
+    pub runs: &'a crate::integrity::RunData,
 }
 
 /// Extensions LaTeX tries for `\includegraphics{name}` without one (pdflatex).
@@ -288,34 +288,14 @@ pub fn check(inp: &Inputs) -> Vec<TexProblem> {
         ));
     }
 
-    // Numbers in Results that no run produced.
-    if !inp.run_values.is_empty() {
-        let known = KnownValues::new(inp.run_values);
-        for s in inp
-            .facts
-            .sections
-            .iter()
-            .filter(|s| s.level <= 2 && is_results(&s.title))
-        {
-            let body = s.heading.end..s.body.end;
-            for (span, text) in numbers_in(inp.src, body, inp.facts) {
-                if !known.matches(&text) {
-                    out.push(problem(
-                        span,
-                        Severity::Warning,
-                        "number-not-in-results",
-                        format!("{text} is not found in the runs' results (final_info.json)"),
-                    ));
-                }
-            }
-        }
-    }
+    // Numbers the paper claims, traced to the runs.
+    out.extend(crate::integrity::check(
+        inp.tex_path,
+        inp.src,
+        inp.facts,
+        inp.runs,
+    ));
     out
-}
-
-fn is_results(title: &str) -> bool {
-    let t = title.to_lowercase();
-    t.contains("result") || t.contains("experiments")
 }
 
 /// Where `name` resolves: relative to the `.tex` folder, then each `\graphicspath` entry;
@@ -414,7 +394,7 @@ pub fn placeholders(src: &str) -> Vec<Range<usize>> {
 /// Numbers written in `range` of `src` that claim a measured value: with a decimal point
 /// or a percent sign (counts such as "4 datasets" or "Figure 2" are left alone), outside
 /// comments, labels, references, citations and figure file names.
-fn numbers_in(src: &str, range: Range<usize>, facts: &TexFacts) -> Vec<(Range<usize>, String)> {
+pub(crate) fn numbers_in(src: &str, range: Range<usize>, facts: &TexFacts) -> Vec<(Range<usize>, String)> {
     let skip: Vec<Range<usize>> = facts
         .labels
         .iter()
@@ -467,80 +447,12 @@ fn numbers_in(src: &str, range: Range<usize>, facts: &TexFacts) -> Vec<(Range<us
     out
 }
 
-/// The runs' numbers, and what a paper derives from them: percentages and relative
-/// changes between two values.
-struct KnownValues {
-    values: Vec<f64>,
-}
-
-impl KnownValues {
-    fn new(values: &[f64]) -> Self {
-        let mut all: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-        let base = all.clone();
-        all.extend(base.iter().map(|v| v * 100.0));
-        // Relative changes between values, as papers report improvements ("12% lower").
-        if base.len() <= 400 {
-            for a in &base {
-                for b in &base {
-                    if *b != 0.0 && a != b {
-                        all.push(((a - b) / b * 100.0).abs());
-                    }
-                }
-            }
-        }
-        Self { values: all }
-    }
-
-    /// Whether `written` (e.g. "0.35", "12.5%") is some known value rounded to the digits
-    /// written (or truncated), allowing one unit in the last place.
-    fn matches(&self, written: &str) -> bool {
-        let num = written.trim_end_matches('%');
-        let Ok(x) = num.parse::<f64>() else {
-            return true;
-        };
-        let decimals = num.split_once('.').map(|(_, d)| d.len()).unwrap_or(0) as i32;
-        let unit = 10f64.powi(-decimals);
-        self.values.iter().any(|v| (v.abs() - x).abs() <= unit * 1.0001)
-    }
-}
-
-/// Every number in a run's `final_info.json`, plus each metric's mean over the datasets
-/// (`{dataset: {"means": {metric: x}}}`), which papers report as "on average".
-pub fn numbers_of_final_info(value: &serde_json::Value, out: &mut Vec<f64>) {
-    numbers_of(value, out);
-    let Some(datasets) = value.as_object() else {
-        return;
-    };
-    let mut sums: HashMap<&str, (f64, usize)> = HashMap::new();
-    for d in datasets.values() {
-        let means = d.get("means").and_then(|m| m.as_object());
-        for (metric, v) in means.into_iter().flatten() {
-            if let Some(x) = v.as_f64() {
-                let e = sums.entry(metric.as_str()).or_default();
-                e.0 += x;
-                e.1 += 1;
-            }
-        }
-    }
-    out.extend(sums.values().filter(|(_, n)| *n > 1).map(|(s, n)| s / *n as f64));
-}
-
-/// Every number (at any depth) in a JSON value.
-pub fn numbers_of(value: &serde_json::Value, out: &mut Vec<f64>) {
-    match value {
-        serde_json::Value::Number(n) => out.extend(n.as_f64()),
-        serde_json::Value::Array(a) => a.iter().for_each(|v| numbers_of(v, out)),
-        serde_json::Value::Object(o) => o.values().for_each(|v| numbers_of(v, out)),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::latex::syntax;
 
-    fn run(src: &str, files: &[&str], values: &[f64]) -> Vec<TexProblem> {
+    fn run(src: &str, files: &[&str], runs: &crate::integrity::RunData) -> Vec<TexProblem> {
         let facts = syntax::facts(&syntax::parse(src), src);
         let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
         let exists = move |p: &Path| files.iter().any(|f| f == p);
@@ -550,7 +462,7 @@ mod tests {
             facts: &facts,
             bibs: &[],
             exists: &exists,
-            run_values: values,
+            runs,
         })
     }
 
@@ -565,7 +477,7 @@ mod tests {
         let src = format!(
             "{BIB}\\begin{{document}}\nAs in \\cite{{ddpm,edn}} and \\cite{{nobody}}.\n\\end{{document}}\n"
         );
-        let ps = run(&src, &[], &[]);
+        let ps = run(&src, &[], &Default::default());
         assert_eq!(
             codes(&ps),
             ["duplicate-bib-key", "undefined-citation", "undefined-citation"],
@@ -588,7 +500,7 @@ mod tests {
     #[test]
     fn figures_refs_sections_envs_placeholders() {
         let src = "\\graphicspath{{../}}\n\\begin{document}\n\\section{Method}\nINTRO HERE and HERE alone.\n\\includegraphics{a.png}\n\\includegraphics[width=1in]{a.png}\n\\includegraphics{gone}\n\\label{fig:one}\\ref{fig:on}\n\\section{method}\n\\begin{table}\n\\end{document}\n";
-        let ps = run(src, &["/p/a.png"], &[]);
+        let ps = run(src, &["/p/a.png"], &Default::default());
         assert_eq!(
             codes(&ps),
             [
@@ -607,10 +519,16 @@ mod tests {
 
     #[test]
     fn results_numbers_are_checked_against_runs() {
-        let src = "\\begin{document}\n\\section{Results}\nKL 0.35 vs 0.40 (12.5\\% lower), on 4 datasets; see Table~\\ref{t:1}. Loss 0.123. % 9.99 in a comment\n\\section{Conclusion}\n7.77 here is fine.\n\\end{document}\n";
-        let ps: Vec<TexProblem> = run(src, &[], &[0.35, 0.4, 0.9])
+        let src = "\\begin{document}\n\\section{Results}\nKL 0.35 vs 0.40 (12.5\\% lower), on 4 datasets; see Table~\\ref{t:1}. Loss 0.123. % 9.99 in a comment\n\\section{Method}\n7.77 here is a setting, not a result.\n\\end{document}\n";
+        let mut runs = crate::integrity::RunData::default();
+        for (run, kl) in [("run_0", 0.4), ("run_1", 0.35)] {
+            let v = serde_json::json!({ "toy": { "means": { "kl": kl, "loss": 0.9 } } });
+            runs.add_final_info(run, Path::new("final_info.json"), &v);
+            runs.runs.push(run.into());
+        }
+        let ps: Vec<TexProblem> = run(src, &[], &runs)
             .into_iter()
-            .filter(|p| p.code == "number-not-in-results")
+            .filter(|p| crate::integrity::is_integrity(p.code))
             .collect();
         let flagged: Vec<&str> = ps.iter().map(|p| &src[p.span.clone()]).collect();
         assert_eq!(flagged, ["0.123"], "{ps:#?}");

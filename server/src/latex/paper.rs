@@ -23,31 +23,6 @@ pub fn runs_folder(tex: &Path) -> PathBuf {
     }
 }
 
-/// Every number of every completed run's results under `folder` (`run_<i>/final_info.json`).
-pub fn run_values(folder: &Path) -> Vec<f64> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(folder) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        let is_run = name
-            .strip_prefix("run_")
-            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-        if !is_run {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(e.path().join("final_info.json")) else {
-            continue;
-        };
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            checks::numbers_of_final_info(&v, &mut out);
-        }
-    }
-    out
-}
-
 /// The `.bib` files `\bibliography{...}` names (relative to the `.tex`, `.bib` added), as
 /// their current text; missing ones are left out (the build reports them).
 pub fn bib_sources(tex: &Path, facts: &TexFacts, read: ReadText) -> Vec<BibSource> {
@@ -90,7 +65,7 @@ pub fn check_paper_cached(
 ) -> (TexFacts, Vec<TexProblem>) {
     let facts = syntax::facts_cached(tree, src, cache);
     let bibs = bib_sources(tex, &facts, read);
-    let values = run_values(&runs_folder(tex));
+    let runs = crate::integrity::RunData::load(&runs_folder(tex));
     let exists = |p: &Path| p.is_file();
     let problems = checks::check(&checks::Inputs {
         tex_path: tex,
@@ -98,7 +73,7 @@ pub fn check_paper_cached(
         facts: &facts,
         bibs: &bibs,
         exists: &exists,
-        run_values: &values,
+        runs: &runs,
     });
     (facts, problems)
 }

@@ -418,7 +418,7 @@ fn inner_text(group: Node, src: &str) -> String {
 /// A `{name}` group as a [`Named`] whose span covers the name only.
 /// The trimmed text of the first `{…}` group from `from` (nested braces kept), with its
 /// span.
-fn braced_after(src: &str, from: usize) -> Option<Named> {
+pub(crate) fn braced_after(src: &str, from: usize) -> Option<Named> {
     let open = from + src.get(from..)?.find('{')?;
     let mut depth = 0usize;
     for (i, c) in src[open..].char_indices() {
