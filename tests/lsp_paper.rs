@@ -326,3 +326,48 @@ async fn writing_and_reviewing_the_paper_show_their_cost_for_the_settings_in_for
     assert_eq!(cost_in(&write), w1, "{write}");
     assert!(cost_in(&review) > 1.5 * r1, "{review} after {r1}");
 }
+
+#[tokio::test]
+async fn a_claimed_number_hovers_with_its_run_and_goes_to_its_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = PAPER.replace("We reach 0.35 here.", "We reach 0.35 here, and 0.77 too.");
+    let tex = paper(dir.path(), &text);
+    let uri = file_uri(&tex);
+    let c = TestClient::start(Value::Null);
+    c.initialize(json!({}), json!({ "latex": { "build_on_save": false } }))
+        .await;
+    c.open(&uri, "latex", &text).await;
+    // 0.77 is in no run: an integrity diagnostic, named as such.
+    let diags = diagnostics_where(&c, &uri, "the untraced number", |d| {
+        d.iter().any(|x| x["code"] == "number-without-source")
+    })
+    .await;
+    let d = diags
+        .iter()
+        .find(|x| x["code"] == "number-without-source")
+        .unwrap();
+    assert_eq!(d["source"], "aisci integrity");
+    assert!(d["message"].as_str().unwrap().starts_with("0.77"), "{d}");
+    assert!(
+        !diags
+            .iter()
+            .any(|x| x["message"].as_str().unwrap().starts_with("0.35")),
+        "{diags:?}"
+    );
+
+    let line = line_of(&text, "We reach");
+    let col = text.lines().nth(line as usize).unwrap().find("0.35").unwrap() as u64 + 1;
+    let at = json!({ "textDocument": { "uri": uri }, "position": { "line": line, "character": col } });
+    let hover = c.request("textDocument/hover", at.clone()).await;
+    let value = hover["contents"]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{hover}"));
+    assert!(value.contains("run_1 toy kl = 0.3512"), "{value}");
+    assert!(value.contains("mean over seeds"), "{value}");
+    let def = c.request("textDocument/definition", at).await;
+    let target = dir.path().join("idea/run_1/final_info.json");
+    assert_eq!(def["uri"], file_uri(&target).as_str(), "{def}");
+    let info = std::fs::read_to_string(&target).unwrap();
+    let want = info.find("\"kl\"").unwrap() as u64;
+    assert_eq!(def["range"]["start"]["character"], want, "{def}");
+}

@@ -73,7 +73,11 @@ pub fn diagnostic(p: &Problem, rope: &Rope, enc: PosEncoding) -> lsp::Diagnostic
             Severity::Info => lsp::DiagnosticSeverity::INFORMATION,
             Severity::Hint => lsp::DiagnosticSeverity::HINT,
         }),
-        source: Some("aisci".into()),
+        source: Some(match p.code {
+            Some(c) if crate::integrity::is_integrity(c) => crate::integrity::SOURCE.into(),
+            _ => "aisci".into(),
+        }),
+        code: p.code.map(|c| lsp::NumberOrString::String(c.into())),
         message: p.message.clone(),
         ..Default::default()
     }

@@ -103,6 +103,7 @@ impl LanguageServer for Backend {
                     resolve_provider: Some(false),
                 }),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
+                definition_provider: Some(OneOf::Left(true)),
                 completion_provider: Some(CompletionOptions {
                     trigger_characters: Some(vec!["{".into(), ",".into()]),
                     ..Default::default()
@@ -308,6 +309,17 @@ impl LanguageServer for Backend {
             return Ok(None);
         }
         Ok(views::ideas::hover(self, &path, tdp.position))
+    }
+
+    async fn goto_definition(
+        &self,
+        params: GotoDefinitionParams,
+    ) -> RpcResult<Option<GotoDefinitionResponse>> {
+        let tdp = params.text_document_position_params;
+        let Some(path) = path_of(&tdp.text_document.uri) else {
+            return Ok(None);
+        };
+        Ok(paper_view::definition(self, &path, tdp.position).map(GotoDefinitionResponse::Scalar))
     }
 
     async fn completion(&self, params: CompletionParams) -> RpcResult<Option<CompletionResponse>> {

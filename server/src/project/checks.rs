@@ -330,6 +330,7 @@ fn problem(path: &Path, span: Option<(usize, usize)>, severity: Severity, messag
         span,
         severity,
         message,
+        code: None,
     }
 }
 

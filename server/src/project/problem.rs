@@ -18,4 +18,6 @@ pub struct Problem {
     pub span: Option<(usize, usize)>,
     pub severity: Severity,
     pub message: String,
+    /// The check that found it (`undefined-citation`, `number-without-source`, …).
+    pub code: Option<&'static str>,
 }

@@ -25,6 +25,7 @@ impl RunProblem {
             span: Some(span),
             severity: self.severity,
             message: self.message.clone(),
+            code: None,
         })
     }
 }

@@ -55,6 +55,7 @@ pub fn out_dir_problem(path: &Path, tree: &Tree, src: &str) -> Option<Problem> {
         message: "experiment.py does not declare an --out_dir option; aisci runs it as \
                   `python experiment.py --out_dir=run_i` and reads run_i/final_info.json"
             .into(),
+        code: None,
     })
 }
 

@@ -126,6 +126,7 @@ pub async fn publish(b: &Backend, tex: &Path) {
             span: Some((p.span.start, p.span.end)),
             severity: p.severity,
             message: p.message,
+            code: Some(p.code),
         });
     }
     let built = b
@@ -151,6 +152,7 @@ pub async fn publish(b: &Backend, tex: &Path) {
             span: line_span(&text, &lp),
             severity: lp.severity,
             message: format!("{}: {}", lp.source, lp.message),
+            code: None,
         });
     }
     let before = b
@@ -276,6 +278,7 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
                     span: Some((p.span.start, p.span.end)),
                     severity: p.severity,
                     message: p.message.clone(),
+                    code: Some(p.code),
                 },
                 &rope,
                 enc,
@@ -531,7 +534,9 @@ pub fn hover(b: &Backend, path: &Path, pos: Position) -> Option<Hover> {
     }
     let (src, at) = offset_of(b, path, pos)?;
     let facts = syntax::facts(&syntax::parse(&src), &src);
-    let (key, span) = paper::citation_at(&facts, at)?;
+    let Some((key, span)) = paper::citation_at(&facts, at) else {
+        return number_hover(b, path, &src, &facts, at);
+    };
     let state = b.state.clone();
     let read = move |p: &Path| state.text_of(p).ok();
     let items = paper::bib_items(path, &src, &facts, &read);
@@ -550,6 +555,43 @@ pub fn hover(b: &Backend, path: &Path, pos: Position) -> Option<Hover> {
             Some((span.start, span.end)),
             b.state.encoding(),
         )),
+    })
+}
+
+/// Where a claimed number comes from: its run, metric, dataset and computation.
+fn number_hover(b: &Backend, tex: &Path, src: &str, facts: &syntax::TexFacts, at: usize) -> Option<Hover> {
+    let runs = crate::integrity::RunData::load(&paper::runs_folder(tex));
+    let e = crate::integrity::explain_at(src, facts, &runs, at)?;
+    let rope = ropey::Rope::from_str(src);
+    Some(Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value: e.markdown,
+        }),
+        range: Some(convert::byte_range(
+            &rope,
+            Some((e.span.start, e.span.end)),
+            b.state.encoding(),
+        )),
+    })
+}
+
+/// Go to definition on a claimed number: the `final_info.json` entry (or the line of
+/// `experiment.py`) it comes from.
+pub fn definition(b: &Backend, path: &Path, pos: Position) -> Option<Location> {
+    if !is_tex(path) {
+        return None;
+    }
+    let (src, at) = offset_of(b, path, pos)?;
+    let facts = syntax::facts(&syntax::parse(&src), &src);
+    let runs = crate::integrity::RunData::load(&paper::runs_folder(path));
+    let (file, offset) = crate::integrity::explain_at(&src, &facts, &runs, at)?.target?;
+    let text = b.state.text_of(&file).ok()?;
+    let rope = ropey::Rope::from_str(&text);
+    let range = convert::byte_range(&rope, Some((offset, offset)), b.state.encoding());
+    Some(Location {
+        uri: Url::from_file_path(&file).ok()?,
+        range,
     })
 }
 
