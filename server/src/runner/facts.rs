@@ -192,6 +192,20 @@ async fn probe_python(python: &str) -> Result<PythonFacts, String> {
     serde_json::from_str(text.trim()).map_err(|e| format!("unexpected answer ({e})"))
 }
 
+/// Whether `python` can import `module` (run as the experiments are: scrubbed
+/// environment, bounded in time). Err when the interpreter gave no answer.
+pub async fn can_import(python: &str, module: &str) -> Result<bool, String> {
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.args(["-c", &format!("import {module}")])
+        .env_clear()
+        .envs(env::scrub(std::env::vars_os(), &[]));
+    match run_bounded(cmd, PYTHON_PROBE_TIMEOUT).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.starts_with("failed") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 async fn output(program: &str, args: &[&str], timeout: Duration) -> Result<String, String> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args);

@@ -327,6 +327,7 @@ impl Stage<'_> {
                     .into_keys()
                     .collect(),
                 error: None,
+                no_figure: None,
             }
         } else {
             self.journal(STAGE_PLOT, StageState::Running, 0, None);

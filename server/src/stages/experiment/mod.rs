@@ -115,10 +115,10 @@ impl ExperimentOutcome {
             if p.succeeded {
                 s.push_str(&format!(
                     "; plots: {}",
-                    if p.figures.is_empty() {
-                        "none".into()
-                    } else {
-                        p.figures.join(", ")
+                    match (p.figures.is_empty(), &p.no_figure) {
+                        (false, _) => p.figures.join(", "),
+                        (true, Some(why)) => format!("none ({why})"),
+                        (true, None) => "none".into(),
                     }
                 ));
             } else {

@@ -34,6 +34,8 @@ pub struct PlotReport {
     pub figures: Vec<String>,
     /// Why the last attempt failed, when none succeeded.
     pub error: Option<String>,
+    /// Why `plot.py` succeeded without a figure ("matplotlib is not installed for python3").
+    pub no_figure: Option<String>,
 }
 
 /// What plotting works on.
@@ -96,7 +98,33 @@ pub(crate) async fn run(req: &PlotRequest<'_>, dialogue: &mut Dialogue<'_>) -> R
         .filter(|(name, state)| before.get(*name) != Some(state))
         .map(|(name, _)| name.clone())
         .collect();
+    if report.succeeded && report.figures.is_empty() {
+        report.no_figure = Some(why_no_figure(req.python, &root.join(PLOT_LOG_DIR)).await);
+    }
     Ok(report)
+}
+
+/// Why a successful `plot.py` made no figure: matplotlib missing for the interpreter, else
+/// the last thing `plot.py` printed.
+async fn why_no_figure(python: &str, logs: &Path) -> String {
+    if crate::runner::facts::can_import(python, "matplotlib").await == Ok(false) {
+        return format!("matplotlib is not installed for {python}");
+    }
+    let said = ["stdout.txt", "stderr.txt"].iter().find_map(|f| {
+        let text = std::fs::read_to_string(logs.join(f)).ok()?;
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
+    });
+    match said {
+        Some(line) => format!(
+            "plot.py wrote no PNG; it said: {}",
+            line.chars().take(200).collect::<String>()
+        ),
+        None => "plot.py wrote no PNG and printed nothing".into(),
+    }
 }
 
 /// `python plot.py`; Ok(None) on success, Ok(Some(message)) on failure.
@@ -144,4 +172,45 @@ pub(crate) fn png_state(root: &Path) -> BTreeMap<String, (Option<SystemTime>, u6
                 .then(|| (name, (meta.modified().ok(), meta.len())))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// An interpreter stand-in: `import matplotlib` fails or works as told.
+    fn python(dir: &Path, has_matplotlib: bool) -> String {
+        let path = dir.join(if has_matplotlib { "py-with" } else { "py-without" });
+        let code = if has_matplotlib { 0 } else { 1 };
+        std::fs::write(&path, format!("#!/bin/sh\nexit {code}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_plot_without_figures_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let without = python(dir.path(), false);
+        assert_eq!(
+            why_no_figure(&without, &logs).await,
+            format!("matplotlib is not installed for {without}")
+        );
+        let with = python(dir.path(), true);
+        assert_eq!(
+            why_no_figure(&with, &logs).await,
+            "plot.py wrote no PNG and printed nothing"
+        );
+        std::fs::write(
+            logs.join("stdout.txt"),
+            "reading runs\nwrote results_table.txt only\n\n",
+        )
+        .unwrap();
+        assert_eq!(
+            why_no_figure(&with, &logs).await,
+            "plot.py wrote no PNG; it said: wrote results_table.txt only"
+        );
+    }
 }
