@@ -216,8 +216,9 @@ async fn save_builds_and_the_log_becomes_diagnostics() {
     assert!(pdf.is_file());
     let before = std::fs::read(&pdf).unwrap();
 
-    // A broken macro: the build fails, the error is a diagnostic at its line, the last
-    // PDF stays.
+    // A broken macro: pdflatex recovers from it, so the paper still builds (as in v1's
+    // chain) with the error a diagnostic at its line, and no citation left undefined by
+    // the passes the error would otherwise have cut short.
     let broken = fixed.replace("We reach 0.35 here.", "We reach \\brokenmacro 0.35 here.");
     std::fs::write(&tex, &broken).unwrap();
     c.notify(
@@ -227,26 +228,53 @@ async fn save_builds_and_the_log_becomes_diagnostics() {
     .await;
     c.notify("textDocument/didSave", json!({ "textDocument": { "uri": uri } }))
         .await;
+    let has = |d: &Value, needle: &str| d["message"].as_str().unwrap_or("").contains(needle);
     let diags = diagnostics_where(&c, &uri, "the build error", |d| {
-        d.iter().any(|x| {
-            x["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("Undefined control sequence")
-        })
+        d.iter().any(|x| has(x, "Undefined control sequence"))
     })
     .await;
     let err = diags
         .iter()
-        .find(|d| {
-            d["message"]
-                .as_str()
-                .unwrap()
-                .contains("Undefined control sequence")
-        })
+        .find(|d| has(d, "Undefined control sequence"))
         .unwrap();
     assert_eq!(err["range"]["start"]["line"], line_of(&broken, "\\brokenmacro"));
     assert_eq!(err["severity"], 1);
+    assert!(
+        !diags.iter().any(|d| has(d, "is undefined in the built PDF")),
+        "{diags:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while c.messages("aisci/pdfBuilt").len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no second pdfBuilt");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let rebuilt = std::fs::read(&pdf).unwrap();
+    assert_ne!(
+        rebuilt, before,
+        "the paper with the recovered error is the new PDF"
+    );
+
+    // A missing input stops TeX: the build fails, the error is at its line, the last PDF
+    // stays.
+    let fatal = fixed.replace("We reach 0.35 here.", "\\input{missing-part}");
+    std::fs::write(&tex, &fatal).unwrap();
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": uri, "version": 3 }, "contentChanges": [{ "text": fatal }] }),
+    )
+    .await;
+    c.notify("textDocument/didSave", json!({ "textDocument": { "uri": uri } }))
+        .await;
+    let diags = diagnostics_where(&c, &uri, "the fatal build error", |d| {
+        d.iter()
+            .any(|x| has(x, "missing-part.tex' not found") && x["severity"] == 1)
+    })
+    .await;
+    let err = diags
+        .iter()
+        .find(|d| has(d, "missing-part.tex' not found") && d["severity"] == 1)
+        .unwrap();
+    assert_eq!(err["range"]["start"]["line"], line_of(&fatal, "missing-part"));
     c.wait_for("the failure message", 30, |m| {
         m["method"] == "window/showMessage"
             && m["params"]["message"]
@@ -254,7 +282,7 @@ async fn save_builds_and_the_log_becomes_diagnostics() {
                 .is_some_and(|s| s.contains("did not build") && s.contains("previous template.pdf is kept"))
     })
     .await;
-    assert_eq!(std::fs::read(&pdf).unwrap(), before, "the last good PDF is kept");
+    assert_eq!(std::fs::read(&pdf).unwrap(), rebuilt, "the last good PDF is kept");
 }
 
 /// The dollars in `(~$0.12)` at the end of `title`.

@@ -44,6 +44,7 @@ mod lsp_launch;
 mod lsp_novelty;
 mod lsp_paper;
 mod lsp_protocol;
+mod lsp_review_v1;
 mod lsp_runs;
 mod lsp_snapshots;
 mod lsp_trust;

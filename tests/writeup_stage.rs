@@ -581,6 +581,8 @@ async fn a_build_error_goes_back_to_the_model_and_is_fixed() {
     let fix = prompt_of(&llm, 1);
     assert!(fix.contains("fix round 1 of 3"), "{fix}");
     assert!(fix.contains("Undefined control sequence"), "{fix}");
+    // Only the real error: no citation left undefined by a build cut short by it.
+    assert!(!fix.contains("is undefined in the built PDF"), "{fix}");
     // The error is given at its line in the .tex.
     let bad_line = std::fs::read_to_string(root.join(TEX))
         .unwrap()

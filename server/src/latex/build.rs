@@ -1,8 +1,10 @@
 //! Building the paper: `latexmk -pdf` (or pdflatex → bibtex → pdflatex → pdflatex when
 //! latexmk is absent) into `.aisci/build/` beside the `.tex`, under one time limit, through
-//! a [`Runner`] (own process group, killed on timeout or cancel). The PDF is copied next
-//! to the `.tex` only when a build succeeds, so a broken build never replaces the last
-//! good PDF. The log, bibtex's `.blg` and chktex become [`LogProblem`]s.
+//! a [`Runner`] (own process group, killed on timeout or cancel). Errors pdflatex recovers
+//! from in nonstop mode do not stop the passes, and the PDF they give is the build's, as in
+//! v1. The PDF is copied next to the `.tex` only when a build gives one, so a build that
+//! stops (a fatal error, the time limit) never replaces the last good PDF. The final
+//! pass's log, bibtex's `.blg` and chktex become [`LogProblem`]s.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,7 +26,10 @@ pub enum Tool {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildStatus {
+    /// A PDF came of all the passes; `problems` may still hold errors pdflatex recovered
+    /// from (v1 ships such a PDF too).
     Built,
+    /// No PDF, or TeX stopped at a fatal error.
     Failed,
     TimedOut,
     Cancelled,
@@ -110,7 +115,17 @@ pub async fn build(
     let _ = std::fs::remove_file(&built_pdf);
     let out_arg = out.to_string_lossy().into_owned();
 
-    let steps: Vec<(String, Vec<String>)> = match tool {
+    let pdflatex = (
+        "pdflatex".to_owned(),
+        vec![
+            "-interaction=nonstopmode".into(),
+            "-file-line-error".into(),
+            format!("-output-directory={out_arg}"),
+            name.clone(),
+        ],
+    );
+    let bibtex = ("bibtex".to_owned(), vec![format!("{out_arg}/{stem}")]);
+    let steps: Vec<Step> = match tool {
         Tool::Latexmk => vec![(
             "latexmk".into(),
             [
@@ -130,82 +145,61 @@ pub async fn build(
             .flatten()
             .collect(),
         )],
-        Tool::Pdflatex => {
-            let pdflatex = (
-                "pdflatex".to_owned(),
-                vec![
-                    "-interaction=nonstopmode".into(),
-                    "-file-line-error".into(),
-                    format!("-output-directory={out_arg}"),
-                    name.clone(),
-                ],
-            );
-            vec![
-                pdflatex.clone(),
-                ("bibtex".into(), vec![format!("{out_arg}/{stem}")]),
-                pdflatex.clone(),
-                pdflatex,
-            ]
-        }
+        Tool::Pdflatex => vec![
+            pdflatex.clone(),
+            bibtex.clone(),
+            pdflatex.clone(),
+            pdflatex.clone(),
+        ],
     };
 
-    let mut status = BuildStatus::Built;
-    for (i, (program, args)) in steps.iter().enumerate() {
-        let left = timeout.saturating_sub(started.elapsed());
-        if left.is_zero() {
-            status = BuildStatus::TimedOut;
-            break;
-        }
-        // bibtex without \bibdata in the .aux has nothing to do, and says so as an error.
-        if program == "bibtex" && !aux_has_bibdata(&out.join(format!("{stem}.aux"))) {
-            continue;
-        }
-        let spec = RunSpec {
-            program: program.clone(),
-            args: args.clone(),
-            cwd: dir.clone(),
-            timeout: left,
-            stdout_path: out.join(format!("step{i}.stdout.txt")),
-            stderr_path: out.join(format!("step{i}.stderr.txt")),
-            env: vec![
-                // Unwrapped log lines; inputs found beside the .tex and in the build folder.
-                ("max_print_line".into(), "100000".into()),
-                ("BIBINPUTS".into(), format!("{}:{out_arg}:", dir.display())),
-                ("TEXINPUTS".into(), format!("{}:", dir.display())),
-            ],
-            watch_dir: None,
-        };
-        let outcome = runner.run(&spec, cancel).await?;
-        match outcome.exit {
-            ExitKind::Success => {}
-            ExitKind::TimedOut => {
-                status = BuildStatus::TimedOut;
-                break;
-            }
-            ExitKind::Cancelled => {
-                status = BuildStatus::Cancelled;
-                break;
-            }
-            // Errors make the tools exit non-zero but they go on: keep building so
-            // references settle, and judge by the log and the PDF below.
-            _ => {}
-        }
+    let log_path = out.join(format!("{stem}.log"));
+    let read_log = || {
+        std::fs::read(&log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let ctx = StepContext {
+        dir: &dir,
+        out: &out,
+        stem: &stem,
+        started,
+        timeout,
+        runner,
+        cancel,
+    };
+    let mut status = ctx.run(&steps, 0).await?;
+    // Even with -f, latexmk runs no more passes once pdflatex has reported an error, so
+    // citations and references stay unresolved where pdflatex recovered from the error
+    // (a stray brace in math, an unknown macro). Finish as v1's chain does: bibtex on the
+    // last .aux, then pdflatex until the references settle.
+    let recovered = |log: &str| {
+        !log::stopped_fatally(log)
+            && log::parse_latex_log(log)
+                .iter()
+                .any(|p| p.severity == crate::project::Severity::Error)
+    };
+    if status == BuildStatus::Built && tool == Tool::Latexmk && recovered(&read_log()) {
+        let finish = [bibtex, pdflatex.clone(), pdflatex.clone()];
+        status = ctx.run(&finish, steps.len()).await?;
+    }
+    if status == BuildStatus::Built && log::asks_rerun(&read_log()) {
+        status = ctx.run(std::slice::from_ref(&pdflatex), steps.len() + 3).await?;
     }
 
-    let log_path = out.join(format!("{stem}.log"));
-    let mut problems = std::fs::read(&log_path)
-        .map(|b| log::parse_latex_log(&String::from_utf8_lossy(&b)))
-        .unwrap_or_default();
+    // The .log is the last pass's alone: warnings of undefined citations from an early
+    // pass that later ones resolved are not in it.
+    let final_log = read_log();
+    let mut problems = log::parse_latex_log(&final_log);
     if let Ok(blg) = std::fs::read(out.join(format!("{stem}.blg"))) {
         problems.extend(log::parse_bibtex_log(&String::from_utf8_lossy(&blg)));
     }
     if let Ok(src) = std::fs::read_to_string(tex) {
         map_filecontents(&mut problems, &src, tex, &out);
     }
-    let latex_error = problems
-        .iter()
-        .any(|p| p.source == "latex" && p.severity == crate::project::Severity::Error);
-    if status == BuildStatus::Built && latex_error {
+    // Errors pdflatex recovered from still give the paper's PDF, as v1's chain does; the
+    // errors are reported with it. A fatal stop leaves at most the pages before it.
+    if status == BuildStatus::Built && log::stopped_fatally(&final_log) {
         status = BuildStatus::Failed;
     }
     let target = dir.join(format!("{stem}.pdf"));
@@ -227,6 +221,62 @@ pub async fn build(
             .then(|| ["latexmkrc", ".latexmkrc"].map(|n| dir.join(n)))
             .and_then(|rc| rc.into_iter().find(|p| p.exists())),
     })
+}
+
+/// A program and its arguments.
+type Step = (String, Vec<String>);
+
+/// What every step of one build shares.
+struct StepContext<'a> {
+    dir: &'a Path,
+    out: &'a Path,
+    stem: &'a str,
+    started: Instant,
+    timeout: Duration,
+    runner: &'a dyn Runner,
+    cancel: &'a CancellationToken,
+}
+
+impl StepContext<'_> {
+    /// Runs `steps` in order within what is left of the time limit; `first` numbers their
+    /// output files after the steps already run.
+    async fn run(&self, steps: &[Step], first: usize) -> Result<BuildStatus, BuildError> {
+        let out_arg = self.out.to_string_lossy();
+        for (i, (program, args)) in steps.iter().enumerate() {
+            let left = self.timeout.saturating_sub(self.started.elapsed());
+            if left.is_zero() {
+                return Ok(BuildStatus::TimedOut);
+            }
+            // bibtex without \bibdata in the .aux has nothing to do, and says so as an error.
+            if program == "bibtex" && !aux_has_bibdata(&self.out.join(format!("{}.aux", self.stem))) {
+                continue;
+            }
+            let n = first + i;
+            let spec = RunSpec {
+                program: program.clone(),
+                args: args.clone(),
+                cwd: self.dir.to_path_buf(),
+                timeout: left,
+                stdout_path: self.out.join(format!("step{n}.stdout.txt")),
+                stderr_path: self.out.join(format!("step{n}.stderr.txt")),
+                env: vec![
+                    // Unwrapped log lines; inputs found beside the .tex and in the build folder.
+                    ("max_print_line".into(), "100000".into()),
+                    ("BIBINPUTS".into(), format!("{}:{out_arg}:", self.dir.display())),
+                    ("TEXINPUTS".into(), format!("{}:", self.dir.display())),
+                ],
+                watch_dir: None,
+            };
+            match self.runner.run(&spec, self.cancel).await?.exit {
+                ExitKind::TimedOut => return Ok(BuildStatus::TimedOut),
+                ExitKind::Cancelled => return Ok(BuildStatus::Cancelled),
+                // Errors make the tools exit non-zero but they go on: keep building so
+                // references settle, and judge by the log and the PDF afterwards.
+                _ => {}
+            }
+        }
+        Ok(BuildStatus::Built)
+    }
 }
 
 /// Problems reported in a file that the `.tex` writes itself from a `filecontents` block

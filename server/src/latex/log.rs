@@ -84,6 +84,24 @@ pub fn parse_latex_log(log: &str) -> Vec<LogProblem> {
     out
 }
 
+/// TeX gave up (`! Emergency stop.`, a file error in nonstop mode, or no PDF at all): any
+/// PDF it left holds only the pages before the stop, so it is not a build of the paper.
+pub fn stopped_fatally(log: &str) -> bool {
+    log.lines().any(|l| {
+        l.starts_with("! Emergency stop")
+            || l.starts_with("*** (job aborted")
+            || l.contains("Fatal error occurred, no output PDF file produced")
+    })
+}
+
+/// The pass asks for another run: labels, citations or page numbers were not settled yet.
+pub fn asks_rerun(log: &str) -> bool {
+    log.lines().any(|l| {
+        (l.starts_with("LaTeX Warning: ") || l.starts_with("Package ")) && l.contains("Rerun")
+            || l.contains("may have changed")
+    })
+}
+
 /// `./paper.tex:12: Undefined control sequence.` → (file, 12, message).
 fn file_line_error(line: &str) -> Option<(PathBuf, u32, &str)> {
     let (file, rest) = line.split_once(':')?;
@@ -289,6 +307,21 @@ LaTeX Warning: There were undefined references.
             ]
         );
         assert_eq!(ps[0].file.as_deref(), Some(Path::new("./paper.tex")));
+    }
+
+    #[test]
+    fn fatal_stops_and_rerun_requests() {
+        assert!(stopped_fatally(
+            "./p.tex:4: LaTeX Error: File `x.tex' not found.\n! Emergency stop.\n<read *>\n*** (job aborted, file error in nonstop mode)\n"
+        ));
+        assert!(!stopped_fatally(LOG), "recoverable errors are not a stop");
+        assert!(asks_rerun(
+            "LaTeX Warning: Label(s) may have changed. Rerun to get cross-references right.\n"
+        ));
+        assert!(asks_rerun(
+            "Package natbib Warning: Citation(s) may have changed.\n"
+        ));
+        assert!(!asks_rerun(LOG));
     }
 
     #[test]

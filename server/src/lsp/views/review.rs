@@ -1,6 +1,7 @@
 //! The review in the editor: each open weakness, question and limitation of the idea
-//! folder's `review.json` as a diagnostic where it applies in the paper (source
-//! "aisci review"; weaknesses warnings, questions information, limitations hints), a
+//! folder's review (`review.json`, else v1's `review.txt`) as a diagnostic where it
+//! applies in the paper (source "aisci review"; weaknesses warnings, questions
+//! information, limitations hints), a
 //! quick fix on each that revises the passage, "Revise for all comments", "Review the
 //! paper", the scores as a lens at the top and a hover on `\title`.
 

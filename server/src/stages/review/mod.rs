@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod aggregate;
 pub mod form;
+pub mod v1;
 
 /// The title this stage's job has in the job registry (the editor shows it).
 pub const TITLE: &str = "Review the paper";
@@ -315,16 +316,27 @@ pub fn comment_id(kind: CommentKind, index: usize) -> String {
     format!("{}-{index}", kind.label().to_lowercase())
 }
 
+/// The paper's review: aisci's `review.json`, else (when there is none) the `review.txt`
+/// that v1 wrote.
 pub fn read_review(root: &Path) -> Option<ReviewFile> {
-    serde_json::from_str(&std::fs::read_to_string(root.join(REVIEW_JSON)).ok()?).ok()
+    match std::fs::read_to_string(root.join(REVIEW_JSON)) {
+        Ok(text) => serde_json::from_str(&text).ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => v1::read(root),
+        Err(_) => None,
+    }
 }
 
 /// Writes a new review in place of the one there (through the shared-file lock): the
-/// earlier review's scores, read under that lock, go into `file.previous`.
+/// earlier review's scores, read under that lock, go into `file.previous` (v1's
+/// `review.txt` is the earlier review when aisci has written none).
 pub fn write_review(root: &Path, file: &mut ReviewFile) -> Result<(), ReviewStageError> {
     let path = root.join(REVIEW_JSON);
     crate::fsutil::update_shared(&path, |old| {
-        if let Some(old) = old.and_then(|t| serde_json::from_str::<ReviewFile>(&t).ok()) {
+        let old = match old {
+            Some(t) => serde_json::from_str::<ReviewFile>(&t).ok(),
+            None => v1::read(root),
+        };
+        if let Some(old) = old {
             file.previous = old.previous.clone();
             file.previous.push(old.snapshot());
         }
@@ -495,8 +507,13 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
         previous: Vec::new(),
         addressed: Vec::new(),
     };
+    let current = read_review(root);
     write_review(root, &mut file)?;
     let txt_path = root.join(if improved { REVIEW_IMPROVED_TXT } else { REVIEW_TXT });
+    v1::keep_before_overwrite(root, &txt_path, current.as_ref()).map_err(|source| ReviewStageError::Io {
+        path: root.join(v1::KEPT_TXT).display().to_string(),
+        source,
+    })?;
     write_atomic(&txt_path, file.review.to_v1_text().as_bytes()).map_err(|source| ReviewStageError::Io {
         path: txt_path.display().to_string(),
         source,
@@ -585,7 +602,12 @@ pub fn mark_addressed(root: &Path, ids: &[String]) -> Result<(), ReviewStageErro
     };
     // Re-read under the shared-file lock: a review written meanwhile is not undone.
     crate::fsutil::update_shared(&path, |text| {
-        let Some(mut file) = text.and_then(|t| serde_json::from_str::<ReviewFile>(&t).ok()) else {
+        // A revision for v1's review is recorded in a review.json that starts from it.
+        let file = match text {
+            Some(t) => serde_json::from_str::<ReviewFile>(&t).ok(),
+            None => v1::read(root),
+        };
+        let Some(mut file) = file else {
             return Ok((None, ()));
         };
         for id in ids {
