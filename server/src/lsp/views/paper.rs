@@ -457,8 +457,13 @@ async fn run_build(b: &Backend, tex: &Path, guard: crate::jobs::JobGuard) {
                 BuildStatus::Built => (
                     MessageType::INFO,
                     format!(
-                        "aisci: built {} in {secs:.1} s",
-                        out.pdf.as_deref().map(file_name).unwrap_or_default()
+                        "aisci: built {} in {secs:.1} s{}",
+                        out.pdf.as_deref().map(file_name).unwrap_or_default(),
+                        // Errors pdflatex recovered from: the PDF exists, but they are real.
+                        match errors {
+                            0 => String::new(),
+                            n => format!(" with {n} LaTeX error(s) TeX recovered from"),
+                        }
                     ),
                 ),
                 BuildStatus::Failed => (
