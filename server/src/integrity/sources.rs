@@ -108,7 +108,53 @@ fn run_dirs(folder: &Path) -> Vec<(usize, PathBuf)> {
     out
 }
 
+/// What the loaded files were: each path with its modification time and size.
+type Stamp = Vec<(PathBuf, Option<std::time::SystemTime>, u64)>;
+
+/// The files `RunData::load` reads, as they are now.
+fn stamp(folder: &Path) -> Stamp {
+    let mut files: Vec<PathBuf> = vec![folder.join("notes.txt"), folder.join("experiment.py")];
+    for (_, dir) in run_dirs(folder) {
+        files.push(dir.join("final_info.json"));
+        files.push(dir.join(crate::runner::facts::ENV_FILE));
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            let len = meta.map(|m| m.len()).unwrap_or(0);
+            (f, modified, len)
+        })
+        .collect()
+}
+
 impl RunData {
+    /// [`RunData::load`], read again only when one of its files changed: the editor checks
+    /// the paper on every keystroke and hover, and the runs rarely change meanwhile.
+    pub fn load_cached(folder: &Path) -> std::sync::Arc<RunData> {
+        type Cache = std::collections::HashMap<PathBuf, (Stamp, std::sync::Arc<RunData>)>;
+        static CACHE: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+        let now = stamp(folder);
+        if let Some((was, data)) = CACHE
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Default::default)
+            .get(folder)
+        {
+            if *was == now {
+                return data.clone();
+            }
+        }
+        let data = std::sync::Arc::new(RunData::load(folder));
+        CACHE
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Default::default)
+            .insert(folder.to_path_buf(), (now, data.clone()));
+        data
+    }
+
     pub fn load(folder: &Path) -> RunData {
         let mut data = RunData::default();
         for (n, dir) in run_dirs(folder) {

@@ -65,7 +65,7 @@ pub fn check_paper_cached(
 ) -> (TexFacts, Vec<TexProblem>) {
     let facts = syntax::facts_cached(tree, src, cache);
     let bibs = bib_sources(tex, &facts, read);
-    let runs = crate::integrity::RunData::load(&runs_folder(tex));
+    let runs = crate::integrity::RunData::load_cached(&runs_folder(tex));
     let exists = |p: &Path| p.is_file();
     let problems = checks::check(&checks::Inputs {
         tex_path: tex,

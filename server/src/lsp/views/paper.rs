@@ -565,7 +565,7 @@ pub fn hover(b: &Backend, path: &Path, pos: Position) -> Option<Hover> {
 
 /// Where a claimed number comes from: its run, metric, dataset and computation.
 fn number_hover(b: &Backend, tex: &Path, src: &str, facts: &syntax::TexFacts, at: usize) -> Option<Hover> {
-    let runs = crate::integrity::RunData::load(&paper::runs_folder(tex));
+    let runs = crate::integrity::RunData::load_cached(&paper::runs_folder(tex));
     let e = crate::integrity::explain_at(src, facts, &runs, at)?;
     let rope = ropey::Rope::from_str(src);
     Some(Hover {
@@ -589,7 +589,7 @@ pub fn definition(b: &Backend, path: &Path, pos: Position) -> Option<Location> {
     }
     let (src, at) = offset_of(b, path, pos)?;
     let facts = syntax::facts(&syntax::parse(&src), &src);
-    let runs = crate::integrity::RunData::load(&paper::runs_folder(path));
+    let runs = crate::integrity::RunData::load_cached(&paper::runs_folder(path));
     let (file, offset) = crate::integrity::explain_at(&src, &facts, &runs, at)?.target?;
     let text = b.state.text_of(&file).ok()?;
     let rope = ropey::Rope::from_str(&text);
