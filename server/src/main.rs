@@ -57,6 +57,11 @@ enum Cmd {
     /// review.txt. With --improvement, then revises the paper for every comment, rebuilds it
     /// and reviews it again (review_improved.txt).
     Review(cli::review::Args),
+    /// The paper's checks, printed as `file:line:col: severity: message [code]`: citations,
+    /// references, figures, environments, placeholders, and every number traced to the
+    /// runs (`aisci integrity`). Exit 1 when something was found, 2 when the paper cannot
+    /// be read.
+    Check(cli::check::Args),
     /// Measure a reviewer model on labelled papers (v1's ICLR benchmark format): accuracy,
     /// balanced accuracy, F1, AUC, FPR, FNR for the model's decision and the calibrated one.
     /// With --reviews, scores stored reviews (v1's llm_reviews/*.csv) instead, calling no model.
@@ -102,6 +107,7 @@ fn main() -> ExitCode {
             Cmd::Doctor(a) => cli::doctor::command(a).await,
             Cmd::Writeup(a) => cli::writeup::command(a, model).await,
             Cmd::Review(a) => cli::review::command(a, model).await,
+            Cmd::Check(a) => cli::check::command(a),
             Cmd::ReviewBench(a) => cli::review_bench::command(a, model).await,
             Cmd::Launch(a) => cli::launch::command(a, model).await,
             Cmd::Demo(a) => cli::demo::command(a, model).await,

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod check;
 pub mod contain;
 pub mod demo;
 pub mod doctor;

@@ -90,6 +90,8 @@ pub struct RunData {
     /// paper may state.
     pub code: Vec<(f64, usize)>,
     pub code_file: Option<PathBuf>,
+    /// The plot stage's figure catalog, where aisci's plot stage made one.
+    pub figures: Option<crate::project::figures::FigureCatalog>,
 }
 
 /// Run folders `run_<i>` under `folder`, in order.
@@ -113,7 +115,11 @@ type Stamp = Vec<(PathBuf, Option<std::time::SystemTime>, u64)>;
 
 /// The files `RunData::load` reads, as they are now.
 fn stamp(folder: &Path) -> Stamp {
-    let mut files: Vec<PathBuf> = vec![folder.join("notes.txt"), folder.join("experiment.py")];
+    let mut files: Vec<PathBuf> = vec![
+        folder.join("notes.txt"),
+        folder.join("experiment.py"),
+        folder.join(crate::project::figures::CATALOG_FILE),
+    ];
     for (_, dir) in run_dirs(folder) {
         files.push(dir.join("final_info.json"));
         files.push(dir.join(crate::runner::facts::ENV_FILE));
@@ -182,6 +188,9 @@ impl RunData {
         if let Ok(text) = std::fs::read_to_string(&code) {
             data.code = code_numbers(&text);
             data.code_file = Some(code);
+        }
+        if folder.join(crate::project::figures::CATALOG_FILE).is_file() {
+            data.figures = Some(crate::project::figures::FigureCatalog::load(folder));
         }
         data
     }

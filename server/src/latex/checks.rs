@@ -51,6 +51,15 @@ pub struct Inputs<'a> {
     pub runs: &'a crate::integrity::RunData,
 }
 
+impl Inputs<'_> {
+    /// The idea folder the runs are read from (the folder above `latex/`, as v1 lays it
+    /// out), normalised as [`find_graphic`] normalises what it finds.
+    fn runs_folder(&self) -> PathBuf {
+        let folder = crate::latex::paper::runs_folder(self.tex_path);
+        crate::runner::local::absolutize(Path::new(""), &folder)
+    }
+}
+
 /// Extensions LaTeX tries for `\includegraphics{name}` without one (pdflatex).
 const GRAPHIC_EXTS: [&str; 6] = ["pdf", "png", "jpg", "jpeg", "eps", "PNG"];
 
@@ -241,6 +250,8 @@ pub fn check(inp: &Inputs) -> Vec<TexProblem> {
         }
     }
 
+    out.extend(figure_checks(inp, base, &problem));
+
     // Sections repeated at the same level.
     let mut titles: HashMap<(u8, String), usize> = HashMap::new();
     for s in &inp.facts.sections {
@@ -296,6 +307,80 @@ pub fn check(inp: &Inputs) -> Vec<TexProblem> {
         inp.runs,
     ));
     out
+}
+
+/// Figures aisci's plot stage made that the paper leaves out, and the open critiques of
+/// those it includes (on their `\includegraphics`).
+fn figure_checks(
+    inp: &Inputs,
+    base: &Path,
+    problem: &dyn Fn(Range<usize>, Severity, &'static str, String) -> TexProblem,
+) -> Vec<TexProblem> {
+    let mut out = Vec::new();
+    let Some(catalog) = &inp.runs.figures else {
+        return out;
+    };
+    let folder = inp.runs_folder();
+    let mut included: HashSet<String> = HashSet::new();
+    for g in &inp.facts.graphics {
+        let Some(found) = find_graphic(base, &inp.facts.graphics_paths, &g.name, inp.exists) else {
+            continue;
+        };
+        if found.parent() != Some(folder.as_path()) {
+            continue;
+        }
+        let Some(file) = found.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if let Some(c) = catalog.get(&file).and_then(|f| f.critique.as_ref()) {
+            if !c.ok && !c.issues.is_empty() {
+                out.push(problem(
+                    g.span.clone(),
+                    Severity::Warning,
+                    code::FIGURE_CRITIQUE,
+                    format!("{file}, as {} sees it: {}", c.model, c.issues.join("; ")),
+                ));
+            }
+        }
+        included.insert(file);
+    }
+    let at = inp
+        .facts
+        .sections
+        .iter()
+        .find(|s| {
+            let t = s.title.to_lowercase();
+            t.contains("result") || t.contains("experiment")
+        })
+        .map(|s| s.heading.clone())
+        .or_else(|| inp.facts.title.clone())
+        .unwrap_or(0..0);
+    for f in &catalog.figures {
+        if included.contains(&f.file) || !(inp.exists)(&folder.join(&f.file)) {
+            continue;
+        }
+        out.push(problem(
+            at.clone(),
+            Severity::Info,
+            code::FIGURE_LEFT_OUT,
+            format!("{}, made by plot.py, is not in the paper", f.file),
+        ));
+    }
+    out
+}
+
+/// Codes of the figure checks (shown with the source [`FIGURES_SOURCE`]).
+pub mod code {
+    pub const FIGURE_CRITIQUE: &str = "figure-critique";
+    pub const FIGURE_LEFT_OUT: &str = "figure-not-in-paper";
+}
+
+/// The source name editors show for the figure checks.
+pub const FIGURES_SOURCE: &str = "aisci figures";
+
+/// Whether a problem code is one of the figure checks.
+pub fn is_figure_check(code: &str) -> bool {
+    [code::FIGURE_CRITIQUE, code::FIGURE_LEFT_OUT].contains(&code)
 }
 
 /// Where `name` resolves: relative to the `.tex` folder, then each `\graphicspath` entry;
@@ -434,6 +519,7 @@ pub(crate) fn numbers_in(src: &str, range: Range<usize>, facts: &TexFacts) -> Ve
         let abs = range.start + start..range.start + i;
         if (num.contains('.') || percent)
             && !followed_by_word
+            && !is_layout(&text[..start], rest)
             && !skip.iter().any(|s| s.start <= abs.start && abs.end <= s.end)
         {
             let shown = if percent {
@@ -447,10 +533,50 @@ pub(crate) fn numbers_in(src: &str, range: Range<usize>, facts: &TexFacts) -> Ve
     out
 }
 
+/// A number that sets the layout rather than claiming a result: a length
+/// (`0.48\textwidth`), a key's value (`width=0.9`), or the factor of a scaling command.
+fn is_layout(before: &str, rest: &str) -> bool {
+    const LENGTHS: [&str; 8] = [
+        "\\textwidth",
+        "\\linewidth",
+        "\\columnwidth",
+        "\\textheight",
+        "\\hsize",
+        "\\paperwidth",
+        "\\baselineskip",
+        "\\parindent",
+    ];
+    const SCALERS: [&str; 8] = [
+        "\\scalebox{",
+        "\\resizebox{",
+        "\\arraystretch}{",
+        "\\linespread{",
+        "\\setstretch{",
+        "\\fontsize{",
+        "\\stretch{",
+        "\\adjustbox{",
+    ];
+    let before = before.trim_end_matches([' ', '-', '+']);
+    LENGTHS.iter().any(|l| rest.starts_with(l))
+        || before.ends_with('=')
+        || SCALERS.iter().any(|c| before.ends_with(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::latex::syntax;
+
+    #[test]
+    fn layout_numbers_are_not_claims() {
+        let src = "\\includegraphics[width=0.48\\textwidth]{a.png} \\scalebox{0.8}{x} \\renewcommand{\\arraystretch}{1.2} \\hspace{-0.5\\linewidth} reaches 0.97 and \\textbf{0.95}";
+        let facts = syntax::facts(&syntax::parse(src), src);
+        let found: Vec<String> = numbers_in(src, 0..src.len(), &facts)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(found, ["0.97", "0.95"]);
+    }
 
     fn run(src: &str, files: &[&str], runs: &crate::integrity::RunData) -> Vec<TexProblem> {
         let facts = syntax::facts(&syntax::parse(src), src);

@@ -75,6 +75,9 @@ pub fn diagnostic(p: &Problem, rope: &Rope, enc: PosEncoding) -> lsp::Diagnostic
         }),
         source: Some(match p.code {
             Some(c) if crate::integrity::is_integrity(c) => crate::integrity::SOURCE.into(),
+            Some(c) if crate::latex::checks::is_figure_check(c) => {
+                crate::latex::checks::FIGURES_SOURCE.into()
+            }
             _ => "aisci".into(),
         }),
         code: p.code.map(|c| lsp::NumberOrString::String(c.into())),

@@ -4,6 +4,7 @@
 mod archive;
 mod checks;
 mod discovery;
+pub mod figures;
 mod formats;
 mod headline;
 pub mod idea_entries;

@@ -349,13 +349,14 @@ impl Stage<'_> {
             self.journal(STAGE_PLOT, state, plot.attempts, plot.error.clone());
             plot
         };
-        let figures = plot.figures.clone();
         self.report.plot = Some(plot);
         if journal.is_done(STAGE_NOTES, None) {
             return Ok(());
         }
         self.journal(STAGE_NOTES, StageState::Running, 0, None);
-        let notes = crate::stages::notes::run(&figures, &mut self.conv, self.ctx.progress).await?;
+        let root = &self.ctx.folder.root;
+        let catalog = crate::project::figures::FigureCatalog::for_folder(root);
+        let notes = crate::stages::notes::run(root, &catalog, &mut self.conv, self.ctx.progress).await?;
         self.report.notes_updated = notes.updated;
         let state = match notes.warning {
             Some(w) => {

@@ -13,6 +13,7 @@ use crate::agent::conversation::Applied;
 use crate::agent::prompt::fill;
 use crate::config::ExperimentSettings;
 use crate::jobs::Progress;
+use crate::project::figures::FigureCatalog;
 use crate::project::RunRecord;
 use crate::runner::{ExitKind, RunSpec, Runner};
 use crate::runs::attempt::failure_message;
@@ -20,6 +21,10 @@ use crate::stages::experiment::agent::{Fatal, EDIT_FAILED_PROMPT};
 use crate::stages::experiment::conversation::Dialogue;
 
 const PLOT_PROMPT: &str = include_str!("prompts/plot.txt");
+/// Runs `plot.py` and records what each saved figure shows (see the file's header).
+const FIGURE_HOOK: &str = include_str!("figure_hook.py");
+const FIGURE_HOOK_FILE: &str = "figure_hook.py";
+const FIGURE_LOG_FILE: &str = "figures.jsonl";
 const FAILED_PROMPT: &str = include_str!("prompts/failed.txt");
 
 /// Where `python plot.py` writes its output, inside the idea folder.
@@ -98,6 +103,11 @@ pub(crate) async fn run(req: &PlotRequest<'_>, dialogue: &mut Dialogue<'_>) -> R
         .filter(|(name, state)| before.get(*name) != Some(state))
         .map(|(name, _)| name.clone())
         .collect();
+    let all: Vec<String> = after.keys().cloned().collect();
+    let catalog = catalog(&root, &all, &report.figures);
+    if let Err(e) = catalog.save(&root) {
+        tracing::warn!(folder = %root.display(), %e, "cannot write the figure catalog");
+    }
     if report.succeeded && report.figures.is_empty() {
         report.no_figure = Some(why_no_figure(req.python, &root.join(PLOT_LOG_DIR)).await);
     }
@@ -127,19 +137,44 @@ async fn why_no_figure(python: &str, logs: &Path) -> String {
     }
 }
 
-/// `python plot.py`; Ok(None) on success, Ok(Some(message)) on failure.
+/// The catalog of the folder's figures `all`: what the last plot run recorded for the
+/// figures it saved (`changed`), what the earlier catalog said of the others.
+fn catalog(root: &Path, all: &[String], changed: &[String]) -> FigureCatalog {
+    let mut cat = FigureCatalog::from_log(root, &root.join(PLOT_LOG_DIR).join(FIGURE_LOG_FILE), all);
+    let before = FigureCatalog::load(root);
+    for f in cat.figures.iter_mut() {
+        if changed.contains(&f.file) {
+            continue;
+        }
+        if let Some(old) = before.get(&f.file) {
+            *f = old.clone();
+        }
+    }
+    cat
+}
+
+/// `python plot.py`, through the figure hook; Ok(None) on success, Ok(Some(message)) on failure.
 async fn run_plot(req: &PlotRequest<'_>, root: &Path) -> Result<Option<String>, Fatal> {
     let s = req.settings;
     let logs = root.join(PLOT_LOG_DIR);
     std::fs::create_dir_all(&logs).map_err(|e| Fatal::io(&logs, e))?;
+    let hook = logs.join(FIGURE_HOOK_FILE);
+    crate::fsutil::write_atomic(&hook, FIGURE_HOOK.as_bytes()).map_err(|e| Fatal::io(&hook, e))?;
+    let log = logs.join(FIGURE_LOG_FILE);
+    if let Err(e) = std::fs::remove_file(&log) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(Fatal::io(&log, e));
+        }
+    }
+    let log = crate::runner::local::absolutize(&std::env::current_dir().unwrap_or_default(), &log);
     let spec = RunSpec {
         program: req.python.to_string(),
-        args: vec!["plot.py".into()],
+        args: vec![format!("{PLOT_LOG_DIR}/{FIGURE_HOOK_FILE}"), "plot.py".into()],
         cwd: root.to_path_buf(),
         timeout: Duration::from_secs(s.plot_timeout_secs),
         stdout_path: logs.join("stdout.txt"),
         stderr_path: logs.join("stderr.txt"),
-        env: Vec::new(),
+        env: vec![("AISCI_FIGURE_LOG".into(), log.display().to_string())],
         watch_dir: None,
     };
     let outcome = req.runner.run(&spec, req.cancel).await.map_err(Fatal::Run)?;

@@ -1,5 +1,7 @@
 //! One check of the paper for a fix round: the static checks, chktex and a build, their
-//! errors as lines the model can act on (warnings and chktex's style notes are left out).
+//! errors as lines the model can act on, with the integrity and figure checks (numbers
+//! without a source, figures left out or criticised); other warnings and chktex's style
+//! notes are left out.
 
 use std::path::Path;
 use std::time::Duration;
@@ -25,7 +27,12 @@ pub async fn check_and_build(
     let read_disk = |p: &Path| std::fs::read_to_string(p).ok();
     let tree = syntax::parse(src);
     let (_, problems) = paper::check_paper(tex, src, &tree, &read_disk);
-    for p in problems.iter().filter(|p| p.severity == Severity::Error) {
+    let for_the_writer = |p: &&crate::latex::checks::TexProblem| {
+        p.severity == Severity::Error
+            || crate::integrity::is_integrity(p.code)
+            || crate::latex::checks::is_figure_check(p.code)
+    };
+    for p in problems.iter().filter(for_the_writer) {
         out.push(format!(
             "line {}: {} [{}]",
             line_of(p.span.start),

@@ -4,14 +4,15 @@
 
 use std::path::Path;
 
+use crate::project::figures::FigureCatalog;
 use crate::runner::facts::EnvFacts;
 
 pub struct Inputs {
     pub notes: String,
     /// One line per completed run: `run_1: {...}`.
     pub results: String,
-    /// File names of the `*.png` in the idea folder, sorted.
-    pub figures: Vec<String>,
+    /// The `*.png` in the idea folder, sorted, with what each plots where it was recorded.
+    pub figures: FigureCatalog,
     pub code: String,
     /// Facts from env.json, one per line; empty when no run recorded any.
     pub facts: Vec<String>,
@@ -71,14 +72,7 @@ pub fn gather(root: &Path) -> Inputs {
             }
         }
     }
-    let mut figures: Vec<String> = std::fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.to_ascii_lowercase().ends_with(".png"))
-        .collect();
-    figures.sort();
+    let figures = FigureCatalog::for_folder(root);
     Inputs {
         notes: read_capped(&root.join("notes.txt")),
         results,
@@ -131,10 +125,10 @@ fn env_lines(env: &EnvFacts) -> Vec<String> {
 
 impl Inputs {
     pub fn figures_text(&self) -> String {
-        if self.figures.is_empty() {
-            "(none)".into()
+        if self.figures.figures.is_empty() {
+            "(none: the paper has no figure)".into()
         } else {
-            self.figures.join("\n")
+            self.figures.describe_all()
         }
     }
 
@@ -174,7 +168,10 @@ mod tests {
         assert!(none.facts.is_empty());
         assert!(none.facts_text().contains("do not mention hardware"));
         assert_eq!(none.results, "run_1: {\"d\":{\"means\":{\"acc\":0.5}}}\n");
-        assert_eq!(none.figures, ["fig.png"]);
+        assert_eq!(none.figures.figures.len(), 1);
+        assert!(none
+            .figures_text()
+            .starts_with("fig.png: (what it plots was not recorded"));
         std::fs::write(
             r.join("run_1/env.json"),
             r#"{"hostname":"h","os":"linux","kernel":null,"cpu_model":"Xeon","cpu_count":8,
