@@ -8,8 +8,11 @@ mod llm {
     use std::time::Duration;
 
     use crate::support::fake_llm::{FakeLlm, Reply};
-    use aisci::config::{LlmSettings, ProviderKind};
-    use aisci::llm::{self, CallTag, ChatRequest, Llm, LlmError, Message, RetryPolicy};
+    use crate::support::png::tiny_png;
+    use aisci::config::{LlmSettings, ProviderKind, Vision};
+    use aisci::llm::{self, CallTag, ChatRequest, Image, Llm, LlmError, Message, RetryPolicy};
+    use base64::Engine as _;
+    use serde_json::json;
     use tokio_util::sync::CancellationToken;
 
     const OPENAI_KEY: &str = "sk-test-openai-0123456789";
@@ -358,5 +361,196 @@ mod llm {
         let snap = llm.ledger_snapshot();
         assert!((snap.total.cost_usd - want).abs() < 1e-12);
         assert!(llm.records()[0].price_known);
+    }
+
+    /// The hand-made 2×2 PNG, read back from a file as a caller would.
+    fn png_image() -> (Image, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("figure.png");
+        std::fs::write(&path, tiny_png()).unwrap();
+        (Image::from_file(&path).unwrap(), tiny_png())
+    }
+
+    fn request_with_png() -> ChatRequest {
+        ChatRequest {
+            messages: vec![Message::user_with_images(
+                "What does the figure show?",
+                vec![png_image().0],
+            )],
+            ..request()
+        }
+    }
+
+    fn decode(b64: &serde_json::Value) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().expect("base64 text"))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn openai_wire_sends_a_png_as_a_data_url_part() {
+        let fake = FakeLlm::start(vec![Reply::json_fixture(
+            200,
+            "openai/chat_completion_response.json",
+        )])
+        .await;
+        let llm = llm(&settings(
+            "gpt-4o-2024-11-20",
+            ProviderKind::Openai,
+            &fake.v1(),
+            false,
+        ));
+        assert!(llm.accepts_images());
+        let (img, png) = png_image();
+        assert_eq!(img.media_type, "image/png");
+        let r = llm
+            .chat(tag(), &request_with_png(), &CancellationToken::new())
+            .await
+            .unwrap();
+        // Usage is the provider's, image tokens included; nothing else changes.
+        assert_eq!(r.usage.input_tokens, 1358);
+        assert_eq!(llm.totals().calls, 1);
+
+        let body = &fake.seen()[0].body;
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "You are an ambitious AI PhD student."})
+        );
+        let content = &body["messages"][1]["content"];
+        assert_eq!(
+            *content,
+            json!([
+                {"type": "text", "text": "What does the figure show?"},
+                {"type": "image_url", "image_url": {"url": img.data_url()}},
+            ])
+        );
+        let url = content[1]["image_url"]["url"].as_str().unwrap();
+        let b64 = url.strip_prefix("data:image/png;base64,").expect(url);
+        assert_eq!(decode(&json!(b64)), png, "the PNG's own bytes");
+        assert_eq!(body["messages"][1]["role"], "user");
+    }
+
+    #[tokio::test]
+    async fn vllm_with_a_vl_model_gets_the_same_parts() {
+        let fake = FakeLlm::start(vec![Reply::chat_completion("c1", "a bar chart", 300, 4)]).await;
+        let llm = llm(&settings(
+            "Qwen/Qwen2.5-VL-7B-Instruct",
+            ProviderKind::Vllm,
+            &fake.v1(),
+            false,
+        ));
+        let r = llm
+            .chat(tag(), &request_with_png(), &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(r.text, "a bar chart");
+        let part = &fake.seen()[0].body["messages"][1]["content"][1];
+        assert_eq!(part["type"], "image_url");
+        assert!(part["image_url"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,iVBORw0KGgo"));
+    }
+
+    #[tokio::test]
+    async fn anthropic_wire_sends_a_png_as_a_base64_block_before_the_text() {
+        let fake = FakeLlm::start(vec![Reply::json_fixture(200, "anthropic/messages_response.json")]).await;
+        let llm = llm(&settings(
+            "claude-sonnet-4-5",
+            ProviderKind::Auto,
+            &fake.url,
+            false,
+        ));
+        assert!(llm.accepts_images());
+        llm.chat(tag(), &request_with_png(), &CancellationToken::new())
+            .await
+            .unwrap();
+        let seen = &fake.seen()[0];
+        assert_eq!(seen.path, "/v1/messages");
+        let content = &seen.body["messages"][0]["content"];
+        let (_, png) = png_image();
+        assert_eq!(
+            *content,
+            json!([
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                    "data": base64::engine::general_purpose::STANDARD.encode(&png)}},
+                // The newest message is a cache breakpoint: on its last block.
+                {"type": "text", "text": "What does the figure show?", "cache_control": {"type": "ephemeral"}},
+            ])
+        );
+        assert_eq!(decode(&content[0]["source"]["data"]), png);
+        assert_eq!(seen.body["system"][0]["cache_control"]["type"], "ephemeral");
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_image_400_is_clear_and_not_retried() {
+        let fake = FakeLlm::start(vec![
+            Reply::http_fixture("openai/error_400_invalid_request.http"),
+            Reply::json_fixture(200, "openai/chat_completion_response.json"),
+        ])
+        .await;
+        let llm = llm(&settings("gpt-4o", ProviderKind::Openai, &fake.v1(), false)).with_retry_policy(
+            RetryPolicy {
+                max_retries: 3,
+                max_total: Duration::from_secs(5),
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(20),
+                request_timeout: Duration::from_secs(5),
+            },
+        );
+        let e = llm
+            .chat(tag(), &request_with_png(), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LlmError::Rejected { status: 400, .. }), "{e:?}");
+        assert!(!e.is_retryable());
+        let text = e.to_string();
+        assert!(
+            text.starts_with("openai rejected the request (400): You uploaded an unsupported image."),
+            "{text}"
+        );
+        assert!(text.contains("1 image(s) were sent to gpt-4o"), "{text}");
+        assert_eq!(fake.hits(), 1, "a 400 is not retried");
+        assert_eq!(llm.totals().calls, 0);
+    }
+
+    #[tokio::test]
+    async fn images_for_a_text_only_model_fail_before_any_request() {
+        let fake = FakeLlm::start(vec![Reply::chat_completion("c1", "ok", 10, 1)]).await;
+        let c = CancellationToken::new();
+        let text_only = llm(&settings("local-model", ProviderKind::Vllm, &fake.v1(), false));
+        assert!(!text_only.accepts_images());
+        let e = text_only.chat(tag(), &request_with_png(), &c).await.unwrap_err();
+        let LlmError::Config(text) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            text.contains("local-model") && text.contains("llm.vision = \"yes\""),
+            "{text}"
+        );
+        assert_eq!(fake.hits(), 0, "nothing was sent");
+
+        // `llm.vision = "no"` holds back a model the list knows, as early.
+        let off = llm(&LlmSettings {
+            vision: Vision::No,
+            ..settings("gpt-4o", ProviderKind::Openai, &fake.v1(), false)
+        });
+        assert!(matches!(
+            off.chat(tag(), &request_with_png(), &c).await,
+            Err(LlmError::Config(_))
+        ));
+        assert_eq!(fake.hits(), 0);
+
+        // `llm.vision = "yes"` sends them to the model the list does not know.
+        let on = llm(&LlmSettings {
+            vision: Vision::Yes,
+            ..settings("local-model", ProviderKind::Vllm, &fake.v1(), false)
+        });
+        on.chat(tag(), &request_with_png(), &c).await.unwrap();
+        assert_eq!(fake.hits(), 1);
+        assert_eq!(
+            fake.seen()[0].body["messages"][1]["content"][1]["type"],
+            "image_url"
+        );
     }
 }

@@ -79,6 +79,7 @@ const TYPES = {
 const ENUMS = {
   'llm.provider': ['auto', 'openai', 'anthropic', 'deepseek', 'openrouter', 'gemini', 'ollama', 'vllm', 'llamacpp', 'replay'],
   'run.runner': ['local', 'slurm'],
+  'llm.vision': ['auto', 'yes', 'no'],
 };
 
 const USER_LEVEL_ONLY = '**user-level or trusted projects only**';

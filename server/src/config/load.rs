@@ -893,6 +893,47 @@ mod tests {
     }
 
     #[test]
+    fn llm_vision_is_auto_yes_or_no() {
+        use crate::config::Vision;
+        assert_eq!(Settings::default().llm.vision, Vision::Auto);
+        for (text, want) in [("auto", Vision::Auto), ("yes", Vision::Yes), ("no", Vision::No)] {
+            let l = load(&Sources {
+                editor: vec![json!({"llm": {"vision": text}})],
+                ..Default::default()
+            });
+            assert_eq!(l.settings.llm.vision, want, "{text}");
+            assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        }
+        // A bad value: one warning naming the key and the accepted values; the value an
+        // earlier layer set is kept.
+        for bad in [json!("maybe"), json!(true), json!("Yes")] {
+            let l = load(&Sources {
+                user_file: Some(("/u/config.toml".into(), "[llm]\nvision = \"no\"\n".into())),
+                editor: vec![json!({"llm": {"vision": bad}})],
+                ..Default::default()
+            });
+            assert_eq!(l.settings.llm.vision, Vision::No, "{bad}");
+            assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+            let w = &l.warnings[0];
+            assert!(w.contains("invalid value for `llm.vision`"), "{w}");
+            assert!(w.contains("`auto`, `yes`, `no`"), "{w}");
+        }
+    }
+
+    #[test]
+    fn an_untrusted_project_may_set_llm_vision() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = load(&Sources {
+            project: project(dir.path(), "[llm]\nvision = \"yes\"\n"),
+            ..Default::default()
+        });
+        assert!(!l.project_trusted);
+        assert_eq!(l.settings.llm.vision, crate::config::Vision::Yes);
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert!(l.untrusted_ignored.is_empty());
+    }
+
+    #[test]
     fn bad_runner_and_slurm_values_keep_defaults() {
         let l = load(&Sources {
             editor: vec![serde_json::json!({"run": {"runner": "kubernetes",

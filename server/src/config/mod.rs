@@ -9,6 +9,6 @@ pub use load::{expand_home, load, user_config_path, Layer, Loaded, Sources, UNTR
 pub use settings::{
     default_max_memory_bytes, ExperimentSettings, IdeaSettings, LiteratureSettings, LlmSettings,
     NoveltySettings, Price, ProviderKind, ReviewExample, ReviewSettings, RunSettings, RunnerKind, Settings,
-    SlurmSettings, WriteupSettings,
+    SlurmSettings, Vision, WriteupSettings,
 };
 pub use trust::{trust_folder, TrustError};

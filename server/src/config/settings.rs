@@ -42,6 +42,51 @@ pub enum ProviderKind {
     Replay,
 }
 
+/// `llm.vision`: whether the model accepts images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vision {
+    /// Known vision families by model name; a replay recording says so itself.
+    #[default]
+    Auto,
+    Yes,
+    No,
+}
+
+impl Vision {
+    /// `yes` / `no` as a decision; `auto` leaves it to the provider.
+    pub fn forced(self) -> Option<bool> {
+        match self {
+            Vision::Auto => None,
+            Vision::Yes => Some(true),
+            Vision::No => Some(false),
+        }
+    }
+}
+
+/// Only the three words: a boolean or any other value is refused with a message that
+/// lists them (a derived enum would say "expected string or map" for `vision = true`).
+impl<'de> Deserialize<'de> for Vision {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Words;
+        impl serde::de::Visitor<'_> for Words {
+            type Value = Vision;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("one of `auto`, `yes`, `no`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vision, E> {
+                match v {
+                    "auto" => Ok(Vision::Auto),
+                    "yes" => Ok(Vision::Yes),
+                    "no" => Ok(Vision::No),
+                    other => Err(E::unknown_variant(other, &["auto", "yes", "no"])),
+                }
+            }
+        }
+        d.deserialize_str(Words)
+    }
+}
+
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Price {
@@ -66,6 +111,9 @@ pub struct LlmSettings {
     pub temperature: f32,
     pub max_tokens: u32,
     pub stream: bool,
+    /// Whether the model is sent images: `auto` decides from the model name
+    /// (`llm::known_vision_model`), `yes`/`no` say so for a model the list gets wrong.
+    pub vision: Vision,
     pub request_timeout_secs: u64,
     pub max_retries: u32,
     pub max_retry_secs: u64,
@@ -85,6 +133,7 @@ impl Default for LlmSettings {
             temperature: 0.75,
             max_tokens: 4096,
             stream: true,
+            vision: Vision::Auto,
             request_timeout_secs: 300,
             max_retries: 6,
             max_retry_secs: 600,

@@ -12,7 +12,7 @@ use crate::config::LlmSettings;
 use super::endpoint::{ApiKey, Endpoint};
 use super::errors::{parse_error_body, redact, transport_error, truncate};
 use super::sse::{SseEvent, SseParser};
-use super::{ChatRequest, ChatResponse, LlmError, Provider, Role, Usage};
+use super::{ChatRequest, ChatResponse, LlmError, Message, Provider, Role, Usage};
 
 const API_VERSION: &str = "2023-06-01";
 
@@ -29,6 +29,40 @@ impl std::fmt::Debug for AnthropicClient {
 /// A text block ending a cached prefix.
 fn cached_text(text: &str) -> Value {
     json!({"type": "text", "text": text, "cache_control": {"type": "ephemeral"}})
+}
+
+/// A message's `content`. Text alone stays a plain string unless it carries a cache
+/// breakpoint; with images it is blocks: each image as a base64 `image` block, then the
+/// text (images before text is what Anthropic recommends). A breakpoint goes on the last
+/// block, so the images are inside the cached prefix. An empty text with images is left
+/// out: Anthropic refuses empty text blocks.
+fn content(m: &Message, breakpoint: bool) -> Value {
+    if m.images.is_empty() {
+        return if breakpoint {
+            json!([cached_text(&m.content)])
+        } else {
+            json!(m.content)
+        };
+    }
+    let mut blocks: Vec<Value> = m
+        .images
+        .iter()
+        .map(|img| {
+            json!({
+                "type": "image",
+                "source": {"type": "base64", "media_type": img.media_type, "data": img.base64()},
+            })
+        })
+        .collect();
+    if !m.content.is_empty() {
+        blocks.push(json!({"type": "text", "text": m.content}));
+    }
+    if breakpoint {
+        if let Some(last) = blocks.last_mut() {
+            last["cache_control"] = json!({"type": "ephemeral"});
+        }
+    }
+    Value::Array(blocks)
 }
 
 impl AnthropicClient {
@@ -55,11 +89,8 @@ impl AnthropicClient {
                     Role::User => "user",
                     Role::Assistant => "assistant",
                 };
-                if Some(i) == last || Some(i) == previous_user {
-                    json!({"role": role, "content": [cached_text(&m.content)]})
-                } else {
-                    json!({"role": role, "content": m.content})
-                }
+                let breakpoint = Some(i) == last || Some(i) == previous_user;
+                json!({"role": role, "content": content(m, breakpoint)})
             })
             .collect();
         let max_tokens = if req.max_tokens > 0 {
@@ -321,13 +352,17 @@ impl Provider for AnthropicClient {
             r = self.exchange(req) => r,
         }
     }
+
+    fn accepts_images(&self) -> bool {
+        self.wire.accepts_images()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::ProviderKind;
-    use crate::llm::{Message, Wire};
+    use crate::llm::{Image, Wire};
 
     fn client() -> AnthropicClient {
         let settings = LlmSettings {
@@ -371,6 +406,80 @@ mod tests {
         assert_eq!(b["temperature"], 1.0);
         assert_eq!(b["max_tokens"], 4096);
         assert_eq!(b["stream"], true);
+    }
+
+    #[test]
+    fn images_come_before_the_text_and_the_breakpoint_is_on_the_last_block() {
+        let png = Image {
+            media_type: "image/png".into(),
+            data: b"\x89PNG\r\n\x1a\n".to_vec(),
+        };
+        let b = client().request_body(&ChatRequest {
+            system: None,
+            messages: vec![
+                Message::user_with_images("old figure", vec![png.clone()]),
+                Message::assistant("seen"),
+                Message::user_with_images("the middle one", vec![png.clone()]),
+                Message::assistant("yes"),
+                Message::user_with_images("Compare these.", vec![png.clone(), png.clone()]),
+            ],
+            temperature: Some(0.2),
+            max_tokens: 64,
+        });
+        let image = json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}});
+        let eph = json!({"type": "ephemeral"});
+        assert_eq!(
+            b["messages"],
+            json!([
+                // Not a breakpoint: blocks without cache_control.
+                {"role": "user", "content": [image, {"type": "text", "text": "old figure"}]},
+                {"role": "assistant", "content": "seen"},
+                // The user message before the newest: a breakpoint on its last block.
+                {"role": "user", "content": [image, {"type": "text", "text": "the middle one", "cache_control": eph}]},
+                {"role": "assistant", "content": "yes"},
+                {"role": "user", "content": [image, image, {"type": "text", "text": "Compare these.", "cache_control": eph}]},
+            ])
+        );
+        assert!(b.get("system").is_none());
+
+        // Images alone: no empty text block, and the breakpoint is on the last image.
+        let b = client().request_body(&ChatRequest {
+            system: None,
+            messages: vec![Message::user_with_images("", vec![png])],
+            temperature: None,
+            max_tokens: 0,
+        });
+        assert_eq!(
+            b["messages"][0]["content"],
+            json!([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}, "cache_control": eph}])
+        );
+    }
+
+    #[test]
+    fn text_only_body_is_unchanged() {
+        let b = client().request_body(&ChatRequest {
+            system: Some("be brief".into()),
+            messages: vec![Message::user("hi"), Message::assistant("yo"), Message::user("?")],
+            temperature: Some(0.5),
+            max_tokens: 10,
+        });
+        let eph = json!({"type": "ephemeral"});
+        assert_eq!(
+            b,
+            json!({
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 10,
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": eph}]},
+                    {"role": "assistant", "content": "yo"},
+                    {"role": "user", "content": [{"type": "text", "text": "?", "cache_control": eph}]},
+                ],
+                "temperature": 0.5,
+                "system": [{"type": "text", "text": "be brief", "cache_control": eph}],
+                "stream": true,
+            })
+        );
+        assert!(client().accepts_images(), "claude-sonnet-4-5 takes images");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::config::LlmSettings;
 use super::ledger::{CallRecord, Ledger, LedgerSnapshot, Totals};
 use super::pricing::PriceTable;
 use super::retry::RetryPolicy;
-use super::{ChatRequest, ChatResponse, LlmError, Provider};
+use super::{ChatRequest, ChatResponse, LlmError, Provider, Role, MAX_IMAGE_BYTES};
 
 /// What a call is for, so the ledger can total per stage and per idea.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -103,6 +103,79 @@ impl Llm {
         self.budget_usd
     }
 
+    /// Whether requests with images may go to this model (`llm.vision`, else what the
+    /// provider knows of the model). A request with images to one that does not is
+    /// refused by [`Llm::chat`] before anything is sent.
+    pub fn accepts_images(&self) -> bool {
+        self.provider.accepts_images()
+    }
+
+    /// A request's images, checked before anything is sent: only in user messages, each
+    /// within [`MAX_IMAGE_BYTES`], and only to a model that accepts them.
+    fn check_images(&self, req: &ChatRequest) -> Result<(), LlmError> {
+        let count = req.image_count();
+        if count == 0 {
+            return Ok(());
+        }
+        if req
+            .messages
+            .iter()
+            .any(|m| m.role != Role::User && !m.images.is_empty())
+        {
+            return Err(LlmError::Config(
+                "images can only be sent in user messages; an assistant message carries some".into(),
+            ));
+        }
+        if let Some(img) = req
+            .messages
+            .iter()
+            .flat_map(|m| &m.images)
+            .find(|img| img.data.len() as u64 > MAX_IMAGE_BYTES)
+        {
+            return Err(LlmError::Config(format!(
+                "an image ({}) of {} bytes is over the {MAX_IMAGE_BYTES}-byte (20 MB) limit the providers set \
+                 per image; shrink or re-encode it",
+                img.media_type,
+                img.data.len()
+            )));
+        }
+        if !self.accepts_images() {
+            let recording = if self.provider.name() == "replay" {
+                " (or give the recording \"vision\": true)"
+            } else {
+                ""
+            };
+            return Err(LlmError::Config(format!(
+                "the request carries {count} image(s), but model {} ({}) is not known to accept images; \
+                 if it does, set llm.vision = \"yes\"{recording}",
+                self.provider.model(),
+                self.provider.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A refused request with images says what was sent, since an image is the usual cause.
+    fn with_image_hint(&self, err: LlmError, req: &ChatRequest) -> LlmError {
+        let count = req.image_count();
+        match err {
+            LlmError::Rejected {
+                provider,
+                status: 400,
+                message,
+            } if count > 0 => LlmError::Rejected {
+                provider,
+                status: 400,
+                message: format!(
+                    "{message} ({count} image(s) were sent to {}; if the model takes no images, set \
+                     llm.vision = \"no\")",
+                    self.provider.model()
+                ),
+            },
+            other => other,
+        }
+    }
+
     /// Send `req`, retrying transient failures within the policy's bounds.
     ///
     /// Refused with `BudgetExceeded` when the spend so far has reached `budget_usd`
@@ -164,6 +237,7 @@ impl Llm {
         n: u32,
         cancel: &CancellationToken,
     ) -> Result<Vec<ChatResponse>, LlmError> {
+        self.check_images(req)?;
         if let Some(budget) = self.budget_usd {
             let spent = self.lock().total().cost_usd;
             if spent >= budget {
@@ -189,7 +263,7 @@ impl Llm {
                 Err(e) => e,
             };
             if !err.is_retryable() {
-                return Err(err);
+                return Err(self.with_image_hint(err, req));
             }
             let exhausted = |err: &LlmError| LlmError::Exhausted {
                 provider: self.provider.name().to_owned(),
@@ -383,6 +457,138 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, LlmError::Rejected { status: 400, .. }));
         assert_eq!(llm.totals().calls, 0);
+    }
+
+    /// Takes images; counts the calls that reached it.
+    #[derive(Default)]
+    struct Seeing(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl Provider for Seeing {
+        fn name(&self) -> &str {
+            "seeing"
+        }
+        fn model(&self) -> &str {
+            "gpt-4o"
+        }
+        fn accepts_images(&self) -> bool {
+            true
+        }
+        async fn chat(
+            &self,
+            _req: &ChatRequest,
+            _cancel: &CancellationToken,
+        ) -> Result<ChatResponse, LlmError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            ok(1, 1)
+        }
+    }
+
+    fn png() -> crate::llm::Image {
+        crate::llm::Image {
+            media_type: "image/png".into(),
+            data: b"\x89PNG\r\n\x1a\n".to_vec(),
+        }
+    }
+
+    fn with_image() -> ChatRequest {
+        ChatRequest {
+            messages: vec![super::super::Message::user_with_images(
+                "what is this?",
+                vec![png()],
+            )],
+            ..req()
+        }
+    }
+
+    #[tokio::test]
+    async fn images_to_a_text_only_model_are_refused_before_sending() {
+        let llm = Llm::new(Arc::new(Scripted(Mutex::new(vec![ok(1, 1)]))));
+        assert!(!llm.accepts_images());
+        let c = CancellationToken::new();
+        for e in [
+            llm.chat(CallTag::new("x", None), &with_image(), &c)
+                .await
+                .unwrap_err(),
+            llm.chat_n(CallTag::new("x", None), &with_image(), 3, &c)
+                .await
+                .unwrap_err(),
+        ] {
+            let LlmError::Config(text) = &e else {
+                panic!("{e:?}")
+            };
+            assert!(text.contains("gpt-4o") && text.contains("llm.vision"), "{text}");
+        }
+        assert_eq!(llm.totals().calls, 0);
+        // The scripted answer is still there: text alone goes through.
+        llm.chat(CallTag::new("x", None), &req(), &c).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn images_go_to_a_model_that_takes_them_within_limits() {
+        let seeing = Arc::new(Seeing::default());
+        let llm = Llm::new(seeing.clone());
+        let c = CancellationToken::new();
+        llm.chat(CallTag::new("x", None), &with_image(), &c)
+            .await
+            .unwrap();
+        assert_eq!(seeing.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let mut big = with_image();
+        big.messages[0].images[0]
+            .data
+            .resize(MAX_IMAGE_BYTES as usize + 1, 0);
+        let e = llm.chat(CallTag::new("x", None), &big, &c).await.unwrap_err();
+        assert!(matches!(&e, LlmError::Config(t) if t.contains("20 MB")), "{e:?}");
+
+        let mut from_assistant = with_image();
+        from_assistant.messages[0].role = Role::Assistant;
+        let e = llm
+            .chat(CallTag::new("x", None), &from_assistant, &c)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, LlmError::Config(t) if t.contains("user messages")),
+            "{e:?}"
+        );
+        assert_eq!(seeing.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_with_images_says_so() {
+        struct Refusing;
+        #[async_trait]
+        impl Provider for Refusing {
+            fn name(&self) -> &str {
+                "openai"
+            }
+            fn model(&self) -> &str {
+                "gpt-4o"
+            }
+            fn accepts_images(&self) -> bool {
+                true
+            }
+            async fn chat(&self, _: &ChatRequest, _: &CancellationToken) -> Result<ChatResponse, LlmError> {
+                Err(LlmError::Rejected {
+                    provider: "openai".into(),
+                    status: 400,
+                    message: "Invalid image.".into(),
+                })
+            }
+        }
+        let llm = Llm::new(Arc::new(Refusing));
+        let c = CancellationToken::new();
+        let e = llm
+            .chat(CallTag::new("x", None), &with_image(), &c)
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("Invalid image.") && text.contains("1 image(s) were sent to gpt-4o"),
+            "{text}"
+        );
+        let e = llm.chat(CallTag::new("x", None), &req(), &c).await.unwrap_err();
+        assert_eq!(e.to_string(), "openai rejected the request (400): Invalid image.");
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ mod pricing;
 mod replay;
 mod retry;
 pub mod sse;
+mod vision;
 mod wire_client;
 
 pub use anthropic::AnthropicClient;
@@ -24,6 +25,7 @@ pub use openai::{is_reasoning_model, OpenAiClient};
 pub use pricing::{CostBreakdown, PriceTable};
 pub use replay::{RecordedExchange, RecordedResponse, Recording, ReplayProvider};
 pub use retry::{parse_retry_after, RetryPolicy};
+pub use vision::{known_vision_model, sniff_media_type, Image, MAX_IMAGE_BYTES};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,20 +48,37 @@ pub enum Role {
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// Images shown with the text (user messages only; the providers take no images from
+    /// the assistant). Sent only to a model that accepts them ([`Provider::accepts_images`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
 }
 
 impl Message {
     pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
+        Self::user_with_images(content, Vec::new())
     }
     pub fn assistant(content: impl Into<String>) -> Self {
         Self {
             role: Role::Assistant,
             content: content.into(),
+            images: Vec::new(),
         }
+    }
+    /// A user message with images, which the wire formats put beside the text.
+    pub fn user_with_images(content: impl Into<String>, images: Vec<Image>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+            images,
+        }
+    }
+}
+
+impl ChatRequest {
+    /// How many images the request's messages carry.
+    pub fn image_count(&self) -> usize {
+        self.messages.iter().map(|m| m.images.len()).sum()
     }
 }
 
@@ -194,6 +213,11 @@ pub trait Provider: Send + Sync {
     /// The model requests are sent to.
     fn model(&self) -> &str;
     async fn chat(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError>;
+    /// Whether the model may be sent images ([`Message::images`]). `Llm` refuses a request
+    /// with images, without sending it, where this is false.
+    fn accepts_images(&self) -> bool {
+        false
+    }
     /// Whether one request can return several completions ([`Provider::chat_n`]).
     fn supports_n(&self) -> bool {
         false
@@ -232,7 +256,9 @@ pub fn build_provider(settings: &LlmSettings, env: &dyn Env) -> Result<Arc<dyn P
         let path = settings.replay_file.as_ref().ok_or_else(|| {
             LlmError::Config("provider \"replay\" needs llm.replay_file (a recording to serve)".into())
         })?;
-        return Ok(Arc::new(ReplayProvider::from_file(path)?));
+        return Ok(Arc::new(
+            ReplayProvider::from_file(path)?.with_vision(settings.vision),
+        ));
     }
     let endpoint = resolve_endpoint(settings, env)?;
     let http = http_client()?;

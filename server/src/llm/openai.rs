@@ -14,7 +14,7 @@ use crate::config::{LlmSettings, ProviderKind};
 use super::endpoint::Endpoint;
 use super::errors::{classify_http, redact, transport_error, truncate};
 use super::sse::{SseEvent, SseParser};
-use super::{ChatRequest, ChatResponse, LlmError, Provider, Role, Usage};
+use super::{ChatRequest, ChatResponse, LlmError, Message, Provider, Role, Usage};
 
 /// OpenAI's reasoning families (o1, o3, o4, gpt-5…) reject `max_tokens` and any
 /// non-default temperature. A `vendor/` prefix (OpenRouter) is ignored.
@@ -55,7 +55,7 @@ impl OpenAiClient {
                 Role::User => "user",
                 Role::Assistant => "assistant",
             };
-            messages.push(json!({"role": role, "content": m.content}));
+            messages.push(json!({"role": role, "content": content(m)}));
         }
         let max_tokens = if req.max_tokens > 0 {
             req.max_tokens
@@ -253,6 +253,21 @@ impl OpenAiClient {
     }
 }
 
+/// A message's `content`: the plain string it always was, or, with images, an array of
+/// parts: the text, then one `image_url` part per image with the bytes inline as a
+/// `data:` URL (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter and Gemini all read these).
+fn content(m: &Message) -> Value {
+    if m.images.is_empty() {
+        return json!(m.content);
+    }
+    let text = (!m.content.is_empty()).then(|| json!({"type": "text", "text": m.content}));
+    let images = m
+        .images
+        .iter()
+        .map(|img| json!({"type": "image_url", "image_url": {"url": img.data_url()}}));
+    Value::Array(text.into_iter().chain(images).collect())
+}
+
 /// An `{"error": ...}` object that arrived with a 200.
 fn body_error(provider: &str, value: &Value, key: Option<&super::endpoint::ApiKey>) -> LlmError {
     // OpenRouter puts the real status in `error.code`; otherwise treat as a server error.
@@ -397,6 +412,10 @@ impl Provider for OpenAiClient {
         }
     }
 
+    fn accepts_images(&self) -> bool {
+        self.wire.accepts_images()
+    }
+
     /// OpenAI's own API and vLLM honour `n`; the other OpenAI-style servers ignore it
     /// or refuse it (DeepSeek, Ollama, llama.cpp, OpenRouter's routing), and OpenAI's
     /// reasoning models are kept to one completion.
@@ -426,7 +445,7 @@ impl Provider for OpenAiClient {
 mod tests {
     use super::*;
     use crate::llm::endpoint::ApiKey;
-    use crate::llm::{Message, Wire};
+    use crate::llm::{Image, Wire};
 
     fn client(kind: ProviderKind, model: &str, stream: bool) -> OpenAiClient {
         let settings = LlmSettings {
@@ -533,6 +552,102 @@ mod tests {
         let b = client(ProviderKind::Ollama, "o3-local", false).request_body(&req());
         assert_eq!(b["max_tokens"], 100);
         assert_eq!(b["temperature"], 0.5);
+    }
+
+    fn png_header() -> Image {
+        Image {
+            media_type: "image/png".into(),
+            data: b"\x89PNG\r\n\x1a\n".to_vec(),
+        }
+    }
+
+    #[test]
+    fn body_with_images_has_content_parts() {
+        let jpeg = Image {
+            media_type: "image/jpeg".into(),
+            data: vec![0xff, 0xd8, 0xff, 0xe0],
+        };
+        let r = ChatRequest {
+            system: Some("sys".into()),
+            messages: vec![
+                Message::user("first"),
+                Message::assistant("ok"),
+                Message::user_with_images("Describe the plots.", vec![png_header(), jpeg]),
+            ],
+            temperature: Some(0.5),
+            max_tokens: 100,
+        };
+        let b = client(ProviderKind::Openai, "gpt-4o", false).request_body(&r);
+        assert_eq!(
+            b,
+            json!({
+                "model": "gpt-4o",
+                "messages": [
+                    {"role": "system", "content": "sys"},
+                    {"role": "user", "content": "first"},
+                    {"role": "assistant", "content": "ok"},
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "Describe the plots."},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4A=="}},
+                    ]},
+                ],
+                "max_tokens": 100,
+                "temperature": 0.5,
+            })
+        );
+        // The same parts for the OpenAI-compatible servers, vLLM among them.
+        let b = client(ProviderKind::Vllm, "Qwen/Qwen2.5-VL-7B-Instruct", false).request_body(&r);
+        assert_eq!(b["messages"][3]["content"][1]["type"], "image_url");
+        // No text: only the images.
+        let only = ChatRequest {
+            messages: vec![Message::user_with_images("", vec![png_header()])],
+            ..r
+        };
+        let b = client(ProviderKind::Openai, "gpt-4o", false).request_body(&only);
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}])
+        );
+    }
+
+    #[test]
+    fn text_only_body_is_unchanged() {
+        let b = client(ProviderKind::Openai, "gpt-4o", true).request_body(&req());
+        assert_eq!(
+            b,
+            json!({
+                "model": "gpt-4o",
+                "messages": [
+                    {"role": "system", "content": "sys"},
+                    {"role": "user", "content": "hi"},
+                ],
+                "max_tokens": 100,
+                "temperature": 0.5,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            })
+        );
+    }
+
+    #[test]
+    fn vision_follows_the_setting_then_the_model_name() {
+        use crate::config::Vision;
+        assert!(client(ProviderKind::Openai, "gpt-4o", false).accepts_images());
+        assert!(!client(ProviderKind::Openai, "o3-mini", false).accepts_images());
+        assert!(!client(ProviderKind::Vllm, "local-model", false).accepts_images());
+        let with = |model: &str, vision: Vision| {
+            let settings = LlmSettings {
+                model: model.into(),
+                vision,
+                ..LlmSettings::default()
+            };
+            let endpoint = client(ProviderKind::Vllm, model, false).wire.endpoint;
+            OpenAiClient::new(reqwest::Client::new(), endpoint, &settings).accepts_images()
+        };
+        assert!(with("local-model", Vision::Yes));
+        assert!(!with("gpt-4o", Vision::No));
+        assert!(with("gpt-4o", Vision::Auto));
     }
 
     #[test]

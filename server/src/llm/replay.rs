@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{ChatRequest, ChatResponse, LlmError, Provider, Role, Usage};
+use crate::config::Vision;
 
 /// A recording file: `{"about", "model", "exchanges": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +17,10 @@ pub struct Recording {
     #[serde(default)]
     pub about: String,
     pub model: String,
+    /// Whether the recorded model took images: a replayed run is refused an image exactly
+    /// where the recorded one would have been.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vision: bool,
     pub exchanges: Vec<RecordedExchange>,
 }
 
@@ -45,6 +50,7 @@ pub struct ReplayProvider {
     recording: Recording,
     source: String,
     next: Mutex<usize>,
+    vision: Vision,
 }
 
 impl ReplayProvider {
@@ -53,7 +59,14 @@ impl ReplayProvider {
             recording,
             source: source.into(),
             next: Mutex::new(0),
+            vision: Vision::Auto,
         }
+    }
+
+    /// `llm.vision`: `yes`/`no` override the recording's own `vision` flag.
+    pub fn with_vision(mut self, vision: Vision) -> Self {
+        self.vision = vision;
+        self
     }
 
     pub fn from_file(path: &Path) -> Result<Self, LlmError> {
@@ -128,6 +141,10 @@ impl Provider for ReplayProvider {
         &self.recording.model
     }
 
+    fn accepts_images(&self) -> bool {
+        self.vision.forced().unwrap_or(self.recording.vision)
+    }
+
     async fn chat(&self, req: &ChatRequest, cancel: &CancellationToken) -> Result<ChatResponse, LlmError> {
         if cancel.is_cancelled() {
             return Err(LlmError::Cancelled);
@@ -185,6 +202,47 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("exchange #0 (stage ideas)"), "{text}");
         assert!(text.contains("warmup"));
+        assert_eq!(p.served(), 0);
+    }
+
+    #[test]
+    fn a_recording_says_whether_its_model_took_images() {
+        let p = ReplayProvider::from_json(REC, "rec.json").unwrap();
+        assert!(!p.accepts_images(), "no \"vision\" field: text only");
+        assert!(p.with_vision(Vision::Yes).accepts_images());
+        let seeing = REC.replacen("\"model\"", "\"vision\": true, \"model\"", 1);
+        let p = ReplayProvider::from_json(&seeing, "rec.json").unwrap();
+        assert!(p.accepts_images());
+        assert!(!p.with_vision(Vision::No).accepts_images());
+        let p = ReplayProvider::from_json(&seeing, "rec.json").unwrap();
+        assert!(p.with_vision(Vision::Auto).accepts_images());
+        // Written back, a text-only recording has no `vision` key.
+        let r: Recording = serde_json::from_str(REC).unwrap();
+        assert!(serde_json::to_value(&r).unwrap().get("vision").is_none());
+    }
+
+    #[tokio::test]
+    async fn images_to_a_text_only_recording_are_refused_before_it_is_consumed() {
+        use crate::llm::{CallTag, Image, Llm};
+        let p = std::sync::Arc::new(ReplayProvider::from_json(REC, "rec.json").unwrap());
+        let llm = Llm::new(p.clone());
+        let img = Image {
+            media_type: "image/png".into(),
+            data: b"\x89PNG\r\n\x1a\n".to_vec(),
+        };
+        let req = ChatRequest {
+            messages: vec![Message::user_with_images("about warmup", vec![img])],
+            ..req("")
+        };
+        let e = llm
+            .chat(CallTag::new("ideas", None), &req, &CancellationToken::new())
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("llm.vision") && text.contains("\"vision\": true"),
+            "{text}"
+        );
         assert_eq!(p.served(), 0);
     }
 

@@ -4,7 +4,7 @@
 use super::endpoint::{provider_name, ApiKey, Endpoint};
 use super::errors::{classify_http, transport_error};
 use super::LlmError;
-use crate::config::LlmSettings;
+use crate::config::{LlmSettings, Vision};
 
 /// A successful answer: an SSE stream to read, or a whole JSON body.
 pub(crate) enum Answer {
@@ -20,6 +20,7 @@ pub(crate) struct WireClient {
     pub stream: bool,
     pub temperature: f32,
     pub max_tokens: u32,
+    pub vision: Vision,
 }
 
 impl WireClient {
@@ -32,7 +33,15 @@ impl WireClient {
             stream: settings.stream,
             temperature: settings.temperature,
             max_tokens: settings.max_tokens,
+            vision: settings.vision,
         }
+    }
+
+    /// `llm.vision`: `yes`/`no` as said, `auto` by the model's name.
+    pub fn accepts_images(&self) -> bool {
+        self.vision
+            .forced()
+            .unwrap_or_else(|| super::known_vision_model(&self.model))
     }
 
     /// Sends a prepared request: HTTP errors classified (retryable or not, key
