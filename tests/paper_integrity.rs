@@ -124,3 +124,28 @@ fn a_trace_names_the_run_the_metric_and_the_computation_and_points_at_the_entry(
     // Inside "moons": the key found after the dataset's, not the first in the file.
     assert!(text[..offset].contains("\"moons\""));
 }
+
+#[test]
+fn a_number_in_a_metrics_name_is_not_a_claim_and_it_finds_the_sentence_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = idea(dir.path());
+    // "90%" names `steps_to_90_val_acc`; "it is 0.888" means the accuracy named one sentence
+    // earlier, although its own sentence names only the steps.
+    let src = paper(
+        "On moons the mean number of steps to 90\\% validation accuracy is 5533.\n\
+         Table 1 lists the final validation accuracy. On moons it is 0.888, reached after 5533 steps.\n\
+         On circles the steps to 90\\% validation accuracy average 8888.5.\n",
+    );
+    let found = problems(&folder, &src);
+    let got: Vec<(&str, &str)> = found.iter().map(|(c, n, _)| (*c, n.as_str())).collect();
+    // The steps themselves are still checked.
+    assert_eq!(got, [("number-without-source", "8888.5")], "{found:#?}");
+    let facts = latex::facts(&latex::parse(&src), &src);
+    let runs = RunData::load(&folder);
+    let e = integrity::explain_at(&src, &facts, &runs, src.find("90").unwrap()).unwrap();
+    assert!(
+        e.markdown.contains("`steps_to_90_val_acc_mean`"),
+        "{}",
+        e.markdown
+    );
+}

@@ -99,7 +99,18 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
     }
     let template = Template::open(&project.template)
         .ok_or_else(|| stages::StageError::NotATemplate(project.template.clone()))?;
-    let settings = settings(&project);
+    let mut settings = settings(&project);
+    // The interpreter is the one thing taken from the user's config: the demo's runs and
+    // plots use the Python the user chose (e.g. one with matplotlib), as real runs would.
+    let user = crate::config::load(&crate::config::Sources::from_system(None));
+    for w in &user.warnings {
+        eprintln!("aisci: warning: {w}");
+    }
+    settings.run.python = user.settings.run.python;
+    println!(
+        "aisci demo: experiments and plots run with {} (run.python)",
+        settings.run.python
+    );
     let tex_ready = crate::latex::build::available_tool().is_some();
     if !tex_ready {
         println!("aisci demo: TeX (latexmk/pdflatex) is not installed: the paper is written and kept as .tex, not compiled");
@@ -145,6 +156,30 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
                 p.kind.label(),
                 p.text
             );
+        }
+    }
+    // What `aisci check --integrity` says of each paper: numbers without a source in the
+    // runs, words that contradict their source, figures left out or critiqued.
+    for idea in report
+        .ideas
+        .iter()
+        .filter(|i| i.experiments == crate::cli::launch::Step::Done)
+    {
+        let tex = crate::stages::writeup::paper_tex(&idea.folder);
+        let Ok(src) = std::fs::read_to_string(&tex) else {
+            continue;
+        };
+        let problems = super::check::paper_problems(&tex, &src, true);
+        if problems.is_empty() {
+            println!(
+                "integrity of {}: every number traced to its run, no figure problem",
+                idea.name
+            );
+        } else {
+            println!("integrity of {}: {} problem(s):", idea.name, problems.len());
+            for l in super::check::lines(&problems, &tex, &src, &tex) {
+                println!("  {l}");
+            }
         }
     }
     if report.papers == 0 && tex_ready {

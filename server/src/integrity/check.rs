@@ -46,6 +46,7 @@ pub fn check(tex: &Path, src: &str, facts: &TexFacts, data: &RunData) -> Vec<Tex
     let claimed = claims(src, facts);
     for claim in &claimed {
         match resolve(claim, data) {
+            Outcome::Name(_) => {}
             Outcome::Untraced => out.push(problem(
                 claim.span.clone(),
                 code::NO_SOURCE,

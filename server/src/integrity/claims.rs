@@ -22,6 +22,9 @@ pub struct Claim {
     pub ratio: bool,
     /// Lower-case words of its sentence, or of its table header, row and caption.
     pub context: String,
+    /// The sentence before, in the same paragraph (prose only): where "it is 0.19" finds
+    /// what "it" is.
+    pub before: String,
     /// Where the words are a table's: its row label (for the run it names).
     pub row_label: Option<String>,
     /// "from X to <this>": X.
@@ -119,14 +122,20 @@ fn claim_at(
             && e.begin.end <= span.start
             && e.end.as_ref().is_some_and(|r| span.end <= r.start)
     });
-    let (context, row_label) = match table {
+    let (context, before, row_label) = match table {
         Some(t) => {
             let body = t.begin.end..t.end.as_ref().map(|r| r.start).unwrap_or(src.len());
             let (words, label) = cell_context(src, body, span.start);
             let caption = enclosing_caption(src, facts, captions, span.start).unwrap_or_default();
-            (format!("{words} {}", words_of(&caption)), label)
+            (format!("{words} {}", words_of(&caption)), String::new(), label)
         }
-        None => (words_of(&src[sentence(src, span.clone(), region)]), None),
+        None => {
+            let here = sentence(src, span.clone(), region);
+            let before = previous_sentence(src, &here, region)
+                .map(|r| words_of(&src[r]))
+                .unwrap_or_default();
+            (words_of(&src[here]), before, None)
+        }
     };
     Some(Claim {
         from: from_value(src, span.start),
@@ -137,8 +146,21 @@ fn claim_at(
         decimals,
         ratio,
         context,
+        before,
         row_label,
     })
+}
+
+/// The sentence that ends where `here` starts, unless a paragraph or list item starts there.
+fn previous_sentence(src: &str, here: &Range<usize>, region: &Range<usize>) -> Option<Range<usize>> {
+    let head = &src[..here.start];
+    if here.start <= region.start + 1 || head.ends_with("\n\n") || head.ends_with("\\item") {
+        return None;
+    }
+    // `here` starts just after the previous sentence's closing mark.
+    let mark = here.start - 1;
+    let prev = sentence(src, mark..mark, region);
+    (prev.start < prev.end).then_some(prev)
 }
 
 /// "PyTorch 1.9", "Python 3.11", "v2.1": a version, checked against `env.json` instead.

@@ -41,6 +41,13 @@ pub fn explain_at(src: &str, facts: &TexFacts, data: &RunData, at: usize) -> Opt
                 claim.written
             ),
         ),
+        Outcome::Name(metric) => {
+            return Some(Explained {
+                span: claim.span,
+                markdown: format!("**{}** is part of the metric's name, `{metric}`", claim.written),
+                target: None,
+            })
+        }
         Outcome::Untraced => {
             return Some(Explained {
                 span: claim.span,

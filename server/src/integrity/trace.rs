@@ -108,6 +108,9 @@ pub enum Outcome {
         named: String,
         found: Vec<Trace>,
     },
+    /// Part of a metric's name, not a value: the 90 of "steps to 90% accuracy"
+    /// (`steps_to_90_val_acc`).
+    Name(String),
     Untraced,
 }
 
@@ -197,9 +200,9 @@ fn metric_score(metric: &str, words: &[&str]) -> usize {
     }
 }
 
-fn named(claim: &Claim, data: &RunData) -> Named {
-    let words: Vec<&str> = claim.context.split(' ').collect();
-    let text = format!(" {} ", claim.context);
+fn named(context: &str, row_label: Option<&str>, data: &RunData) -> Named {
+    let words: Vec<&str> = context.split(' ').collect();
+    let text = format!(" {context} ");
     let mut n = Named::default();
     for d in &data.datasets {
         let spoken = d.to_lowercase().replace(['_', '-'], " ");
@@ -230,7 +233,7 @@ fn named(claim: &Claim, data: &RunData) -> Named {
         }
     }
     // A table row names its run by its label: "Baseline", or a run's title.
-    if let Some(label) = claim.row_label.as_deref().filter(|_| n.runs.is_empty()) {
+    if let Some(label) = row_label.filter(|_| n.runs.is_empty()) {
         if let Some(run) = run_of_label(label, data) {
             n.runs.push(run);
         }
@@ -263,6 +266,44 @@ fn run_of_label(label: &str, data: &RunData) -> Option<String> {
         _ if label == "baseline" && data.runs.iter().any(|r| r == "run_0") => Some("run_0".into()),
         _ => None,
     }
+}
+
+/// The metric whose name holds the whole number as written beside the same word:
+/// "steps to 90%" and `steps_to_90_val_acc`, "top-5 accuracy" and `top_5_acc`.
+fn in_metric_name(claim: &Claim, n: &Named) -> Option<String> {
+    if claim.decimals != 0 {
+        return None;
+    }
+    let digits = claim.written.trim_end_matches('%');
+    let text = format!(" {} ", claim.context);
+    // The word as the metric spells it, or as a paper writes it ("val", "validation").
+    let forms = |w: &str| -> Vec<String> {
+        let mut f = vec![w.to_owned()];
+        f.extend(
+            SPELLED
+                .iter()
+                .filter(|(a, _)| *a == w)
+                .map(|(_, b)| b.to_string()),
+        );
+        f
+    };
+    n.metrics.iter().find_map(|m| {
+        let tokens: Vec<String> = m
+            .to_lowercase()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .map(str::to_owned)
+            .collect();
+        let i = tokens.iter().position(|t| t == digits)?;
+        let before = i.checked_sub(1).is_some_and(|j| {
+            forms(&tokens[j])
+                .iter()
+                .any(|w| text.contains(&format!(" {w} {digits} ")))
+        });
+        let after = tokens
+            .get(i + 1)
+            .is_some_and(|t| forms(t).iter().any(|w| text.contains(&format!(" {digits} {w} "))));
+        (before || after).then(|| m.clone())
+    })
 }
 
 /// Which derivations the words ask for.
@@ -330,11 +371,29 @@ fn filtered(data: &RunData, n: &Named) -> Vec<usize> {
 
 /// Resolves `claim` against `data`.
 pub fn resolve(claim: &Claim, data: &RunData) -> Outcome {
-    let n = named(claim, data);
+    let n = named(&claim.context, claim.row_label.as_deref(), data);
+    if let Some(metric) = in_metric_name(claim, &n) {
+        return Outcome::Name(metric);
+    }
     let within = filtered(data, &n);
     let found = traces(claim, data, &within, &n, true);
     if !found.is_empty() {
         return Outcome::Traced(found);
+    }
+    // "… lists the final sharpness. At 0.01 it is 0.197": the quantity the sentence
+    // before named, with this sentence's datasets and runs.
+    let prev = named(&claim.before, None, data);
+    if !prev.metrics.is_empty() && prev.metrics != n.metrics {
+        let pick = |here: &[String], there: Vec<String>| if here.is_empty() { there } else { here.to_vec() };
+        let carried = Named {
+            datasets: pick(&n.datasets, prev.datasets),
+            metrics: prev.metrics,
+            runs: pick(&n.runs, prev.runs),
+        };
+        let found = traces(claim, data, &filtered(data, &carried), &carried, true);
+        if !found.is_empty() {
+            return Outcome::Traced(found);
+        }
     }
     let narrowed = !(n.datasets.is_empty() && n.metrics.is_empty() && n.runs.is_empty());
     if narrowed {

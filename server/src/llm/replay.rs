@@ -34,6 +34,30 @@ pub struct RecordedExchange {
     #[serde(default)]
     pub expect: Option<String>,
     pub response: RecordedResponse,
+    /// Answers that depend on what the run produced (e.g. with or without figures): the
+    /// first whose `when` occurs anywhere in the request is served instead of `response`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<RecordedVariant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedVariant {
+    pub when: String,
+    pub response: RecordedResponse,
+}
+
+impl RecordedExchange {
+    fn answer_for(&self, req: &ChatRequest) -> &RecordedResponse {
+        let mentions = |needle: &str| {
+            req.system.as_deref().is_some_and(|s| s.contains(needle))
+                || req.messages.iter().any(|m| m.content.contains(needle))
+        };
+        self.variants
+            .iter()
+            .find(|v| mentions(&v.when))
+            .map(|v| &v.response)
+            .unwrap_or(&self.response)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,11 +146,12 @@ impl ReplayProvider {
             }
         }
         *next += 1;
+        let answer = ex.answer_for(req);
         Ok(ChatResponse {
-            text: ex.response.text.clone(),
-            usage: ex.response.usage,
+            text: answer.text.clone(),
+            usage: answer.usage,
             model: self.recording.model.clone(),
-            finish_reason: ex.response.finish_reason.clone(),
+            finish_reason: answer.finish_reason.clone(),
         })
     }
 }
@@ -192,6 +217,20 @@ mod tests {
         assert_eq!(r.usage.cached_input_tokens, 0);
         let err = p.chat(&req("more"), &c).await.unwrap_err();
         assert!(err.to_string().contains("exchange #2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_variant_answers_when_its_marker_is_in_the_request() {
+        let rec = r#"{"model": "m", "exchanges": [
+          {"response": {"text": "plain"}, "variants": [{"when": "fig.png", "response": {"text": "with figure"}}]},
+          {"response": {"text": "plain"}, "variants": [{"when": "fig.png", "response": {"text": "with figure"}}]}
+        ]}"#;
+        let p = ReplayProvider::from_json(rec, "rec.json").unwrap();
+        let c = CancellationToken::new();
+        let mut with_system = req("write the notes");
+        with_system.system = Some("figures: fig.png shows accuracy".into());
+        assert_eq!(p.chat(&with_system, &c).await.unwrap().text, "with figure");
+        assert_eq!(p.chat(&req("write the notes"), &c).await.unwrap().text, "plain");
     }
 
     #[tokio::test]
