@@ -63,11 +63,14 @@ def response(text, inp, out):
     return {"text": text, "usage": {"input_tokens": inp, "cached_input_tokens": 0, "cache_write_tokens": 0,
                                     "output_tokens": out}, "finish_reason": "stop"}
 
-def ex(stage, text, inp, out, expect=None, variants=None):
-    """One exchange; `variants` are (substring of the request, text) pairs tried first."""
+def ex(stage, text, inp, out, expect=None, variants=None, only_when=None):
+    """One exchange; `variants` are (substring of the request, text) pairs tried first;
+    with `only_when`, a call made only when the request holds that text (else passed over)."""
     e = {"stage": stage, "response": response(text, inp, out)}
     if expect:
         e["expect"] = expect
+    if only_when:
+        e["only_when"] = only_when
     if variants:
         e["variants"] = [{"when": w, "response": response(t, inp, out)} for w, t in variants]
     return e
@@ -228,6 +231,24 @@ PLOT = (
 apply(PLOT, work)
 exchanges.append(ex("experiment", PLOT, 5600, 380))
 
+# With matplotlib there are figures, and the vision model looks at each (in file order):
+# the legend of val_acc.png sits on the moons bars, so plot.py is revised once and every
+# redrawn figure is looked at again. Without figures none of these calls is made.
+def critique(file, ok, issues=()):
+    verdict = json.dumps({"ok": ok, "issues": list(issues)})
+    return ex("experiment", f"```json\n{verdict}\n```", 1400, 40, only_when=f"The figure {file}. What plot.py recorded")
+FIGURE_FILES = ["sharpness.png", "steps_to_90.png", "val_acc.png"]
+LEGEND = "The legend sits on top of the moons bars and hides them; place it outside the axes."
+exchanges += [critique(f, f != "val_acc.png", [LEGEND] if f == "val_acc.png" else []) for f in FIGURE_FILES]
+REVISE = (
+    "The legend moves to the right of the axes in every figure, and the saved image is cropped to include it.\n\n"
+    + block("plot.py", "        ax.legend()", '        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)')
+    + "\n" + block("plot.py", "        fig.savefig(name)", '        fig.savefig(name, bbox_inches="tight")')
+)
+apply(REVISE, work)
+exchanges.append(ex("experiment", REVISE, 6400, 160, only_when="found these problems"))
+exchanges += [critique(f, True) for f in FIGURE_FILES]
+
 NOTES_FIGURES = block("notes.txt", "## Run 3: Learning rate 0.1", "## Run 3: Learning rate 0.1\n" + "\n".join([
     "Figure val_acc.png: mean final validation accuracy per dataset (bars) for the three learning rates, with standard errors over three seeds.",
     f"  Moons and circles gain most from larger steps (moons {f(m(1,'moons','final_val_acc_mean'))} at lr 0.01, {f(m(3,'moons','final_val_acc_mean'))} at lr 0.1); blobs is flat.",
@@ -374,6 +395,6 @@ exchanges += [
 ]
 
 out = {"about": "A hand-authored recording of the model's side of aisci's offline demo on tiny_mlp: ideas (the original ideas recording), novelty, the experiment agent, the paper and the review. No live model produced these responses; the paper's numbers are those of the runs the recorded edits produce; token counts are realistic estimates, not measurements. Made by scripts/demo-recording.py.",
-       "model": ideas["model"], "exchanges": exchanges}
+       "model": ideas["model"], "vision": True, "exchanges": exchanges}
 (replay / "demo.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
 print(f"{len(exchanges)} exchanges; {len(QUERIES)} literature cache entries")

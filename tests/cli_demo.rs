@@ -165,6 +165,17 @@ async fn the_demo_honours_run_python_and_puts_its_figures_in_the_paper() {
             "{png} is not in the paper\n{src}"
         );
     }
+    // The recorded vision model found the legend on the moons bars; plot.py was revised
+    // once and every redrawn figure passed.
+    assert!(
+        stdout.contains("figures critiqued by gpt-4o-2024-11-20: 3 of 3 fine after 1 revision(s)"),
+        "{stdout}"
+    );
+    let plot = std::fs::read_to_string(idea.join("plot.py")).unwrap();
+    assert!(plot.contains("bbox_to_anchor"), "{plot}");
+    let catalog = aisci::project::figures::FigureCatalog::load(&idea);
+    let c = catalog.get("val_acc.png").unwrap().critique.clone().unwrap();
+    assert!(c.ok && c.rounds == 2, "{c:?}");
     let notes = std::fs::read_to_string(idea.join("notes.txt")).unwrap();
     assert!(notes.contains("Figure sharpness.png:"), "{notes}");
     assert!(!notes.contains("summary.png"), "{notes}");

@@ -299,3 +299,66 @@ async fn review_bench_measures_a_reviewer_and_resumes() {
     );
     assert_eq!(llm.hits(), 5);
 }
+
+/// A paper whose PDF carries a figure on page 1.
+const FIGURE_PAPER: &str = "\\documentclass{article}\n\\usepackage{graphicx}\n\\graphicspath{{../}}\n\\title{Wider Hidden Layers}\n\\begin{document}\n\\maketitle\n\\section{Results}\nWith a wider hidden layer, accuracy improves on every dataset (Figure~\\ref{fig:acc}).\n\\begin{figure}[h]\n\\centering\n\\includegraphics[width=0.5\\textwidth]{val_acc.png}\n\\caption{Validation accuracy per dataset.}\\label{fig:acc}\n\\end{figure}\n\\section{Conclusion}\nWider layers help.\n\\end{document}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_that_takes_images_sees_the_pages_with_figures_and_one_that_does_not_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = idea_folder(dir.path());
+    std::fs::write(root.join("latex/template.tex"), FIGURE_PAPER).unwrap();
+    std::fs::copy(
+        crate::support::fs::fixtures().join("figures/val_acc.png"),
+        root.join("val_acc.png"),
+    )
+    .unwrap();
+    build_pdf(&root);
+    let llm = FakeLlm::start(vec![reply(&review(4, "Reject", "m1"))]).await;
+    let cfg = config(&llm, "ensemble = 1\nreflection_rounds = 0")
+        .replace("stream = false", "stream = false\nvision = \"yes\"");
+    let out = aisci(dir.path(), &cfg, &[&"review", &"--idea-folder", &root], &[]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // OpenAI's wire format: the paper's text, then the page with the figure as a PNG data URL.
+    let seen = llm.seen();
+    let content = seen[0].body["messages"][1]["content"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", seen[0].body));
+    assert_eq!(content[0]["type"], "text");
+    assert!(content[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("accuracy improves on every dataset"));
+    let images: Vec<&str> = content
+        .iter()
+        .filter(|p| p["type"] == "image_url")
+        .map(|p| p["image_url"]["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(images.len(), 1, "one page carries a figure: {content:?}");
+    assert!(
+        images[0].starts_with("data:image/png;base64,iVBORw0KGgo"),
+        "{}",
+        &images[0][..40]
+    );
+
+    // The same paper to a model without image input: text only, and the review says so.
+    let llm = FakeLlm::start(vec![reply(&review(4, "Reject", "m1"))]).await;
+    let cfg = config(&llm, "ensemble = 1\nreflection_rounds = 0")
+        .replace("stream = false", "stream = false\nvision = \"no\"");
+    let out = aisci(dir.path(), &cfg, &[&"review", &"--idea-folder", &root], &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let seen = llm.seen();
+    assert!(
+        seen[0].body["messages"][1]["content"].is_string(),
+        "{}",
+        seen[0].body
+    );
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("review.json")).unwrap()).unwrap();
+    let notes = file["notes"].to_string();
+    assert!(
+        notes.contains("takes no images: it read the text without the paper's 1 figure(s)"),
+        "{notes}"
+    );
+}

@@ -28,6 +28,8 @@ use crate::support::fs::copy_tiny_mlp;
 struct Model {
     replies: Mutex<VecDeque<String>>,
     requests: Mutex<Vec<ChatRequest>>,
+    /// Takes images (a vision model).
+    vision: bool,
 }
 
 impl Model {
@@ -36,6 +38,17 @@ impl Model {
             replies: Mutex::new(replies.iter().map(|s| s.to_string()).collect()),
             ..Default::default()
         })
+    }
+    fn seeing(replies: &[&str]) -> Arc<Self> {
+        Arc::new(Self {
+            replies: Mutex::new(replies.iter().map(|s| s.to_string()).collect()),
+            vision: true,
+            ..Default::default()
+        })
+    }
+    /// The n-th request (1-based).
+    fn request(&self, n: usize) -> ChatRequest {
+        self.requests.lock().unwrap()[n - 1].clone()
     }
     /// The user message of the n-th call (1-based).
     fn prompt(&self, n: usize) -> String {
@@ -58,6 +71,9 @@ impl Provider for Model {
     }
     fn model(&self) -> &str {
         "scripted-model"
+    }
+    fn accepts_images(&self) -> bool {
+        self.vision
     }
     async fn chat(&self, req: &ChatRequest, _cancel: &CancellationToken) -> Result<ChatResponse, LlmError> {
         self.requests.lock().unwrap().push(req.clone());
@@ -713,4 +729,154 @@ async fn a_resumed_study_goes_on_after_its_completed_runs() {
     assert_eq!(report.end, RunsEnd::AllCompleted);
     assert_eq!(report.completed.len(), 2);
     assert!(!root.join("run_3").exists());
+}
+
+/// plot.py writes `fig.png` (a real PNG header, `tag` bytes after it, so a revision
+/// changes the file) whether or not matplotlib is installed.
+fn draws_figure(search: &str, tag: &str) -> String {
+    block(
+        "plot.py",
+        search,
+        &format!(
+            "{search}    open(\"fig.png\", \"wb\").write(b\"\\x89PNG\\r\\n\\x1a\\n\" + b\"{tag}\")  # drawn\n"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_vision_model_critiques_the_figure_and_the_revision_goes_back_to_plot_py() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = setup(tmp.path());
+    let root = folder.root.clone();
+    let first = draws_figure("    runs = load_runs()\n", "first");
+    let issue = "The y axis has no label; say it is validation accuracy.";
+    let critique = format!("```json\n{{\"ok\": false, \"issues\": [\"{issue}\"]}}\n```");
+    let drawn = "    open(\"fig.png\", \"wb\").write(b\"\\x89PNG\\r\\n\\x1a\\n\" + b\"first\")  # drawn\n";
+    let revised = block("plot.py", drawn, &drawn.replace("first", "second, labelled"));
+    let fine = "{\"ok\": true, \"issues\": []}";
+    let model = Model::seeing(&["ALL_COMPLETED", &first, &critique, &revised, fine, no_blocks()]);
+    let report = run(
+        &folder,
+        &model,
+        &DiskSink,
+        &NoEvents,
+        &settings(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(model.calls(), 6);
+    let plot = report.plot.as_ref().unwrap();
+    assert!(plot.succeeded);
+    assert_eq!(plot.figures, ["fig.png"]);
+    // The critique: the PNG itself, with what plot.py recorded, to a fresh request.
+    let seen = model.request(3);
+    assert_eq!(
+        seen.messages.len(),
+        1,
+        "the critique is not part of the plot conversation"
+    );
+    assert_eq!(seen.image_count(), 1);
+    let image = &seen.messages[0].images[0];
+    assert_eq!(image.media_type, "image/png");
+    assert!(image.data.starts_with(b"\x89PNG") && image.data.ends_with(b"first"));
+    assert!(
+        seen.messages[0].content.contains("fig.png"),
+        "{}",
+        seen.messages[0].content
+    );
+    assert!(seen.system.as_deref().unwrap().contains("legend"));
+    // Its issue went back to the plot conversation, and the new figure was looked at.
+    let revise = model.prompt(4);
+    assert!(revise.contains("fig.png:\n- The y axis has no label"), "{revise}");
+    assert!(model.request(5).messages[0].images[0]
+        .data
+        .ends_with(b"second, labelled"));
+    let catalog = aisci::project::figures::FigureCatalog::load(&root);
+    let c = catalog.get("fig.png").unwrap().critique.clone().unwrap();
+    assert_eq!((c.ok, c.rounds, c.issues.len()), (true, 2, 0), "{c:?}");
+    assert_eq!(c.model, "scripted-model");
+    let line = plot.critique.as_deref().unwrap();
+    assert!(line.contains("1 of 1 fine after 1 revision(s)"), "{line}");
+}
+
+#[tokio::test]
+async fn issues_left_after_the_last_round_stay_on_the_figure_and_a_blind_model_skips_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = setup(tmp.path());
+    let first = draws_figure("    runs = load_runs()\n", "first");
+    let critique = "{\"ok\": false, \"issues\": [\"The legend covers the moons bars.\"]}";
+    // No revisions allowed: one look, the issue kept, plot.py left alone.
+    let s = ExperimentSettings {
+        figure_critique_rounds: 0,
+        ..settings()
+    };
+    let model = Model::seeing(&["ALL_COMPLETED", &first, no_blocks()]);
+    let report = run(
+        &folder,
+        &model,
+        &DiskSink,
+        &NoEvents,
+        &s,
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(model.calls(), 3, "critique off: no look at the figure");
+    assert!(report.plot.as_ref().unwrap().critique.is_none());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = setup(tmp.path());
+    let root2 = folder.root.clone();
+    let model = Model::seeing(&[
+        "ALL_COMPLETED",
+        &first,
+        critique,
+        &draws_figure("    runs = load_runs()\n", "x"),
+        critique,
+        no_blocks(),
+    ]);
+    let report = run(
+        &folder,
+        &model,
+        &DiskSink,
+        &NoEvents,
+        &settings(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(model.calls(), 6);
+    let c = aisci::project::figures::FigureCatalog::load(&root2)
+        .get("fig.png")
+        .unwrap()
+        .critique
+        .clone()
+        .unwrap();
+    assert!(
+        !c.ok && c.issues == ["The legend covers the moons bars."],
+        "{c:?}"
+    );
+    let line = report.plot.as_ref().unwrap().critique.clone().unwrap();
+    assert!(
+        line.contains("0 of 1 fine after 1 revision(s) (issues left on fig.png"),
+        "{line}"
+    );
+
+    // A model without image input: no image is sent, one note says so.
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = setup(tmp.path());
+    let model = Model::new(&["ALL_COMPLETED", &first, no_blocks()]);
+    let report = run(
+        &folder,
+        &model,
+        &DiskSink,
+        &NoEvents,
+        &settings(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(model.calls(), 3);
+    let line = report.plot.as_ref().unwrap().critique.clone().unwrap();
+    assert_eq!(
+        line,
+        "figure critique skipped: scripted-model takes no images (set llm.vision = \"yes\" if it does)"
+    );
 }

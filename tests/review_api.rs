@@ -189,6 +189,7 @@ async fn run(
     let ctx = ReviewCtx {
         llm: &model,
         paper: "\\title{Dual}\nWe propose a dual-scale denoiser. Training times approximately doubled.",
+        figures: &[],
         examples: &[],
         plan,
         idea: "dual",
@@ -453,6 +454,7 @@ async fn an_ensemble_is_one_request_where_the_provider_returns_several_completio
     let ctx = ReviewCtx {
         llm: &model,
         paper: "\\title{Dual}\nWe propose a dual-scale denoiser. Training times approximately doubled.",
+        figures: &[],
         examples: &[],
         plan: &plan,
         idea: "dual",

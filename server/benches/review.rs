@@ -127,6 +127,7 @@ fn main() {
             let ctx = ReviewCtx {
                 llm: &llm,
                 paper: &paper,
+                figures: &[],
                 examples: &[],
                 plan: &plan,
                 idea: "bench",

@@ -10,7 +10,7 @@ pub use apply::{apply_reply, Applied, EditTarget, NoVet, Vet, Vetted};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
+use crate::llm::{CallTag, ChatRequest, Image, Llm, LlmError, Message};
 
 /// How much of the history a request carries. Kept in one place so that a cap on
 /// the history, or a fresh context per phase, is decided once for every stage.
@@ -78,6 +78,8 @@ pub struct Conversation<'a> {
     history: Vec<Message>,
     policy: ContextPolicy,
     calls: u32,
+    /// Images that go with the next user turn (and stay with it in the history).
+    images: Vec<Image>,
 }
 
 impl<'a> Conversation<'a> {
@@ -99,6 +101,7 @@ impl<'a> Conversation<'a> {
             history: Vec::new(),
             policy: ContextPolicy::default(),
             calls: 0,
+            images: Vec::new(),
         }
     }
 
@@ -123,6 +126,12 @@ impl<'a> Conversation<'a> {
     /// Starts after earlier turns: inputs given once, or a conversation taken up again.
     pub fn with_history(mut self, history: Vec<Message>) -> Self {
         self.history = history;
+        self
+    }
+
+    /// Images sent with the next prompt, e.g. a paper's figures with the paper.
+    pub fn with_images(mut self, images: Vec<Image>) -> Self {
+        self.images = images;
         self
     }
 
@@ -174,14 +183,18 @@ impl<'a> Conversation<'a> {
         self.check_cancelled()?;
         let req = ChatRequest {
             system: Some(self.system.clone()),
-            messages: self.policy.messages(&self.history, Message::user(sent)),
+            messages: self.policy.messages(
+                &self.history,
+                Message::user_with_images(sent, self.images.clone()),
+            ),
             temperature: self.temperature,
             max_tokens: self.max_tokens,
         };
         self.calls += 1;
-        // `Llm::chat` races the token itself.
+        // `Llm::chat` races the token itself; a failed call keeps the images for the next.
         let resp = self.llm.chat(self.tag.clone(), &req, self.cancel).await?;
-        self.history.push(Message::user(kept));
+        self.history
+            .push(Message::user_with_images(kept, std::mem::take(&mut self.images)));
         self.history.push(Message::assistant(resp.text.clone()));
         Ok(resp.text)
     }

@@ -519,6 +519,7 @@ pub async fn run_bench(
                 let ctx = ReviewCtx {
                     llm,
                     paper: &text,
+                    figures: &[],
                     examples: &[],
                     plan,
                     idea: &id,

@@ -405,6 +405,9 @@ pub struct ExperimentSettings {
     /// `python plot.py`: wall-clock limit and attempts (v1: 600 s, 4).
     pub plot_timeout_secs: u64,
     pub plot_attempts: u32,
+    /// Revisions of the figures after a vision model's critique of each (0: no critique).
+    /// Skipped with one note when the model takes no images.
+    pub figure_critique_rounds: u32,
     /// Largest stdout/stderr file kept per run; beyond it only the tail is kept.
     pub output_cap_bytes: u64,
 }
@@ -493,6 +496,7 @@ impl Default for ExperimentSettings {
             stderr_tail_chars: 1500,
             plot_timeout_secs: 600,
             plot_attempts: 4,
+            figure_critique_rounds: 1,
             output_cap_bytes: 64 << 20,
         }
     }

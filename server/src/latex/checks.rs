@@ -385,7 +385,7 @@ pub fn is_figure_check(code: &str) -> bool {
 
 /// Where `name` resolves: relative to the `.tex` folder, then each `\graphicspath` entry;
 /// a name without an extension tries LaTeX's.
-fn find_graphic(
+pub(crate) fn find_graphic(
     base: &Path,
     paths: &[String],
     name: &str,

@@ -99,6 +99,11 @@ impl Llm {
         &self.policy
     }
 
+    /// The model requests go to, as configured.
+    pub fn model(&self) -> &str {
+        self.provider.model()
+    }
+
     pub fn budget_usd(&self) -> Option<f64> {
         self.budget_usd
     }

@@ -38,6 +38,10 @@ pub struct RecordedExchange {
     /// first whose `when` occurs anywhere in the request is served instead of `response`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<RecordedVariant>,
+    /// A call the run makes only in some cases (a figure's critique, when there are
+    /// figures): served when this occurs in the request, else passed over for the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_when: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,17 +50,23 @@ pub struct RecordedVariant {
     pub response: RecordedResponse,
 }
 
+/// Whether `needle` occurs anywhere in the request (system prompt or any message).
+fn mentions(req: &ChatRequest, needle: &str) -> bool {
+    req.system.as_deref().is_some_and(|s| s.contains(needle))
+        || req.messages.iter().any(|m| m.content.contains(needle))
+}
+
 impl RecordedExchange {
     fn answer_for(&self, req: &ChatRequest) -> &RecordedResponse {
-        let mentions = |needle: &str| {
-            req.system.as_deref().is_some_and(|s| s.contains(needle))
-                || req.messages.iter().any(|m| m.content.contains(needle))
-        };
         self.variants
             .iter()
-            .find(|v| mentions(&v.when))
+            .find(|v| mentions(req, &v.when))
             .map(|v| &v.response)
             .unwrap_or(&self.response)
+    }
+
+    fn passed_over_by(&self, req: &ChatRequest) -> bool {
+        self.only_when.as_deref().is_some_and(|w| !mentions(req, w))
     }
 }
 
@@ -117,7 +127,15 @@ impl ReplayProvider {
 
     fn serve(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        let i = *next;
+        let mut i = *next;
+        while self
+            .recording
+            .exchanges
+            .get(i)
+            .is_some_and(|ex| ex.passed_over_by(req))
+        {
+            i += 1;
+        }
         let Some(ex) = self.recording.exchanges.get(i) else {
             return Err(LlmError::Replay(format!(
                 "recording {} has {} exchange(s); exchange #{i} was requested (the run asked for more calls than were recorded)",
@@ -145,7 +163,7 @@ impl ReplayProvider {
                 )));
             }
         }
-        *next += 1;
+        *next = i + 1;
         let answer = ex.answer_for(req);
         Ok(ChatResponse {
             text: answer.text.clone(),
@@ -231,6 +249,31 @@ mod tests {
         with_system.system = Some("figures: fig.png shows accuracy".into());
         assert_eq!(p.chat(&with_system, &c).await.unwrap().text, "with figure");
         assert_eq!(p.chat(&req("write the notes"), &c).await.unwrap().text, "plain");
+    }
+
+    #[tokio::test]
+    async fn an_exchange_only_when_is_passed_over_by_a_request_without_it() {
+        let rec = r#"{"model": "m", "exchanges": [
+          {"response": {"text": "plot"}},
+          {"response": {"text": "critique"}, "only_when": "The figure a.png."},
+          {"response": {"text": "notes"}}
+        ]}"#;
+        let c = CancellationToken::new();
+        let p = ReplayProvider::from_json(rec, "rec.json").unwrap();
+        assert_eq!(p.chat(&req("plot it"), &c).await.unwrap().text, "plot");
+        assert_eq!(
+            p.chat(&req("The figure a.png. Judge it."), &c)
+                .await
+                .unwrap()
+                .text,
+            "critique"
+        );
+        assert_eq!(p.chat(&req("write notes"), &c).await.unwrap().text, "notes");
+        // Without figures, the critique is never asked for: the notes come next.
+        let p = ReplayProvider::from_json(rec, "rec.json").unwrap();
+        assert_eq!(p.chat(&req("plot it"), &c).await.unwrap().text, "plot");
+        assert_eq!(p.chat(&req("write notes"), &c).await.unwrap().text, "notes");
+        assert_eq!(p.remaining(), 0);
     }
 
     #[tokio::test]

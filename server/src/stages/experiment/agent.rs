@@ -328,6 +328,7 @@ impl Stage<'_> {
                     .collect(),
                 error: None,
                 no_figure: None,
+                critique: None,
             }
         } else {
             self.journal(STAGE_PLOT, StageState::Running, 0, None);
@@ -339,6 +340,8 @@ impl Stage<'_> {
                 runner: self.ctx.runner,
                 progress: self.ctx.progress,
                 cancel: self.ctx.cancel,
+                llm: Some(self.ctx.llm),
+                idea: Some(&self.ctx.idea.name),
             };
             let plot = crate::stages::plot::run(&req, &mut self.conv).await?;
             let state = if plot.succeeded {

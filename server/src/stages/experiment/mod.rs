@@ -124,6 +124,9 @@ impl ExperimentOutcome {
             } else {
                 s.push_str(&format!("; plotting failed after {} attempt(s)", p.attempts));
             }
+            if let Some(c) = &p.critique {
+                s.push_str(&format!("; {c}"));
+            }
         }
         if r.notes_updated {
             s.push_str("; notes.txt updated");

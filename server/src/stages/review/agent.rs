@@ -22,7 +22,7 @@ use crate::agent::conversation::Conversation;
 use crate::agent::json_extract::{extract_after_marker, extract_all};
 use crate::agent::prompt::fill;
 use crate::jobs::Progress;
-use crate::llm::{CallTag, ChatRequest, Llm, LlmError, Message};
+use crate::llm::{CallTag, ChatRequest, Image, Llm, LlmError, Message};
 
 pub use super::aggregate::{calibrated, round_half_even, Means};
 pub use super::form::{Comment, CommentKind, Decision, Review};
@@ -72,6 +72,8 @@ pub struct ReviewCtx<'a> {
     pub llm: &'a Llm,
     /// The paper's text (from its PDF or its LaTeX source).
     pub paper: &'a str,
+    /// Its figures (pages or files), sent with the paper to a model that takes images.
+    pub figures: &'a [Image],
     pub examples: &'a [Example],
     pub plan: &'a ReviewPlan,
     /// For the usage ledger.
@@ -208,7 +210,7 @@ pub async fn review_paper(ctx: &ReviewCtx<'_>) -> Result<ReviewReport, ReviewErr
 
     // Reflection on the combined review, in the first member's conversation (which has the
     // paper), as if that reviewer had written the combined review.
-    let mut history = vec![Message::user(paper_prompt)];
+    let mut history = vec![paper_message(ctx, &paper_prompt)];
     history.push(Message::assistant(if usable.len() > 1 {
         fill(
             AGGREGATED_PROMPT,
@@ -299,11 +301,11 @@ async fn ensemble(
 ) -> Vec<(u32, Result<Reply, LlmError>)> {
     let plan = ctx.plan;
     let alone = |i: u32| async move {
-        let r = converse(
+        let r = converse_with(
             ctx,
             SYSTEM_PROMPT,
             Vec::new(),
-            paper_prompt.to_string(),
+            (paper_prompt.to_string(), ctx.figures.to_vec()),
             plan.ensemble_temperature,
             calls,
         )
@@ -318,7 +320,7 @@ async fn ensemble(
     }
     let req = ChatRequest {
         system: Some(SYSTEM_PROMPT.to_string()),
-        messages: vec![Message::user(paper_prompt)],
+        messages: vec![paper_message(ctx, paper_prompt)],
         temperature: plan.ensemble_temperature,
         max_tokens: plan.max_tokens,
     };
@@ -367,7 +369,7 @@ async fn repair_member(
         ctx.plan.ensemble_temperature,
         ctx.plan.max_tokens,
     )
-    .with_history(vec![Message::user(paper_prompt), Message::assistant(text)]);
+    .with_history(vec![paper_message(ctx, paper_prompt), Message::assistant(text)]);
     let usable = |text: &str| read_reply(text).map(|review| (review, text.to_string()));
     let reply = conv
         .repair(problems, attempts - 1, usable, |p: &Vec<String>| repair_prompt(p))
@@ -405,10 +407,28 @@ async fn converse(
     temperature: Option<f32>,
     calls: &AtomicU32,
 ) -> Result<Reply, LlmError> {
+    converse_with(ctx, system, history, (prompt, Vec::new()), temperature, calls).await
+}
+
+/// The paper prompt as a message: its figures go with it.
+fn paper_message(ctx: &ReviewCtx<'_>, paper_prompt: &str) -> Message {
+    Message::user_with_images(paper_prompt, ctx.figures.to_vec())
+}
+
+/// [`converse`] whose first prompt carries images.
+async fn converse_with(
+    ctx: &ReviewCtx<'_>,
+    system: &str,
+    history: Vec<Message>,
+    (prompt, images): (String, Vec<Image>),
+    temperature: Option<f32>,
+    calls: &AtomicU32,
+) -> Result<Reply, LlmError> {
     let attempts = ctx.plan.max_attempts.max(1);
     let tag = CallTag::new("review", Some(ctx.idea));
     let mut conv = Conversation::new(ctx.llm, ctx.cancel, tag, system, temperature, ctx.plan.max_tokens)
-        .with_history(history);
+        .with_history(history)
+        .with_images(images);
     let usable = |text: &str| read_reply(text).map(|review| (review, text.to_string()));
     let reply = conv
         .ask_until(prompt, attempts, usable, |p: &Vec<String>| repair_prompt(p))

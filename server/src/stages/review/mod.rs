@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod aggregate;
+pub mod figures;
 pub mod form;
 pub mod v1;
 
@@ -14,7 +15,7 @@ pub const TITLE: &str = "Review the paper";
 pub const REVISE_TITLE: &str = "Revise for the review";
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -37,7 +38,6 @@ pub const REVIEW_TXT: &str = "review.txt";
 pub const REVIEW_IMPROVED_TXT: &str = "review_improved.txt";
 /// Below this many characters a PDF's text is taken as unreadable (v1's rule).
 const MIN_PDF_TEXT: usize = 100;
-const PDFTOTEXT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the paper's text came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,35 +128,9 @@ fn modified(p: &Path) -> Option<SystemTime> {
 
 /// `pdftotext -enc UTF-8 FILE -`, bounded in time.
 pub async fn pdftotext(pdf: &Path, cancel: &CancellationToken) -> Result<String, String> {
-    let child = tokio::process::Command::new("pdftotext")
-        .arg("-enc")
-        .arg("UTF-8")
-        .arg(pdf)
-        .arg("-")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => "pdftotext is not installed (poppler-utils)".to_string(),
-            _ => format!("pdftotext could not start: {e}"),
-        })?;
-    let out = tokio::select! {
-        r = tokio::time::timeout(PDFTOTEXT_TIMEOUT, child.wait_with_output()) => match r {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => return Err(format!("pdftotext failed: {e}")),
-            Err(_) => return Err("pdftotext took too long".into()),
-        },
-        _ = cancel.cancelled() => return Err("cancelled".into()),
-    };
-    if !out.status.success() {
-        return Err(format!(
-            "pdftotext failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let args = vec!["-enc".into(), "UTF-8".into(), pdf.into(), "-".into()];
+    let out = figures::poppler("pdftotext", args, cancel).await?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// The few-shot examples named in `review.examples`. A relative path is looked up from
@@ -448,6 +422,8 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
     } = req;
     let tex = crate::stages::writeup::paper_tex(root);
     let paper = paper_text(root, &tex, host.cancel).await?;
+    let pdf = (paper.info.source == "pdf").then_some(paper.info.path.as_path());
+    let shown = figures::for_review(&tex, pdf, llm, host.cancel).await;
     let (examples, example_notes) = load_examples(settings, root, host.cancel).await;
     let plan = ReviewPlan::from_settings(settings);
     let expected = crate::stages::estimate::estimate(
@@ -460,6 +436,7 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
     let ctx = ReviewCtx {
         llm,
         paper: &paper.text,
+        figures: &shown.images,
         examples: &examples,
         plan: &plan,
         idea,
@@ -494,6 +471,7 @@ pub async fn run(req: ReviewRequest<'_>, host: &StageHost<'_>) -> Result<ReviewO
         notes: paper
             .notes
             .iter()
+            .chain(&shown.notes)
             .chain(&example_notes)
             .chain(&report.notes)
             .cloned()
