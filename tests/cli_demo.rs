@@ -139,6 +139,21 @@ async fn the_demo_runs_the_whole_loop_offline() {
         "line {line}\n{src}"
     );
     assert!(stdout.contains("hint: Limitation:"), "{stdout}");
+    // It ends by saying where the results are and how to open them.
+    let next = &stdout[stdout
+        .find("What to look at now:")
+        .unwrap_or_else(|| panic!("{stdout}"))..];
+    assert!(
+        next.contains(&format!(
+            "the paper    {}",
+            idea.join("latex/template.pdf").display()
+        )),
+        "{next}"
+    );
+    assert!(
+        next.contains("review.txt") && next.contains("in Neovim") && next.contains("in VS Code"),
+        "{next}"
+    );
 }
 
 /// With `run.python` naming a Python that has matplotlib (scripts/test's torch venv), the

@@ -118,7 +118,7 @@ async fn cli_experiment_implements_a_seed_idea() {
         "{stdout}"
     );
     assert!(
-        lines[3].starts_with("2 run(s) completed (run_1, run_2), 1 failed attempt(s); the model finished (ALL_COMPLETED); plots: summary.png; notes.txt updated. 6 model call(s)"),
+        lines[3].starts_with("2 run(s) completed (run_1, run_2), 1 failed attempt(s); the model finished (ALL_COMPLETED); plots: summary.png; figure critique skipped: local-model takes no images (set llm.vision = \"yes\" if it does); notes.txt updated. 6 model call(s)"),
         "{stdout}"
     );
     assert!(lines[3].contains("local-model via vllm"), "{stdout}");

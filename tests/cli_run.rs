@@ -29,6 +29,22 @@ fn script(dir: &Path, code: &str) -> PathBuf {
 }
 
 fn aisci_run(home: &Path, cwd: &Path, args: &[&str]) -> Output {
+    aisci_run_with(home, cwd, args, None)
+}
+
+/// A stand-in `nvidia-smi` in its own folder: prints `stdout` and exits with `code`.
+fn fake_nvidia_smi(home: &Path, stdout: &str, code: i32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = home.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = bin.join("nvidia-smi");
+    std::fs::write(&path, format!("#!/bin/sh\nprintf '%s' '{stdout}'\nexit {code}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// `aisci run`, with `bin` (e.g. a fake nvidia-smi) ahead of PATH.
+fn aisci_run_with(home: &Path, cwd: &Path, args: &[&str], bin: Option<&Path>) -> Output {
     let cfg = home.join("config.toml");
     if !cfg.exists() {
         std::fs::write(&cfg, "").unwrap();
@@ -38,7 +54,13 @@ fn aisci_run(home: &Path, cwd: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(cwd)
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env(
+            "PATH",
+            match bin {
+                Some(b) => format!("{}:{}", b.display(), std::env::var("PATH").unwrap_or_default()),
+                None => std::env::var("PATH").unwrap_or_default(),
+            },
+        )
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("xdg-config"))
         .env("AISCI_CONFIG", &cfg)
@@ -122,10 +144,18 @@ fn gpus_flag_sets_cuda_visible_devices_and_signals_map_to_128_plus_n() {
         "import os, signal\nprint(repr(os.environ['CUDA_VISIBLE_DEVICES']), flush=True)\n\
          if os.environ['CUDA_VISIBLE_DEVICES'] == '':\n    os.kill(os.getpid(), signal.SIGTERM)\n",
     );
-    let out = aisci_run(home.path(), &exp, &["--gpus", "3"]);
+    // A machine whose nvidia-smi lists GPUs 0 to 3.
+    let rows = "index, name, memory.total [MiB]\n0, NVIDIA H100, 81559 MiB\n1, NVIDIA H100, 81559 MiB\n2, NVIDIA H100, 81559 MiB\n3, NVIDIA H100, 81559 MiB\n";
+    let bin = fake_nvidia_smi(home.path(), rows, 0);
+    let out = aisci_run_with(home.path(), &exp, &["--gpus", "3"], Some(&bin));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "'3'\n");
-    assert!(text(&out.stderr).contains("started on GPU 3"));
+    assert!(
+        text(&out.stderr).contains("started on GPU 3"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
     let out = aisci_run(home.path(), &exp, &["--gpus", ""]);
     assert_eq!(out.status.code(), Some(128 + 15), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "''\n");
@@ -177,4 +207,37 @@ fn two_aisci_processes_take_turns_on_one_gpu() {
         said.contains("queued: GPU 0 is held by aisci pid") && said.contains("waiting for it"),
         "{said}"
     );
+}
+
+#[test]
+fn gpus_named_on_a_machine_without_gpus_are_warned_about_not_claimed() {
+    let home = tempfile::tempdir().unwrap();
+    let exp = script(
+        home.path(),
+        "import os\nprint(repr(os.environ['CUDA_VISIBLE_DEVICES']), flush=True)\n",
+    );
+    // nvidia-smi on a machine with no device: its message and exit status 6.
+    let bin = fake_nvidia_smi(home.path(), "No devices were found", 6);
+    let out = aisci_run_with(home.path(), &exp, &["--gpus", "0"], Some(&bin));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: --gpus 0: no GPU is visible here (nvidia-smi failed"),
+        "{err}"
+    );
+    assert!(err.contains("For a CPU run use --gpus \"\""), "{err}");
+    assert!(
+        err.contains("started with CUDA_VISIBLE_DEVICES=0 (no GPU is visible)"),
+        "{err}"
+    );
+    assert!(!err.contains("started on GPU 0"), "{err}");
+    // A GPU nvidia-smi does not list is named.
+    let bin = fake_nvidia_smi(
+        home.path(),
+        "index, name, memory.total [MiB]\n0, NVIDIA H100, 81559 MiB\n",
+        0,
+    );
+    let out = aisci_run_with(home.path(), &exp, &["--gpus", "5"], Some(&bin));
+    let err = text(&out.stderr);
+    assert!(err.contains("warning: --gpus 5: GPU 5 is not among those nvidia-smi lists (GPUs from nvidia-smi: 0 (NVIDIA H100))"), "{err}");
 }

@@ -456,7 +456,7 @@ async fn implement_idea_edits_the_open_file_runs_and_shows_results() {
     );
     let end_message = end["params"]["value"]["message"].as_str().unwrap();
     assert!(
-        end_message.starts_with("2 run(s) completed (run_1, run_2), 1 failed attempt(s); the model finished (ALL_COMPLETED); plots: summary.png; notes.txt updated."),
+        end_message.starts_with("2 run(s) completed (run_1, run_2), 1 failed attempt(s); the model finished (ALL_COMPLETED); plots: summary.png; figure critique skipped: local-model takes no images (set llm.vision = \"yes\" if it does); notes.txt updated."),
         "{end_message}"
     );
     let summary = c

@@ -24,6 +24,7 @@ mod cli_errors;
 mod cli_estimate;
 mod cli_experiment;
 mod cli_launch;
+mod cli_next_steps;
 mod cli_novelty;
 mod cli_review;
 mod cli_review_bench;

@@ -167,7 +167,7 @@ async fn neovim_implements_an_idea_through_the_lens() {
     assert_eq!(begin[0]["title"], "Run experiments");
     let end = r["end_message"].as_str().unwrap();
     assert!(
-        end.starts_with("2 run(s) completed (run_1, run_2), 1 failed attempt(s); the model finished (ALL_COMPLETED); plots: summary.png; notes.txt updated."),
+        end.starts_with("2 run(s) completed (run_1, run_2), 1 failed attempt(s); the model finished (ALL_COMPLETED); plots: summary.png; figure critique skipped: local-model takes no images (set llm.vision = \"yes\" if it does); notes.txt updated."),
         "{end}"
     );
     let messages = r["messages"].as_array().unwrap();

@@ -28,6 +28,10 @@ fn apply(reply: &Path, dry_run: bool, dir: &Path) -> anyhow::Result<()> {
         std::fs::read_to_string(reply).map_err(|e| anyhow::anyhow!("{}: {e}", reply.display()))?
     };
     match crate::agent::edits::apply_reply_to_folder(dir, &text, None, dry_run) {
+        Ok(report) if report.files.is_empty() => anyhow::bail!(
+            "the reply has no SEARCH/REPLACE edit blocks (a file path line, then <<<<<<< SEARCH, \
+             the text to find, =======, its replacement, >>>>>>> REPLACE); nothing was changed"
+        ),
         Ok(report) => {
             if dry_run {
                 print!("{}", report.diff);

@@ -185,5 +185,55 @@ async fn run_demo(out: Option<PathBuf>, model: Option<String>) -> anyhow::Result
     if report.papers == 0 && tex_ready {
         anyhow::bail!("the demo wrote no paper (see above)");
     }
+    for idea in report
+        .ideas
+        .iter()
+        .filter(|i| i.experiments == crate::cli::launch::Step::Done)
+    {
+        print!("{}", look_next(&idea.folder));
+    }
     Ok(())
+}
+
+/// Where the demo's results are and how to open them in an editor.
+fn look_next(folder: &Path) -> String {
+    let tex = crate::stages::writeup::paper_tex(folder);
+    let pdf = tex.with_extension("pdf");
+    let mut out = String::from("\nWhat to look at now:\n");
+    if pdf.is_file() {
+        out.push_str(&format!("  the paper    {}\n", pdf.display()));
+    }
+    out.push_str(&format!("  its source   {}\n", tex.display()));
+    out.push_str(&format!(
+        "  the review   {} (v1's format) and review.json (each comment's place in the paper)\n",
+        folder.join("review.txt").display()
+    ));
+    out.push_str(&format!(
+        "  the runs     {}/run_0 … and notes.txt; figures and .aisci/figures.json when drawn\n",
+        folder.display()
+    ));
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "aisci".into());
+    // Run from a checkout (cargo run), the plugin is beside the server's sources.
+    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../editors/nvim");
+    let plugin = std::fs::canonicalize(&plugin)
+        .ok()
+        .filter(|p| p.join("lua/aisci").is_dir());
+    match plugin {
+        Some(p) => out.push_str(&format!(
+            "  in Neovim    nvim --cmd 'set rtp+={}' --cmd \"lua require('aisci').setup({{cmd = {{'{exe}', 'lsp'}}}})\" {}\n",
+            p.display(),
+            tex.display()
+        )),
+        None => out.push_str(&format!(
+            "  in Neovim    with the plugin (editors/nvim; README, Neovim) and cmd = {{'{exe}', 'lsp'}}: nvim {}\n",
+            tex.display()
+        )),
+    }
+    out.push_str(&format!(
+        "               the review's comments and the integrity checks are diagnostics; hover a number for its source\n  in VS Code   install the extension (README, VS Code), then open {}\n",
+        folder.display()
+    ));
+    out
 }

@@ -222,14 +222,30 @@ async fn python(settings: &Settings, dir: &Path) -> Vec<Check> {
                 "python",
                 name,
                 Status::Warn,
-                format!(
-                    "{py} cannot import {}: plot.py will fail (runs work)",
-                    plot_missing.join(", ")
-                ),
+                if plot_falls_back(&t) {
+                    format!(
+                        "{py} cannot import {}: plot.py falls back to its text output, so papers get no \
+                         figures (runs work; set run.python to a Python that has it, or scripts/torch-up)",
+                        plot_missing.join(", ")
+                    )
+                } else {
+                    format!(
+                        "{py} cannot import {}: plot.py will fail, so papers get no figures (runs work; \
+                         set run.python to a Python that has it, or scripts/torch-up)",
+                        plot_missing.join(", ")
+                    )
+                },
             ),
         });
     }
     out
+}
+
+/// Whether the template's plot.py catches a missing import (as tiny_mlp's does, writing
+/// a text table instead of figures).
+fn plot_falls_back(template: &Path) -> bool {
+    std::fs::read_to_string(template.join("plot.py"))
+        .is_ok_and(|src| src.contains("except ImportError") || src.contains("except ModuleNotFoundError"))
 }
 
 /// `dir` itself when it is a template, else the templates directly under it (and under

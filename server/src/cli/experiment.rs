@@ -19,6 +19,8 @@ pub struct Args {
     /// each idea gets a new idea folder.
     #[arg(long, requires = "idea")]
     template: Option<PathBuf>,
+    /// The Name of an idea in the template's ideas.json (with --template); repeat it for
+    /// several ideas.
     #[arg(long, requires = "template")]
     idea: Vec<String>,
     /// How many ideas run at once, each in its own folder with its own conversation;

@@ -119,6 +119,19 @@ pub struct Journal {
     pub improvement: bool,
 }
 
+impl Journal {
+    /// Every step of every idea has an outcome: a resumed launch would do nothing.
+    pub fn is_complete(&self) -> bool {
+        self.ideas_generated.finished()
+            && self.novelty_checked.finished()
+            && self.ideas.iter().all(|e| {
+                [&e.experiments, &e.writeup, &e.review, &e.improvement]
+                    .iter()
+                    .all(|s| s.finished())
+            })
+    }
+}
+
 pub fn journal_path(template: &Template) -> PathBuf {
     template.root.join(".aisci").join("launch.json")
 }
@@ -773,6 +786,7 @@ fn archive_verdicts(template: &Template) -> BTreeMap<String, Option<bool>> {
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The template to launch on (holds experiment.py, prompt.json and run_0/).
     #[arg(long)]
     template: PathBuf,
     /// Ideas to generate (default: ideas.num_ideas).
@@ -787,8 +801,10 @@ pub struct Args {
     /// Literature engine for novelty and citations: semanticscholar, openalex or arxiv.
     #[arg(long)]
     engine: Option<String>,
+    /// Generate no new ideas: pursue every idea already in the template's ideas.json.
     #[arg(long)]
     skip_idea_generation: bool,
+    /// Do not search the literature: every idea counts as novel (as v1's flag).
     #[arg(long)]
     skip_novelty_check: bool,
     /// After the review, revise the paper for every comment and review it again.
@@ -868,6 +884,24 @@ async fn launch_command(
     }
     if let Some(e) = engine {
         s.literature.engines = vec![e];
+    }
+    // A finished launch needs no model: say so instead of asking for a key.
+    if plan.resume {
+        let path = journal_path(&template);
+        let done = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Journal>(&t).ok())
+            .filter(Journal::is_complete);
+        if let Some(j) = done {
+            let papers = j.ideas.iter().filter(|e| e.writeup == Step::Done).count();
+            println!(
+                "the launch in {} is finished ({} idea(s) pursued, {papers} paper(s)): nothing is left to resume. \
+                 Start a new launch without --resume.",
+                path.display(),
+                j.ideas.len()
+            );
+            return Ok(());
+        }
     }
     // A missing key stops us before anything is written.
     let llm = stages::services::llm_for(s, &template.root)?;

@@ -11,6 +11,7 @@ use crate::stages::novelty::NoveltyRequest;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The template whose ideas.json is checked.
     #[arg(long, default_value = ".")]
     template: PathBuf,
     /// Only these ideas (by Name); repeatable. Default: every unchecked idea.
@@ -51,6 +52,13 @@ pub async fn command(a: Args, model: Option<String>) -> ExitCode {
 
 async fn novelty(dir: &Path, model: Option<String>, ideas: Vec<String>, force: bool) -> anyhow::Result<()> {
     let (template, loaded) = open_template(dir, model)?;
+    if !template.ideas_json().exists() {
+        anyhow::bail!(
+            "{} does not exist: there are no ideas to check yet; generate some first: aisci ideas --template {}",
+            template.ideas_json().display(),
+            dir.display()
+        );
+    }
     let s = &loaded.settings;
     let llm = stages::services::llm_for(s, &template.root)?;
     let search = stages::services::literature_for(s)?;

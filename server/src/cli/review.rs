@@ -10,8 +10,11 @@ use crate::stages::review::{self as review_stage, ReviewRequest, ReviseRequest};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The idea folder whose paper is reviewed (its latex/template.pdf, else the .tex).
     #[arg(long)]
     idea_folder: PathBuf,
+    /// Then revise the paper for every comment and review it again
+    /// (review_improved.txt beside the first review).
     #[arg(long)]
     improvement: bool,
     /// Print the expected tokens and cost, and stop (no model call).

@@ -26,6 +26,7 @@ pub struct Args {
 
 #[derive(clap::Args)]
 pub struct BaselineArgs {
+    /// The template whose baseline (run_0/) is made.
     #[arg(long, default_value = ".")]
     template: PathBuf,
 }
@@ -48,7 +49,26 @@ async fn baseline(dir: &Path) -> anyhow::Result<()> {
     let (template, loaded) = open_template(dir, None)?;
     eprintln!("aisci: running the baseline in {}", template.root.display());
     let job = job(stages::experiment::BASELINE_TITLE, &template.root)?;
-    let record = stages::experiment::baseline(&template, &loaded.settings, &job.cancel).await?;
+    let python = loaded.settings.run.python.clone();
+    let record = match stages::experiment::baseline(&template, &loaded.settings, &job.cancel).await {
+        Ok(r) => r,
+        Err(stages::StageError::Baseline(stages::experiment::agent::BaselineError::Failed {
+            record,
+            message,
+        })) => {
+            let line = record.error.clone().unwrap_or_default();
+            if let Some(module) = crate::runs::finish::missing_module(&line) {
+                let log = template.root.join(&record.stderr);
+                anyhow::bail!(
+                    "the baseline failed: {line}\n{}.\nThe whole output: {}",
+                    crate::runs::finish::missing_module_hint(module, &python),
+                    log.display()
+                );
+            }
+            anyhow::bail!("the baseline run failed: {message}");
+        }
+        Err(e) => return Err(e.into()),
+    };
     println!(
         "{}",
         crate::project::headline(&record, None).replacen("run_0", "baseline (run_0)", 1)
@@ -80,15 +100,44 @@ async fn launch_run(
     if gpus.is_some() && s.run.runner == config::RunnerKind::Slurm {
         eprintln!("aisci: warning: --gpus is ignored with the Slurm runner (see run.slurm.gpus_per_run)");
     }
+    let mut unseen = false;
     if let Some(list) = gpus {
-        s.run.gpus = Some(gpu_list(&list));
+        let asked = gpu_list(&list);
+        if !asked.is_empty() && s.run.runner == config::RunnerKind::Local {
+            // GPUs named by hand that this machine does not show are worth a word before
+            // the run starts: it would get a CUDA_VISIBLE_DEVICES that finds no device.
+            let seen = crate::runner::gpus::detect_with("nvidia-smi").await;
+            let missing: Vec<&String> = asked
+                .iter()
+                .filter(|a| !seen.gpus.iter().any(|g| &g.index == *a))
+                .collect();
+            if let crate::runner::gpus::GpuSource::None(why) = &seen.source {
+                unseen = true;
+                eprintln!(
+                    "aisci: warning: --gpus {list}: no GPU is visible here ({why}); the run gets \
+                     CUDA_VISIBLE_DEVICES={} and will find no device. For a CPU run use --gpus \"\"",
+                    asked.join(",")
+                );
+            } else if !missing.is_empty() {
+                let names: Vec<&str> = missing.iter().map(|m| m.as_str()).collect();
+                eprintln!(
+                    "aisci: warning: --gpus {list}: GPU {} is not among those nvidia-smi lists ({})",
+                    names.join(", "),
+                    seen.describe()
+                );
+            }
+        }
+        s.run.gpus = Some(asked);
     }
-    let observer: crate::runner::scheduler::Observer = Arc::new(|e: &QueueEvent| match e {
+    let observer: crate::runner::scheduler::Observer = Arc::new(move |e: &QueueEvent| match e {
         QueueEvent::Queued { ahead, .. } => eprintln!("aisci: queued ({ahead} ahead)"),
         QueueEvent::Held { gpu, holder, .. } => {
             eprintln!("aisci: queued: GPU {gpu} is held by {holder}; waiting for it")
         }
         QueueEvent::Started { slot, .. } => match &slot.gpu {
+            Some(g) if unseen => {
+                eprintln!("aisci: started with CUDA_VISIBLE_DEVICES={g} (no GPU is visible)")
+            }
             Some(g) => eprintln!("aisci: started on GPU {g}"),
             None => eprintln!("aisci: started (CPU)"),
         },

@@ -105,6 +105,27 @@ pub fn error_line(outcome: &RunOutcome) -> String {
         })
 }
 
+/// The module a failed run could not import ("numpy" from Python's
+/// `ModuleNotFoundError: No module named 'numpy'`), from its error line.
+pub fn missing_module(error_line: &str) -> Option<&str> {
+    let rest = error_line
+        .trim()
+        .strip_prefix("ModuleNotFoundError: No module named ")?;
+    let name = rest.trim_matches(|c| c == '\'' || c == '"');
+    // `No module named 'torch.cuda'`: the package is what is installed.
+    let top = name.split('.').next().unwrap_or(name);
+    (!top.is_empty()).then_some(top)
+}
+
+/// What to do about a module `python` lacks.
+pub fn missing_module_hint(module: &str, python: &str) -> String {
+    format!(
+        "{module} is not installed for {python} (run.python). Install it there \
+         (`{python} -m pip install {module}`), or set run.python in ~/.config/aisci/config.toml \
+         to a Python that has it; `scripts/torch-up` makes one with torch, numpy and matplotlib"
+    )
+}
+
 /// Whether a run that did not complete is moved under `.aisci/attempts/` (as the
 /// experiment loop and the baseline do, so only completed runs are `run_<i>/`).
 pub fn set_aside_when_failed(record: &RunRecord) -> bool {

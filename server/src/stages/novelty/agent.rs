@@ -170,6 +170,8 @@ impl NoveltyReport {
 pub enum NoveltyError {
     #[error("{}: the idea archive cannot be read ({message})", path.display())]
     Archive { path: PathBuf, message: String },
+    #[error("{} does not exist: there are no ideas to check yet; generate some first (`aisci ideas --template <dir>`, or the \"Generate ideas\" code action in experiment.py)", .0.display())]
+    NoIdeas(PathBuf),
     /// Updating ideas.json failed; verdicts written before are in `report`.
     #[error("{source}; {} verdict(s) were saved before this", report.results.iter().filter(|r| r.written).count())]
     Update {
@@ -201,6 +203,9 @@ pub async fn check_archive(
     progress: &dyn Progress,
     cancel: &CancellationToken,
 ) -> Result<NoveltyReport, NoveltyError> {
+    if !ideas_path.exists() {
+        return Err(NoveltyError::NoIdeas(ideas_path.to_path_buf()));
+    }
     let entries = read_ideas_archive(ideas_path).map_err(|e| NoveltyError::Archive {
         path: ideas_path.to_path_buf(),
         message: match e {
