@@ -399,3 +399,69 @@ async fn a_claimed_number_hovers_with_its_run_and_goes_to_its_entry() {
     let want = info.find("\"kl\"").unwrap() as u64;
     assert_eq!(def["range"]["start"]["character"], want, "{def}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outline_gives_each_section_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = PAPER
+        .replace(
+            "\\section{Results}\nWe reach 0.35 here.",
+            "\\section{Method}\nMETHOD HERE\n\\section{Results}\nWe reach 0.35 here, and 0.77 too.\n\\subsection{Ablations}\n\\section{Conclusion}\n% nothing yet\n",
+        );
+    let tex = paper(dir.path(), &text);
+    // v1's review.txt: a plain-string weakness quoting a sentence of the Results.
+    let review = json!({
+        "Summary": "s", "Strengths": [], "Weaknesses": ["The sentence \"We reach 0.35 here\" has no error bars."],
+        "Originality": 2, "Quality": 2, "Clarity": 2, "Significance": 2, "Questions": [], "Limitations": [],
+        "Ethical Concerns": false, "Soundness": 2, "Presentation": 2, "Contribution": 2,
+        "Overall": 4, "Confidence": 3, "Decision": "Reject"
+    });
+    std::fs::write(
+        dir.path().join("idea/review.txt"),
+        serde_json::to_string_pretty(&review).unwrap(),
+    )
+    .unwrap();
+    let uri = file_uri(&tex);
+    let c = TestClient::start(Value::Null);
+    c.initialize(json!({}), json!({ "latex": { "build_on_save": false } }))
+        .await;
+    c.open(&uri, "latex", &text).await;
+    diagnostics_where(&c, &uri, "the checks", |d| {
+        d.iter().any(|x| x["code"] == "number-without-source")
+    })
+    .await;
+    let outline = c
+        .request(
+            "textDocument/documentSymbol",
+            json!({ "textDocument": { "uri": uri } }),
+        )
+        .await;
+    let items = outline.as_array().unwrap_or_else(|| panic!("{outline}"));
+    let by_name = |list: &[Value], name: &str| -> Value {
+        list.iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {list:?}"))
+    };
+    assert_eq!(by_name(items, "A Paper")["detail"], "title");
+    assert_eq!(
+        by_name(items, "Introduction")["detail"],
+        "3 words",
+        "citations are not prose"
+    );
+    assert_eq!(by_name(items, "Method")["detail"], "placeholder");
+    let results = by_name(items, "Results");
+    assert_eq!(
+        results["detail"], "5 words · 1 open review comment · 1 integrity problem",
+        "{results}"
+    );
+    let line = line_of(&text, "\\section{Results}");
+    assert_eq!(results["selectionRange"]["start"]["line"], line);
+    let ablations = by_name(results["children"].as_array().unwrap(), "Ablations");
+    assert_eq!(ablations["detail"], "empty");
+    assert_eq!(
+        by_name(items, "Conclusion")["detail"],
+        "empty",
+        "a comment is not prose"
+    );
+}

@@ -7,10 +7,10 @@ use std::fmt::Write;
 pub const EDIT_MARKER: &str = "# --- tuning notes (β schedule — edited during the benchmark) ---";
 
 /// Small xorshift PRNG: stable across platforms and releases.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

@@ -3,6 +3,7 @@
 
 mod client;
 mod docgen;
+mod paper;
 mod report;
 mod session;
 
@@ -22,11 +23,14 @@ usage: lspbench --server CMD [--server CMD ...] [options]
   --big-doc-bytes N     size of each extra document (default 1048576)
   --settle-ms N         pause before each RSS sample (default 500)
   --timeout-ms N        per-request timeout (default 10000)
+  --paper FILE          also run the paper scenario on this .tex (see README)
+  --paper-copies N      times the paper's body is repeated (default 3)
   --lsp-ai-config FILE  initializationOptions for commands whose program is lsp-ai
                         (default: built-in offline config, see README)
   --no-interleave       time each server's requests back to back instead of
                         alternating servers request by request
-  --baseline LABEL      server the ratios are relative to (default: lsp-ai if present, else last)
+  --baseline LABEL      server the ratios are relative to
+                        (default: lsp-ai if present, else texlab if present, else the last)
   --json FILE           also write the results as JSON
   --keep                keep the temporary workspaces and server stderr logs";
 
@@ -41,6 +45,8 @@ struct Opts {
     settle: Duration,
     timeout: Duration,
     lsp_ai_config: Option<PathBuf>,
+    paper: Option<PathBuf>,
+    paper_copies: usize,
     baseline: Option<String>,
     json: Option<PathBuf>,
     keep: bool,
@@ -59,6 +65,8 @@ fn parse_args() -> Result<Opts, String> {
         settle: Duration::from_millis(500),
         timeout: Duration::from_secs(10),
         lsp_ai_config: None,
+        paper: None,
+        paper_copies: 3,
         baseline: None,
         json: None,
         keep: false,
@@ -78,6 +86,8 @@ fn parse_args() -> Result<Opts, String> {
             "--big-doc-bytes" => o.big_doc_bytes = num(val()?)?,
             "--settle-ms" => o.settle = Duration::from_millis(num(val()?)? as u64),
             "--timeout-ms" => o.timeout = Duration::from_millis(num(val()?)? as u64),
+            "--paper" => o.paper = Some(val()?.into()),
+            "--paper-copies" => o.paper_copies = num(val()?)?,
             "--lsp-ai-config" => o.lsp_ai_config = Some(val()?.into()),
             "--baseline" => o.baseline = Some(val()?),
             "--json" => o.json = Some(val()?.into()),
@@ -105,26 +115,47 @@ fn main() {
         }
     };
     let root = std::env::temp_dir().join(format!("lspbench-{}", std::process::id()));
+    let paper = match opts
+        .paper
+        .as_deref()
+        .map(|p| paper::Paper::load(p, opts.paper_copies))
+    {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            eprintln!("--paper {e}");
+            std::process::exit(2);
+        }
+    };
     let doc = docgen::experiment_py(opts.lines);
-    let results = session::run_all(&opts, &root, &doc);
+    let results = session::run_all(&opts, &root, &doc, paper.as_ref());
+    let find = |name: &str| {
+        results
+            .iter()
+            .find(|r| r.label.contains(name))
+            .map(|r| r.label.clone())
+    };
     let baseline = opts
         .baseline
         .clone()
-        .or_else(|| {
-            results
-                .iter()
-                .find(|r| r.label.contains("lsp-ai"))
-                .map(|r| r.label.clone())
-        })
+        .or_else(|| find("lsp-ai"))
+        .or_else(|| find("texlab"))
         .unwrap_or_else(|| results.last().unwrap().label.clone());
     let doc_info = json!({
         "name": "experiment.py", "lines": opts.lines, "bytes": doc.len(),
         "big_docs": opts.big_docs, "big_doc_bytes": opts.big_doc_bytes,
     });
+    let paper_info = paper.as_ref().map_or(Value::Null, |p| {
+        json!({
+            "source": p.source.display().to_string(), "copies": p.copies,
+            "lines": p.text.lines().count(), "bytes": p.text.len(),
+            "path": format!("{}/latex/template.tex", paper::IDEA_DIR), "copied": p.copied_names(),
+        })
+    });
     let setup = json!({
         "requests": opts.requests, "warmup": opts.warmup, "edits": opts.edits,
         "interleaved": opts.interleave, "settle_ms": opts.settle.as_millis() as u64,
-        "document": doc_info,
+        "document": doc_info, "paper": paper_info,
     });
     print!("{}", report::table(&results, &baseline, &setup));
     if let Some(path) = &opts.json {

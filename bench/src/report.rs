@@ -18,6 +18,8 @@ pub struct Latency {
     pub max: Duration,
     /// What the timed responses contained, e.g. "1 item ×1000" (filled by the caller).
     pub shapes: String,
+    /// Timed responses with a non-null result (filled by the caller).
+    pub answered: usize,
 }
 
 impl Latency {
@@ -34,6 +36,7 @@ impl Latency {
             p99: pct(99.0),
             max: *s.last().unwrap(),
             shapes: String::new(),
+            answered: 0,
         }
     }
 }
@@ -71,6 +74,8 @@ pub struct ServerResult {
     pub rss_open_kb: Option<(u64, u64)>,
     pub rss_edits_kb: Option<(u64, u64)>,
     pub rss_docs_kb: Option<(u64, u64)>,
+    /// After the paper scenario's requests (`--paper`).
+    pub rss_paper_kb: Option<(u64, u64)>,
     /// Method name without the `textDocument/` prefix, in run order.
     pub latency: Vec<(String, Measure)>,
     pub edits: Option<Result<EditStats, String>>,
@@ -91,6 +96,7 @@ impl ServerResult {
             rss_open_kb: None,
             rss_edits_kb: None,
             rss_docs_kb: None,
+            rss_paper_kb: None,
             latency: vec![],
             edits: None,
             notifications: 0,
@@ -139,7 +145,20 @@ const METHODS: [&str; 5] = [
     "hover ideas.json",
 ];
 
-fn rows(r: &ServerResult) -> Vec<(String, Cell)> {
+/// The paper scenario's rows (`--paper`), as session.rs names them.
+const PAPER_METHODS: [&str; 3] = ["paper hover", "paper codeAction", "paper documentSymbol"];
+
+fn latency_cell(m: Option<&Measure>, f: impl Fn(&Latency) -> Cell) -> Cell {
+    match m {
+        Some(Measure::Latency(l)) => f(l),
+        Some(Measure::Unsupported) => Cell::Text("unsupported".into()),
+        Some(Measure::Failed(_)) => Cell::Text("failed".into()),
+        None => Cell::Text("n/a".into()),
+    }
+}
+
+/// The table's rows for one server; `paper` adds the paper scenario's.
+fn rows(r: &ServerResult, paper: bool) -> Vec<(String, Cell)> {
     let num = |v: Option<f64>| v.map_or_else(|| Cell::Text("n/a".into()), Cell::Num);
     let mut out = vec![
         ("initialize (ms)".to_string(), num(r.initialize_ms)),
@@ -157,13 +176,10 @@ fn rows(r: &ServerResult) -> Vec<(String, Cell)> {
             ("max", |l| l.max),
             ("mean", |l| l.mean),
         ] {
-            let cell = match m {
-                Some(Measure::Latency(l)) => Cell::Num(ms(f(l))),
-                Some(Measure::Unsupported) => Cell::Text("unsupported".into()),
-                Some(Measure::Failed(_)) => Cell::Text("failed".into()),
-                None => Cell::Text("n/a".into()),
-            };
-            out.push((format!("{method} {stat} (ms)"), cell));
+            out.push((
+                format!("{method} {stat} (ms)"),
+                latency_cell(m, |l| Cell::Num(ms(f(l)))),
+            ));
         }
     }
     let edit = |f: fn(&EditStats) -> f64| match &r.edits {
@@ -176,6 +192,26 @@ fn rows(r: &ServerResult) -> Vec<(String, Cell)> {
         "  of which client send (µs)".into(),
         edit(|e| e.send.as_secs_f64() * 1e6 / e.edits.max(1) as f64),
     ));
+    if paper {
+        out.push(("RSS after paper requests (MB)".into(), num(mb(r.rss_paper_kb))));
+        for method in PAPER_METHODS {
+            let m = r.measure(method);
+            for (stat, f) in [
+                ("p50", (|l: &Latency| l.p50) as fn(&Latency) -> Duration),
+                ("p99", |l| l.p99),
+                ("max", |l| l.max),
+            ] {
+                out.push((
+                    format!("{method} {stat} (ms)"),
+                    latency_cell(m, |l| Cell::Num(ms(f(l)))),
+                ));
+            }
+            out.push((
+                format!("{method} non-null"),
+                latency_cell(m, |l| Cell::Text(format!("{}/{}", l.answered, l.n))),
+            ));
+        }
+    }
     out
 }
 
@@ -203,10 +239,37 @@ fn ratio(a: &Cell, b: &Cell) -> Option<f64> {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A target from the performance issue.
+    Issue,
+    /// Not one of the issue's targets (the ideas.json rows).
+    Extra,
+    /// The paper scenario: as fast as the baseline on the same paper (issue 20).
+    Paper,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Issue => "issue",
+            Kind::Extra => "extra",
+            Kind::Paper => "paper",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Kind::Issue => "",
+            Kind::Extra => "  (extra, not in the issue)",
+            Kind::Paper => "  (paper, issue 20)",
+        }
+    }
+}
+
 struct Target {
     server: String,
-    /// Not one of the issue's targets (the ideas.json rows).
-    extra: bool,
+    kind: Kind,
     what: String,
     value: Option<f64>,
     limit: Option<f64>,
@@ -222,14 +285,15 @@ impl Target {
     }
 }
 
-/// The issue's targets (plus the ideas.json rows) for every non-baseline server.
+/// The issue's targets (plus the ideas.json rows, and the paper's when it ran) for
+/// every non-baseline server.
 fn targets(results: &[ServerResult], base: &ServerResult) -> Vec<Target> {
     let mut out = vec![];
     let base_ca = base.p99_ms("codeAction");
     for r in results.iter().filter(|r| r.label != base.label) {
         let t = |what: String, value, limit| Target {
             server: r.label.clone(),
-            extra: false,
+            kind: Kind::Issue,
             what,
             value,
             limit,
@@ -237,7 +301,11 @@ fn targets(results: &[ServerResult], base: &ServerResult) -> Vec<Target> {
         for m in METHODS {
             let what = format!("{m} p99 (ms) ≤ {} codeAction p99", base.label);
             out.push(Target {
-                extra: m.contains("ideas.json"),
+                kind: if m.contains("ideas.json") {
+                    Kind::Extra
+                } else {
+                    Kind::Issue
+                },
                 ..t(what, r.p99_ms(m), base_ca)
             });
         }
@@ -256,6 +324,16 @@ fn targets(results: &[ServerResult], base: &ServerResult) -> Vec<Target> {
             mb(r.rss_docs_kb),
             Some(RSS_DOCS_TARGET_MB),
         ));
+        for m in PAPER_METHODS.into_iter().filter(|m| r.measure(m).is_some()) {
+            out.push(Target {
+                kind: Kind::Paper,
+                ..t(
+                    format!("{m} p99 (ms) ≤ {}'s", base.label),
+                    r.p99_ms(m),
+                    base.p99_ms(m),
+                )
+            });
+        }
     }
     out
 }
@@ -263,7 +341,8 @@ fn targets(results: &[ServerResult], base: &ServerResult) -> Vec<Target> {
 pub fn table(results: &[ServerResult], baseline: &str, setup: &Value) -> String {
     let base = results.iter().find(|r| r.label == baseline);
     let others: Vec<&ServerResult> = results.iter().filter(|r| r.label != baseline).collect();
-    let cols: Vec<Vec<(String, Cell)>> = results.iter().map(rows).collect();
+    let paper = &setup["paper"];
+    let cols: Vec<Vec<(String, Cell)>> = results.iter().map(|r| rows(r, !paper.is_null())).collect();
     let base_idx = results.iter().position(|r| r.label == baseline);
     let doc = &setup["document"];
     let mut s = String::new();
@@ -279,6 +358,21 @@ pub fn table(results: &[ServerResult], baseline: &str, setup: &Value) -> String 
         doc["big_docs"],
         doc["big_doc_bytes"],
     );
+    if !paper.is_null() {
+        let copied: Vec<&str> = paper["copied"]
+            .as_array()
+            .map_or(vec![], |a| a.iter().filter_map(Value::as_str).collect());
+        let _ = writeln!(
+            s,
+            "paper: {} with its body ×{} ({} lines, {} bytes) as {}; copied beside it: {}; opened first, its rows are last",
+            paper["source"].as_str().unwrap_or(""),
+            paper["copies"],
+            paper["lines"],
+            paper["bytes"],
+            paper["path"].as_str().unwrap_or(""),
+            if copied.is_empty() { "nothing".to_string() } else { copied.join(", ") },
+        );
+    }
     let mut header = format!("{:<32}", "");
     for r in results {
         let _ = write!(header, "{:>14}", r.label);
@@ -364,11 +458,7 @@ pub fn table(results: &[ServerResult], baseline: &str, setup: &Value) -> String 
                 f(t.value),
                 f(t.limit),
                 t.verdict(),
-                if t.extra {
-                    "  (extra, not in the issue)"
-                } else {
-                    ""
-                }
+                t.kind.suffix()
             );
         }
     }
@@ -392,7 +482,7 @@ pub fn to_json(results: &[ServerResult], baseline: &str, setup: Value) -> Value 
                     Measure::Latency(l) => json!({
                         "n": l.n, "errors": l.errors, "mean_ms": ms(l.mean), "p50_ms": ms(l.p50),
                         "p95_ms": ms(l.p95), "p99_ms": ms(l.p99), "max_ms": ms(l.max),
-                        "results": l.shapes,
+                        "results": l.shapes, "non_null": l.answered,
                     }),
                     Measure::Unsupported => json!("unsupported"),
                     Measure::Failed(e) => json!({"failed": e}),
@@ -415,6 +505,7 @@ pub fn to_json(results: &[ServerResult], baseline: &str, setup: Value) -> Value 
                     "after_open_and_requests": rss_json(r.rss_open_kb),
                     "after_edits": rss_json(r.rss_edits_kb),
                     "with_big_docs": rss_json(r.rss_docs_kb),
+                    "after_paper": rss_json(r.rss_paper_kb),
                 },
                 "latency": lat, "did_change": edits,
                 "server_notifications": r.notifications, "server_requests": r.server_requests,
@@ -425,10 +516,11 @@ pub fn to_json(results: &[ServerResult], baseline: &str, setup: Value) -> Value 
     let mut ratios = Map::new();
     let mut target_list = vec![];
     if let Some(bi) = results.iter().position(|r| r.label == baseline) {
-        let base_rows = rows(&results[bi]);
+        let paper = !setup["paper"].is_null();
+        let base_rows = rows(&results[bi], paper);
         for r in results.iter().filter(|r| r.label != baseline) {
             let mut m = Map::new();
-            for ((name, a), (_, b)) in rows(r).iter().zip(&base_rows) {
+            for ((name, a), (_, b)) in rows(r, paper).iter().zip(&base_rows) {
                 m.insert(name.clone(), ratio(a, b).map_or(Value::Null, |v| json!(v)));
             }
             ratios.insert(r.label.clone(), Value::Object(m));
@@ -436,7 +528,7 @@ pub fn to_json(results: &[ServerResult], baseline: &str, setup: Value) -> Value 
         for t in targets(results, &results[bi]) {
             target_list.push(json!({
                 "server": t.server, "target": t.what, "value": t.value, "limit": t.limit,
-                "verdict": t.verdict(), "in_issue": !t.extra,
+                "verdict": t.verdict(), "in_issue": t.kind == Kind::Issue, "kind": t.kind.name(),
             }));
         }
     }

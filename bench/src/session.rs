@@ -3,6 +3,7 @@
 //! servers, so load from elsewhere on the machine falls on all of them alike.
 
 use crate::client::Client;
+use crate::paper::{self, Paper};
 use crate::report::{EditStats, Latency, Measure, ServerResult};
 use crate::{capable, docgen, file_uri, init_options, label_of, line_infos, pos, rss_kb, write_workspace};
 use crate::{LineInfo, Opts};
@@ -24,6 +25,8 @@ struct Session {
     ws: PathBuf,
     uri: String,
     ideas_uri: String,
+    /// Empty without `--paper`.
+    paper_uri: String,
 }
 
 impl Session {
@@ -36,6 +39,22 @@ impl Session {
     fn rss(&self) -> Option<(u64, u64)> {
         self.client.as_ref().and_then(|_| rss_kb(self.pid))
     }
+
+    fn uri(&self, doc: Doc) -> &str {
+        match doc {
+            Doc::Experiment => &self.uri,
+            Doc::Ideas => &self.ideas_uri,
+            Doc::Paper => &self.paper_uri,
+        }
+    }
+}
+
+/// The open document a timed request is sent on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Doc {
+    Experiment,
+    Ideas,
+    Paper,
 }
 
 /// A timed request kind; `row` names it in the report.
@@ -43,7 +62,7 @@ struct Timed<'a> {
     row: &'static str,
     method: &'static str,
     cap: &'static str,
-    on_ideas: bool,
+    doc: Doc,
     /// Params of request `i` on the document at `uri`.
     params: ParamsFn<'a>,
 }
@@ -76,7 +95,7 @@ fn timed<'a>(exp: &'a [LineInfo], ideas: &'a [LineInfo]) -> Vec<Timed<'a>> {
             row: "codeAction",
             method: "textDocument/codeAction",
             cap: "codeActionProvider",
-            on_ideas: false,
+            doc: Doc::Experiment,
             params: Box::new(move |i, uri| {
                 let l = exp_line(i);
                 json!({
@@ -90,34 +109,76 @@ fn timed<'a>(exp: &'a [LineInfo], ideas: &'a [LineInfo]) -> Vec<Timed<'a>> {
             row: "codeLens",
             method: "textDocument/codeLens",
             cap: "codeLensProvider",
-            on_ideas: false,
+            doc: Doc::Experiment,
             params: Box::new(lens),
         },
         Timed {
             row: "hover",
             method: "textDocument/hover",
             cap: "hoverProvider",
-            on_ideas: false,
+            doc: Doc::Experiment,
             params: Box::new(hover_on(exp, exp_line)),
         },
         Timed {
             row: "codeLens ideas.json",
             method: "textDocument/codeLens",
             cap: "codeLensProvider",
-            on_ideas: true,
+            doc: Doc::Ideas,
             params: Box::new(lens),
         },
         Timed {
             row: "hover ideas.json",
             method: "textDocument/hover",
             cap: "hoverProvider",
-            on_ideas: true,
+            doc: Doc::Ideas,
             params: Box::new(hover_on(ideas, ideas_line)),
         },
     ]
 }
 
-pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
+/// The paper scenario's requests: hover and a one-line codeAction at pseudo-random
+/// positions (`hovers[i]`, `actions[i]` for request `i`), and documentSymbol.
+fn paper_timed<'a>(
+    hovers: &'a [(u32, u32)],
+    actions: &'a [(u32, u32)],
+    lines: &'a [LineInfo],
+) -> Vec<Timed<'a>> {
+    vec![
+        Timed {
+            row: "paper hover",
+            method: "textDocument/hover",
+            cap: "hoverProvider",
+            doc: Doc::Paper,
+            params: Box::new(move |i, uri| {
+                let (l, c) = hovers[i];
+                json!({"textDocument": {"uri": uri}, "position": pos(l, c)})
+            }),
+        },
+        Timed {
+            row: "paper codeAction",
+            method: "textDocument/codeAction",
+            cap: "codeActionProvider",
+            doc: Doc::Paper,
+            params: Box::new(move |i, uri| {
+                let (l, c) = actions[i];
+                json!({
+                    "textDocument": {"uri": uri},
+                    "range": {"start": pos(l, c), "end": pos(l, lines[l as usize].len16)},
+                    "context": {"diagnostics": [], "triggerKind": 1}
+                })
+            }),
+        },
+        Timed {
+            row: "paper documentSymbol",
+            method: "textDocument/documentSymbol",
+            cap: "documentSymbolProvider",
+            doc: Doc::Paper,
+            params: Box::new(|_, uri| json!({"textDocument": {"uri": uri}})),
+        },
+    ]
+}
+
+pub fn run_all(opts: &Opts, root: &Path, doc: &str, paper: Option<&Paper>) -> Vec<ServerResult> {
     let mut sessions: Vec<Session> = opts
         .servers
         .iter()
@@ -126,7 +187,7 @@ pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
             let label = label_of(cmd, &opts.servers);
             eprintln!("== {label}: {cmd}");
             let dir = root.join(format!("{i}-{label}"));
-            start(opts, cmd, &label, &dir, doc).unwrap_or_else(|e| {
+            start(opts, cmd, &label, &dir, doc, paper).unwrap_or_else(|e| {
                 let mut r = ServerResult::new(&label, cmd);
                 r.notes.push(format!("aborted: {e}"));
                 Session {
@@ -137,6 +198,7 @@ pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
                     ws: dir,
                     uri: String::new(),
                     ideas_uri: String::new(),
+                    paper_uri: String::new(),
                 }
             })
         })
@@ -144,6 +206,11 @@ pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
     std::thread::sleep(opts.settle);
     for s in &mut sessions {
         s.r.rss_init_kb = s.rss();
+    }
+
+    // The paper first, so its RSS is the server's with only the paper open.
+    if let Some(paper) = paper {
+        paper_phase(&mut sessions, opts, paper);
     }
 
     // Open experiment.py and ideas.json, then let work deferred by the opens
@@ -173,7 +240,11 @@ pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
     }
 
     // The first supported method doubles as the barrier after notifications.
-    let barrier = |caps: &Value| timed.iter().find(|t| !t.on_ideas && capable(caps, t.cap));
+    let barrier = |caps: &Value| {
+        timed
+            .iter()
+            .find(|t| t.doc == Doc::Experiment && capable(caps, t.cap))
+    };
     let marker = doc.lines().position(|l| l == docgen::EDIT_MARKER).unwrap();
     let at = (marker as u32, lines[marker].len16);
     for s in &mut sessions {
@@ -215,10 +286,21 @@ pub fn run_all(opts: &Opts, root: &Path, doc: &str) -> Vec<ServerResult> {
 }
 
 /// Spawns the server in a fresh template workspace and runs initialize/initialized.
-fn start(opts: &Opts, cmd: &str, label: &str, dir: &Path, doc: &str) -> Result<Session, String> {
+fn start(
+    opts: &Opts,
+    cmd: &str,
+    label: &str,
+    dir: &Path,
+    doc: &str,
+    paper: Option<&Paper>,
+) -> Result<Session, String> {
     let mut r = ServerResult::new(label, cmd);
     let ws = dir.join("ws");
     let exp = write_workspace(&ws, doc).map_err(|e| format!("workspace: {e}"))?;
+    let paper_uri = match paper {
+        Some(p) => file_uri(&p.write_into(&ws).map_err(|e| format!("paper workspace: {e}"))?),
+        None => String::new(),
+    };
     let mut argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
     // The child runs in the workspace, so resolve a relative program path here.
     if argv[0].contains('/') {
@@ -247,6 +329,7 @@ fn start(opts: &Opts, cmd: &str, label: &str, dir: &Path, doc: &str) -> Result<S
                 "synchronization": {"dynamicRegistration": false, "didSave": true},
                 "hover": {"contentFormat": ["markdown", "plaintext"]},
                 "codeLens": {},
+                "documentSymbol": {"hierarchicalDocumentSymbolSupport": true},
                 "codeAction": {
                     "codeActionLiteralSupport": {"codeActionKind": {"valueSet": [
                         "", "quickfix", "refactor", "refactor.rewrite", "source"]}},
@@ -274,9 +357,34 @@ fn start(opts: &Opts, cmd: &str, label: &str, dir: &Path, doc: &str) -> Result<S
         client: Some(c),
         caps: result["capabilities"].clone(),
         ideas_uri: file_uri(&ws.join("ideas.json")),
+        paper_uri,
         ws,
         uri: file_uri(&exp),
     })
+}
+
+/// Opens the paper in every server, lets deferred work finish, times its requests and
+/// samples RSS.
+fn paper_phase(sessions: &mut [Session], opts: &Opts, paper: &Paper) {
+    for s in sessions.iter_mut() {
+        let Some(c) = &s.client else { continue };
+        let doc = json!({"uri": s.paper_uri, "languageId": "latex", "version": 1, "text": paper.text});
+        if let Err(e) = c.notify("textDocument/didOpen", json!({ "textDocument": doc })) {
+            s.fail(format!("didOpen paper: {e}"));
+        }
+    }
+    std::thread::sleep(opts.settle);
+    let n = opts.warmup + opts.requests;
+    let hovers = paper::positions(&paper.text, n, 1);
+    let actions = paper::positions(&paper.text, n, 2);
+    let lines = line_infos(&paper.text);
+    for t in &paper_timed(&hovers, &actions, &lines) {
+        eprintln!("   timing {}", t.row);
+        time_requests(sessions, opts, t);
+    }
+    for s in sessions.iter_mut() {
+        s.r.rss_paper_kb = s.rss();
+    }
 }
 
 /// `warmup` untimed then `requests` timed sequential round trips per server.
@@ -286,6 +394,7 @@ fn time_requests(sessions: &mut [Session], opts: &Opts, t: &Timed) {
     let mut errors = vec![0usize; n];
     let mut first_error: Vec<Option<String>> = vec![None; n];
     let mut shapes: Vec<BTreeMap<String, usize>> = vec![BTreeMap::new(); n];
+    let mut answered = vec![0usize; n];
     let active: Vec<bool> = sessions.iter().map(|s| capable(&s.caps, t.cap)).collect();
     let rounds = opts.warmup + opts.requests;
     // Interleaved: request i goes to every server before request i + 1 (rotating who
@@ -298,12 +407,12 @@ fn time_requests(sessions: &mut [Session], opts: &Opts, t: &Timed) {
         (0..n).flat_map(|k| (0..rounds).map(move |i| (i, k))).collect()
     };
     for (i, k) in order {
-        let s = &mut sessions[k];
-        let Some(c) = &mut s.client else { continue };
         if !active[k] {
             continue;
         }
-        let p = (t.params)(i, if t.on_ideas { &s.ideas_uri } else { &s.uri });
+        let s = &mut sessions[k];
+        let p = (t.params)(i, s.uri(t.doc));
+        let Some(c) = &mut s.client else { continue };
         let start = Instant::now();
         let resp = c.request(t.method, p, opts.timeout);
         let elapsed = start.elapsed();
@@ -314,6 +423,8 @@ fn time_requests(sessions: &mut [Session], opts: &Opts, t: &Timed) {
                 if let Some(err) = resp.get("error") {
                     errors[k] += 1;
                     first_error[k].get_or_insert_with(|| err.to_string());
+                } else if !resp.get("result").is_none_or(Value::is_null) {
+                    answered[k] += 1;
                 }
                 *shapes[k].entry(shape(&resp)).or_default() += 1;
                 samples[k].push(elapsed);
@@ -335,6 +446,7 @@ fn time_requests(sessions: &mut [Session], opts: &Opts, t: &Timed) {
             let mut l = Latency::from_samples(std::mem::take(&mut samples[k]), errors[k]);
             let parts: Vec<String> = shapes[k].iter().map(|(s, n)| format!("{s} ×{n}")).collect();
             l.shapes = parts.join(", ");
+            l.answered = answered[k];
             Measure::Latency(l)
         };
         s.r.latency.push((name.clone(), m));

@@ -29,9 +29,15 @@ pub struct Explained {
 
 /// The trace of the claimed number at byte `at` of `src`.
 pub fn explain_at(src: &str, facts: &TexFacts, data: &RunData, at: usize) -> Option<Explained> {
-    let claim = claims::claims(src, facts)
-        .into_iter()
-        .find(|c| c.span.start <= at && at <= c.span.end)?;
+    explain_in(&claims::claims(src, facts), data, at)
+}
+
+/// [`explain_at`] over the paper's claims found before (in order, as [`claims::claims`]
+/// gives them): an editor keeps them per version, so a hover is a lookup.
+pub fn explain_in(claimed: &[claims::Claim], data: &RunData, at: usize) -> Option<Explained> {
+    // Sorted by start: the last claim starting at or before `at` is the only candidate.
+    let i = claimed.partition_point(|c| c.span.start <= at).checked_sub(1)?;
+    let claim = claimed.get(i).filter(|c| at <= c.span.end)?.clone();
     let (traces, head) = match resolve(&claim, data) {
         Outcome::Traced(t) => (t, format!("**{}** comes from the runs:", claim.written)),
         Outcome::Elsewhere { named, found } => (

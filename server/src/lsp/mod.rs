@@ -10,6 +10,7 @@ mod jobs;
 mod progress;
 mod server;
 mod state;
+mod tex_view;
 pub(crate) mod trust;
 mod views;
 

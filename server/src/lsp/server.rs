@@ -103,6 +103,7 @@ impl LanguageServer for Backend {
                     resolve_provider: Some(false),
                 }),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
+                document_symbol_provider: Some(OneOf::Left(true)),
                 definition_provider: Some(OneOf::Left(true)),
                 completion_provider: Some(CompletionOptions {
                     trigger_characters: Some(vec!["{".into(), ",".into()]),
@@ -309,6 +310,19 @@ impl LanguageServer for Backend {
             return Ok(None);
         }
         Ok(views::ideas::hover(self, &path, tdp.position))
+    }
+
+    async fn document_symbol(
+        &self,
+        params: DocumentSymbolParams,
+    ) -> RpcResult<Option<DocumentSymbolResponse>> {
+        let Some(path) = path_of(&params.text_document.uri) else {
+            return Ok(None);
+        };
+        if !paper_view::is_tex(&path) {
+            return Ok(None);
+        }
+        Ok(views::outline::symbols(self, &path).map(DocumentSymbolResponse::Nested))
     }
 
     async fn goto_definition(

@@ -31,6 +31,8 @@ pub struct OpenDoc {
     pub folder: Option<ProjectFolder>,
     /// For an ideas archive: its entries, parsed once per document version.
     pub ideas: Option<(i32, Arc<Vec<IdeaEntry>>)>,
+    /// For a paper: what requests read, made once per document version.
+    pub tex: Option<Arc<super::tex_view::TexView>>,
     /// Hash of the text when the buffer last matched the file (open, save): the
     /// buffer has unsaved edits exactly when its text differs from that.
     saved: u64,
@@ -55,6 +57,7 @@ impl OpenDoc {
             doc,
             folder,
             ideas: None,
+            tex: None,
             saved,
         }
     }
@@ -228,6 +231,9 @@ impl Default for Session {
 /// A document's build lock (held while one builds) and the job building it now.
 pub(crate) type BuildSlot = (Arc<tokio::sync::Mutex<()>>, Option<crate::jobs::JobId>);
 
+/// A check's problems and the document version they are of (None: the file on disk).
+pub(crate) type KeptProblems = (Option<i32>, Arc<Vec<crate::latex::TexProblem>>);
+
 #[derive(Default)]
 pub struct PaperState {
     pub(crate) pending: Mutex<HashMap<PathBuf, tokio::time::Instant>>,
@@ -242,4 +248,6 @@ pub struct PaperState {
     pub(crate) rc_said: Mutex<HashSet<PathBuf>>,
     /// Per `.tex`: the facts of its sections from the last check.
     pub(crate) facts: Mutex<HashMap<PathBuf, crate::latex::FactsCache>>,
+    /// Per open `.tex`: the last check's problems and the document version they are of.
+    pub(crate) problems: Mutex<HashMap<PathBuf, KeptProblems>>,
 }

@@ -76,6 +76,28 @@ pub struct EnvFacts {
 
 /// Gathers the facts for a run of `python` that had `cuda_visible_devices`.
 pub async fn collect(python: &str, cuda_visible_devices: Option<&str>) -> EnvFacts {
+    collect_all(python).await.for_devices(cuda_visible_devices)
+}
+
+impl EnvFacts {
+    /// These facts as they are for a run that saw only `cuda_visible_devices`.
+    pub fn for_devices(mut self, cuda_visible_devices: Option<&str>) -> Self {
+        if let Some(visible) = cuda_visible_devices {
+            let wanted: Vec<&str> = visible
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            self.gpus.retain(|g| wanted.contains(&g.index.as_str()));
+        }
+        self.cuda_visible_devices = cuda_visible_devices.map(str::to_string);
+        self
+    }
+}
+
+/// The facts of the machine and `python`, every GPU listed: they do not depend on the
+/// run, so they can be gathered while it runs.
+pub async fn collect_all(python: &str) -> EnvFacts {
     let mut notes = Vec::new();
     let (python_facts, smi, smi_version) = tokio::join!(
         probe_python(python),
@@ -93,21 +115,13 @@ pub async fn collect(python: &str, cuda_visible_devices: Option<&str>) -> EnvFac
         notes.push(format!("python: {e}"));
         PythonFacts::default()
     });
-    let (mut gpus, driver_version) = match smi {
+    let (gpus, driver_version) = match smi {
         Ok(text) => parse_gpu_facts(&text),
         Err(e) => {
             notes.push(format!("nvidia-smi: {e}"));
             (Vec::new(), None)
         }
     };
-    if let Some(visible) = cuda_visible_devices {
-        let wanted: Vec<&str> = visible
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        gpus.retain(|g| wanted.contains(&g.index.as_str()));
-    }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     EnvFacts {
         hostname: read_trimmed("/proc/sys/kernel/hostname")
@@ -117,7 +131,7 @@ pub async fn collect(python: &str, cuda_visible_devices: Option<&str>) -> EnvFac
         cpu_model: cpu_model(&cpuinfo),
         cpu_count: std::thread::available_parallelism().ok().map(|n| n.get()),
         gpus,
-        cuda_visible_devices: cuda_visible_devices.map(str::to_string),
+        cuda_visible_devices: None,
         driver_version,
         cuda_version: smi_version.ok().and_then(|t| cuda_version(&t)),
         python_command: python.to_string(),

@@ -104,6 +104,10 @@ pub async fn run_attempt(
         spec.timeout_secs,
     );
     record.code = snapshot_code.then(|| PathBuf::from(&code_name));
+    // The machine's facts do not depend on the run: gathered while it runs, so the run's
+    // end is not followed by interpreter and nvidia-smi starts. Dropped if unused.
+    let python = spec.python.to_string();
+    let mut gathering = AbortOnDrop(tokio::spawn(async move { facts::collect_all(&python).await }));
     let tracked = run_tracked(root, record, runner, &run_spec, events, cancel).await;
     let mut record = tracked.record;
     let outcome = match tracked.result {
@@ -128,7 +132,11 @@ pub async fn run_attempt(
 
     if record.completed || spec.origin == RunOrigin::Launch {
         // Facts for the paper; a run whose facts cannot be written is still a run.
-        let facts = facts::collect(spec.python, outcome.cuda_visible_devices.as_deref()).await;
+        let gathered = match (&mut gathering.0).await {
+            Ok(f) => f,
+            Err(_) => facts::collect_all(spec.python).await,
+        };
+        let facts = gathered.for_devices(outcome.cuda_visible_devices.as_deref());
         if let Err(e) = facts::write(&run_dir, &facts) {
             tracing::warn!(dir = %run_dir.display(), %e, "cannot write env.json");
         }
@@ -214,6 +222,15 @@ fn tail(text: &str, total_bytes: u64, n: usize) -> String {
         format!("...{text}")
     } else {
         text.to_string()
+    }
+}
+
+/// A spawned task that is stopped when its handle goes (its child processes with it).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

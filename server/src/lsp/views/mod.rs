@@ -3,6 +3,7 @@
 pub mod experiment;
 pub mod ideas;
 pub mod jobs;
+pub mod outline;
 pub mod paper;
 pub mod review;
 pub mod run_output;

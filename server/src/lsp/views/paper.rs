@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -86,27 +87,69 @@ fn schedule(b: &Backend, tex: PathBuf) {
 }
 
 /// The static checks of `tex` as it reads now: an open document's tree is kept current
-/// incrementally, and the facts of sections that did not change are reused.
-fn static_problems(b: &Backend, tex: &Path) -> Option<(String, Vec<TexProblem>)> {
+/// incrementally, and the facts of sections that did not change are reused. The result
+/// is kept with the document's version, for code actions asked before the next edit.
+fn static_problems(b: &Backend, tex: &Path) -> Option<(String, Arc<Vec<TexProblem>>)> {
     let open = {
         let mut docs = b.state.docs.lock().unwrap();
-        docs.get_mut(tex)
-            .and_then(|d| d.doc.latex_tree().cloned().map(|t| (d.doc.text(), t)))
+        docs.get_mut(tex).and_then(|d| {
+            let version = d.doc.version();
+            d.doc
+                .latex_tree()
+                .cloned()
+                .map(|t| (d.doc.text(), t, Some(version)))
+        })
     };
-    let (src, tree) = match open {
+    let (src, tree, version) = match open {
         Some(o) => o,
         None => {
             let src = b.state.text_of(tex).ok()?;
             let tree = syntax::parse(&src);
-            (src, tree)
+            (src, tree, None)
         }
     };
     let state = b.state.clone();
     let read = move |p: &Path| state.text_of(p).ok();
-    let mut caches = b.state.paper.facts.lock().unwrap();
-    let cache = caches.entry(tex.to_path_buf()).or_default();
-    let (_, problems) = paper::check_paper_cached(tex, &src, &tree, cache, &read);
+    let problems = {
+        let mut caches = b.state.paper.facts.lock().unwrap();
+        let cache = caches.entry(tex.to_path_buf()).or_default();
+        Arc::new(paper::check_paper_cached(tex, &src, &tree, cache, &read).1)
+    };
+    if version.is_some() {
+        b.state
+            .paper
+            .problems
+            .lock()
+            .unwrap()
+            .insert(tex.to_path_buf(), (version, problems.clone()));
+    }
     Some((src, problems))
+}
+
+/// The last check's problems of `tex`, whatever version they are of (None before any).
+pub fn kept_problems(b: &Backend, tex: &Path) -> Option<Arc<Vec<TexProblem>>> {
+    b.state
+        .paper
+        .problems
+        .lock()
+        .unwrap()
+        .get(tex)
+        .map(|(_, p)| p.clone())
+}
+
+/// The checks' problems of an open `tex` at its current version: those of the last check
+/// when nothing was typed since, else a new check.
+fn current_problems(b: &Backend, tex: &Path) -> Option<Arc<Vec<TexProblem>>> {
+    let version = b.state.docs.lock().unwrap().get(tex).map(|d| d.doc.version());
+    if let Some(v) = version {
+        let kept = b.state.paper.problems.lock().unwrap().get(tex).cloned();
+        if let Some((Some(kv), problems)) = kept {
+            if kv == v {
+                return Some(problems);
+            }
+        }
+    }
+    static_problems(b, tex).map(|(_, p)| p)
 }
 
 /// Checks `tex` and publishes its diagnostics (and its `.bib` files'), with the last
@@ -120,12 +163,12 @@ pub async fn publish(b: &Backend, tex: &Path) {
     };
     let mut by_file: HashMap<PathBuf, Vec<Problem>> = HashMap::new();
     by_file.entry(tex.to_path_buf()).or_default();
-    for p in problems {
+    for p in problems.iter() {
         by_file.entry(p.path.clone()).or_default().push(Problem {
-            path: p.path,
+            path: p.path.clone(),
             span: Some((p.span.start, p.span.end)),
             severity: p.severity,
-            message: p.message,
+            message: p.message.clone(),
             code: Some(p.code),
         });
     }
@@ -242,24 +285,25 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
     } else {
         return out;
     };
-    let Ok(text) = b.state.text_of(path) else {
+    let view = if is_tex(path) {
+        b.state.tex_view(path)
+    } else {
+        b.state.text_of(path).ok().map(|text| {
+            let rope = ropey::Rope::from_str(&text);
+            Arc::new(crate::lsp::tex_view::TexView::plain(text, rope))
+        })
+    };
+    let Some(view) = view else {
         return out;
     };
-    let rope = ropey::Rope::from_str(&text);
+    let (text, rope) = (&view.text, &view.rope);
     let enc = b.state.encoding();
-    let to_byte = |p: Position| {
-        rope.char_to_byte(crate::workspace::position::to_char(
-            &rope,
-            convert::pos_from(p),
-            enc,
-        ))
-    };
     // Whole lines: editors ask with the cursor's position, fixes belong to its line.
-    let (lo, hi) = (to_byte(range.start), to_byte(range.end));
+    let (lo, hi) = (view.byte_at(range.start, enc), view.byte_at(range.end, enc));
     let lo = text[..lo].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let hi = text[hi..].find('\n').map(|i| hi + i).unwrap_or(text.len());
     for tex in &texes {
-        let Some((_, problems)) = static_problems(b, tex) else {
+        let Some(problems) = current_problems(b, tex) else {
             continue;
         };
         for p in problems.iter().filter(|p| p.path == path) {
@@ -269,7 +313,7 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
             }
             let Some(uri) = uri_of(path) else { continue };
             let edit = TextEdit {
-                range: convert::byte_range(&rope, Some((fix.span.start, fix.span.end)), enc),
+                range: convert::byte_range(rope, Some((fix.span.start, fix.span.end)), enc),
                 new_text: fix.replacement.clone(),
             };
             let diagnostic = convert::diagnostic(
@@ -280,7 +324,7 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
                     message: p.message.clone(),
                     code: Some(p.code),
                 },
-                &rope,
+                rope,
                 enc,
             );
             out.push(CodeActionOrCommand::CodeAction(CodeAction {
@@ -298,10 +342,9 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
     }
     if is_tex(path) && crate::stages::writeup::paper_tex(&paper::runs_folder(path)) == path {
         // The section the cursor is in (a \section, with its subsections).
-        let tree = syntax::parse(&text);
-        let facts = syntax::facts(&tree, &text);
         // By position, so a second section with the same title is not mistaken for it.
-        let section = facts
+        let section = view
+            .facts
             .sections
             .iter()
             .filter(|s| s.level == 2)
@@ -340,7 +383,7 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
         ));
     }
     if is_tex(path) {
-        out.extend(crate::lsp::views::review::code_actions(b, path, &text, lo, hi));
+        out.extend(crate::lsp::views::review::code_actions(b, path, text, lo, hi));
         let title = "Build the paper (latexmk)";
         out.push(command_action(
             title,
@@ -519,44 +562,47 @@ impl notification::Notification for PdfBuilt {
     const METHOD: &'static str = "aisci/pdfBuilt";
 }
 
-fn offset_of(b: &Backend, path: &Path, pos: Position) -> Option<(String, usize)> {
-    let text = b.state.text_of(path).ok()?;
-    let rope = ropey::Rope::from_str(&text);
-    let ch = crate::workspace::position::to_char(&rope, convert::pos_from(pos), b.state.encoding());
-    Some((text, rope.char_to_byte(ch)))
+/// The paper's kept view and the byte offset of `pos` in it.
+fn view_at(b: &Backend, path: &Path, pos: Position) -> Option<(Arc<crate::lsp::tex_view::TexView>, usize)> {
+    let view = b.state.tex_view(path)?;
+    let at = view.byte_at(pos, b.state.encoding());
+    Some((view, at))
 }
 
 /// The review's scores, for a hover on `\title`.
 pub fn review_hover(b: &Backend, path: &Path, pos: Position) -> Option<Hover> {
-    let (text, byte) = offset_of(b, path, pos)?;
-    crate::lsp::views::review::hover(path, &text, byte)
+    let (view, byte) = view_at(b, path, pos)?;
+    // Off the title, no review file is read.
+    let title = view.facts.title.clone()?;
+    if !(title.start <= byte && byte <= title.end) {
+        return None;
+    }
+    crate::lsp::views::review::hover(path, &view.text, byte)
 }
 
-/// The entry behind the `\cite` key under the cursor.
+/// The entry behind the `\cite` key under the cursor, else the source of the number there.
 pub fn hover(b: &Backend, path: &Path, pos: Position) -> Option<Hover> {
     if !is_tex(path) {
         return None;
     }
-    let (src, at) = offset_of(b, path, pos)?;
-    let facts = syntax::facts(&syntax::parse(&src), &src);
-    let Some((key, span)) = paper::citation_at(&facts, at) else {
-        return number_hover(b, path, &src, &facts, at);
+    let (view, at) = view_at(b, path, pos)?;
+    let Some((key, span)) = paper::citation_at(&view.facts, at) else {
+        return number_hover(b, path, &view, at);
     };
     let state = b.state.clone();
     let read = move |p: &Path| state.text_of(p).ok();
-    let items = paper::bib_items(path, &src, &facts, &read);
+    let items = paper::bib_items(path, &view.text, &view.facts, &read);
     let value = match items.iter().find(|i| i.key == key) {
         Some(item) => paper::cite_info(item).markdown(),
         None => format!("`{key}` is not in the bibliography"),
     };
-    let rope = ropey::Rope::from_str(&src);
     Some(Hover {
         contents: HoverContents::Markup(MarkupContent {
             kind: MarkupKind::Markdown,
             value,
         }),
         range: Some(convert::byte_range(
-            &rope,
+            &view.rope,
             Some((span.start, span.end)),
             b.state.encoding(),
         )),
@@ -564,17 +610,22 @@ pub fn hover(b: &Backend, path: &Path, pos: Position) -> Option<Hover> {
 }
 
 /// Where a claimed number comes from: its run, metric, dataset and computation.
-fn number_hover(b: &Backend, tex: &Path, src: &str, facts: &syntax::TexFacts, at: usize) -> Option<Hover> {
+fn number_hover(b: &Backend, tex: &Path, view: &crate::lsp::tex_view::TexView, at: usize) -> Option<Hover> {
+    let claimed = view.claims();
+    // Most positions hold no number: answered before any run data is looked at.
+    let i = claimed.partition_point(|c| c.span.start <= at).checked_sub(1)?;
+    if at > claimed[i].span.end {
+        return None;
+    }
     let runs = crate::integrity::RunData::load_cached(&paper::runs_folder(tex));
-    let e = crate::integrity::explain_at(src, facts, &runs, at)?;
-    let rope = ropey::Rope::from_str(src);
+    let e = view.explain(&runs, at)?;
     Some(Hover {
         contents: HoverContents::Markup(MarkupContent {
             kind: MarkupKind::Markdown,
             value: e.markdown,
         }),
         range: Some(convert::byte_range(
-            &rope,
+            &view.rope,
             Some((e.span.start, e.span.end)),
             b.state.encoding(),
         )),
@@ -587,10 +638,9 @@ pub fn definition(b: &Backend, path: &Path, pos: Position) -> Option<Location> {
     if !is_tex(path) {
         return None;
     }
-    let (src, at) = offset_of(b, path, pos)?;
-    let facts = syntax::facts(&syntax::parse(&src), &src);
+    let (view, at) = view_at(b, path, pos)?;
     let runs = crate::integrity::RunData::load_cached(&paper::runs_folder(path));
-    let (file, offset) = crate::integrity::explain_at(&src, &facts, &runs, at)?.target?;
+    let (file, offset) = view.explain(&runs, at)?.target?;
     let text = b.state.text_of(&file).ok()?;
     let rope = ropey::Rope::from_str(&text);
     let range = convert::byte_range(&rope, Some((offset, offset)), b.state.encoding());
@@ -605,15 +655,13 @@ pub fn completion(b: &Backend, path: &Path, pos: Position) -> Option<CompletionR
     if !is_tex(path) {
         return None;
     }
-    let (src, at) = offset_of(b, path, pos)?;
-    let typed = paper::cite_key_being_typed(&src, at)?;
-    let facts = syntax::facts(&syntax::parse(&src), &src);
+    let (view, at) = view_at(b, path, pos)?;
+    let typed = paper::cite_key_being_typed(&view.text, at)?;
     let state = b.state.clone();
     let read = move |p: &Path| state.text_of(p).ok();
-    let rope = ropey::Rope::from_str(&src);
-    let range = convert::byte_range(&rope, Some((typed.start, typed.end)), b.state.encoding());
+    let range = convert::byte_range(&view.rope, Some((typed.start, typed.end)), b.state.encoding());
     let mut seen = HashSet::new();
-    let items = paper::bib_items(path, &src, &facts, &read)
+    let items = paper::bib_items(path, &view.text, &view.facts, &read)
         .into_iter()
         .filter(|i| seen.insert(i.key.clone()))
         .map(|i| {

@@ -518,7 +518,12 @@ pub struct Placed {
 /// Every weakness, question and limitation of `file` placed in `src` (the `.tex`).
 pub fn place_comments(file: &ReviewFile, src: &str) -> Vec<Placed> {
     let facts = syntax::facts(&syntax::parse(src), src);
-    let anchorer = Anchorer::new(src, &facts);
+    place_comments_in(file, src, &facts)
+}
+
+/// [`place_comments`] with the paper's facts already at hand.
+pub fn place_comments_in(file: &ReviewFile, src: &str, facts: &syntax::TexFacts) -> Vec<Placed> {
+    let anchorer = Anchorer::new(src, facts);
     let mut out = Vec::new();
     for kind in CommentKind::ALL {
         for (index, c) in file.review.comments(kind).iter().enumerate() {
