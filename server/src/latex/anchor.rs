@@ -231,9 +231,11 @@ pub fn normalize_plain(text: &str) -> Vec<char> {
         .collect()
 }
 
-/// Commands whose arguments are not running text.
-const SKIP_ARGS: &[&str] = &[
+/// Commands whose arguments are not running text (keys, files, environments, lengths).
+pub(crate) const SKIP_ARGS: &[&str] = &[
     "cite",
+    "nocite",
+    "pageref",
     "citep",
     "citet",
     "citealp",

@@ -2,7 +2,6 @@
 //! out once per document version from the incrementally kept tree, so hover, code
 //! actions and go-to-definition answer from kept state instead of parsing again.
 
-use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
@@ -12,6 +11,7 @@ use std::collections::HashMap;
 use crate::integrity::claims::{self, Claim};
 use crate::integrity::{Explained, RunData};
 use crate::latex::syntax::{self, TexFacts};
+use crate::stages::review::Placed;
 use crate::workspace::PosEncoding;
 
 use super::state::State;
@@ -24,7 +24,7 @@ pub struct TexView {
     claims: OnceLock<Vec<Claim>>,
     /// The review's comments placed in this text, with the review files' stamps they
     /// were placed from (a new review places them again).
-    review: Mutex<Option<(ReviewStamp, Spans)>>,
+    review: Mutex<Option<(ReviewStamp, Option<Placements>)>>,
     /// A claim's trace (by index), with the run data it was traced in: a hover on the
     /// same number again is a lookup until a run changes.
     explained: Mutex<HashMap<usize, Traced>>,
@@ -34,13 +34,13 @@ pub struct TexView {
 
 /// An outline and the inputs it was made from, compared by identity.
 pub(crate) struct OutlineKept {
-    pub review: Arc<Vec<Range<usize>>>,
+    pub review: Option<Placements>,
     pub problems: Option<Arc<Vec<crate::latex::TexProblem>>>,
     pub symbols: Vec<tower_lsp::lsp_types::DocumentSymbol>,
 }
 
-/// Places in the text, shared.
-type Spans = Arc<Vec<Range<usize>>>;
+/// The open review comments placed in the text, shared.
+pub type Placements = Arc<Vec<Placed>>;
 /// A claim's explanation and the run data it is of.
 type Traced = (Arc<RunData>, Option<Explained>);
 
@@ -81,34 +81,30 @@ impl TexView {
         e
     }
 
-    /// `place(review)` for the paper `tex`'s review, kept until a review file changes;
-    /// empty without a review.
-    pub fn review_spans(
-        &self,
-        tex: &Path,
-        place: impl FnOnce(&crate::stages::review::ReviewFile) -> Vec<Range<usize>>,
-    ) -> Arc<Vec<Range<usize>>> {
-        let Some(root) = crate::lsp::views::review::idea_root(tex) else {
-            return Arc::default();
-        };
+    /// The review's comments not yet addressed, placed in this text; kept until a review
+    /// file changes. None without a review.
+    pub fn open_comments(&self, tex: &Path) -> Option<Placements> {
+        let root = crate::lsp::views::review::idea_root(tex)?;
         let mtime = |f: &str| std::fs::metadata(root.join(f)).and_then(|m| m.modified()).ok();
         let stamp = [
             mtime(crate::stages::review::REVIEW_JSON),
             mtime(crate::stages::review::REVIEW_TXT),
         ];
         let mut kept = self.review.lock().unwrap();
-        if let Some((s, spans)) = kept.as_ref() {
+        if let Some((s, placed)) = kept.as_ref() {
             if *s == stamp {
-                return spans.clone();
+                return placed.clone();
             }
         }
-        let spans = Arc::new(
-            crate::stages::review::read_review(&root)
-                .map(|f| place(&f))
-                .unwrap_or_default(),
-        );
-        *kept = Some((stamp, spans.clone()));
-        spans
+        let placed = crate::stages::review::read_review(&root).map(|file| {
+            let open: Vec<Placed> = crate::stages::review::place_comments_in(&file, &self.text, &self.facts)
+                .into_iter()
+                .filter(|p| !p.addressed)
+                .collect();
+            Arc::new(open)
+        });
+        *kept = Some((stamp, placed.clone()));
+        placed
     }
 
     /// A file that is not a paper (a `.bib`): its text and rope, no facts.

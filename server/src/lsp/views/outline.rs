@@ -53,25 +53,33 @@ impl SectionState {
 /// The outline of the paper `path` (None for a file that is not a paper).
 pub fn symbols(b: &Backend, path: &Path) -> Option<Vec<DocumentSymbol>> {
     let view = b.state.tex_view(path)?;
-    let comments = view.open_comment_spans(path);
+    let comments = view.open_comments(path);
     let problems = super::paper::kept_problems(b, path);
-    let same = |a: &Option<Arc<_>>, b: &Option<Arc<_>>| match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        (None, None) => true,
-        _ => false,
-    };
     if let Some(k) = view.outline.lock().unwrap().as_ref() {
-        if Arc::ptr_eq(&k.review, &comments) && same(&k.problems, &problems) {
+        if same(&k.review, &comments) && same(&k.problems, &problems) {
             return Some(k.symbols.clone());
         }
     }
-    let symbols = make(b, &view, path, &comments, problems.as_deref());
+    let spans: Vec<Range<usize>> = comments
+        .iter()
+        .flat_map(|c| c.iter().map(|p| p.anchor.span.clone()))
+        .collect();
+    let symbols = make(b, &view, path, &spans, problems.as_deref());
     *view.outline.lock().unwrap() = Some(crate::lsp::tex_view::OutlineKept {
         review: comments,
         problems,
         symbols: symbols.clone(),
     });
     Some(symbols)
+}
+
+/// Whether two kept inputs are the same one (not merely equal).
+fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 fn make(
@@ -173,31 +181,6 @@ fn section_symbol(s: &Section, state: &SectionState, symbol: &MakeSymbol) -> Doc
     symbol(name, SymbolKind::MODULE, &s.body, &s.heading, state.describe())
 }
 
-/// Commands whose braced argument is a key, a file or a style, not prose.
-const NOT_PROSE: &[&str] = &[
-    "label",
-    "ref",
-    "eqref",
-    "autoref",
-    "cref",
-    "Cref",
-    "pageref",
-    "cite",
-    "citep",
-    "citet",
-    "citealp",
-    "citeauthor",
-    "citeyear",
-    "nocite",
-    "bibliography",
-    "bibliographystyle",
-    "includegraphics",
-    "input",
-    "include",
-    "usepackage",
-    "graphicspath",
-];
-
 /// Words of prose in `body`: comments, headings of the sections inside it, and the
 /// arguments of key-like commands (labels, citations, files) aside.
 fn words(view: &TexView, body: &Range<usize>) -> usize {
@@ -223,7 +206,7 @@ fn words(view: &TexView, body: &Range<usize>) -> usize {
             .map_or(text.len(), |k| at + 1 + k);
         let name = text[at + 1..name_end].trim_end_matches('*');
         i = name_end.max(at + 1);
-        if NOT_PROSE.contains(&name) {
+        if crate::latex::anchor::SKIP_ARGS.contains(&name) {
             // Optional arguments, then the braced one.
             let mut j = name_end;
             while text[j..].starts_with('[') {
@@ -248,17 +231,4 @@ fn words(view: &TexView, body: &Range<usize>) -> usize {
         .split(' ')
         .filter(|w| w.chars().any(|c| c.is_alphabetic()))
         .count()
-}
-
-/// The review comments not yet addressed, placed in the paper.
-impl TexView {
-    pub fn open_comment_spans(&self, tex: &Path) -> Arc<Vec<Range<usize>>> {
-        self.review_spans(tex, |file| {
-            crate::stages::review::place_comments_in(file, &self.text, &self.facts)
-                .into_iter()
-                .filter(|p| !p.addressed)
-                .map(|p| p.anchor.span)
-                .collect()
-        })
-    }
 }

@@ -383,7 +383,7 @@ pub fn code_actions(b: &Backend, path: &Path, range: Range) -> Vec<CodeActionOrC
         ));
     }
     if is_tex(path) {
-        out.extend(crate::lsp::views::review::code_actions(b, path, text, lo, hi));
+        out.extend(crate::lsp::views::review::code_actions(b, path, &view, lo, hi));
         let title = "Build the paper (latexmk)";
         out.push(command_action(
             title,

@@ -84,15 +84,21 @@ fn diagnostic(p: &Placed, rope: &ropey::Rope, enc: crate::workspace::PosEncoding
 
 /// "Revise to address this comment" for the comments on the lines `lo..hi` (bytes), and
 /// the paper-wide review actions.
-pub fn code_actions(b: &Backend, tex: &Path, text: &str, lo: usize, hi: usize) -> Vec<CodeActionOrCommand> {
+pub fn code_actions(
+    b: &Backend,
+    tex: &Path,
+    view: &crate::lsp::tex_view::TexView,
+    lo: usize,
+    hi: usize,
+) -> Vec<CodeActionOrCommand> {
     let mut out = Vec::new();
     let Some(root) = idea_root(tex) else {
         return out;
     };
-    let rope = ropey::Rope::from_str(text);
+    let rope = &view.rope;
     let enc = b.state.encoding();
-    let reviewed = placed(tex, text);
-    if let Some((_, _, placed)) = &reviewed {
+    let reviewed = view.open_comments(tex);
+    if let Some(placed) = &reviewed {
         for p in placed
             .iter()
             .filter(|p| p.anchor.span.start <= hi && p.anchor.span.end >= lo)
@@ -105,7 +111,7 @@ pub fn code_actions(b: &Backend, tex: &Path, text: &str, lo: usize, hi: usize) -
                     p.kind.label()
                 ),
                 kind: Some(CodeActionKind::QUICKFIX),
-                diagnostics: Some(vec![diagnostic(p, &rope, enc)]),
+                diagnostics: Some(vec![diagnostic(p, rope, enc)]),
                 command: Some(Command {
                     title: "Revise to address this comment".into(),
                     command: crate::lsp::commands::REVISE_COMMENT.into(),
