@@ -151,7 +151,16 @@ mod tests {
         // Another GPU is not affected.
         let other = gpus.try_take("GPU-1a/2").unwrap().expect("another GPU");
         drop(a);
-        let again = gpus.try_take("0").unwrap().expect("a freed place");
+        // A process another thread forks at this moment shares the lock until it execs
+        // (close-on-exec): the place is free again within moments, not necessarily at once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let again = loop {
+            match gpus.try_take("0").unwrap() {
+                Ok(lease) => break lease,
+                Err(held) if std::time::Instant::now() > deadline => panic!("a freed place: {held}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        };
         drop((b, again, other));
         assert!(dir.path().join("gpu-GPU-1a_2-0.lock").exists());
     }
