@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 const SCRIPT: &str =
     "import time\nfor i in range(20):\n    print(f'step {i}', flush=True)\n    time.sleep(0.1)\n";
 
+/// Wall time of `cmd` to its exit, output discarded; it must succeed.
+fn timed(cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    let st = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    assert!(st.success());
+    t.elapsed()
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -33,31 +41,21 @@ fn main() {
     let aisci = std::env::var("AISCI_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_aisci").to_string());
 
     let direct = |i: usize| {
-        let t = Instant::now();
-        let st = Command::new("python3")
-            .args(["experiment.py", &format!("--out_dir=direct_{i}")])
-            .current_dir(&exp)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        t.elapsed()
+        timed(
+            Command::new("python3")
+                .args(["experiment.py", &format!("--out_dir=direct_{i}")])
+                .current_dir(&exp),
+        )
     };
     let whole = || {
-        let t = Instant::now();
-        let st = Command::new(&aisci)
-            .args(["run", "--gpus", ""])
-            .arg(&exp)
-            .env("HOME", home.path())
-            .env("AISCI_CONFIG", &config)
-            .env("AISCI_RUNTIME_DIR", home.path().join("runtime"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        t.elapsed()
+        timed(
+            Command::new(&aisci)
+                .args(["run", "--gpus", ""])
+                .arg(&exp)
+                .env("HOME", home.path())
+                .env("AISCI_CONFIG", &config)
+                .env("AISCI_RUNTIME_DIR", home.path().join("runtime")),
+        )
     };
     // One of each first: page cache and interpreter warm for both sides.
     direct(0);

@@ -6,9 +6,10 @@
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::conversation::Conversation;
 use crate::agent::json_extract::extract_all;
 use crate::agent::prompt::fill;
-use crate::llm::{CallTag, ChatRequest, Image, Llm, LlmError, Message};
+use crate::llm::{CallTag, Image, Llm, LlmError};
 use crate::project::figures::{Critique, Figure};
 use crate::stages::experiment::agent::Fatal;
 
@@ -63,14 +64,18 @@ impl Critic<'_> {
             PROMPT,
             &[("file", &figure.file), ("description", &figure.describe())],
         );
-        let req = ChatRequest {
-            system: Some(SYSTEM.to_string()),
-            messages: vec![Message::user_with_images(text, vec![image])],
-            temperature: Some(0.0),
-            max_tokens: MAX_TOKENS,
-        };
-        let reply = match self.llm.chat(self.tag.clone(), &req, self.cancel).await {
-            Ok(r) => r.text,
+        // A conversation of its own: the critique is not part of the plot dialogue.
+        let mut conv = Conversation::new(
+            self.llm,
+            self.cancel,
+            self.tag.clone(),
+            SYSTEM,
+            Some(0.0),
+            MAX_TOKENS,
+        )
+        .with_images(vec![image]);
+        let reply = match conv.ask(text).await {
+            Ok(r) => r,
             Err(LlmError::Cancelled) => return Err(Fatal::Cancelled),
             Err(e) => return Ok(Look::Stop(format!("the figure critique stopped: {e}"))),
         };
