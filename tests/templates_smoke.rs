@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aisci::project::{check_template, Overlay};
-use aisci::workspace::python::out_dir_problem;
+use aisci::workspace::python::{out_dir_problem, PyFacts};
 use aisci::workspace::syntax::parse_python;
 use serde_json::Value;
 
@@ -184,7 +184,8 @@ fn check_no_diagnostics(t: &Path, e: &Expect) {
         "{}: experiment.py does not parse",
         e.template
     );
-    assert!(out_dir_problem(&t.join("experiment.py"), &tree, &src).is_none());
+    let facts = PyFacts::of_tree(&tree, &src);
+    assert!(out_dir_problem(&t.join("experiment.py"), &facts, &src).is_none());
 }
 
 /// Makes the baseline of a copy of the template (the experiment run by

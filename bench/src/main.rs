@@ -258,8 +258,8 @@ fn init_options(opts: &Opts, cmd: &str) -> Result<Value, String> {
     }
 }
 
-/// VmRSS and VmHWM of `pid`, in kB, from /proc.
-fn rss_kb(pid: u32) -> Option<(u64, u64)> {
+/// Resident memory of `pid`, from /proc.
+fn rss_kb(pid: u32) -> Option<report::Rss> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -268,7 +268,11 @@ fn rss_kb(pid: u32) -> Option<(u64, u64)> {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
     };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some(report::Rss {
+        rss: field("VmRSS:")?,
+        hwm: field("VmHWM:")?,
+        anon: field("RssAnon:")?,
+    })
 }
 
 fn capable(caps: &Value, key: &str) -> bool {

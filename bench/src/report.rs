@@ -69,13 +69,13 @@ pub struct ServerResult {
     pub server_info: Option<Value>,
     pub sync: Option<Value>,
     pub initialize_ms: Option<f64>,
-    /// (VmRSS, VmHWM) in kB at each checkpoint.
-    pub rss_init_kb: Option<(u64, u64)>,
-    pub rss_open_kb: Option<(u64, u64)>,
-    pub rss_edits_kb: Option<(u64, u64)>,
-    pub rss_docs_kb: Option<(u64, u64)>,
+    /// Resident memory at each checkpoint.
+    pub rss_init_kb: Option<Rss>,
+    pub rss_open_kb: Option<Rss>,
+    pub rss_edits_kb: Option<Rss>,
+    pub rss_docs_kb: Option<Rss>,
     /// After the paper scenario's requests (`--paper`).
-    pub rss_paper_kb: Option<(u64, u64)>,
+    pub rss_paper_kb: Option<Rss>,
     /// Method name without the `textDocument/` prefix, in run order.
     pub latency: Vec<(String, Measure)>,
     pub edits: Option<Result<EditStats, String>>,
@@ -128,8 +128,27 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn mb(kb: Option<(u64, u64)>) -> Option<f64> {
-    kb.map(|(rss, _)| rss as f64 * 1024.0 / 1e6)
+/// Resident memory of a server from `/proc/<pid>/status`, in kB.
+#[derive(Clone, Copy)]
+pub struct Rss {
+    /// VmRSS: every resident page, the program's own code (file-backed, shared) included.
+    pub rss: u64,
+    /// VmHWM: the most VmRSS has been.
+    pub hwm: u64,
+    /// RssAnon: the private pages (heap, stacks) that the server's data holds.
+    pub anon: u64,
+}
+
+fn kb_to_mb(kb: u64) -> f64 {
+    kb as f64 * 1024.0 / 1e6
+}
+
+fn mb(kb: Option<Rss>) -> Option<f64> {
+    kb.map(|r| kb_to_mb(r.rss))
+}
+
+fn anon_mb(kb: Option<Rss>) -> Option<f64> {
+    kb.map(|r| kb_to_mb(r.anon))
 }
 
 enum Cell {
@@ -164,6 +183,10 @@ fn rows(r: &ServerResult, paper: bool) -> Vec<(String, Cell)> {
         ("initialize (ms)".to_string(), num(r.initialize_ms)),
         ("RSS after initialize (MB)".into(), num(mb(r.rss_init_kb))),
         ("RSS after open + requests (MB)".into(), num(mb(r.rss_open_kb))),
+        (
+            "  of which private (RssAnon, MB)".into(),
+            num(anon_mb(r.rss_open_kb)),
+        ),
         ("RSS after edits (MB)".into(), num(mb(r.rss_edits_kb))),
         ("RSS with big docs open (MB)".into(), num(mb(r.rss_docs_kb))),
     ];
@@ -194,6 +217,10 @@ fn rows(r: &ServerResult, paper: bool) -> Vec<(String, Cell)> {
     ));
     if paper {
         out.push(("RSS after paper requests (MB)".into(), num(mb(r.rss_paper_kb))));
+        out.push((
+            "  of which private (RssAnon, MB)".into(),
+            num(anon_mb(r.rss_paper_kb)),
+        ));
         for method in PAPER_METHODS {
             let m = r.measure(method);
             for (stat, f) in [
@@ -465,10 +492,10 @@ pub fn table(results: &[ServerResult], baseline: &str, setup: &Value) -> String 
     s
 }
 
-fn rss_json(kb: Option<(u64, u64)>) -> Value {
+fn rss_json(kb: Option<Rss>) -> Value {
     kb.map_or(
         Value::Null,
-        |(rss, hwm)| json!({"vm_rss_kb": rss, "vm_hwm_kb": hwm}),
+        |r| json!({"vm_rss_kb": r.rss, "vm_hwm_kb": r.hwm, "rss_anon_kb": r.anon}),
     )
 }
 

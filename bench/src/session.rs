@@ -36,7 +36,7 @@ impl Session {
         self.client = None; // Drop kills the child
     }
 
-    fn rss(&self) -> Option<(u64, u64)> {
+    fn rss(&self) -> Option<crate::report::Rss> {
         self.client.as_ref().and_then(|_| rss_kb(self.pid))
     }
 

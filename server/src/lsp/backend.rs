@@ -174,22 +174,17 @@ impl Backend {
 /// Problems found in the syntax of an open `experiment.py` (the open buffer's tree).
 fn experiment_syntax_problems(state: &State, root: &Path) -> Vec<Problem> {
     let path = root.join("experiment.py");
-    {
-        let mut docs = state.docs.lock().unwrap();
-        if let Some(open) = docs.get_mut(&path) {
-            let src = open.doc.text();
-            return match open.doc.python_tree() {
-                Some(tree) => python::out_dir_problem(&path, tree, &src).into_iter().collect(),
-                None => Vec::new(),
-            };
-        }
-    }
-    // Not open: read and parse the file without holding the documents lock.
-    match std::fs::read_to_string(&path) {
-        Ok(src) => crate::workspace::syntax::parse_python(&src, None)
-            .and_then(|tree| python::out_dir_problem(&path, &tree, &src))
-            .into_iter()
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    let open = state.open_text(&path).map(|src| (state.python_facts(&path), src));
+    // Not open: read and parse the file.
+    let (facts, src) = match open {
+        Some(open) => open,
+        None => match std::fs::read_to_string(&path) {
+            Ok(src) => (python::PyFacts::of_source(&src), src),
+            Err(_) => return Vec::new(),
+        },
+    };
+    facts
+        .and_then(|f| python::out_dir_problem(&path, &f, &src))
+        .into_iter()
+        .collect()
 }

@@ -167,6 +167,30 @@ impl State {
             .collect()
     }
 
+    /// The facts of the open Python document `path` at its current version, parsed
+    /// (outside the documents lock: a long file takes a while) when not kept yet.
+    /// Blocking: call it from a blocking thread.
+    pub fn python_facts(&self, path: &Path) -> Option<crate::workspace::python::PyFacts> {
+        let (version, rope) = {
+            let docs = self.docs.lock().unwrap();
+            let d = docs.get(path)?;
+            if let Some(f) = d.doc.python_facts() {
+                return Some(f);
+            }
+            (d.doc.version(), d.doc.rope().clone())
+        };
+        let text = rope.to_string();
+        let facts = crate::workspace::python::PyFacts::of_source(&text);
+        if text.len() >= crate::workspace::memory::RELEASE_AFTER_BYTES {
+            crate::workspace::memory::release_freed();
+        }
+        let facts = facts?;
+        if let Some(d) = self.docs.lock().unwrap().get_mut(path) {
+            d.doc.keep_python_facts(version, facts);
+        }
+        Some(facts)
+    }
+
     /// The editor's text of `path` when it is open (saved or not), else `None`.
     pub fn open_text(&self, path: &Path) -> Option<String> {
         self.docs.lock().unwrap().get(path).map(|d| d.doc.text())

@@ -1,10 +1,11 @@
-//! An open document: the editor's text (not the file on disk), its version, and for
-//! Python its syntax tree.
+//! An open document: the editor's text (not the file on disk), its version, for LaTeX its
+//! syntax tree and for Python the facts of its last parsed version.
 
 use ropey::Rope;
 
 use super::position::{self, Pos, PosEncoding};
-use super::syntax::{Grammar, PySyntax};
+use super::python::PyFacts;
+use super::syntax::LatexSyntax;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
@@ -48,22 +49,25 @@ pub struct Document {
     text: Rope,
     version: i32,
     language: Language,
-    syntax: Option<PySyntax>,
+    syntax: Option<LatexSyntax>,
+    /// Python: the facts of the version they were read from.
+    py_facts: Option<(i32, PyFacts)>,
 }
 
 impl Document {
     pub fn new(text: &str, version: i32, language: Language) -> Self {
         let rope = Rope::from_str(text);
-        let syntax = match language {
-            Language::Python => Some(PySyntax::new()),
-            Language::Latex => Some(PySyntax::for_grammar(Grammar::Latex)),
-            _ => None,
-        };
+        let syntax = (language == Language::Latex).then(|| {
+            let mut s = LatexSyntax::default();
+            s.invalidate();
+            s
+        });
         Self {
             text: rope,
             version,
             language,
             syntax,
+            py_facts: None,
         }
     }
 
@@ -114,13 +118,17 @@ impl Document {
         Ok(())
     }
 
-    /// The Python syntax tree, brought up to date first (incrementally when possible).
-    pub fn python_tree(&mut self) -> Option<&tree_sitter::Tree> {
-        if self.language != Language::Python {
-            return None;
+    /// Python: the facts of this version, if they were read already.
+    pub fn python_facts(&self) -> Option<PyFacts> {
+        self.py_facts.filter(|(v, _)| *v == self.version).map(|(_, f)| f)
+    }
+
+    /// Keeps the facts read from `version` (parsed outside the documents lock) unless
+    /// the document has moved past it meanwhile.
+    pub fn keep_python_facts(&mut self, version: i32, facts: PyFacts) {
+        if self.language == Language::Python && version == self.version {
+            self.py_facts = Some((version, facts));
         }
-        let text = &self.text;
-        self.syntax.as_mut().and_then(|s| s.tree(text))
     }
 
     /// The LaTeX tree of a `.tex` document, reparsed incrementally after edits.
@@ -194,15 +202,32 @@ mod tests {
 
     #[test]
     fn syntax_tree_follows_edits() {
-        let mut d = Document::new("def f(x):\n    return x\n", 1, Language::Python);
-        assert!(!d.python_tree().unwrap().root_node().has_error());
-        d.apply(2, &[change(0, 0, 0, 3, "de")], PosEncoding::Utf16)
+        let kinds = |d: &mut Document| {
+            let root = d.latex_tree().unwrap().root_node();
+            let mut c = root.walk();
+            let k: Vec<String> = root.children(&mut c).map(|n| n.kind().to_string()).collect();
+            k
+        };
+        let mut d = Document::new("\\section{A}\nx\n", 1, Language::Latex);
+        assert_eq!(kinds(&mut d), ["section"]);
+        d.apply(2, &[change(0, 1, 0, 1, "sub")], PosEncoding::Utf16)
             .unwrap();
-        assert!(d.python_tree().unwrap().root_node().has_error());
-        d.apply(3, &[change(0, 0, 0, 2, "def")], PosEncoding::Utf16)
+        assert_eq!(kinds(&mut d), ["subsection"]);
+        d.apply(3, &[change(0, 1, 0, 4, "")], PosEncoding::Utf16).unwrap();
+        assert_eq!(kinds(&mut d), ["section"]);
+    }
+
+    #[test]
+    fn python_facts_belong_to_one_version() {
+        let src = "import argparse\n\ndef main():\n    pass\n";
+        let mut d = Document::new(src, 1, Language::Python);
+        assert_eq!(d.python_facts(), None);
+        d.keep_python_facts(1, PyFacts::of_source(src).unwrap());
+        assert_eq!(d.python_facts().unwrap().first_definition, Some(2));
+        d.apply(2, &[change(0, 0, 0, 0, "\n")], PosEncoding::Utf16)
             .unwrap();
-        let tree = d.python_tree().unwrap();
-        assert!(!tree.root_node().has_error());
-        assert_eq!(tree.root_node().child(0).unwrap().kind(), "function_definition");
+        assert_eq!(d.python_facts(), None, "an edit makes them stale");
+        d.keep_python_facts(1, PyFacts::of_source(src).unwrap());
+        assert_eq!(d.python_facts(), None, "facts of an older version are not kept");
     }
 }

@@ -1,6 +1,7 @@
 //! Open documents, positions in the negotiated encoding, and syntax.
 
 pub mod document;
+pub mod memory;
 pub mod position;
 pub mod python;
 pub mod syntax;

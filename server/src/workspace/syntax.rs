@@ -1,21 +1,16 @@
-//! Syntax trees with tree-sitter (Python, LaTeX), kept current lazily: edits are
+//! Syntax trees with tree-sitter. A paper's LaTeX tree is kept current lazily: edits are
 //! recorded on the old tree as they arrive (cheap), and the reparse happens when someone
-//! asks for the tree, reusing the unchanged parts.
+//! asks for the tree, reusing the unchanged parts. Python documents keep facts instead of
+//! a tree (see `workspace::python`).
 
 use ropey::Rope;
 use tree_sitter::{InputEdit, Parser, Point, Tree};
 
-/// The grammars documents are parsed with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grammar {
-    Python,
-    Latex,
-}
-
-pub struct PySyntax {
+/// A kept LaTeX tree and whether edits arrived since it was parsed.
+#[derive(Default)]
+pub struct LatexSyntax {
     tree: Option<Tree>,
     dirty: bool,
-    grammar: Grammar,
 }
 
 thread_local! {
@@ -56,19 +51,7 @@ fn point_at(rope: &Rope, char_idx: usize) -> (usize, Point) {
     (byte, Point::new(line, byte - rope.line_to_byte(line)))
 }
 
-impl PySyntax {
-    pub fn new() -> Self {
-        Self::for_grammar(Grammar::Python)
-    }
-
-    pub fn for_grammar(grammar: Grammar) -> Self {
-        Self {
-            tree: None,
-            dirty: true,
-            grammar,
-        }
-    }
-
+impl LatexSyntax {
     pub fn invalidate(&mut self) {
         self.tree = None;
         self.dirty = true;
@@ -101,18 +84,9 @@ impl PySyntax {
     pub fn tree(&mut self, text: &Rope) -> Option<&Tree> {
         if self.dirty {
             let source = text.to_string();
-            self.tree = match self.grammar {
-                Grammar::Python => parse_python(&source, self.tree.as_ref()),
-                Grammar::Latex => parse_latex(&source, self.tree.as_ref()),
-            };
+            self.tree = parse_latex(&source, self.tree.as_ref());
             self.dirty = false;
         }
         self.tree.as_ref()
-    }
-}
-
-impl Default for PySyntax {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -11,7 +11,6 @@ use crate::lsp::commands;
 use crate::lsp::views::{command_action, with_cost};
 use crate::project::ProjectFolder;
 use crate::stages::estimate::Stage;
-use crate::workspace::python;
 
 /// The code actions of an `experiment.py`.
 pub fn code_actions(b: &Backend, path: &Path) -> Vec<CodeActionOrCommand> {
@@ -50,9 +49,12 @@ pub fn code_actions(b: &Backend, path: &Path) -> Vec<CodeActionOrCommand> {
 pub async fn lenses(b: &Backend, path: &Path) -> Vec<CodeLens> {
     let folder = b.state.folder_of(path);
     let line = {
-        let mut docs = b.state.docs.lock().unwrap();
-        docs.get_mut(path)
-            .and_then(|d| d.doc.python_tree().and_then(python::first_definition_line))
+        let (state, path) = (b.state.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || state.python_facts(&path))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|f| f.first_definition)
             .unwrap_or(0)
     };
     let range = Range::new(Position::new(line, 0), Position::new(line, 0));
