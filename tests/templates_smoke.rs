@@ -185,7 +185,7 @@ fn check_no_diagnostics(t: &Path, e: &Expect) {
         e.template
     );
     let facts = PyFacts::of_tree(&tree, &src);
-    assert!(out_dir_problem(&t.join("experiment.py"), &facts, &src).is_none());
+    assert!(out_dir_problem(&t.join("experiment.py"), &facts).is_none());
 }
 
 /// Makes the baseline of a copy of the template (the experiment run by

@@ -174,17 +174,16 @@ impl Backend {
 /// Problems found in the syntax of an open `experiment.py` (the open buffer's tree).
 fn experiment_syntax_problems(state: &State, root: &Path) -> Vec<Problem> {
     let path = root.join("experiment.py");
-    let open = state.open_text(&path).map(|src| (state.python_facts(&path), src));
     // Not open: read and parse the file.
-    let (facts, src) = match open {
-        Some(open) => open,
-        None => match std::fs::read_to_string(&path) {
-            Ok(src) => (python::PyFacts::of_source(&src), src),
+    let facts = match state.python_facts(&path) {
+        Ok(facts) => facts,
+        Err(_) => match std::fs::read_to_string(&path) {
+            Ok(src) => python::PyFacts::of_source(&src),
             Err(_) => return Vec::new(),
         },
     };
     facts
-        .and_then(|f| python::out_dir_problem(&path, &f, &src))
+        .and_then(|f| python::out_dir_problem(&path, &f))
         .into_iter()
         .collect()
 }

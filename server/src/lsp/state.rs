@@ -11,6 +11,7 @@ use crate::config::{self, Loaded, Sources};
 use crate::jobs::Jobs;
 use crate::project::idea_entries::{entries, IdeaEntry};
 use crate::project::{find_enclosing, Overlay, ProjectFolder};
+use crate::workspace::python::PyFacts;
 use crate::workspace::{Document, PosEncoding};
 
 /// An estimate and when it was worked out.
@@ -75,6 +76,10 @@ impl OpenDoc {
         text_hash(&text) != self.saved && disk != Some(text.as_str())
     }
 }
+
+/// The document asked about is not open in the editor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotOpen;
 
 #[derive(Default)]
 pub struct State {
@@ -167,28 +172,31 @@ impl State {
             .collect()
     }
 
+    /// The facts kept for the open Python document `path` at its current version.
+    pub fn kept_python_facts(&self, path: &Path) -> Option<PyFacts> {
+        self.docs.lock().unwrap().get(path)?.doc.python_facts()
+    }
+
     /// The facts of the open Python document `path` at its current version, parsed
-    /// (outside the documents lock: a long file takes a while) when not kept yet.
-    /// Blocking: call it from a blocking thread.
-    pub fn python_facts(&self, path: &Path) -> Option<crate::workspace::python::PyFacts> {
+    /// (outside the documents lock: a long file takes a while) when not kept yet;
+    /// `Err` when `path` is not open. Blocking: call it from a blocking thread.
+    pub fn python_facts(&self, path: &Path) -> Result<Option<PyFacts>, NotOpen> {
         let (version, rope) = {
             let docs = self.docs.lock().unwrap();
-            let d = docs.get(path)?;
+            let d = docs.get(path).ok_or(NotOpen)?;
             if let Some(f) = d.doc.python_facts() {
-                return Some(f);
+                return Ok(Some(f));
             }
             (d.doc.version(), d.doc.rope().clone())
         };
         let text = rope.to_string();
-        let facts = crate::workspace::python::PyFacts::of_source(&text);
-        if text.len() >= crate::workspace::memory::RELEASE_AFTER_BYTES {
-            crate::workspace::memory::release_freed();
-        }
-        let facts = facts?;
+        let facts = PyFacts::of_source(&text);
+        crate::workspace::memory::release_after(text.len());
+        let Some(facts) = facts else { return Ok(None) };
         if let Some(d) = self.docs.lock().unwrap().get_mut(path) {
             d.doc.keep_python_facts(version, facts);
         }
-        Some(facts)
+        Ok(Some(facts))
     }
 
     /// The editor's text of `path` when it is open (saved or not), else `None`.

@@ -156,11 +156,9 @@ impl State {
             let cache = caches.entry(path.to_path_buf()).or_default();
             syntax::facts_cached(&tree, &text, cache)
         };
-        let long = text.len() >= crate::workspace::memory::RELEASE_AFTER_BYTES;
+        let len = text.len();
         let view = Arc::new(TexView::new(Some(version), text, rope, facts));
-        if long {
-            crate::workspace::memory::release_freed();
-        }
+        crate::workspace::memory::release_after(len);
         if let Some(d) = self.docs.lock().unwrap().get_mut(path) {
             if d.doc.version() == version {
                 d.tex = Some(view.clone());

@@ -57,11 +57,7 @@ pub struct Document {
 impl Document {
     pub fn new(text: &str, version: i32, language: Language) -> Self {
         let rope = Rope::from_str(text);
-        let syntax = (language == Language::Latex).then(|| {
-            let mut s = LatexSyntax::default();
-            s.invalidate();
-            s
-        });
+        let syntax = (language == Language::Latex).then(LatexSyntax::default);
         Self {
             text: rope,
             version,

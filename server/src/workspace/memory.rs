@@ -5,11 +5,18 @@
 
 /// Texts at least this long get their parse's pages returned afterwards; below it the
 /// pages are few and the trim (a walk over the heap) would cost more than it frees.
-pub const RELEASE_AFTER_BYTES: usize = 64 * 1024;
+const RELEASE_AFTER_BYTES: usize = 64 * 1024;
 
-/// Returns the free pages of every malloc arena to the system.
+/// After work on a text of `len` bytes: returns the free pages of every malloc arena to
+/// the system when the text was long.
+pub fn release_after(len: usize) {
+    if len >= RELEASE_AFTER_BYTES {
+        trim();
+    }
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn release_freed() {
+fn trim() {
     // SAFETY: malloc_trim only returns unused pages; it is thread-safe in glibc.
     unsafe {
         libc::malloc_trim(0);
@@ -17,4 +24,4 @@ pub fn release_freed() {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn release_freed() {}
+fn trim() {}

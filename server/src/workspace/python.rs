@@ -52,6 +52,8 @@ pub struct PyFacts {
     /// The text has syntax errors (a file being typed: no `--out_dir` verdict then).
     pub has_error: bool,
     pub declares_out_dir: bool,
+    /// Bytes of the first line, where the missing `--out_dir` is said.
+    pub first_line_len: usize,
 }
 
 impl PyFacts {
@@ -60,6 +62,7 @@ impl PyFacts {
             first_definition: first_definition_line(tree),
             has_error: tree.root_node().has_error(),
             declares_out_dir: declares_out_dir(tree, src),
+            first_line_len: src.find('\n').unwrap_or(src.len()),
         }
     }
 
@@ -73,11 +76,11 @@ impl PyFacts {
 /// A template's `experiment.py` must accept `--out_dir`: aisci runs it as
 /// `python experiment.py --out_dir=run_i`. Said once, on the first line, when the
 /// file parses but never names the option.
-pub fn out_dir_problem(path: &Path, facts: &PyFacts, src: &str) -> Option<Problem> {
+pub fn out_dir_problem(path: &Path, facts: &PyFacts) -> Option<Problem> {
     if facts.has_error || facts.declares_out_dir {
         return None;
     }
-    let first_line_end = src.find('\n').unwrap_or(src.len());
+    let first_line_end = facts.first_line_len;
     Some(Problem {
         path: path.to_path_buf(),
         span: Some((0, first_line_end)),
@@ -99,14 +102,14 @@ mod tests {
         let src = "import argparse\np = argparse.ArgumentParser()\np.add_argument(\"--out_dir\", default=\"run_0\")\n";
         let tree = parse_python(src, None).unwrap();
         assert!(declares_out_dir(&tree, src));
-        assert!(out_dir_problem(Path::new("e.py"), &PyFacts::of_tree(&tree, src), src).is_none());
+        assert!(out_dir_problem(Path::new("e.py"), &PyFacts::of_tree(&tree, src)).is_none());
     }
 
     #[test]
     fn missing_out_dir_is_a_warning_on_line_one() {
         let src = "import sys\n\ndef main():\n    print('hi')\n";
         let tree = parse_python(src, None).unwrap();
-        let p = out_dir_problem(Path::new("e.py"), &PyFacts::of_source(src).unwrap(), src).unwrap();
+        let p = out_dir_problem(Path::new("e.py"), &PyFacts::of_source(src).unwrap()).unwrap();
         assert_eq!(p.span, Some((0, 10)));
         assert_eq!(first_definition_line(&tree), Some(2));
     }

@@ -6,7 +6,7 @@
 use ropey::Rope;
 use tree_sitter::{InputEdit, Parser, Point, Tree};
 
-/// A kept LaTeX tree and whether edits arrived since it was parsed.
+/// A kept LaTeX tree (None: not parsed yet) and whether edits arrived since it was parsed.
 #[derive(Default)]
 pub struct LatexSyntax {
     tree: Option<Tree>,
@@ -54,7 +54,6 @@ fn point_at(rope: &Rope, char_idx: usize) -> (usize, Point) {
 impl LatexSyntax {
     pub fn invalidate(&mut self) {
         self.tree = None;
-        self.dirty = true;
     }
 
     /// Records on the old tree that chars `start..end` of `before` become `new_text`.
@@ -82,7 +81,7 @@ impl LatexSyntax {
     }
 
     pub fn tree(&mut self, text: &Rope) -> Option<&Tree> {
-        if self.dirty {
+        if self.dirty || self.tree.is_none() {
             let source = text.to_string();
             self.tree = parse_latex(&source, self.tree.as_ref());
             self.dirty = false;

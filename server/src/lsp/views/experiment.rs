@@ -48,15 +48,18 @@ pub fn code_actions(b: &Backend, path: &Path) -> Vec<CodeActionOrCommand> {
 /// The lenses of an `experiment.py`, at its first definition.
 pub async fn lenses(b: &Backend, path: &Path) -> Vec<CodeLens> {
     let folder = b.state.folder_of(path);
-    let line = {
-        let (state, path) = (b.state.clone(), path.to_path_buf());
-        tokio::task::spawn_blocking(move || state.python_facts(&path))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|f| f.first_definition)
-            .unwrap_or(0)
+    // Kept facts answer at once; only a version not parsed yet goes to a blocking thread.
+    let facts = match b.state.kept_python_facts(path) {
+        Some(f) => Some(f),
+        None => {
+            let (state, path) = (b.state.clone(), path.to_path_buf());
+            tokio::task::spawn_blocking(move || state.python_facts(&path).ok().flatten())
+                .await
+                .ok()
+                .flatten()
+        }
     };
+    let line = facts.and_then(|f| f.first_definition).unwrap_or(0);
     let range = Range::new(Position::new(line, 0), Position::new(line, 0));
     let lens = |command: Command| CodeLens {
         range,
