@@ -288,6 +288,7 @@ fn hold_limits(before: &Settings, after: &mut Settings) -> Vec<&'static str> {
         "latex.build_timeout_secs" => latex.build_timeout_secs;
         "writeup.build_timeout_secs" => writeup.build_timeout_secs;
         "llm.request_timeout_secs" => llm.request_timeout_secs;
+        "experiment.tree.budget_share" => experiment.tree.budget_share;
     }
     // Unset is the machine's share: a project may set a smaller limit, never a larger one.
     if after.run.max_memory_bytes.is_some() && after.run.memory_limit() > before.run.memory_limit() {
@@ -391,7 +392,7 @@ fn apply(out: &mut Loaded, layer: &Layer) {
 }
 
 /// Settings tables inside a section, merged key by key like sections.
-const NESTED_TABLES: &[(&str, &str)] = &[("run", "slurm")];
+const NESTED_TABLES: &[(&str, &str)] = &[("run", "slurm"), ("experiment", "tree")];
 
 fn merge_section<T: Serialize + DeserializeOwned>(
     current: &mut T,
@@ -647,6 +648,52 @@ fn validate(s: &mut Settings, source: &str, warnings: &mut Vec<String>) {
             bad(&format!("{name} (at least 1)"), def.to_string());
             *v = def;
         }
+    }
+    let t = &mut s.experiment.tree;
+    for (name, v, def) in [
+        (
+            "experiment.tree.max_nodes",
+            &mut t.max_nodes,
+            d.experiment.tree.max_nodes,
+        ),
+        (
+            "experiment.tree.workers",
+            &mut t.workers,
+            d.experiment.tree.workers,
+        ),
+    ] {
+        if *v == 0 {
+            bad(&format!("{name} (at least 1)"), def.to_string());
+            *v = def;
+        }
+    }
+    for (name, v, def, range) in [
+        (
+            "experiment.tree.duplicate_similarity (above 0, at most 1)",
+            &mut t.duplicate_similarity,
+            d.experiment.tree.duplicate_similarity,
+            f64::MIN_POSITIVE..=1.0,
+        ),
+        (
+            "experiment.tree.smoke_slack (0 to 10)",
+            &mut t.smoke_slack,
+            d.experiment.tree.smoke_slack,
+            0.0..=10.0,
+        ),
+        (
+            "experiment.tree.budget_share (above 0, at most 1)",
+            &mut t.budget_share,
+            d.experiment.tree.budget_share,
+            f64::MIN_POSITIVE..=1.0,
+        ),
+    ] {
+        if !(v.is_finite() && range.contains(v)) {
+            bad(name, def.to_string());
+            *v = def;
+        }
+    }
+    if t.metric.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        t.metric = None;
     }
     if s.run.python.trim().is_empty() {
         bad("run.python (a command)", d.run.python.clone());

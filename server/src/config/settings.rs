@@ -410,6 +410,80 @@ pub struct ExperimentSettings {
     pub figure_critique_rounds: u32,
     /// Largest stdout/stderr file kept per run; beyond it only the tail is kept.
     pub output_cap_bytes: u64,
+    /// `line`: v1's chain of runs, each building on the last; `tree`: a search over
+    /// implementations (`experiment.tree`).
+    pub search: SearchMode,
+    /// The tree search (`[experiment.tree]`), used when `search = "tree"`.
+    pub tree: TreeSettings,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    #[default]
+    Line,
+    Tree,
+}
+
+/// Whether a lower or a higher score is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Min,
+    Max,
+}
+
+/// `[experiment.tree]`: how far the search goes and how it judges a variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TreeSettings {
+    /// Variants tried (the baseline not counted; duplicates and failures count).
+    pub max_nodes: u32,
+    /// Variants run at the same time (each still waits for a slot of the runner).
+    pub workers: u32,
+    /// Reruns of the best variant, with `EXPERIMENT_SEED` = 1..=seeds, for mean ± s.e.
+    pub seeds: u32,
+    /// New implementations drafted from the baseline before any is improved.
+    pub drafts: u32,
+    /// Fixes tried in a row on a failing line of variants.
+    pub max_debug: u32,
+    /// Every n-th improvement goes to the least explored working variant instead of the
+    /// best (0: always the best).
+    pub explore_every: u32,
+    /// A variant whose change is at least this similar (0 to 1) to an earlier one's is
+    /// not run.
+    pub duplicate_similarity: f64,
+    /// Run each variant first in smoke mode (`EXPERIMENT_SMOKE=1`) when the template
+    /// has that switch; only a promising smoke run goes on at full size.
+    pub smoke: bool,
+    /// How much worse than the baseline's smoke score (relative) a smoke score may be
+    /// and still go on at full size.
+    pub smoke_slack: f64,
+    /// The share of `llm.budget_usd` the search may spend on model calls.
+    pub budget_share: f64,
+    /// The key of `final_info.json`'s means that scores a variant (else the template's
+    /// `prompt.json` `metric`, else proposed by the model once and recorded).
+    pub metric: Option<String>,
+    pub direction: Option<Direction>,
+}
+
+impl Default for TreeSettings {
+    fn default() -> Self {
+        Self {
+            max_nodes: 12,
+            workers: 2,
+            seeds: 3,
+            drafts: 2,
+            max_debug: 2,
+            explore_every: 3,
+            duplicate_similarity: 0.95,
+            smoke: true,
+            smoke_slack: 0.1,
+            budget_share: 0.6,
+            metric: None,
+            direction: None,
+        }
+    }
 }
 
 /// The reviewer (`[review]`).
@@ -498,6 +572,8 @@ impl Default for ExperimentSettings {
             plot_attempts: 4,
             figure_critique_rounds: 1,
             output_cap_bytes: 64 << 20,
+            search: SearchMode::Line,
+            tree: TreeSettings::default(),
         }
     }
 }

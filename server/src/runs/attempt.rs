@@ -45,6 +45,8 @@ pub struct AttemptSpec<'a> {
     /// (`run_<i>.py`, v1's snapshot), and a failed experiment or baseline run is set aside;
     /// a launched run keeps its facts (env.json) whatever the outcome.
     pub origin: RunOrigin,
+    /// Variables the run gets beyond aisci's scrubbed environment (`EXPERIMENT_SMOKE`).
+    pub env: Vec<(String, String)>,
 }
 
 /// The record (already saved) and, unless the run completed, the message for the model.
@@ -92,7 +94,7 @@ pub async fn run_attempt(
         timeout: Duration::from_secs(spec.timeout_secs),
         stdout_path: run_dir.join("stdout.txt"),
         stderr_path: run_dir.join("stderr.txt"),
-        env: Vec::new(),
+        env: spec.env.clone(),
         // The whole idea folder: what the run writes beside its own folder counts too.
         watch_dir: Some(root.to_path_buf()),
     };

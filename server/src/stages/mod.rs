@@ -9,6 +9,7 @@ pub mod notes;
 pub mod novelty;
 pub mod plot;
 pub mod review;
+pub mod search;
 pub mod services;
 pub mod writeup;
 

@@ -114,6 +114,8 @@ pub enum RunsEnd {
         run: u32,
     },
     Cancelled,
+    /// The tree search ran to its end (`experiment.search = "tree"`).
+    Searched,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +133,8 @@ pub struct ExperimentReport {
     pub calls: u32,
     /// Things that went wrong without stopping the stage.
     pub warnings: Vec<String>,
+    /// The search's tree, in tree mode.
+    pub tree: Option<crate::stages::search::tree::Tree>,
 }
 
 impl ExperimentReport {
@@ -143,6 +147,7 @@ impl ExperimentReport {
             notes_updated: false,
             calls: 0,
             warnings: Vec::new(),
+            tree: None,
         }
     }
 
@@ -162,6 +167,12 @@ impl ExperimentReport {
 pub enum ExperimentError {
     #[error("the idea folder has no usable baseline: {0}")]
     Baseline(ResultsError),
+    /// The tree search could not go on (no score in the baseline, an unreadable journal).
+    #[error("the search stopped: {message}")]
+    Search {
+        message: String,
+        report: Box<ExperimentReport>,
+    },
     /// A model call failed for good; what was done before is in `report` and on disk.
     #[error("the experiment stage stopped after {} completed run(s): {source}", report.completed.len())]
     Llm {
@@ -196,6 +207,7 @@ pub(crate) enum Fatal {
     Sink(SinkError),
     Run(RunError),
     Io(PathBuf, std::io::Error),
+    Search(String),
 }
 
 impl Fatal {
@@ -215,6 +227,7 @@ impl Fatal {
             Fatal::Sink(source) => ExperimentError::Edit { source, report },
             Fatal::Run(source) => ExperimentError::Run { source, report },
             Fatal::Io(path, source) => ExperimentError::Io { path, source, report },
+            Fatal::Search(message) => ExperimentError::Search { message, report },
         })
     }
 }
@@ -303,11 +316,15 @@ impl Stage<'_> {
 
     async fn run_all(&mut self) -> Result<(), Fatal> {
         let journal = Journal::load(&self.ctx.folder.root);
-        self.report.end = self.runs(&journal).await?;
+        self.report.end = match self.ctx.settings.search {
+            crate::config::SearchMode::Line => self.runs(&journal).await?,
+            crate::config::SearchMode::Tree => self.search().await?,
+        };
         let end = self.report.end;
         let (state, detail) = match end {
             RunsEnd::AllCompleted => (StageState::Done, "all_completed".to_string()),
             RunsEnd::MaxRuns => (StageState::Done, "max_runs".to_string()),
+            RunsEnd::Searched => (StageState::Done, "searched".to_string()),
             RunsEnd::AttemptsExhausted { run } => {
                 (StageState::Failed, format!("run {run} used up its attempts"))
             }
@@ -370,6 +387,49 @@ impl Stage<'_> {
         };
         self.journal(STAGE_NOTES, state, 1, None);
         Ok(())
+    }
+
+    /// The tree search instead of the line of runs; its best line becomes the
+    /// folder's completed runs.
+    async fn search(&mut self) -> Result<RunsEnd, Fatal> {
+        use crate::stages::search::{run_search, SearchCtx, SearchError};
+        let c = self.ctx;
+        let sctx = SearchCtx {
+            llm: c.llm,
+            sink: c.sink,
+            runner: c.runner,
+            folder: &c.folder.root,
+            idea: c.idea,
+            settings: c.settings,
+            python: c.python,
+            temperature: c.temperature,
+            max_tokens: c.max_tokens,
+            budget_usd: c.llm.budget_usd(),
+            progress: c.progress,
+            cancel: c.cancel,
+        };
+        self.journal(STAGE_RUNS, StageState::Running, 0, Some("search".into()));
+        let report = match run_search(&sctx).await {
+            Ok(r) => r,
+            Err(SearchError::Cancelled) => return Ok(RunsEnd::Cancelled),
+            Err(SearchError::Llm(e)) => return Err(Fatal::from(e)),
+            Err(SearchError::Attempt(e)) => return Err(Fatal::from(e)),
+            Err(SearchError::Sink(e)) => return Err(Fatal::Sink(e)),
+            Err(SearchError::Io(p, e)) => return Err(Fatal::Io(p, e)),
+            Err(SearchError::Input(m)) => return Err(Fatal::Search(m)),
+        };
+        if !report.promoted.is_empty() {
+            c.events.edits_applied(&["experiment.py".to_string()]);
+        }
+        self.report.completed = report.promoted;
+        self.report.warnings.extend(report.warnings);
+        let cancelled = report.cancelled;
+        self.report.tree = Some(report.tree);
+        Ok(if cancelled {
+            RunsEnd::Cancelled
+        } else {
+            RunsEnd::Searched
+        })
     }
 
     /// The run loop; see the module comment for the rules. Runs an earlier session
@@ -535,6 +595,7 @@ impl Stage<'_> {
             tail_chars: s.stderr_tail_chars as usize,
             expected: Some(&self.baseline),
             origin: crate::project::RunOrigin::Experiment,
+            env: Vec::new(),
         };
         let done = run_attempt(&spec, self.ctx.runner, &crate::runner::NoEvents, self.ctx.cancel).await?;
         self.ctx.events.run_finished(&done.record);
@@ -609,6 +670,7 @@ pub async fn run_baseline(
         tail_chars: settings.stderr_tail_chars as usize,
         expected: None,
         origin: crate::project::RunOrigin::Baseline,
+        env: Vec::new(),
     };
     let done = run_attempt(&spec, runner, &crate::runner::NoEvents, cancel)
         .await

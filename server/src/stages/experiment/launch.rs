@@ -111,6 +111,7 @@ pub async fn launch_run(
         tail_chars: 0,
         expected: None,
         origin: RunOrigin::Launch,
+        env: Vec::new(),
     };
     let done = run_attempt(&spec, runner.as_ref(), &events, cancel)
         .await

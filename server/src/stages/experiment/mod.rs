@@ -110,7 +110,11 @@ impl ExperimentOutcome {
                 "; stopped: a run used up its attempts (completed runs are kept)"
             }
             RunsEnd::Cancelled => "; cancelled (completed runs are kept)",
+            RunsEnd::Searched => "",
         });
+        if let Some(t) = &r.tree {
+            s.push_str(&format!("; {}", crate::stages::search::tree_line(t)));
+        }
         if let Some(p) = &r.plot {
             if p.succeeded {
                 s.push_str(&format!(
