@@ -709,14 +709,10 @@ impl<'a> Search<'a> {
                     .filter(|n| n.kind == NodeKind::Draft && !n.plan.is_empty())
                     .map(|n| format!("- node_{}: {} ({})", n.id, n.plan, outcome(n, &m.name)))
                     .collect();
-                let others = if others.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " Take a different approach from the drafts already tried:\n{}",
-                        others.join("\n")
-                    )
-                };
+                let others = listed(
+                    " Take a different approach from the drafts already tried:",
+                    &others,
+                );
                 let task = std::fs::read_to_string(self.ctx.folder.join("prompt.json"))
                     .ok()
                     .and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -741,19 +737,11 @@ impl<'a> Search<'a> {
                     .children(parent)
                     .map(|n| format!("- node_{}: {} ({})", n.id, n.plan, outcome(n, &m.name)))
                     .collect();
-                let tried = if tried.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " Changes already tried from this variant (do not repeat them):\n{}",
-                        tried.join("\n")
-                    )
-                };
-                let failed = if failed.is_empty() {
-                    String::new()
-                } else {
-                    format!("\nWhat failed elsewhere in the search:\n{}", failed.join("\n"))
-                };
+                let tried = listed(
+                    " Changes already tried from this variant (do not repeat them):",
+                    &tried,
+                );
+                let failed = listed("\nWhat failed elsewhere in the search:", &failed);
                 fill(
                     IMPROVE,
                     &[
@@ -783,11 +771,7 @@ impl<'a> Search<'a> {
                     .filter(|n| n.kind == NodeKind::Debug && n.id != parent)
                     .map(|n| format!("- node_{}: {}", n.id, n.plan))
                     .collect();
-                let earlier = if earlier.is_empty() {
-                    String::new()
-                } else {
-                    format!("\nFixes already tried on this line:\n{}", earlier.join("\n"))
-                };
+                let earlier = listed("\nFixes already tried on this line:", &earlier);
                 fill(
                     DEBUG,
                     &[
@@ -848,4 +832,13 @@ fn unified_diff(parent: u32, before: &str, id: u32, after: &str) -> String {
             &format!("node_{id}/experiment.py"),
         )
         .to_string()
+}
+
+/// A heading and its lines for a prompt, or nothing when there are no lines.
+fn listed(heading: &str, lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("{heading}\n{}", lines.join("\n"))
+    }
 }
