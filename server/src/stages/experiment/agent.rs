@@ -392,24 +392,10 @@ impl Stage<'_> {
     /// The tree search instead of the line of runs; its best line becomes the
     /// folder's completed runs.
     async fn search(&mut self) -> Result<RunsEnd, Fatal> {
-        use crate::stages::search::{run_search, SearchCtx, SearchError};
+        use crate::stages::search::{run_search, SearchError};
         let c = self.ctx;
-        let sctx = SearchCtx {
-            llm: c.llm,
-            sink: c.sink,
-            runner: c.runner,
-            folder: &c.folder.root,
-            idea: c.idea,
-            settings: c.settings,
-            python: c.python,
-            temperature: c.temperature,
-            max_tokens: c.max_tokens,
-            budget_usd: c.llm.budget_usd(),
-            progress: c.progress,
-            cancel: c.cancel,
-        };
         self.journal(STAGE_RUNS, StageState::Running, 0, Some("search".into()));
-        let report = match run_search(&sctx).await {
+        let report = match run_search(c).await {
             Ok(r) => r,
             Err(SearchError::Cancelled) => return Ok(RunsEnd::Cancelled),
             Err(SearchError::Llm(e)) => return Err(Fatal::from(e)),

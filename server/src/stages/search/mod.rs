@@ -20,15 +20,11 @@ use std::path::Path;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use crate::agent::edit_sink::EditSink;
 use crate::agent::prompt::fill;
-use crate::config::{Direction, ExperimentSettings};
-use crate::jobs::Progress;
-use crate::llm::{Llm, LlmError};
-use crate::project::{py_repr, Idea, RunRecord};
-use crate::runner::Runner;
+use crate::config::Direction;
+use crate::llm::LlmError;
+use crate::project::{py_repr, RunRecord};
 use crate::runs::attempt::AttemptError;
 
 use agent::{Asker, DEBUG, DRAFT, IMPROVE};
@@ -36,21 +32,8 @@ use node_run::{NodeEnd, RunEnv};
 use select::Action;
 use tree::{node_code, node_dir, Metric, MetricSource, Node, NodeKind, NodeState, Tree};
 
-/// Everything the search works with (the experiment stage's context).
-pub struct SearchCtx<'a> {
-    pub llm: &'a Llm,
-    pub sink: &'a dyn EditSink,
-    pub runner: &'a dyn Runner,
-    pub folder: &'a Path,
-    pub idea: &'a Idea,
-    pub settings: &'a ExperimentSettings,
-    pub python: &'a str,
-    pub temperature: Option<f32>,
-    pub max_tokens: u32,
-    pub budget_usd: Option<f64>,
-    pub progress: &'a dyn Progress,
-    pub cancel: &'a CancellationToken,
-}
+/// The search works with the experiment stage's context.
+pub type SearchCtx<'a> = crate::stages::experiment::agent::ExperimentCtx<'a>;
 
 /// What stops a search.
 #[derive(Debug)]
@@ -81,7 +64,7 @@ pub struct SearchReport {
 }
 
 pub async fn run_search(ctx: &SearchCtx<'_>) -> Result<SearchReport, SearchError> {
-    let folder = ctx.folder;
+    let folder = ctx.folder.root.as_path();
     let baseline = crate::project::read_baseline(folder)
         .map_err(|e| SearchError::Input(format!("the idea folder has no usable baseline: {e}")))?;
     let baseline_means = Value::Object(baseline.means_by_dataset());
@@ -198,11 +181,13 @@ pub async fn run_search(ctx: &SearchCtx<'_>) -> Result<SearchReport, SearchError
 
     let mut search = Search {
         ctx,
+        folder,
         asker,
         env: &env,
         metric: &metric,
         baseline_means: &baseline_means,
         signatures: HashMap::new(),
+        base_code: std::fs::read_to_string(node_code(folder, 0)).unwrap_or_default(),
         warnings,
     };
     let cancelled = search.expand(&mut tree).await?;
@@ -288,7 +273,7 @@ async fn choose_metric(
             reason: None,
         });
     }
-    let prompt: Option<Value> = std::fs::read_to_string(ctx.folder.join("prompt.json"))
+    let prompt: Option<Value> = std::fs::read_to_string(ctx.folder.root.join("prompt.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     if let Some(name) = prompt.as_ref().and_then(|p| p.get("metric")?.as_str()) {
@@ -388,12 +373,16 @@ pub fn fmt_score(s: Option<f64>) -> String {
 
 struct Search<'a> {
     ctx: &'a SearchCtx<'a>,
+    /// The idea folder (`ctx.folder.root`).
+    folder: &'a Path,
     asker: Asker<'a>,
     env: &'a RunEnv<'a>,
     metric: &'a Metric,
     baseline_means: &'a Value,
     /// Each node's normalised change against the baseline, for the duplicate check.
     signatures: HashMap<u32, String>,
+    /// The baseline's code, read once: every signature is a change against it.
+    base_code: String,
     warnings: Vec<String>,
 }
 
@@ -425,14 +414,14 @@ impl<'a> Search<'a> {
                 (id, env.run_node(id, full_only, on_full).await)
             }));
         }
-        save(tree, self.ctx.folder)?;
-        let mut branch = tree::take_branch(self.ctx.folder);
+        save(tree, self.folder)?;
+        let mut branch = tree::take_branch(self.folder);
         let mut stop = false;
         let mut fatal: Option<SearchError> = None;
         loop {
             self.report(tree, flights.len());
             while !stop && fatal.is_none() && flights.len() < workers && !self.ctx.cancel.is_cancelled() {
-                if let Some(cap) = self.ctx.budget_usd.map(|b| b * s.budget_share) {
+                if let Some(cap) = self.ctx.llm.budget_usd().map(|b| b * s.budget_share) {
                     if tree.spent_usd() >= cap {
                         self.warnings.push(format!(
                             "the search stopped proposing: its share of the budget (${cap:.2}) is spent"
@@ -460,8 +449,8 @@ impl<'a> Search<'a> {
                 }
                 let id = tree.next_id();
                 let prompt = self.prompt(tree, kind, parent);
-                let parent_code = read(&node_code(self.ctx.folder, parent))?;
-                let file = node_code(self.ctx.folder, id);
+                let parent_code = read(&node_code(self.folder, parent))?;
+                let file = node_code(self.folder, id);
                 write(&file, &parent_code)?;
                 self.ctx.progress.report(
                     &format!(
@@ -490,7 +479,7 @@ impl<'a> Search<'a> {
                     Err(LlmError::Cancelled) => break,
                     Err(e @ LlmError::BudgetExceeded { .. }) => {
                         self.warnings.push(format!("the search stopped proposing: {e}"));
-                        let _ = std::fs::remove_dir_all(node_dir(self.ctx.folder, id));
+                        let _ = std::fs::remove_dir_all(node_dir(self.folder, id));
                         stop = true;
                         break;
                     }
@@ -522,7 +511,7 @@ impl<'a> Search<'a> {
                     ended: None,
                 };
                 write(
-                    &node_dir(self.ctx.folder, id).join("edit.diff"),
+                    &node_dir(self.folder, id).join("edit.diff"),
                     &unified_diff(parent, &parent_code, id, &code),
                 )?;
                 if proposal.error.is_some() {
@@ -550,7 +539,7 @@ impl<'a> Search<'a> {
                     ));
                 }
                 tree.nodes.push(node);
-                save(tree, self.ctx.folder)?;
+                save(tree, self.folder)?;
             }
             if flights.is_empty() {
                 break;
@@ -561,9 +550,9 @@ impl<'a> Search<'a> {
                 }
                 Some((node, smoke)) = rx.recv() => self.going_full(tree, node, smoke),
             }
-            save(tree, self.ctx.folder)?;
+            save(tree, self.folder)?;
         }
-        save(tree, self.ctx.folder)?;
+        save(tree, self.folder)?;
         if let Some(e) = fatal {
             return Err(e);
         }
@@ -575,7 +564,7 @@ impl<'a> Search<'a> {
             n.state = NodeState::Running;
             n.smoke_score = smoke;
         }
-        let _ = tree.save(self.ctx.folder);
+        let _ = tree.save(self.folder);
     }
 
     fn finish(
@@ -627,7 +616,7 @@ impl<'a> Search<'a> {
                 n.ended = None;
             }
         }
-        save(tree, self.ctx.folder)
+        save(tree, self.folder)
     }
 
     fn report(&self, tree: &Tree, running: usize) {
@@ -651,8 +640,7 @@ impl<'a> Search<'a> {
     }
 
     fn signature(&self, code: &str) -> String {
-        let base = std::fs::read_to_string(node_code(self.ctx.folder, 0)).unwrap_or_default();
-        select::change_signature(&base, code)
+        select::change_signature(&self.base_code, code)
     }
 
     /// The earlier node whose change this code's change is nearly the same as (the
@@ -676,7 +664,7 @@ impl<'a> Search<'a> {
                 Some(s) => s.clone(),
                 None => {
                     let s = self.signature(
-                        &std::fs::read_to_string(node_code(self.ctx.folder, n.id)).unwrap_or_default(),
+                        &std::fs::read_to_string(node_code(self.folder, n.id)).unwrap_or_default(),
                     );
                     self.signatures.insert(n.id, s.clone());
                     s
@@ -692,7 +680,7 @@ impl<'a> Search<'a> {
 
     fn prompt(&self, tree: &Tree, kind: NodeKind, parent: u32) -> String {
         let idea = self.ctx.idea;
-        let code = std::fs::read_to_string(node_code(self.ctx.folder, parent)).unwrap_or_default();
+        let code = std::fs::read_to_string(node_code(self.folder, parent)).unwrap_or_default();
         let code = code.trim_end();
         let m = self.metric;
         let direction_words = match m.direction {
@@ -713,7 +701,7 @@ impl<'a> Search<'a> {
                     " Take a different approach from the drafts already tried:",
                     &others,
                 );
-                let task = std::fs::read_to_string(self.ctx.folder.join("prompt.json"))
+                let task = std::fs::read_to_string(self.folder.join("prompt.json"))
                     .ok()
                     .and_then(|t| serde_json::from_str::<Value>(&t).ok())
                     .and_then(|v| v.get("task_description")?.as_str().map(|s| format!("{s}\n\n")))
