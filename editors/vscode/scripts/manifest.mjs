@@ -73,6 +73,8 @@ const TYPES = {
   'run.gpus': { type: 'array', items: { type: 'string' } },
   'run.slurm.partition': { type: 'string' },
   'run.slurm.account': { type: 'string' },
+  'experiment.tree.metric': { type: 'string' },
+  'experiment.tree.direction': { type: 'string' },
 };
 
 /** Closed sets of values; each must appear in backticks in the key's README row. */
@@ -80,6 +82,8 @@ const ENUMS = {
   'llm.provider': ['auto', 'openai', 'anthropic', 'deepseek', 'openrouter', 'gemini', 'ollama', 'vllm', 'llamacpp', 'replay'],
   'run.runner': ['local', 'slurm'],
   'llm.vision': ['auto', 'yes', 'no'],
+  'experiment.search': ['line', 'tree'],
+  'experiment.tree.direction': ['min', 'max'],
 };
 
 const USER_LEVEL_ONLY = '**user-level or trusted projects only**';
