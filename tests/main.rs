@@ -69,6 +69,7 @@ mod runner_faults;
 mod runner_local;
 mod runner_scheduler;
 mod runner_slurm;
+mod search_tree;
 mod shared_writers;
 mod templates_smoke;
 mod untrusted_text_fuzz;
