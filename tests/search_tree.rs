@@ -160,7 +160,13 @@ fn routes() -> Vec<(String, Vec<Reply>)> {
 fn after_search() -> Vec<Reply> {
     let plot = std::fs::read_to_string(crate::support::fs::fixtures().join("experiment/5_plot.md")).unwrap();
     let notes = "notes.txt\n```\n<<<<<<< SEARCH\n## Search over implementations\n=======\n## Search over implementations\nThe search found that both knobs matter.\n>>>>>>> REPLACE\n```\n";
-    vec![completion(&plot), completion(notes)]
+    // Twice: a branched search plots and writes its notes again.
+    vec![
+        completion(&plot),
+        completion(notes),
+        completion(&plot),
+        completion(notes),
+    ]
 }
 
 fn config(dir: &Path, fake: &FakeLlm) -> PathBuf {
@@ -251,7 +257,7 @@ fn tree_json(folder: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(folder.join(".aisci/tree/tree.json")).ok()?).ok()
 }
 
-fn node<'a>(tree: &'a Value, id: u64) -> &'a Value {
+fn node(tree: &Value, id: u64) -> &Value {
     tree["nodes"]
         .as_array()
         .unwrap()
@@ -380,6 +386,10 @@ async fn tree_search_finds_the_best_variant_and_never_runs_a_duplicate() {
     check_finished(&folder, &log, &stdout);
     // Five proposals, then the plot and the notes; the template names the metric.
     assert_eq!(fake.hits(), 7, "{stderr}");
+    assert!(
+        stdout.contains("\n      node_5 improve · loss 0.0000"),
+        "the tree is printed: {stdout}"
+    );
     // node_1's slow runs overlapped the others: two workers.
     let lines = std::fs::read_to_string(&log).unwrap();
     // The first start and the first end of a variant: its smoke run.
@@ -397,6 +407,108 @@ async fn tree_search_finds_the_best_variant_and_never_runs_a_duplicate() {
     let (c0, _) = span("cf");
     assert!(a0 < c0 && c0 < a1, "node_4 ran while node_1 did: {lines}");
     eprintln!("tree search of the toy: {took:?}");
+
+    // `aisci runs list` prints the tree, children under their parent.
+    let f = folder.to_str().unwrap();
+    let out = finish(&mut aisci(dir.path(), &cfg, &["runs", "list", f])).await;
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{list}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<&str> = list.lines().collect();
+    assert_eq!(rows[0], "node_0 baseline · loss 0.9700", "{list}");
+    assert!(
+        rows[1].starts_with("  node_1 draft · loss 0.8500 (+12.4% vs baseline) — Raise"),
+        "{list}"
+    );
+    assert!(rows[2].starts_with("  node_2 draft · duplicate — "), "{list}");
+    assert!(
+        rows[3].starts_with("  node_3 draft · failed — Add momentum 0.9. [")
+            && rows[3].contains("ValueError"),
+        "{list}"
+    );
+    assert!(
+        rows[4].starts_with("    node_4 debug · loss 0.1600 (+83.5% vs baseline)"),
+        "{list}"
+    );
+    assert!(
+        rows[5].starts_with("      node_5 improve · loss 0.0000 (+100.0% vs baseline) ★"),
+        "{list}"
+    );
+    assert!(
+        rows[6].starts_with(
+            "metric: loss (lower is better, template); best: node_5; node_5 over 2 seeds: 0.0015 ± 0.0005"
+        ),
+        "{list}"
+    );
+    let out = finish(&mut aisci(dir.path(), &cfg, &["runs", "list", f, "--json"])).await;
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json["mode"].as_str(), json["best"].as_str()),
+        (Some("tree"), Some("node_5")),
+        "{json:#}"
+    );
+    assert_eq!(json["nodes"][5]["parent"], "node_4", "{json:#}");
+
+    // Restore node_1's code; the replaced experiment.py is kept.
+    let out = finish(&mut aisci(dir.path(), &cfg, &["runs", "restore", f, "node_1"])).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && said.starts_with("experiment.py is node_1's code; the replaced file is kept in "),
+        "{said}"
+    );
+    assert!(std::fs::read_to_string(folder.join("experiment.py"))
+        .unwrap()
+        .contains("NAME = 'a'"));
+    let bad = finish(&mut aisci(dir.path(), &cfg, &["runs", "restore", f, "run_9"])).await;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("its experiment was a tree search: name a node_<n>")
+    );
+
+    // Branch from node_1: the next search improves it first, past max_nodes, and the
+    // best line is installed again (node_5 still wins); finished nodes do not run again.
+    let before = log_counts(&log);
+    let out = finish(&mut aisci(dir.path(), &cfg, &["runs", "branch", f, "node_1"])).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.starts_with("branched from node_1: the next search"),
+        "{said}"
+    );
+    let out = finish(&mut aisci(dir.path(), &cfg, &["experiment", "--idea-folder", f])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = tree_json(&folder).unwrap();
+    let a2 = node(&tree, 6);
+    assert_eq!(
+        (a2["kind"].as_str(), a2["parent"].as_u64()),
+        (Some("improve"), Some(1)),
+        "{a2:#}"
+    );
+    assert!((a2["score"].as_f64().unwrap() - 0.20).abs() < 1e-9, "{a2:#}");
+    assert_eq!(tree["best"], 5);
+    assert!(
+        stdout.contains("tree search: 6 variant(s) tried, best node_5"),
+        "{stdout}"
+    );
+    let after = log_counts(&log);
+    for name in ["a", "cf", "cf2"] {
+        assert_eq!(
+            after[name], before[name],
+            "{name} ran again after the branch: {after:?}"
+        );
+    }
+    assert!(std::fs::read_to_string(folder.join("experiment.py"))
+        .unwrap()
+        .contains("NAME = 'cf2'"));
+    assert_eq!(fake.hits(), 7 + 3, "one proposal, the plot and the notes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,9 @@ enum Cmd {
     /// 128+N when killed by signal N, 125 when stopped for a limit, 130 when cancelled;
     /// 2 when aisci could not start it.
     Run(cli::run::Args),
+    /// An idea folder's checkpoints (its search tree's nodes, or its line of runs): list
+    /// them, restore one as experiment.py, or branch the next experiment from one.
+    Runs(cli::runs::Args),
     /// What this machine and configuration give aisci: python and each template's
     /// imports, TeX tools, GPUs, Slurm, API key variables (set or not, never their
     /// values), and whether the model and literature endpoints answer. Exit 1 when
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
             Cmd::Baseline(a) => cli::run::baseline_command(a).await,
             Cmd::Apply(a) => cli::apply::command(a),
             Cmd::Run(a) => cli::run::command(a).await,
+            Cmd::Runs(a) => cli::runs::command(a),
             Cmd::Doctor(a) => cli::doctor::command(a).await,
             Cmd::Writeup(a) => cli::writeup::command(a, model).await,
             Cmd::Review(a) => cli::review::command(a, model).await,

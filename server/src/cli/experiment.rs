@@ -143,5 +143,11 @@ async fn experiment(
     };
     let outcome = stages::experiment::run(req, &host).await?;
     println!("{}", outcome.summary());
+    if s.experiment.search == config::SearchMode::Tree {
+        // The tree itself, as `aisci runs list` prints it.
+        if let Ok(c) = crate::runs::checkpoint::list(&folder.root, &s.experiment.tree) {
+            print!("{}", crate::runs::checkpoint::render_text(&c));
+        }
+    }
     Ok(())
 }

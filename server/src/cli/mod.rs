@@ -14,6 +14,7 @@ pub mod novelty;
 pub mod review;
 pub mod review_bench;
 pub mod run;
+pub mod runs;
 pub mod writeup;
 
 use std::path::{Path, PathBuf};

@@ -93,6 +93,23 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Forgets the entries of `names`, so that those stages run again (a branch from an
+    /// earlier run): read, changed and written under the shared-file lock, as [`Journal::set`].
+    pub fn clear(folder: &Path, names: &[&str]) -> std::io::Result<()> {
+        crate::fsutil::update_shared(&path(folder), |text| {
+            let Some(mut j) = text.and_then(|t| serde_json::from_str::<Journal>(&t).ok()) else {
+                return Ok((None, ()));
+            };
+            for n in names {
+                j.stages.remove(*n);
+            }
+            let text = serde_json::to_string_pretty(&j).map_err(std::io::Error::other)?;
+            Ok((Some(text), ()))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +140,9 @@ mod tests {
         assert!(!j.is_done(STAGE_RUNS, Some("max_runs")));
         assert!(j.is_done(STAGE_PLOT, None));
         assert!(!j.is_done(STAGE_NOTES, None));
+        Journal::clear(tmp.path(), &[STAGE_RUNS, STAGE_NOTES]).unwrap();
+        let j = Journal::load(tmp.path());
+        assert!(j.stage(STAGE_RUNS).is_none() && j.is_done(STAGE_PLOT, None));
         std::fs::write(tmp.path().join(JOURNAL_FILE), "{not json").unwrap();
         assert_eq!(
             Journal::load(tmp.path()),

@@ -6,6 +6,7 @@
 //! settling of runs an earlier aisci left in flight ([`resume`]).
 
 pub mod attempt;
+pub mod checkpoint;
 pub mod finish;
 pub mod listing;
 pub mod live;

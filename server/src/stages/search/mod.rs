@@ -264,30 +264,8 @@ async fn choose_metric(
     tree: &Tree,
     baseline: &Value,
 ) -> Result<Metric, SearchError> {
-    let t = &ctx.settings.tree;
-    if let Some(name) = &t.metric {
-        return Ok(Metric {
-            name: name.clone(),
-            direction: t.direction.unwrap_or_else(|| score::guess_direction(name)),
-            source: MetricSource::Settings,
-            reason: None,
-        });
-    }
-    let prompt: Option<Value> = std::fs::read_to_string(ctx.folder.root.join("prompt.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    if let Some(name) = prompt.as_ref().and_then(|p| p.get("metric")?.as_str()) {
-        let direction = match prompt.as_ref().and_then(|p| p.get("direction")?.as_str()) {
-            Some("min") => Direction::Min,
-            Some("max") => Direction::Max,
-            _ => score::guess_direction(name),
-        };
-        return Ok(Metric {
-            name: name.to_string(),
-            direction,
-            source: MetricSource::Template,
-            reason: None,
-        });
+    if let Some(m) = stated_metric(&ctx.settings.tree, &ctx.folder.root) {
+        return Ok(m);
     }
     if let Some(m) = tree.metric.as_ref().filter(|m| m.source == MetricSource::Model) {
         return Ok(m.clone());
@@ -297,6 +275,37 @@ async fn choose_metric(
         .choose_metric(&ctx.idea.title, &ctx.idea.experiment, baseline)
         .await
         .map_err(llm_error)
+}
+
+/// The metric the user states: `experiment.tree.metric`, else the folder's (the
+/// template's) `prompt.json` `"metric"`; the direction from the same place, else guessed
+/// from the name.
+pub fn stated_metric(t: &crate::config::TreeSettings, folder: &Path) -> Option<Metric> {
+    if let Some(name) = &t.metric {
+        return Some(Metric {
+            name: name.clone(),
+            direction: t.direction.unwrap_or_else(|| score::guess_direction(name)),
+            source: MetricSource::Settings,
+            reason: None,
+        });
+    }
+    let prompt: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("prompt.json")).ok()?).ok()?;
+    let name = prompt.get("metric")?.as_str()?.trim();
+    if name.is_empty() {
+        return None;
+    }
+    let direction = match prompt.get("direction").and_then(Value::as_str) {
+        Some("min") => Direction::Min,
+        Some("max") => Direction::Max,
+        _ => score::guess_direction(name),
+    };
+    Some(Metric {
+        name: name.to_string(),
+        direction,
+        source: MetricSource::Template,
+        reason: None,
+    })
 }
 
 /// Sets the metric and scores every node that has results by it (a changed metric

@@ -1,9 +1,9 @@
 //! What the search does next, and which candidates are not worth running.
 //!
 //! The rule (deterministic, so a resumed search makes the same choices):
-//! 1. stop at `max_nodes` variants;
-//! 2. a branch request (`aisci runs branch`) is served first: improve that node (debug it
-//!    when it failed);
+//! 1. a branch request (`aisci runs branch`) is served first, even past `max_nodes`:
+//!    improve that node (debug it when it failed);
+//! 2. stop at `max_nodes` variants;
 //! 3. draft until `drafts` drafts exist;
 //! 4. debug a failed run that has no child yet, while its line has had fewer than
 //!    `max_debug` fixes in a row (oldest first);
@@ -29,9 +29,6 @@ pub enum Action {
 }
 
 pub fn next(tree: &Tree, s: &TreeSettings, in_flight: usize, branch: Option<u32>) -> Action {
-    if tree.variants() >= s.max_nodes as usize {
-        return Action::Stop;
-    }
     if let Some(node) = branch.and_then(|id| tree.node(id)) {
         if node.state == NodeState::Failed && node.feedback.is_some() {
             return Action::Debug(node.id);
@@ -39,6 +36,9 @@ pub fn next(tree: &Tree, s: &TreeSettings, in_flight: usize, branch: Option<u32>
         if node.state == NodeState::Done {
             return Action::Improve(node.id);
         }
+    }
+    if tree.variants() >= s.max_nodes as usize {
+        return Action::Stop;
     }
     let drafts = tree.nodes.iter().filter(|n| n.kind == NodeKind::Draft).count();
     if drafts < s.drafts as usize {
@@ -248,6 +248,8 @@ mod tests {
             ..s.clone()
         };
         assert_eq!(next(&t, &full, 0, None), Action::Stop);
+        // A branch goes one variant past the cap.
+        assert_eq!(next(&t, &full, 0, Some(5)), Action::Improve(5));
         assert_eq!(best(&t), Some(4));
     }
 
