@@ -589,3 +589,184 @@ async fn a_killed_tree_search_resumes_without_rerunning_finished_nodes() {
         "{stdout}"
     );
 }
+
+/// The editor's side of a searched folder: `aisci.listNodes` answers the tree as the
+/// views need it, experiment.py's code actions offer the best node, restoring it is one
+/// undoable editor edit of the open file, and branching says what the next search does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_lists_restores_and_branches_search_nodes() {
+    use crate::support::lsp_client::{file_uri, TestClient};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (t, log) = toy_template(dir.path());
+    let fake = FakeLlm::start_routed(after_search(), routes()).await;
+    let cfg = config(dir.path(), &fake);
+    baseline(dir.path(), &cfg, &t).await;
+    let out = finish(&mut aisci(
+        dir.path(),
+        &cfg,
+        &["experiment", "--template", t.to_str().unwrap(), "--idea", IDEA],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let folder = idea_folder(dir.path()).canonicalize().unwrap();
+    let _ = log;
+
+    let c = TestClient::start(Value::Null);
+    c.request(
+        "initialize",
+        json!({
+            "capabilities": { "workspace": { "applyEdit": true } },
+            "workspaceFolders": [{ "uri": file_uri(dir.path()), "name": "ws" }],
+        }),
+    )
+    .await;
+    c.notify("initialized", json!({})).await;
+    let command = |name: &str, arg: Value| json!({ "command": name, "arguments": [arg] });
+
+    let nodes = c
+        .request(
+            "workspace/executeCommand",
+            command("aisci.listNodes", json!({ "folder": folder })),
+        )
+        .await;
+    assert_eq!(nodes["mode"], "tree", "{nodes:#}");
+    assert_eq!(nodes["best"], "node_5", "{nodes:#}");
+    assert_eq!(
+        nodes["metric"],
+        json!({"name": "loss", "direction": "min", "source": "template"})
+    );
+    assert_eq!(nodes["seeds"]["node"], "node_5");
+    let list = nodes["nodes"].as_array().unwrap();
+    assert_eq!(list.len(), 6);
+    let by_id = |id: &str| list.iter().find(|n| n["id"] == id).unwrap().clone();
+    let n5 = by_id("node_5");
+    assert_eq!(
+        (n5["parent"].as_str(), n5["kind"].as_str(), n5["state"].as_str()),
+        (Some("node_4"), Some("improve"), Some("done"))
+    );
+    assert!((n5["vs_baseline"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{n5:#}");
+    assert!(n5["label"].as_str().unwrap().ends_with("★"), "{n5:#}");
+    for key in ["code", "parent_code", "diff", "run"] {
+        assert!(Path::new(n5[key].as_str().unwrap()).exists(), "{key}: {n5:#}");
+    }
+    assert_eq!(by_id("node_2")["state"], "duplicate");
+    assert!(by_id("node_3")["error"].as_str().is_some());
+    // Parents before children.
+    let pos = |id: &str| list.iter().position(|n| n["id"] == id).unwrap();
+    for n in list {
+        if let Some(p) = n["parent"].as_str() {
+            assert!(pos(p) < pos(n["id"].as_str().unwrap()), "{nodes:#}");
+        }
+    }
+
+    // Open experiment.py holding node_1's code: the actions offer the best node.
+    let exp = folder.join("experiment.py");
+    let uri = file_uri(&exp);
+    let node_1 = std::fs::read_to_string(folder.join(".aisci/tree/node_1/experiment.py")).unwrap();
+    std::fs::write(&exp, &node_1).unwrap();
+    c.open(&uri, "python", &node_1).await;
+    let actions = c
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": { "uri": uri },
+                "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
+                "context": { "diagnostics": [] }
+            }),
+        )
+        .await;
+    let titles: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.contains(&"Restore the search's best code (node_5, loss 0.0000)"),
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&"Branch the search from its best (node_5, loss 0.0000)"),
+        "{titles:?}"
+    );
+
+    // Restore: one applyEdit of the open document; the editor applies it and says so.
+    let best = std::fs::read_to_string(folder.join(".aisci/tree/node_5/experiment.py")).unwrap();
+    let echo = async {
+        let edit = c
+            .wait_for("the restore's applyEdit", 10, |m| {
+                m["method"] == "workspace/applyEdit"
+            })
+            .await;
+        let change = &edit["params"]["edit"]["documentChanges"][0];
+        assert_eq!(change["textDocument"]["uri"], uri.as_str(), "{edit:#}");
+        assert_eq!(change["textDocument"]["version"], 1, "a versioned edit: {edit:#}");
+        assert_eq!(edit["params"]["label"], "aisci: restore node_5");
+        c.notify(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": uri, "version": 2 }, "contentChanges": [{ "text": best }] }),
+        )
+        .await;
+    };
+    let (answer, ()) = tokio::join!(
+        c.request(
+            "workspace/executeCommand",
+            command(
+                "aisci.restoreCheckpoint",
+                json!({ "folder": folder, "id": "node_5" })
+            ),
+        ),
+        echo
+    );
+    assert_eq!(answer["restored"], true, "{answer:#}");
+    assert_eq!(std::fs::read_to_string(&exp).unwrap(), best);
+
+    // A bad id is a clear error, not a crash.
+    let bad = c
+        .request_raw(
+            "workspace/executeCommand",
+            command(
+                "aisci.restoreCheckpoint",
+                json!({ "folder": folder, "id": "node_42" }),
+            ),
+        )
+        .await;
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no node_42"),
+        "{bad:#}"
+    );
+    let bad = c
+        .request_raw(
+            "workspace/executeCommand",
+            command("aisci.branchFrom", json!({ "folder": folder, "id": "node_2" })),
+        )
+        .await;
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate of node_1"),
+        "{bad:#}"
+    );
+
+    let branched = c
+        .request(
+            "workspace/executeCommand",
+            command("aisci.branchFrom", json!({ "folder": folder, "id": "node_4" })),
+        )
+        .await;
+    assert_eq!(branched["branched"], true, "{branched:#}");
+    assert!(
+        branched["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("branched from node_4"),
+        "{branched:#}"
+    );
+    assert!(folder.join(".aisci/tree/branch.json").is_file());
+}

@@ -10,6 +10,7 @@ neighbour distances (Wang, Kulkarni and Verdu, 2009).
 
 Uses the GPU when there is one. EXPERIMENT_SMOKE=1 shrinks everything to a few seconds
 on a CPU (for CI); EXPERIMENT_BUDGET=0.1 keeps the full setup but trains 10% of the steps.
+EXPERIMENT_SEED=k (k = 1, 2, ...) moves every random seed by 1000*k; unset, the baseline's seeds.
 """
 
 import argparse
@@ -23,8 +24,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+
+def seed_offset():
+    """1000 * k for EXPERIMENT_SEED=k (unset, empty or 0: no offset, the baseline's seeds).
+    Any other value than a whole number from 0 to 1000000 stops the run with a message:
+    a rerun must not silently repeat seed 0."""
+    raw = os.environ.get("EXPERIMENT_SEED", "").strip()
+    if not raw:
+        return 0
+    try:
+        k = int(raw)
+    except ValueError:
+        k = -1
+    if not 0 <= k <= 1_000_000:
+        raise SystemExit(f"experiment.py: EXPERIMENT_SEED must be a whole number from 0 to 1000000, not {raw[:40]!r}")
+    return 1000 * k
+
+
 SMOKE = os.environ.get("EXPERIMENT_SMOKE", "") not in ("", "0")
 BUDGET = float(os.environ.get("EXPERIMENT_BUDGET", "1"))
+SEED_OFFSET = seed_offset()
 if SMOKE:
     torch.set_num_threads(1)  # tiny tensors on shared CI cores: threads only add waiting
 
@@ -214,11 +233,11 @@ def main():
         cfg.update(n_train=512, n_eval=256, n_plot=256, width=32, depth=1, diffusion_steps=20,
                    batch=64, warmup=5, train_steps=20, log_every=5)
     cfg["train_steps"] = max(1, int(cfg["train_steps"] * BUDGET))
-    print(f"device={device} smoke={SMOKE} train_steps={cfg['train_steps']}")
+    print(f"device={device} smoke={SMOKE} train_steps={cfg['train_steps']} seed={SEED_OFFSET}")
 
     final_info, all_results = {}, {}
     for dataset in ["circle", "moons", "spiral", "checkerboard"]:
-        means, curves = run(dataset, cfg, device, seed=0)
+        means, curves = run(dataset, cfg, device, seed=SEED_OFFSET)
         final_info[dataset] = {"means": means}
         all_results[dataset] = curves
         print(f"{dataset}: " + " ".join(f"{k}={v:.4f}" for k, v in means.items()))

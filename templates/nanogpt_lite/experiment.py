@@ -8,6 +8,7 @@ Writes <out_dir>/final_info.json in The AI Scientist v1 format and
 
 Uses the GPU when there is one. EXPERIMENT_SMOKE=1 shrinks everything to a few seconds
 on a CPU (for CI); EXPERIMENT_BUDGET=0.1 keeps the full setup but trains 10% of the steps.
+EXPERIMENT_SEED=k (k = 1, 2, ...) moves every random seed by 1000*k; unset, the baseline's seeds.
 """
 
 import argparse
@@ -20,8 +21,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+
+def seed_offset():
+    """1000 * k for EXPERIMENT_SEED=k (unset, empty or 0: no offset, the baseline's seeds).
+    Any other value than a whole number from 0 to 1000000 stops the run with a message:
+    a rerun must not silently repeat seed 0."""
+    raw = os.environ.get("EXPERIMENT_SEED", "").strip()
+    if not raw:
+        return 0
+    try:
+        k = int(raw)
+    except ValueError:
+        k = -1
+    if not 0 <= k <= 1_000_000:
+        raise SystemExit(f"experiment.py: EXPERIMENT_SEED must be a whole number from 0 to 1000000, not {raw[:40]!r}")
+    return 1000 * k
+
+
 SMOKE = os.environ.get("EXPERIMENT_SMOKE", "") not in ("", "0")
 BUDGET = float(os.environ.get("EXPERIMENT_BUDGET", "1"))
+SEED_OFFSET = seed_offset()
 if SMOKE:
     torch.set_num_threads(1)  # tiny tensors on shared CI cores: threads only add waiting
 TEXT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "pride_and_prejudice.txt")
@@ -117,7 +136,7 @@ class GPT(nn.Module):
 @torch.no_grad()
 def estimate_loss(model, data, cfg, device, autocast):
     model.eval()
-    gen = torch.Generator().manual_seed(1234)  # the same batches at every evaluation
+    gen = torch.Generator().manual_seed(1234 + SEED_OFFSET)  # the same batches at every evaluation
     out = {}
     for split in ("train", "val"):
         losses = []
@@ -211,8 +230,9 @@ def main():
                    eval_every=5, eval_batches=2, sample_tokens=20)
         seeds = [0]
         limit = 50_000
+    seeds = [s + SEED_OFFSET for s in seeds]
     cfg["train_steps"] = max(1, int(cfg["train_steps"] * BUDGET))
-    print(f"device={device} smoke={SMOKE} train_steps={cfg['train_steps']}")
+    print(f"device={device} smoke={SMOKE} train_steps={cfg['train_steps']} seeds={seeds}")
     data = CharData(TEXT, limit=limit)
 
     dataset = "pride_prejudice_char"

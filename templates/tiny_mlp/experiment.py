@@ -3,6 +3,7 @@ synthetic 2-D classification datasets, over several seeds, and write
 <out_dir>/final_info.json in The AI Scientist v1 format.
 
 Runs in a few seconds on any CPU:  python experiment.py --out_dir run_0
+EXPERIMENT_SMOKE=1 trains 10 epochs over 2 seeds; EXPERIMENT_SEED=k moves every seed by 1000*k.
 """
 
 import argparse
@@ -11,6 +12,24 @@ import math
 import os
 import random
 import time
+
+SMOKE = os.environ.get("EXPERIMENT_SMOKE", "") not in ("", "0")
+
+
+def seed_offset():
+    """1000 * k for EXPERIMENT_SEED=k (unset, empty or 0: no offset, the baseline's seeds).
+    Any other value than a whole number from 0 to 1000000 stops the run with a message:
+    a rerun must not silently repeat seed 0."""
+    raw = os.environ.get("EXPERIMENT_SEED", "").strip()
+    if not raw:
+        return 0
+    try:
+        k = int(raw)
+    except ValueError:
+        k = -1
+    if not 0 <= k <= 1_000_000:
+        raise SystemExit(f"experiment.py: EXPERIMENT_SEED must be a whole number from 0 to 1000000, not {raw[:40]!r}")
+    return 1000 * k
 
 
 # ---------------------------------------------------------------- datasets
@@ -119,6 +138,10 @@ def main():
 
     cfg = {"n_train": 200, "n_val": 200, "hidden": 8, "lr": 0.01, "epochs": 40}
     seeds = [0, 1, 2]
+    if SMOKE:
+        cfg.update(epochs=10)
+        seeds = seeds[:2]
+    seeds = [s + seed_offset() for s in seeds]
     final_info = {}
     for dataset in ["blobs", "moons", "circles"]:
         per_seed = [run(dataset, s, cfg) for s in seeds]

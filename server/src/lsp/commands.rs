@@ -26,6 +26,9 @@ pub const WRITE_PAPER: &str = "aisci.writePaper";
 pub const REVIEW_PAPER: &str = "aisci.reviewPaper";
 pub const REVISE_COMMENT: &str = "aisci.reviseFromReview";
 pub const REVISE_ALL: &str = "aisci.reviseAll";
+pub const LIST_NODES: &str = "aisci.listNodes";
+pub const RESTORE_CHECKPOINT: &str = "aisci.restoreCheckpoint";
+pub const BRANCH_FROM: &str = "aisci.branchFrom";
 
 /// What `initialize` advertises.
 pub const COMMANDS: &[&str] = &[
@@ -45,6 +48,9 @@ pub const COMMANDS: &[&str] = &[
     REVISE_COMMENT,
     REVISE_ALL,
     LIST_JOBS,
+    LIST_NODES,
+    RESTORE_CHECKPOINT,
+    BRANCH_FROM,
 ];
 
 /// A command with its argument read.
@@ -71,6 +77,10 @@ pub enum Command {
     ReviewPaper(TexArgs),
     ReviseFromReview(ReviseArgs),
     ReviseAll(TexArgs),
+    /// An idea folder's checkpoints (search tree nodes, or its line of runs).
+    ListNodes(FolderArgs),
+    RestoreCheckpoint(CheckpointArgs),
+    BranchFrom(CheckpointArgs),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +106,13 @@ pub struct ImplementArgs {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct FolderArgs {
     pub folder: PathBuf,
+}
+
+/// A checkpoint of an idea folder: `node_<n>` or `run_<n>`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CheckpointArgs {
+    pub folder: PathBuf,
+    pub id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -228,6 +245,21 @@ impl Command {
                 folder: first.get("folder").and_then(Value::as_str).map(PathBuf::from),
             }),
             LIST_JOBS => Command::ListJobs,
+            LIST_NODES => {
+                Command::ListNodes(object(first, || bad("{\"folder\": idea folder}", String::new()))?)
+            }
+            RESTORE_CHECKPOINT | BRANCH_FROM => {
+                let usage = "{\"folder\": idea folder, \"id\": \"node_<n>\" or \"run_<n>\"}";
+                let args: CheckpointArgs = object(first, || bad(usage, String::new()))?;
+                if let Err(e) = crate::runs::checkpoint::CheckpointId::parse(&args.id) {
+                    return Err(bad(usage, e.to_string()));
+                }
+                if command == RESTORE_CHECKPOINT {
+                    Command::RestoreCheckpoint(args)
+                } else {
+                    Command::BranchFrom(args)
+                }
+            }
             CANCEL => Command::Cancel(match arguments.first() {
                 None => None,
                 // A number that is no job's id cancels nothing, as it always has.
@@ -377,6 +409,27 @@ mod tests {
                 Command::parse(LIST_RUNS, &[arg]).unwrap(),
                 Command::ListRuns(ListRunsArgs::default())
             );
+        }
+    }
+
+    #[test]
+    fn checkpoint_commands_name_a_node_or_a_run() {
+        assert_eq!(
+            Command::parse(RESTORE_CHECKPOINT, &[json!({"folder": "/f", "id": "node_3"})]).unwrap(),
+            Command::RestoreCheckpoint(CheckpointArgs {
+                folder: "/f".into(),
+                id: "node_3".into()
+            })
+        );
+        for bad in [
+            json!({"folder": "/f", "id": "3"}),
+            json!({"folder": "/f"}),
+            json!("node_3"),
+        ] {
+            let Err(CommandError::BadArguments(m)) = Command::parse(BRANCH_FROM, &[bad]) else {
+                panic!()
+            };
+            assert!(m.starts_with("aisci.branchFrom needs {\"folder\""), "{m}");
         }
     }
 

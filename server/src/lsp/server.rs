@@ -420,6 +420,9 @@ async fn execute(b: &Backend, command: Command) -> Result<Option<Value>, Command
             b.show_document(&a.path);
             Ok(None)
         }
+        Command::ListNodes(a) => Ok(Some(views::checkpoints::list(b, a.folder).await?)),
+        Command::RestoreCheckpoint(a) => Ok(Some(views::checkpoints::restore(b, a).await?)),
+        Command::BranchFrom(a) => Ok(Some(views::checkpoints::branch(b, a).await?)),
         Command::Cancel(ids) => {
             let ids: Vec<u64> = match ids {
                 Some(ids) => ids,

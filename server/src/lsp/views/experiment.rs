@@ -23,7 +23,9 @@ pub fn code_actions(b: &Backend, path: &Path) -> Vec<CodeActionOrCommand> {
         json!({ "folder": dir }),
     );
     let Some(ProjectFolder::Template(t)) = b.state.folder_of(path) else {
-        return vec![launch];
+        let mut actions = vec![launch];
+        actions.extend(super::checkpoints::code_actions(b, path));
+        return actions;
     };
     let mut actions = vec![command_action(
         with_cost(b, "Generate ideas", &t.root, Stage::Ideas),
