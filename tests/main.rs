@@ -57,6 +57,7 @@ mod nvim_paper;
 mod nvim_plugin;
 mod nvim_review;
 mod nvim_runs;
+mod nvim_tree;
 mod nvim_trust;
 mod paper_build;
 mod paper_checks;

@@ -12,12 +12,20 @@ const TITLES = {
   'aisci.reviewPaper': 'Review the paper',
   'aisci.reviseFromReview': 'Revise the paper for one review comment',
   'aisci.reviseAll': 'Revise the paper for every review comment, then review again',
+  'aisci.listNodes': 'Show the search tree',
+  'aisci.restoreCheckpoint': 'Restore a checkpoint of the search',
+  'aisci.branchFrom': 'Branch the search from a node',
 };
 
 /** Commands of the extension itself (the server has no say in them). */
 export const CLIENT_COMMANDS = [
   { command: 'aisci.showServerLog', title: 'Show the server log', category: 'aisci' },
   { command: 'aisci.restartServer', title: 'Restart the server', category: 'aisci' },
+  // The Search tree view (src/searchTree.ts): its title button and each node's context menu.
+  { command: 'aisci.refreshSearchTree', title: 'Refresh the search tree', category: 'aisci', icon: '$(refresh)' },
+  { command: 'aisci.restoreNode', title: 'Restore this checkpoint', category: 'aisci' },
+  { command: 'aisci.branchFromNode', title: 'Branch from here', category: 'aisci' },
+  { command: 'aisci.showNodeChange', title: 'Show the change', category: 'aisci' },
 ];
 
 /** Settings of the extension itself (never sent to the server; see src/settings.ts). */

@@ -2,8 +2,9 @@
 // server's; this adds what VS Code users expect around it: palette entries with their
 // arguments filled in (palette.ts), settings sent as the server takes them
 // (settings.ts), a status bar item (status.ts), the server log and run output in
-// output channels. Progress with cancel is vscode-languageclient's own rendering of
-// the server's `$/progress`.
+// output channels, and the "Search tree" view of an idea's experiment (searchTree.ts).
+// Progress with cancel is vscode-languageclient's own rendering of the server's
+// `$/progress`.
 
 import * as vscode from 'vscode';
 import {
@@ -17,6 +18,7 @@ import {
 
 import { executeCommand, type Status } from './palette';
 import { type RunOutput, RunOutputLines } from './runOutput';
+import { registerSearchTree } from './searchTree';
 import { CLIENT_PREFIX, explicitSettings } from './settings';
 import { StatusItem } from './status';
 
@@ -70,14 +72,24 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
   client = new LanguageClient('aisci', 'aisci', serverOptions, clientOptions);
   const lc = client;
+  // The view handles refusals itself (in its message, or one error for a user's action).
+  const tree = registerSearchTree(context, (command, args) =>
+    lc.sendRequest('workspace/executeCommand', { command, arguments: args }),
+  );
 
   context.subscriptions.push(
     vscode.commands.registerCommand('aisci.showServerLog', () => log.show()),
     vscode.commands.registerCommand('aisci.restartServer', () => lc.restart()),
     lc.onDidChangeState((e) => {
       if (e.newState === State.Stopped) status.stopped();
+      // At the first start and after a restart: the tree is asked for again.
+      if (e.newState === State.Running) tree.follow();
     }),
-    lc.onNotification('aisci/status', (s: Status) => status.show(s)),
+    lc.onNotification('aisci/status', (s: Status) => {
+      status.show(s);
+      // A job started, moved on or ended: a search's nodes may have changed with it.
+      tree.refreshSoon();
+    }),
     lc.onNotification('aisci/runOutput', (o: RunOutput) => runs.append(lines.format(o))),
     lc.onNotification('aisci/pdfBuilt', (p: { pdf: string }) => {
       vscode.window.setStatusBarMessage(`$(file-pdf) aisci: built ${vscode.workspace.asRelativePath(p.pdf)}`, 5000);

@@ -7,6 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
+import { buildTree, descriptionOf, labelOf, type NodeList, type TreeNode } from './searchNodes';
+import { ideaFolderOf } from './searchTree';
+
 export type Execute = (command: string, args: unknown[]) => Promise<unknown>;
 
 /** Arguments for `command`, or undefined when the user backed out. */
@@ -131,6 +134,38 @@ const folder: Filler = async () => {
   return dir ? [{ folder: dir }] : undefined;
 };
 
+/** The idea folder of the active file, also when it is a node's own copy in `.aisci/`. */
+function ideaFolder(): string | undefined {
+  const file = activeFile();
+  return (file && ideaFolderOf(file)) || projectFolder();
+}
+
+const searchFolder: Filler = async () => {
+  const dir = ideaFolder();
+  return dir ? [{ folder: dir }] : undefined;
+};
+
+/** The folder and a node of its search, picked from `aisci.listNodes`. */
+const folderAndNode: Filler = async (execute) => {
+  const dir = ideaFolder();
+  if (!dir) return undefined;
+  const list = (await execute('aisci.listNodes', [{ folder: dir }])) as NodeList | undefined;
+  if (!list) return undefined;
+  const flat: TreeNode[] = [];
+  const walk = (ts: TreeNode[]): void => {
+    for (const t of ts) {
+      flat.push(t);
+      walk(t.children);
+    }
+  };
+  walk(buildTree(list));
+  const picked = await vscode.window.showQuickPick(
+    flat.map((t) => ({ label: labelOf(t), description: descriptionOf(t), detail: t.node.plan.split('\n')[0], id: t.node.id })),
+    { placeHolder: flat.length ? 'Which node?' : 'No nodes in this folder yet' },
+  );
+  return picked ? [{ folder: list.folder, id: picked.id }] : undefined;
+};
+
 const FILLERS: Partial<Record<string, Filler>> = {
   'aisci.generateIdeas': template,
   'aisci.checkNovelty': template,
@@ -138,6 +173,9 @@ const FILLERS: Partial<Record<string, Filler>> = {
   'aisci.runExperiments': folder,
   'aisci.launchRun': folder,
   'aisci.listRuns': async () => [],
+  'aisci.listNodes': searchFolder,
+  'aisci.restoreCheckpoint': folderAndNode,
+  'aisci.branchFrom': folderAndNode,
   'aisci.listJobs': async () => [],
   'aisci.implementIdea': async () => {
     const t = projectFolder();
@@ -238,6 +276,11 @@ async function afterPalette(command: string, result: unknown, execute: Execute):
       placeHolder: status.jobs.length ? `${spent}; pick a job to cancel it` : `No job running; ${spent}`,
     });
     if (picked) await execute('aisci.cancel', [picked.id]);
+  } else if (command === 'aisci.listNodes') {
+    // The nodes have their own view, with the actions on each.
+    await vscode.commands.executeCommand('aisci.searchTree.focus');
+  } else if (command === 'aisci.branchFrom') {
+    void vscode.window.showInformationMessage(`aisci: ${(result as { message: string }).message}`);
   }
 }
 

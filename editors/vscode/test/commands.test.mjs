@@ -70,6 +70,49 @@ function ideaFolder(name) {
   return join(results, found);
 }
 
+/** The documents this test has open, as the editor holds them: uri → { version, text }. */
+const open = new Map();
+
+async function didOpen(file) {
+  const doc = { version: 1, text: readFileSync(file, 'utf8') };
+  open.set(`file://${file}`, doc);
+  await server.connection.sendNotification('textDocument/didOpen', {
+    textDocument: { uri: `file://${file}`, languageId: 'python', version: doc.version, text: doc.text },
+  });
+}
+
+async function didClose(file) {
+  open.delete(`file://${file}`);
+  await server.connection.sendNotification('textDocument/didClose', { textDocument: { uri: `file://${file}` } });
+}
+
+/** Text edits applied as an editor does (positions in UTF-16 code units, JS's own). */
+function applyTextEdits(text, edits) {
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) if (text[i] === '\n') starts.push(i + 1);
+  const offset = ({ line, character }) => (line < starts.length ? starts[line] + character : text.length);
+  const sorted = [...edits].sort((a, b) => offset(b.range.start) - offset(a.range.start));
+  for (const e of sorted) text = text.slice(0, offset(e.range.start)) + e.newText + text.slice(offset(e.range.end));
+  return text;
+}
+
+/** `workspace/applyEdit` on an open document: applied, then reported back with didChange. */
+async function applyEdit({ edit }) {
+  for (const change of edit.documentChanges ?? []) {
+    const doc = open.get(change.textDocument.uri);
+    if (!doc || (change.textDocument.version !== null && change.textDocument.version !== doc.version)) {
+      return { applied: false, failureReason: 'not open at that version' };
+    }
+    doc.text = applyTextEdits(doc.text, change.edits);
+    doc.version += 1;
+    await server.connection.sendNotification('textDocument/didChange', {
+      textDocument: { uri: change.textDocument.uri, version: doc.version },
+      contentChanges: [{ text: doc.text }],
+    });
+  }
+  return { applied: true };
+}
+
 /** Holds requests to the model until cancelled: a job waiting on it stays running. */
 async function holdingEndpoint() {
   const http = createServer((req, res) => held.push(res));
@@ -85,9 +128,16 @@ describe('aisci lsp, as the VS Code extension drives it', () => {
     hanging = await holdingEndpoint();
     server = await startServer({
       rootPath: dir,
-      capabilities: { window: { workDoneProgress: true, showDocument: { support: true } } },
+      capabilities: {
+        window: { workDoneProgress: true, showDocument: { support: true } },
+        workspace: { applyEdit: true, workspaceEdit: { documentChanges: true } },
+      },
       initializationOptions: replaySettings,
-      onRequest: (method) => (method === 'window/showDocument' ? { success: true } : null),
+      onRequest: (method, params) => {
+        if (method === 'window/showDocument') return { success: true };
+        if (method === 'workspace/applyEdit') return applyEdit(params);
+        return null;
+      },
     });
   });
 
@@ -313,6 +363,40 @@ describe('aisci lsp, as the VS Code extension drives it', () => {
     const built = await server.waitFor('aisci/pdfBuilt', (m) => m.method === 'aisci/pdfBuilt', 60000);
     assert.equal(built.params.tex, tex);
     assert.ok(existsSync(built.params.pdf), built.params.pdf);
+  });
+
+  it('aisci.listNodes, aisci.restoreCheckpoint, aisci.branchFrom: the template\'s runs as a line of nodes', async () => {
+    // run_0 (the baseline) and run_1 ran above, one after the other: the classic loop.
+    // Neither kept its code (only the experiment loop's runs do); run_1 gets v1's snapshot.
+    const file = join(template, 'experiment.py');
+    const snapshot = `${readFileSync(file, 'utf8')}# run_1's version\n`;
+    writeFileSync(join(template, 'run_1.py'), snapshot);
+    const list = await execute('aisci.listNodes', { folder: template });
+    assert.equal(list.folder, template);
+    assert.equal(list.mode, 'line');
+    assert.deepEqual(list.nodes.map((n) => [n.id, n.parent]), [['run_0', null], ['run_1', 'run_0']]);
+    const fields = ['kind', 'state', 'score', 'smoke_score', 'vs_baseline', 'plan', 'cost_usd', 'label', 'code', 'parent_code', 'diff', 'run', 'error'];
+    for (const n of list.nodes) {
+      assert.deepEqual(fields.filter((f) => !(f in n)), [], `${n.id}: ${JSON.stringify(n)}`);
+      assert.ok(n.code === null || existsSync(n.code), n.code);
+    }
+    assert.equal(list.nodes[1].code, join(template, 'run_1.py'));
+    for (const key of ['metric', 'baseline_score', 'best', 'seeds']) assert.ok(key in list, key);
+
+    // Restored into the open experiment.py as an editor edit, then on disk too.
+    await didOpen(file);
+    const mark = server.received.length;
+    assert.deepEqual(await execute('aisci.restoreCheckpoint', { folder: template, id: 'run_1' }), { restored: true, file });
+    assert.ok(server.received.slice(mark).some((m) => m.method === 'workspace/applyEdit'), 'an edit, not a rewrite behind the editor');
+    assert.equal(open.get(`file://${file}`).text, snapshot);
+    assert.equal(readFileSync(file, 'utf8'), snapshot);
+    await didClose(file);
+    await executeError('aisci.restoreCheckpoint', { folder: template, id: 'run_99' });
+
+    const branched = await execute('aisci.branchFrom', { folder: template, id: 'run_1' });
+    assert.equal(branched.branched, true);
+    assert.equal(typeof branched.message, 'string');
+    await executeError('aisci.branchFrom', { folder: template, id: 'run_99' });
   });
 
   it('every advertised command was exercised, and spending only grew', async () => {

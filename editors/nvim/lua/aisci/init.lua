@@ -4,7 +4,8 @@
 --- (results/<template>/<YYYYmmdd_HHMMSS>_<name>/), and adds :AisciIdeas, :AisciNovelty,
 --- :AisciImplement, :AisciRun, :AisciWrite, :AisciReview, :AisciJobs, :AisciGenerateIdeas,
 --- :AisciLaunchRun, :AisciRuns (every run of the workspace in the quickfix list),
---- :AisciRunOutput (a run's live output in a scratch buffer) and :AisciCancel.
+--- :AisciRunOutput (a run's live output in a scratch buffer), :AisciTree (the search over
+--- implementations, see lua/aisci/tree.lua) and :AisciCancel.
 ---
 ---   require('aisci').setup({
 ---     cmd = { 'aisci', 'lsp' },
@@ -542,6 +543,9 @@ function M.create_commands()
     nargs = '?',
     desc = 'aisci: live output of a run of this folder (the running one when no number is given)',
   })
+  vim.api.nvim_create_user_command('AisciTree', function()
+    require('aisci.tree').open(0)
+  end, { desc = "aisci: the search tree of this idea folder's experiment (diff, restore, branch)" })
   vim.api.nvim_create_user_command('AisciGenerateIdeas', function()
     M.generate_ideas(0)
   end, { desc = 'aisci: Generate ideas for this template' })
