@@ -390,6 +390,18 @@ async fn tree_search_finds_the_best_variant_and_never_runs_a_duplicate() {
         stdout.contains("\n      node_5 improve · loss 0.0000"),
         "the tree is printed: {stdout}"
     );
+    // Each node as it ends, one line each.
+    for line in [
+        "node_2 draft = a duplicate of node_1, not run",
+        "node_4 debug ✓ loss 0.1600 (+83.5% vs baseline)",
+        "node_1 draft ✓ loss 0.8500 (+12.4% vs baseline)",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in {stdout}");
+    }
+    assert!(
+        stdout.lines().any(|l| l.starts_with("node_3 draft ✗ ")),
+        "{stdout}"
+    );
     // node_1's slow runs overlapped the others: two workers.
     let lines = std::fs::read_to_string(&log).unwrap();
     // The first start and the first end of a variant: its smoke run.
@@ -684,12 +696,33 @@ async fn the_editor_lists_restores_and_branches_search_nodes() {
         .map(|a| a["title"].as_str().unwrap())
         .collect();
     assert!(
-        titles.contains(&"Restore the search's best code (node_5, loss 0.0000)"),
+        titles.contains(&"Restore experiment.py to the search's best (node_5, loss 0.0000)"),
         "{titles:?}"
     );
     assert!(
-        titles.contains(&"Branch the search from its best (node_5, loss 0.0000)"),
+        titles.contains(&"Branch from the search's best (node_5, loss 0.0000)"),
         "{titles:?}"
+    );
+    let lenses = c
+        .request("textDocument/codeLens", json!({ "textDocument": { "uri": uri } }))
+        .await;
+    let lens = lenses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["command"]["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("tree search: 5 variant(s) tried, best node_5")
+        })
+        .unwrap_or_else(|| panic!("no search lens: {lenses:#}"));
+    assert!(
+        lens["command"]["arguments"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(".aisci/tree/summary.md"),
+        "{lens:#}"
     );
 
     // Restore: one applyEdit of the open document; the editor applies it and says so.
@@ -769,4 +802,193 @@ async fn the_editor_lists_restores_and_branches_search_nodes() {
         "{branched:#}"
     );
     assert!(folder.join(".aisci/tree/branch.json").is_file());
+}
+
+/// A line of runs (the default experiment) in the editor: each run's code can be put
+/// back, and the loop branched from any run but the last; branching sets the later runs
+/// aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_restores_and_branches_a_line_of_runs() {
+    use crate::support::lsp_client::{file_uri, TestClient};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("results/toy/20261207_101500_toy_knobs");
+    for (i, loss) in [(0, 0.97), (1, 0.5), (2, 0.8)] {
+        let run = folder.join(format!("run_{i}"));
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            run.join("final_info.json"),
+            format!(r#"{{"toy": {{"means": {{"loss": {loss}}}}}}}"#),
+        )
+        .unwrap();
+        if i > 0 {
+            std::fs::write(folder.join(format!("run_{i}.py")), format!("LR = {i}\n")).unwrap();
+        }
+    }
+    std::fs::write(
+        folder.join("prompt.json"),
+        r#"{"metric": "loss", "direction": "min"}"#,
+    )
+    .unwrap();
+    std::fs::write(folder.join("experiment.py"), "LR = 2\n").unwrap();
+    let folder = folder.canonicalize().unwrap();
+
+    let c = TestClient::start(Value::Null);
+    c.request(
+        "initialize",
+        json!({
+            "capabilities": { "workspace": { "applyEdit": true } },
+            "workspaceFolders": [{ "uri": file_uri(dir.path()), "name": "ws" }],
+        }),
+    )
+    .await;
+    c.notify("initialized", json!({})).await;
+    let exp = folder.join("experiment.py");
+    let uri = file_uri(&exp);
+    c.open(&uri, "python", "LR = 2\n").await;
+    let actions = c
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": { "uri": uri },
+                "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
+                "context": { "diagnostics": [] }
+            }),
+        )
+        .await;
+    let titles: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert!(titles.contains(&"Restore experiment.py to run_1"), "{titles:?}");
+    assert!(titles.contains(&"Branch from run_1"), "{titles:?}");
+    assert!(
+        !titles.contains(&"Restore experiment.py to run_2"),
+        "the file is run_2's code: {titles:?}"
+    );
+    assert!(!titles.contains(&"Branch from run_2"), "the last run: {titles:?}");
+
+    let nodes = c
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.listNodes", "arguments": [{ "folder": folder }] }),
+        )
+        .await;
+    assert_eq!(
+        (nodes["mode"].as_str(), nodes["best"].as_str()),
+        (Some("line"), Some("run_1")),
+        "{nodes:#}"
+    );
+
+    // The open buffer gets run_1's code as an editor edit (undoable), then the runs after
+    // it are set aside.
+    let echo = async {
+        let edit = c
+            .wait_for("the branch's applyEdit", 10, |m| {
+                m["method"] == "workspace/applyEdit"
+            })
+            .await;
+        assert_eq!(edit["params"]["label"], "aisci: restore run_1", "{edit:#}");
+        c.notify(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": uri, "version": 2 }, "contentChanges": [{ "text": "LR = 1\n" }] }),
+        )
+        .await;
+    };
+    let (branched, ()) = tokio::join!(
+        c.request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.branchFrom", "arguments": [{ "folder": folder, "id": "run_1" }] }),
+        ),
+        echo
+    );
+    let message = branched["message"].as_str().unwrap();
+    assert!(message.starts_with("branched from run_1: experiment.py is run_1's code; run_2, run_2.py set aside in .aisci/attempts/branched_"), "{message}");
+    assert_eq!(std::fs::read_to_string(&exp).unwrap(), "LR = 1\n");
+    assert!(!folder.join("run_2").exists() && folder.join("run_1").exists());
+}
+
+/// In real Neovim with the real server: `:AisciTree` shows the searched folder's tree, `r`
+/// on node_1 puts its code into the open experiment.py as an edit that `u` undoes, and `b`
+/// on node_4 branches the next search from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neovim_restores_and_branches_search_nodes_as_undoable_edits() {
+    use crate::support::nvim::{plugin_dir, server_bin, Finished, NvimRun};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let (t, _log) = toy_template(&dir);
+    let fake = FakeLlm::start_routed(after_search(), routes()).await;
+    let cfg = config(&dir, &fake);
+    baseline(&dir, &cfg, &t).await;
+    let out = finish(&mut aisci(
+        &dir,
+        &cfg,
+        &["experiment", "--template", t.to_str().unwrap(), "--idea", IDEA],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let folder = idea_folder(&dir);
+    let best = std::fs::read_to_string(folder.join("experiment.py")).unwrap();
+    let node_1 = std::fs::read_to_string(folder.join(".aisci/tree/node_1/experiment.py")).unwrap();
+
+    let report_path = dir.join("report.json");
+    let settings = serde_json::json!({
+        "run": { "gpus": [] },
+        "literature": { "cache_dir": dir.join("lit-cache") },
+    });
+    let Finished { report: r, .. } = NvimRun {
+        script: "tree_restore.lua",
+        args: vec![
+            plugin_dir().into(),
+            server_bin().into(),
+            folder.clone().into(),
+            report_path.clone().into(),
+            settings.to_string().into(),
+        ],
+        dir: &dir,
+        report: &report_path,
+        who: "Neovim (tree restore)".into(),
+        name: "nvim tree restore".into(),
+        env: vec![],
+        env_remove: &[],
+    }
+    .run()
+    .await;
+
+    let tree: Vec<&str> = r["tree_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(tree.iter().any(|l| l.contains("node_5 ★")), "{tree:#?}");
+    assert_eq!(r["before"].as_str(), Some(best.as_str()), "{r:#}");
+    assert_eq!(r["restored"].as_str(), Some(node_1.as_str()), "{r:#}");
+    assert_eq!(
+        r["undone"].as_str(),
+        Some(best.as_str()),
+        "u takes the restore back: {r:#}"
+    );
+    let notes: Vec<&str> = r["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("now holds the code of node_1")),
+        "{notes:#?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("branched from node_4")),
+        "{notes:#?}"
+    );
+    let branch: Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join(".aisci/tree/branch.json")).unwrap())
+            .unwrap();
+    assert_eq!(branch["node"], 4, "{branch}");
 }

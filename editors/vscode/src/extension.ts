@@ -90,6 +90,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       // A job started, moved on or ended: a search's nodes may have changed with it.
       tree.refreshSoon();
     }),
+    // A node of a running search changed: the view follows the search as it goes.
+    lc.onNotification('aisci/searchChanged', (c: { folder: string }) => tree.searchChanged(c.folder)),
     lc.onNotification('aisci/runOutput', (o: RunOutput) => runs.append(lines.format(o))),
     lc.onNotification('aisci/pdfBuilt', (p: { pdf: string }) => {
       vscode.window.setStatusBarMessage(`$(file-pdf) aisci: built ${vscode.workspace.asRelativePath(p.pdf)}`, 5000);

@@ -111,6 +111,11 @@ export class SearchTree implements vscode.TreeDataProvider<TreeNode>, vscode.Dis
     else this.stale = true;
   }
 
+  /** `aisci/searchChanged`: a refresh soon when it is the folder shown. */
+  searchChanged(folder: string): void {
+    if (this.folder && sameFolder(this.folder, folder)) this.refreshSoon();
+  }
+
   /** A refresh soon: the server's status notifications come in bursts. */
   refreshSoon(ms = 300): void {
     if (!this.folder) return;
@@ -216,4 +221,10 @@ export function registerSearchTree(context: vscode.ExtensionContext, send: Send)
     vscode.commands.registerCommand(TREE_COMMANDS.showChange, (t?: TreeNode) => tree.showChange(t)),
   );
   return tree;
+}
+
+/** Whether two folder paths name the same folder (a trailing slash aside). */
+function sameFolder(a: string, b: string): boolean {
+  const norm = (p: string) => p.replace(/\/+$/, '');
+  return norm(a) === norm(b);
 }

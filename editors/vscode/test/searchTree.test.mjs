@@ -324,6 +324,23 @@ describe('the Search tree view', () => {
     tree.dispose();
   });
 
+  it("a running search's node changes refresh the folder shown, not others", async () => {
+    state.activeFile = join(idea, 'experiment.py');
+    const { sent, send } = server({ 'aisci.listNodes': treeList });
+    const tree = new T.SearchTree(send);
+    const settle = (ms = 20) => new Promise((resolve) => setTimeout(resolve, ms));
+    tree.follow();
+    await settle();
+    tree.searchChanged(join(dir, 'results', 'tiny_mlp', 'another_folder'));
+    await settle(400);
+    assert.equal(sent.length, 1, 'another folder changed: nothing asked');
+    tree.searchChanged(idea + '/');
+    tree.searchChanged(idea);
+    await settle(400);
+    assert.equal(sent.length, 2, 'a burst of changes: one refresh');
+    tree.dispose();
+  });
+
   it('no idea folder open: says what to open, asks nothing', async () => {
     state.activeFile = join(dir, 'elsewhere.txt');
     const { sent, send } = server({});

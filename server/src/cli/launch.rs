@@ -957,7 +957,16 @@ impl PrintLaunch {
                     println!("[{idea}] {}", crate::project::headline(&record, None));
                 }
             }
-            StageEvent::EditsApplied { .. } | StageEvent::RunStarted { .. } => {}
+            StageEvent::NodeChanged {
+                line: l, ended: true, ..
+            } => {
+                if let Some(idea) = idea {
+                    println!("[{idea}] {l}");
+                }
+            }
+            StageEvent::EditsApplied { .. }
+            | StageEvent::RunStarted { .. }
+            | StageEvent::NodeChanged { .. } => {}
         }
     }
 }

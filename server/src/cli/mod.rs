@@ -59,6 +59,10 @@ impl StageEvents for Terminal {
                     crate::project::headline(&record, self.baseline.as_ref())
                 )
             }
+            StageEvent::NodeChanged {
+                line, ended: true, ..
+            } => println!("{tag}{line}"),
+            StageEvent::NodeChanged { .. } => {}
         }
     }
 }

@@ -261,7 +261,8 @@ fn list_tree(folder: &Path, t: &Tree) -> Checkpoints {
     }
 }
 
-fn run_code(folder: &Path, r: &RunRecord) -> PathBuf {
+/// The code snapshot a line's run ran (`run_<i>.py`).
+pub fn run_code(folder: &Path, r: &RunRecord) -> PathBuf {
     folder.join(
         r.code
             .clone()

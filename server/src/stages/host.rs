@@ -25,6 +25,9 @@ pub enum StageEvent {
     RunStarted { run: u32, attempt: u32 },
     /// A run ended (completed or not); its record is saved already.
     RunFinished(Box<RunRecord>),
+    /// A node of a tree search changed state (`ended`: done, failed or not run); `line`
+    /// says it in one line ("node_3 debug ✓ loss 0.1600 (+83.5% vs baseline)").
+    NodeChanged { node: u32, line: String, ended: bool },
 }
 
 /// Whoever shows a stage's events (a terminal, an editor job, a launch's log).
@@ -76,6 +79,13 @@ impl ExperimentEvents for StageHost<'_> {
     fn edits_applied(&self, files: &[String]) {
         self.emit(StageEvent::EditsApplied {
             files: files.to_vec(),
+        });
+    }
+    fn node_changed(&self, node: u32, line: &str, ended: bool) {
+        self.emit(StageEvent::NodeChanged {
+            node,
+            line: line.to_owned(),
+            ended,
         });
     }
 }

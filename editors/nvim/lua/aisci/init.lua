@@ -151,6 +151,12 @@ local function client_settings()
       ['$/progress'] = on_progress,
       ['workspace/applyEdit'] = on_apply_edit,
       ['aisci/runOutput'] = on_run_output,
+      -- A node of a running search changed: a tree buffer showing its folder follows.
+      ['aisci/searchChanged'] = function(_, result)
+        if result and result.folder then
+          require('aisci.tree').changed(result.folder)
+        end
+      end,
     },
   }
 end

@@ -302,6 +302,23 @@ function M.refresh(buf)
   end
 end
 
+--- `aisci/searchChanged`: the tree buffers of `folder` are asked for again (once per
+--- burst of changes).
+local pending = {}
+function M.changed(folder)
+  for buf, s in pairs(M.shown) do
+    if s.list.folder == folder and vim.api.nvim_buf_is_valid(buf) and not pending[buf] then
+      pending[buf] = true
+      vim.defer_fn(function()
+        pending[buf] = nil
+        if vim.api.nvim_buf_is_valid(buf) then
+          M.refresh(buf)
+        end
+      end, 200)
+    end
+  end
+end
+
 --- :AisciTree: the search tree of the current buffer's idea folder.
 function M.open(bufnr)
   bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr

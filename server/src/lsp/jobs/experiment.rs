@@ -118,6 +118,9 @@ pub fn run(backend: Backend, dir: PathBuf, show: Option<PathBuf>) -> Result<JobI
             match &e {
                 StageEvent::RunStarted { .. } => events.run_started(),
                 StageEvent::RunFinished(record) => events.run_finished(record),
+                StageEvent::NodeChanged { node, .. } => {
+                    crate::lsp::views::checkpoints::notify_changed(&b, &folder.root, *node)
+                }
                 _ => {}
             }
             ctx.event(e);

@@ -47,7 +47,10 @@ impl StageEvents for StageCtx {
             StageEvent::Warning(w) => {
                 let _ = self.messages.send((MessageType::WARNING, format!("aisci: {w}")));
             }
-            StageEvent::EditsApplied { .. } | StageEvent::RunStarted { .. } | StageEvent::RunFinished(_) => {}
+            StageEvent::EditsApplied { .. }
+            | StageEvent::RunStarted { .. }
+            | StageEvent::RunFinished(_)
+            | StageEvent::NodeChanged { .. } => {}
         }
     }
 }

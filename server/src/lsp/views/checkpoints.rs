@@ -54,12 +54,22 @@ pub async fn restore(b: &Backend, a: CheckpointArgs) -> Result<Value, CommandErr
     let folder = canonical(&a.folder);
     let id = CheckpointId::parse(&a.id).map_err(refused)?;
     let file = folder.join("experiment.py");
-    let open = b.state.docs.lock().unwrap().contains_key(&file);
-    if !open {
+    if !is_open(b, &file) {
         let r = checkpoint::restore(&folder, id).map_err(refused)?;
         return Ok(json!({ "restored": true, "file": r.file, "kept": r.aside }));
     }
-    let (_, code) = checkpoint::code(&folder, id).map_err(refused)?;
+    restore_in_editor(b, &folder, id).await?;
+    Ok(json!({ "restored": true, "file": file }))
+}
+
+fn is_open(b: &Backend, file: &Path) -> bool {
+    b.state.docs.lock().unwrap().contains_key(file)
+}
+
+/// `id`'s code into the open experiment.py, as one undoable edit (written to disk too).
+async fn restore_in_editor(b: &Backend, folder: &Path, id: CheckpointId) -> Result<(), CommandError> {
+    let file = folder.join("experiment.py");
+    let (_, code) = checkpoint::code(folder, id).map_err(refused)?;
     let sink = EditorSink {
         backend: b.clone(),
         label: format!("aisci: restore {id}"),
@@ -70,8 +80,7 @@ pub async fn restore(b: &Backend, a: CheckpointArgs) -> Result<Value, CommandErr
         .map_err(|e| CommandError::CannotStart(e.to_string()))?;
     sink.write(&file, &base, &code)
         .await
-        .map_err(|e| CommandError::CannotStart(format!("experiment.py was not changed: {e}")))?;
-    Ok(json!({ "restored": true, "file": file }))
+        .map_err(|e| CommandError::CannotStart(format!("experiment.py was not changed: {e}")))
 }
 
 /// `aisci.branchFrom`: refused while a job works on the folder (its search or runs would
@@ -86,6 +95,14 @@ pub async fn branch(b: &Backend, a: CheckpointArgs) -> Result<Value, CommandErro
             job.title, job.id
         )));
     }
+    // A line's branch puts the run's code into experiment.py: through the editor first
+    // when it is open, so the buffer and the file agree and undo takes it back.
+    if matches!(id, CheckpointId::Run(_))
+        && is_open(b, &folder.join("experiment.py"))
+        && Tree::load(&folder).is_none()
+    {
+        restore_in_editor(b, &folder, id).await?;
+    }
     let done = tokio::task::spawn_blocking(move || checkpoint::branch(&folder, id))
         .await
         .map_err(|e| CommandError::CannotStart(e.to_string()))?
@@ -93,42 +110,97 @@ pub async fn branch(b: &Backend, a: CheckpointArgs) -> Result<Value, CommandErro
     Ok(json!({ "branched": true, "message": done.message }))
 }
 
-/// On an idea folder's experiment.py after a search: restore the best node's code (when
-/// the file holds other code) and branch from it.
+/// `aisci/searchChanged {folder, node}`: a node of the folder's search changed state, so
+/// that tree views refresh while the search runs.
+pub enum SearchChanged {}
+
+impl tower_lsp::lsp_types::notification::Notification for SearchChanged {
+    type Params = Value;
+    const METHOD: &'static str = "aisci/searchChanged";
+}
+
+pub fn notify_changed(b: &Backend, folder: &Path, node: u32) {
+    let client = b.client.clone();
+    let params = json!({ "folder": folder, "node": format!("node_{node}") });
+    tokio::spawn(async move { client.send_notification::<SearchChanged>(params).await });
+}
+
+/// Line runs offered as code actions (the latest ones).
+const LINE_ACTIONS: usize = 8;
+
+/// On an idea folder's experiment.py: after a search, restore the best node's code (when
+/// the file holds other code) and branch from it; after a line of runs, restore any run's
+/// code and branch from any run but the last.
 pub fn code_actions(b: &Backend, path: &Path) -> Vec<CodeActionOrCommand> {
     let Some(ProjectFolder::Idea(f)) = b.state.folder_of(path) else {
         return Vec::new();
     };
-    let Some(tree) = Tree::load(&f.root) else {
-        return Vec::new();
-    };
-    let Some(best) = tree.best.filter(|b| *b != 0).and_then(|id| tree.node(id)) else {
-        return Vec::new();
-    };
-    let id = format!("node_{}", best.id);
-    let what = match (&tree.metric, best.score) {
-        (Some(m), Some(s)) => format!("{id}, {} {s:.4}", m.name),
-        _ => id.clone(),
-    };
-    let args = json!({ "folder": f.root, "id": id });
-    let mut out = Vec::new();
     let current = b.state.text_of(path).ok();
-    let best_code = std::fs::read_to_string(node_code(&f.root, best.id)).ok();
-    if best_code.is_some() && current != best_code {
-        out.push(command_action(
-            format!("Restore the search's best code ({what})"),
-            "source.aisci.restoreCheckpoint",
-            "Restore a checkpoint",
-            commands::RESTORE_CHECKPOINT,
-            args.clone(),
-        ));
+    let differs = |code: &Path| {
+        let kept = std::fs::read_to_string(code).ok();
+        kept.is_some() && kept != current
+    };
+    let mut out = Vec::new();
+    let mut offer = |id: &str, what: &str, restore: bool, branch: bool| {
+        let args = json!({ "folder": f.root, "id": id });
+        if restore {
+            out.push(command_action(
+                format!("Restore experiment.py to {what}"),
+                "source.aisci.restoreCheckpoint",
+                "Restore a checkpoint",
+                commands::RESTORE_CHECKPOINT,
+                args.clone(),
+            ));
+        }
+        if branch {
+            out.push(command_action(
+                format!("Branch from {what}"),
+                "source.aisci.branchFrom",
+                "Branch from a checkpoint",
+                commands::BRANCH_FROM,
+                args,
+            ));
+        }
+    };
+    if let Some(tree) = Tree::load(&f.root) {
+        let Some(best) = tree.best.filter(|b| *b != 0).and_then(|id| tree.node(id)) else {
+            return Vec::new();
+        };
+        let id = format!("node_{}", best.id);
+        let what = match (&tree.metric, best.score) {
+            (Some(m), Some(s)) => format!("the search's best ({id}, {} {s:.4})", m.name),
+            _ => format!("the search's best ({id})"),
+        };
+        offer(&id, &what, differs(&node_code(&f.root, best.id)), true);
+        return out;
     }
-    out.push(command_action(
-        format!("Branch the search from its best ({what})"),
-        "source.aisci.branchFrom",
-        "Branch from a checkpoint",
-        commands::BRANCH_FROM,
-        args,
-    ));
+    let runs: Vec<_> = crate::project::completed_runs(&f.root)
+        .into_iter()
+        .filter(|r| r.run >= 1)
+        .collect();
+    let last = runs.last().map_or(0, |r| r.run);
+    for r in runs.iter().skip(runs.len().saturating_sub(LINE_ACTIONS)) {
+        let id = format!("run_{}", r.run);
+        let restore = differs(&checkpoint::run_code(&f.root, r));
+        offer(&id, &id, restore, r.run < last);
+    }
     out
+}
+
+/// The search's lens on experiment.py: one line about its tree, opening its summary.
+pub fn search_lens(folder: &Path) -> Option<(String, PathBuf)> {
+    let tree = Tree::load(folder)?;
+    let summary = folder
+        .join(crate::stages::search::tree::TREE_DIR)
+        .join("summary.md");
+    let open = if summary.is_file() {
+        summary
+    } else {
+        folder.join(crate::stages::search::tree::TREE_FILE)
+    };
+    let mut title = crate::stages::search::tree_line(&tree);
+    if let Some(b) = crate::stages::search::tree::pending_branch(folder) {
+        title.push_str(&format!(" · next: from node_{b}"));
+    }
+    Some((title, open))
 }

@@ -84,9 +84,15 @@ pub async fn lenses(b: &Backend, path: &Path) -> Vec<CodeLens> {
     }
     let idea_folder = matches!(folder, Some(ProjectFolder::Idea(_)));
     let run_root = root.clone();
-    let runs = tokio::task::spawn_blocking(move || super::runs::lens_items(&run_root, idea_folder))
-        .await
-        .unwrap_or_default();
+    let runs = tokio::task::spawn_blocking(move || {
+        let mut items = super::runs::lens_items(&run_root, idea_folder);
+        if idea_folder {
+            items.extend(super::checkpoints::search_lens(&run_root));
+        }
+        items
+    })
+    .await
+    .unwrap_or_default();
     for (title, open) in runs {
         lenses.push(lens(Command {
             title,

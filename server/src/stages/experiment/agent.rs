@@ -79,6 +79,8 @@ pub trait ExperimentEvents: Send + Sync {
     fn run_finished(&self, _record: &RunRecord) {}
     /// Edits from the model were written; paths relative to the idea folder.
     fn edits_applied(&self, _files: &[String]) {}
+    /// A tree search's node changed state (see `StageEvent::NodeChanged`).
+    fn node_changed(&self, _node: u32, _line: &str, _ended: bool) {}
 }
 
 pub struct NoEvents;

@@ -373,6 +373,45 @@ pub fn tree_line(tree: &Tree) -> String {
     s
 }
 
+/// A node in one line, as the terminal prints it when it ends: "node_4 debug ✓ loss
+/// 0.1600 (+83.5% vs baseline)", "node_3 draft ✗ ValueError: …", "node_2 draft = a
+/// duplicate of node_1, not run".
+pub fn node_line(n: &Node, metric: &Metric, baseline: Option<f64>) -> String {
+    let head = format!("node_{} {}", n.id, n.kind.as_str());
+    let first = |e: &Option<String>| {
+        e.as_deref()
+            .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
+            .unwrap_or("")
+            .to_string()
+    };
+    match n.state {
+        NodeState::Done => {
+            let mut s = format!("{head} ✓ {} {}", metric.name, fmt_score(n.score));
+            if let Some(v) = n
+                .score
+                .zip(baseline)
+                .and_then(|(s, b)| score::vs_baseline(metric.direction, s, b))
+            {
+                s.push_str(&format!(" ({:+.1}% vs baseline)", v * 100.0));
+            }
+            s
+        }
+        NodeState::Failed => format!("{head} ✗ {}", first(&n.error)),
+        NodeState::Duplicate => format!(
+            "{head} = a duplicate of node_{}, not run",
+            n.duplicate_of.unwrap_or(0)
+        ),
+        NodeState::NotPromoted => format!("{head} · {}, not run at full size", first(&n.error)),
+        NodeState::Smoke => format!("{head}: smoke run"),
+        NodeState::Running => match n.smoke_score {
+            Some(s) => format!("{head}: smoke {} {s:.4}, full run", metric.name),
+            None => format!("{head}: running"),
+        },
+        NodeState::Proposed => format!("{head}: proposed"),
+        NodeState::Cancelled => format!("{head}: cancelled"),
+    }
+}
+
 pub fn fmt_score(s: Option<f64>) -> String {
     match s {
         Some(v) => format!("{v:.4}"),
@@ -549,6 +588,7 @@ impl<'a> Search<'a> {
                 }
                 tree.nodes.push(node);
                 save(tree, self.folder)?;
+                self.announce(tree, id);
             }
             if flights.is_empty() {
                 break;
@@ -574,6 +614,18 @@ impl<'a> Search<'a> {
             n.smoke_score = smoke;
         }
         let _ = tree.save(self.folder);
+        self.announce(tree, id);
+    }
+
+    /// Tells the host what a node is now, in one line.
+    fn announce(&self, tree: &Tree, id: u32) {
+        if let Some(n) = tree.node(id) {
+            let base = tree.node(0).and_then(|b| b.score);
+            let ended = !n.state.unfinished() && n.state != NodeState::Cancelled;
+            self.ctx
+                .events
+                .node_changed(id, &node_line(n, self.metric, base), ended);
+        }
     }
 
     fn finish(
@@ -625,7 +677,9 @@ impl<'a> Search<'a> {
                 n.ended = None;
             }
         }
-        save(tree, self.folder)
+        save(tree, self.folder)?;
+        self.announce(tree, id);
+        Ok(())
     }
 
     fn report(&self, tree: &Tree, running: usize) {
