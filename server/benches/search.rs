@@ -2,15 +2,18 @@
 //! built binary) with `experiment.search = "tree"` on a toy template whose every run
 //! sleeps T seconds, against a fake model that answers at once with an edit that makes a
 //! new variant. Wall time of the whole command against the ideal schedule (the N variants
-//! and the S seed reruns, W at a time: (ceil(N/W) + ceil(S/W)) × T), for one worker, for
+//! and the S seed reruns, W at a time: (ceil(N/W) + ceil(S/W)) × one run launched directly,
+//! Python's start included), and the workers' idle share (1 − the runs' own time / (W ×
+//! wall)), for one worker, for
 //! two workers on two fake GPUs (`run.gpus = ["0", "1"]`), and for two workers on the test
 //! Slurm cluster when `SLURM_CONF` names one that answers (`scripts/slurm-up`).
 //!
 //!     cargo bench -p aisci --bench search
 //!     AISCI_BENCH_NODES=8 AISCI_BENCH_SECS=1.0 cargo bench -p aisci --bench search
 //!
-//! What the ratio above 1 holds: starting each Python run (~30 ms), the model's answers
-//! (instant here), the plot and notes stages after the search, and for Slurm its polling.
+//! What the ratio above 1 holds: aisci's start and the baseline's reading, the model's
+//! answers (instant here), each run's record and folder, the plot and notes stages after
+//! the search (a Python start each), and for Slurm its submission and polling.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -123,8 +126,16 @@ fn aisci(dir: &Path, cfg: &Path) -> tokio::process::Command {
     cmd
 }
 
-/// One search; returns its wall time and the runs it made (variants, seed reruns).
-async fn search(case: &Case, nodes: u32, seeds: u32, secs: f64) -> Option<(f64, u32, u32)> {
+struct Searched {
+    wall: f64,
+    ran: u32,
+    reran: u32,
+    /// The node runs' own time (their records' durations), seed reruns included.
+    busy: f64,
+}
+
+/// One search: its wall time, the runs it made and their time.
+async fn search(case: &Case, nodes: u32, seeds: u32, secs: f64) -> Option<Searched> {
     let dir = tempfile::tempdir().unwrap();
     let t = template(dir.path(), secs);
     let model = Arc::new(Model {
@@ -193,7 +204,43 @@ async fn search(case: &Case, nodes: u32, seeds: u32, secs: f64) -> Option<(f64, 
         .filter(|n| n["kind"] != "baseline" && n["state"] == "done")
         .count() as u32;
     let reran = tree["seeds"]["scores"].as_array().map_or(0, |s| s.len() as u32);
-    Some((wall, ran, reran))
+    let mut busy = 0.0;
+    for node in std::fs::read_dir(folder.join(".aisci/tree")).unwrap().flatten() {
+        for run in std::fs::read_dir(node.path()).into_iter().flatten().flatten() {
+            if let Ok(text) = std::fs::read_to_string(run.path().join("aisci_run.json")) {
+                let v: Value = serde_json::from_str(&text).unwrap_or_default();
+                busy += v["duration_secs"].as_f64().unwrap_or(0.0);
+            }
+        }
+    }
+    Some(Searched {
+        wall,
+        ran,
+        reran,
+        busy,
+    })
+}
+
+/// One run of the toy launched directly, the best of 3: the ideal schedule's unit.
+fn direct_run(secs: f64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template(dir.path(), secs);
+    (0..3)
+        .map(|i| {
+            let started = Instant::now();
+            let s = std::process::Command::new("python3")
+                .arg(t.join("experiment.py"))
+                .arg(format!(
+                    "--out_dir={}",
+                    dir.path().join(format!("d{i}")).display()
+                ))
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(s.success());
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn slurm_answers() -> bool {
@@ -212,7 +259,7 @@ fn main() {
     let seeds: u32 = env("AISCI_BENCH_SEEDS").and_then(|v| v.parse().ok()).unwrap_or(2);
     let secs: f64 = env("AISCI_BENCH_SECS")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
+        .unwrap_or(2.0);
     let mut cases = vec![
         Case {
             name: "local, 1 worker",
@@ -237,30 +284,76 @@ fn main() {
         );
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    println!("tree search, {nodes} variants + {seeds} seed reruns, {secs} s per run (aisci experiment, whole command)");
+    let unit = direct_run(secs);
     println!(
-        "{:<32} {:>8} {:>8} {:>7} {:>6}",
-        "case", "wall s", "ideal s", "ratio", "runs"
+        "tree search, {nodes} variants + {seeds} seed reruns, each run {secs} s of work ({unit:.3} s launched directly); aisci experiment, the whole command"
+    );
+    println!(
+        "{:<32} {:>8} {:>8} {:>7} {:>6} {:>6}",
+        "case", "wall s", "ideal s", "ratio", "idle", "runs"
     );
     let mut walls = Vec::new();
     for case in &cases {
-        let Some((wall, ran, reran)) = rt.block_on(search(case, nodes, seeds, secs)) else {
+        let Some(r) = rt.block_on(search(case, nodes, seeds, secs)) else {
             continue;
         };
         let w = case.workers.max(1);
-        let ideal = (ran.div_ceil(w) + reran.div_ceil(w)) as f64 * secs;
+        let ideal = (r.ran.div_ceil(w) + r.reran.div_ceil(w)) as f64 * unit;
+        let idle = 1.0 - r.busy / (w as f64 * r.wall);
         println!(
-            "{:<32} {:>8.2} {:>8.2} {:>7.3} {:>3}+{}",
+            "{:<32} {:>8.2} {:>8.2} {:>7.3} {:>5.1}% {:>3}+{}",
             case.name,
-            wall,
+            r.wall,
             ideal,
-            wall / ideal,
-            ran,
-            reran
+            r.wall / ideal,
+            idle * 100.0,
+            r.ran,
+            r.reran
         );
-        walls.push((case.name, wall));
+        walls.push((case.name, r.wall));
     }
     if let (Some((_, one)), Some((_, two))) = (walls.first(), walls.get(1)) {
         println!("speed-up of 2 workers over 1: {:.2}× (ideal 2×)", one / two);
     }
+    if slurm_answers() {
+        if let Some(l) = slurm_start_latency() {
+            println!("this Slurm's own start latency (sbatch of a no-op job to its first line), best of 3: {l:.3} s per job");
+        }
+    }
+}
+
+/// From `sbatch` returning to the job's first command running, the best of 3: what
+/// Slurm itself adds to every run before aisci sees it start.
+fn slurm_start_latency() -> Option<f64> {
+    let dir = tempfile::tempdir().ok()?;
+    let mut best = f64::INFINITY;
+    for i in 0..3 {
+        let mark = dir.path().join(format!("started_{i}"));
+        let t0 = std::time::SystemTime::now();
+        let ok = std::process::Command::new("sbatch")
+            .args(["--quiet", "-o", "/dev/null", "--wrap"])
+            .arg(format!("date +%s.%N > {}", mark.display()))
+            .status()
+            .ok()?
+            .success();
+        if !ok {
+            return None;
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        let started = loop {
+            if let Some(t) = std::fs::read_to_string(&mark)
+                .ok()
+                .and_then(|t| t.trim().parse::<f64>().ok())
+            {
+                break t;
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let submitted = t0.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+        best = best.min(started - submitted);
+    }
+    Some(best)
 }
