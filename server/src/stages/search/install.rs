@@ -285,6 +285,45 @@ pub fn summary(tree: &Tree) -> String {
     out
 }
 
+/// `notes` with its search section (from [`NOTES_HEADING`] to the next heading of the
+/// same or a higher level) replaced by `section`, or `section` appended; what the user
+/// wrote before and after it stays.
+fn replace_section(notes: &str, section: &str) -> String {
+    let section = section.trim_end();
+    let at = notes
+        .match_indices(NOTES_HEADING)
+        .map(|(i, _)| i)
+        .find(|i| *i == 0 || notes[..*i].ends_with('\n'));
+    let Some(at) = at else {
+        let kept = notes.trim_end();
+        return if kept.is_empty() {
+            format!("{section}\n")
+        } else {
+            format!("{kept}\n\n{section}\n")
+        };
+    };
+    let body = at + NOTES_HEADING.len();
+    let end = notes[body..]
+        .match_indices('\n')
+        .map(|(i, _)| body + i + 1)
+        .find(|line| notes[*line..].starts_with("## ") || notes[*line..].starts_with("# "))
+        .unwrap_or(notes.len());
+    let before = notes[..at].trim_end();
+    let rest = &notes[end..];
+    let mut out = String::new();
+    if !before.is_empty() {
+        out.push_str(before);
+        out.push_str("\n\n");
+    }
+    out.push_str(section);
+    out.push('\n');
+    if !rest.is_empty() {
+        out.push('\n');
+        out.push_str(rest);
+    }
+    out
+}
+
 /// The summary into `.aisci/tree/summary.md` and into notes.txt (its section replaced
 /// when a search wrote one before).
 pub async fn write_summary(sink: &dyn EditSink, folder: &Path, tree: &Tree) -> Result<(), SearchError> {
@@ -296,19 +335,33 @@ pub async fn write_summary(sink: &dyn EditSink, folder: &Path, tree: &Tree) -> R
     crate::fsutil::write_atomic(&file, text.as_bytes()).map_err(|e| SearchError::Io(file.clone(), e))?;
     let notes = folder.join("notes.txt");
     let snap = sink.read(&notes).await.map_err(SearchError::Sink)?;
-    let kept = match snap.text.find(NOTES_HEADING) {
-        Some(at) => snap.text[..at].trim_end().to_string(),
-        None => snap.text.trim_end().to_string(),
-    };
-    let after = if kept.is_empty() {
-        text
-    } else {
-        format!("{kept}\n\n{text}")
-    };
+    let after = replace_section(&snap.text, &text);
     if after != snap.text {
         sink.write(&notes, &snap, &after)
             .await
             .map_err(SearchError::Sink)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_search_replaces_only_its_own_section_of_the_notes() {
+        let notes = "# Title: X\n\n## Run 1: wider\nok\n\n## Search over implementations\nold\nlines\n\n## My own notes\nkeep me\n";
+        let out = replace_section(notes, "## Search over implementations\nnew\n");
+        assert_eq!(
+            out,
+            "# Title: X\n\n## Run 1: wider\nok\n\n## Search over implementations\nnew\n\n## My own notes\nkeep me\n"
+        );
+        assert_eq!(
+            replace_section("# Title: X\n", "## Search over implementations\nnew"),
+            "# Title: X\n\n## Search over implementations\nnew\n"
+        );
+        // The heading quoted inside a line is not the section.
+        let quoted = "see ## Search over implementations below\n";
+        assert!(replace_section(quoted, "## Search over implementations\nx").starts_with("see ## Search"));
+    }
 }
