@@ -672,3 +672,164 @@ async fn a_missing_key_fails_before_any_idea_folder_is_made() {
     assert!(c.messages("$/progress").is_empty());
     assert!(c.messages("window/showDocument").is_empty());
 }
+
+/// `edits.review = "experiment"` with a client that reviews proposals itself (the Neovim
+/// plugin's way): the model's edit waits as `aisci/editProposed` (the job's progress says
+/// so) until `aisci.resolveEdit`; the kept hunk lands in the buffer, the rejected one goes
+/// back to the model, and when the model proposes it again it is rejected without asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewed_edits_land_only_as_kept_and_a_rejected_change_is_not_asked_again() {
+    let _queue = run_queue::shared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = template_copy(dir.path());
+    const STEP: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"])\n";
+    const STEP_X: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"] * 1.0)\n";
+    const CFG: &str =
+        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 8, \"lr\": 0.01, \"epochs\": 40}\n";
+    const CFG_16: &str =
+        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 16, \"lr\": 0.01, \"epochs\": 40}\n";
+    let code = std::fs::read_to_string(t.join("experiment.py")).unwrap();
+    assert!(
+        code.contains(STEP) && code.contains(CFG),
+        "the template's lines moved"
+    );
+    let first = format!(
+        "Plan: scale the step and widen the layer.\n\n{}\n{}",
+        block("experiment.py", STEP, STEP_X),
+        block("experiment.py", CFG, CFG_16)
+    );
+    let again = format!(
+        "Plan: scale the step after all.\n\n{}",
+        block("experiment.py", STEP, STEP_X)
+    );
+    let mut script = vec![
+        completion(&first).delayed(Duration::from_millis(700)),
+        completion(&again),
+        completion("ALL_COMPLETED"),
+    ];
+    script.extend((0..4).map(|_| completion("Nothing to change.")));
+    let fake = FakeLlm::start(script).await;
+    let c = Arc::new(TestClient::start(Value::Null));
+    let mut caps = caps();
+    caps["experimental"] = json!({ "aisciEditReview": true });
+    let mut opts = options(dir.path(), fake_model(&fake));
+    opts["edits"] = json!({ "review": "experiment" });
+    c.initialize(caps, opts).await;
+
+    let r = c
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.implementIdea", "arguments": [{ "template": t, "idea": IDEA }] }),
+        )
+        .await;
+    let token = format!("aisci-job-{}", r["job"]);
+    let folder = idea_folder(dir.path());
+    let exp = folder.join("experiment.py");
+    let exp_uri = file_uri(&exp);
+    let (shown_at, _) = wait_from(&c, 0, "showDocument", 5, |m| m["method"] == "window/showDocument").await;
+    c.open(&exp_uri, "python", &code).await;
+    let (editor, applied) = play_editor(c.clone(), exp_uri.clone(), code.clone(), shown_at);
+
+    let (_, proposed) = wait_from(&c, 0, "the proposal", 10, |m| m["method"] == "aisci/editProposed").await;
+    let p = &proposed["params"];
+    assert_eq!(p["uri"], exp_uri.as_str(), "{p:#}");
+    let hunks = p["hunks"].as_array().unwrap();
+    assert_eq!(hunks.len(), 2, "{p:#}");
+    assert_eq!(
+        hunks[0]["new_lines"],
+        json!([STEP_X.trim_end_matches('\n')]),
+        "{p:#}"
+    );
+    assert_eq!(
+        hunks[1]["new_lines"],
+        json!([CFG_16.trim_end_matches('\n')]),
+        "{p:#}"
+    );
+    assert!(
+        applied.lock().unwrap().is_empty(),
+        "nothing landed before the review"
+    );
+    let waiting = progress_of(&c, "report").iter().any(|m| {
+        m["params"]["value"]["message"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Waiting for your review of experiment.py (2 change(s))"))
+    });
+    assert!(waiting, "the job says it waits");
+    let pending = c
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.pendingEdits", "arguments": [] }),
+        )
+        .await;
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending:#}");
+    // The file's code actions offer keeping or rejecting it.
+    let actions = c
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": { "uri": exp_uri },
+                "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
+                "context": { "diagnostics": [] }
+            }),
+        )
+        .await;
+    let titles: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.contains(&"Apply agent edits (2 hunk(s))") && titles.contains(&"Reject agent edits"),
+        "{titles:?}"
+    );
+
+    // Keep the wider layer, reject the scaled step.
+    let answer = c
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.resolveEdit", "arguments": [{ "id": p["id"], "accept": [1] }] }),
+        )
+        .await;
+    assert_eq!(answer, json!({ "applied": [1], "rejected": [0] }));
+    wait_from(&c, 0, "progress end", 30, |m| {
+        m["method"] == "$/progress"
+            && m["params"]["token"] == token.as_str()
+            && m["params"]["value"]["kind"] == "end"
+    })
+    .await;
+    editor.abort();
+    let log = applied.lock().unwrap().clone();
+    assert_eq!(log.len(), 1, "one edit landed: {log:#?}");
+    assert!(
+        log[0].after.contains(CFG_16) && !log[0].after.contains(STEP_X),
+        "{}",
+        log[0].after
+    );
+    let disk = std::fs::read_to_string(&exp).unwrap();
+    assert!(
+        disk.contains(CFG_16) && disk.contains(STEP),
+        "the file agrees with the buffer"
+    );
+    let proposals = c.messages("aisci/editProposed");
+    assert_eq!(
+        proposals.len(),
+        1,
+        "the change proposed again was not shown again: {proposals:#?}"
+    );
+
+    // The model heard what was rejected, then that its repeat was rejected unseen.
+    let seen = fake.seen();
+    let body = |i: usize| seen[i].body.to_string();
+    assert!(body(1).contains("1 of 2 change(s) were kept"), "{}", body(1));
+    assert!(
+        body(1).contains("* 1.0"),
+        "the rejected change is quoted: {}",
+        body(1)
+    );
+    assert!(
+        body(2).contains("you had proposed before and the user had rejected already"),
+        "{}",
+        body(2)
+    );
+}

@@ -50,6 +50,7 @@ mod lsp_runs;
 mod lsp_snapshots;
 mod lsp_trust;
 mod novelty_check;
+mod nvim_agent_edits;
 mod nvim_e2e;
 mod nvim_experiment;
 mod nvim_novelty;

@@ -12,6 +12,9 @@ const TITLES = {
   'aisci.reviewPaper': 'Review the paper',
   'aisci.reviseFromReview': 'Revise the paper for one review comment',
   'aisci.reviseAll': 'Revise the paper for every review comment, then review again',
+  'aisci.resolveEdit': 'Keep or reject an agent edit waiting for review',
+  'aisci.pendingEdits': 'Show agent edits waiting for review',
+  'aisci.applyReply': 'Apply agent edits from a reply',
   'aisci.listNodes': 'Show the search tree',
   'aisci.restoreCheckpoint': 'Restore a checkpoint of the search',
   'aisci.branchFrom': 'Branch the search from a node',
@@ -92,6 +95,7 @@ const ENUMS = {
   'llm.vision': ['auto', 'yes', 'no'],
   'experiment.search': ['line', 'tree'],
   'experiment.tree.direction': ['min', 'max'],
+  'edits.review': ['off', 'experiment', 'all'],
 };
 
 const USER_LEVEL_ONLY = '**user-level or trusted projects only**';

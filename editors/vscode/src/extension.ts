@@ -54,6 +54,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       { scheme: 'file', language: 'json', pattern: '**/ideas.json' },
       { scheme: 'file', language: 'latex' },
       { scheme: 'file', language: 'bibtex' },
+      // A model reply pasted or saved as text: "Apply agent edits" applies its blocks.
+      { scheme: 'file', language: 'markdown' },
+      { scheme: 'file', language: 'plaintext' },
     ],
     outputChannel: log,
     // A function: a restart sends the settings of that moment.

@@ -166,7 +166,36 @@ const folderAndNode: Filler = async (execute) => {
   return picked ? [{ folder: list.folder, id: picked.id }] : undefined;
 };
 
+interface Proposal {
+  id: number;
+  file: string;
+  label: string;
+  hunks: unknown[];
+}
+
+/** An agent edit waiting for review, and whether to keep it all or reject it all. */
+const resolveEdit: Filler = async (execute) => {
+  const pending = (await execute('aisci.pendingEdits', [])) as Proposal[] | undefined;
+  if (!pending?.length) {
+    void vscode.window.showInformationMessage('aisci: no agent edit waits for review');
+    return undefined;
+  }
+  const items = pending.flatMap((p) => [
+    { label: `Keep: ${path.basename(p.file)}`, description: `${p.hunks.length} hunk(s) · ${p.label}`, id: p.id, accept: p.hunks.map((_, i) => i) },
+    { label: `Reject: ${path.basename(p.file)}`, description: `${p.hunks.length} hunk(s) · ${p.label}`, id: p.id, accept: [] as number[] },
+  ]);
+  const picked = await vscode.window.showQuickPick(items, { placeHolder: 'Keep or reject which agent edit?' });
+  return picked ? [{ id: picked.id, accept: picked.accept }] : undefined;
+};
+
 const FILLERS: Partial<Record<string, Filler>> = {
+  'aisci.applyReply': async () => {
+    const file = activeFile();
+    if (!file) void vscode.window.showErrorMessage('aisci: open the file that holds the model reply first');
+    return file ? [{ file }] : undefined;
+  },
+  'aisci.resolveEdit': resolveEdit,
+  'aisci.pendingEdits': async () => [],
   'aisci.generateIdeas': template,
   'aisci.checkNovelty': template,
   'aisci.runBaseline': template,
@@ -279,6 +308,16 @@ async function afterPalette(command: string, result: unknown, execute: Execute):
   } else if (command === 'aisci.listNodes') {
     // The nodes have their own view, with the actions on each.
     await vscode.commands.executeCommand('aisci.searchTree.focus');
+  } else if (command === 'aisci.pendingEdits') {
+    const pending = result as Proposal[];
+    void vscode.window.showInformationMessage(
+      pending.length
+        ? `aisci: ${pending.map((p) => `${path.basename(p.file)} (${p.hunks.length} hunk(s))`).join(', ')} wait(s) for review; the file's code actions keep or reject them`
+        : 'aisci: no agent edit waits for review',
+    );
+  } else if (command === 'aisci.applyReply') {
+    const r = result as { files: string[] };
+    void vscode.window.showInformationMessage(`aisci: applied the reply's edits to ${r.files.join(', ')} (undo takes them back)`);
   } else if (command === 'aisci.branchFrom') {
     void vscode.window.showInformationMessage(`aisci: ${(result as { message: string }).message}`);
   }

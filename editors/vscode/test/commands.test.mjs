@@ -399,6 +399,28 @@ describe('aisci lsp, as the VS Code extension drives it', () => {
     await executeError('aisci.branchFrom', { folder: template, id: 'run_99' });
   });
 
+  it('aisci.applyReply applies a pasted reply as one editor edit; a reply that does not apply changes nothing', async () => {
+    const file = join(template, 'experiment.py');
+    const before = readFileSync(file, 'utf8');
+    const line = before.split('\n').find((l) => l.trim() !== '');
+    const reply = join(template, 'reply.md');
+    writeFileSync(reply, `PLAN: a comment.\n\nexperiment.py\n\`\`\`python\n<<<<<<< SEARCH\n${line}\n=======\n${line}\n# pasted from a chat\n>>>>>>> REPLACE\n\`\`\`\n`);
+    await didOpen(file);
+    const mark = server.received.length;
+    const applied = await execute('aisci.applyReply', { file: reply });
+    assert.deepEqual(applied.files, ['experiment.py']);
+    assert.ok(server.received.slice(mark).some((m) => m.method === 'workspace/applyEdit'), 'an editor edit');
+    assert.ok(open.get(`file://${file}`).text.includes('# pasted from a chat'));
+    await didClose(file);
+    writeFileSync(file, before);
+    writeFileSync(reply, 'experiment.py\n```python\n<<<<<<< SEARCH\nthis line is nowhere\n=======\nx = 1\n>>>>>>> REPLACE\n```\n');
+    await executeError('aisci.applyReply', { file: reply });
+    assert.equal(readFileSync(file, 'utf8'), before, 'nothing changed');
+    // Nothing waits for review here: an empty list, and resolving an unknown edit is refused.
+    assert.deepEqual(await execute('aisci.pendingEdits'), []);
+    await executeError('aisci.resolveEdit', { id: 4242, accept: [] });
+  });
+
   it('every advertised command was exercised, and spending only grew', async () => {
     const advertised = server.init.capabilities.executeCommandProvider.commands;
     assert.deepEqual(advertised.filter((c) => !exercised.has(c)), [], 'commands without a round trip in this test');

@@ -24,6 +24,46 @@ pub enum SinkError {
     Rejected { path: String, reason: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// The user reviewed the edit and rejected some (or all) of its changes; the kept ones
+    /// are in the file.
+    #[error("the user kept {kept} of {total} change(s) to {path}")]
+    Reviewed {
+        path: String,
+        kept: usize,
+        total: usize,
+        /// Each rejected change as a small diff, for the model.
+        rejected: Vec<String>,
+        /// Of those, the ones the model had proposed before and the user had rejected then
+        /// (not asked about again).
+        again: usize,
+    },
+}
+
+impl SinkError {
+    /// For the model, after a review rejected part of its edit.
+    pub fn review_feedback(&self) -> Option<String> {
+        let SinkError::Reviewed {
+            path,
+            kept,
+            total,
+            rejected,
+            again,
+        } = self
+        else {
+            return None;
+        };
+        let mut s = format!(
+            "The user reviewed your edit of {path} before it was applied: {kept} of {total} change(s) were kept and are in the file now; these were rejected, so the file does not have them:\n\n{}",
+            rejected.join("\n")
+        );
+        if *again > 0 {
+            s.push_str(&format!(
+                "\n{again} of them you had proposed before and the user had rejected already; they were not shown again."
+            ));
+        }
+        s.push_str("\nDo not propose the rejected changes again. Go on from the file as it is now; if the task needs something else, change it another way or say why.");
+        Some(s)
+    }
 }
 
 #[async_trait]

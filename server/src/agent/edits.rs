@@ -14,6 +14,6 @@ mod text;
 
 pub use apply::{apply_blocks, feedback_for, ApplyOptions, BlockError, FileEdit};
 pub(crate) use apply::{apply_inner, normalise};
-pub use folder::{apply_reply_to_folder, unified_diff, ApplyReport};
+pub use folder::{apply_reply_to_folder, block_of, unified_diff, ApplyReport};
 pub use parse::{parse_reply, EditBlock, ParsedReply};
 pub use text::line_diff;

@@ -290,6 +290,11 @@ fn hold_limits(before: &Settings, after: &mut Settings) -> Vec<&'static str> {
         "llm.request_timeout_secs" => llm.request_timeout_secs;
         "experiment.tree.budget_share" => experiment.tree.budget_share;
     }
+    // Review is a safeguard: a project may ask for more of it, never for less.
+    if after.edits.review < before.edits.review {
+        after.edits.review = before.edits.review;
+        raised.push("edits.review (turning review down)");
+    }
     // Unset is the machine's share: a project may set a smaller limit, never a larger one.
     if after.run.max_memory_bytes.is_some() && after.run.memory_limit() > before.run.memory_limit() {
         after.run.max_memory_bytes = before.run.max_memory_bytes;
@@ -382,6 +387,7 @@ fn apply(out: &mut Loaded, layer: &Layer) {
             "latex" => merge_section(&mut s.latex, v, src, "latex", w),
             "writeup" => merge_section(&mut s.writeup, v, src, "writeup", w),
             "review" => merge_section(&mut s.review, v, src, "review", w),
+            "edits" => merge_section(&mut s.edits, v, src, "edits", w),
             "trusted_folders" => w.push(format!(
                 "{src}: trusted_folders is only read from the user-level config file; ignored here"
             )),

@@ -18,6 +18,7 @@ pub struct Settings {
     pub review: ReviewSettings,
     pub run: RunSettings,
     pub latex: LatexSettings,
+    pub edits: EditsSettings,
     /// Not a setting: every variable any layer named as holding a key (even one a
     /// project file was not allowed to set), so experiments never see them.
     #[serde(skip)]
@@ -576,4 +577,25 @@ impl Default for ExperimentSettings {
             tree: TreeSettings::default(),
         }
     }
+}
+
+/// `[edits]`: how the agent's edits reach an editor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EditsSettings {
+    pub review: ReviewMode,
+}
+
+/// Which stages' edits wait for the user's review in the editor before they land
+/// (ordered: a project may turn review up, never down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewMode {
+    /// Edits land at once (undoable), as headless runs need.
+    #[default]
+    Off,
+    /// The experiment stage's edits (experiment.py, plot.py, notes.txt) wait for review.
+    Experiment,
+    /// Every stage's edits wait for review (the paper's too).
+    All,
 }

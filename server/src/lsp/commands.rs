@@ -29,6 +29,9 @@ pub const REVISE_ALL: &str = "aisci.reviseAll";
 pub const LIST_NODES: &str = "aisci.listNodes";
 pub const RESTORE_CHECKPOINT: &str = "aisci.restoreCheckpoint";
 pub const BRANCH_FROM: &str = "aisci.branchFrom";
+pub const RESOLVE_EDIT: &str = "aisci.resolveEdit";
+pub const APPLY_REPLY: &str = "aisci.applyReply";
+pub const PENDING_EDITS: &str = "aisci.pendingEdits";
 
 /// What `initialize` advertises.
 pub const COMMANDS: &[&str] = &[
@@ -51,6 +54,9 @@ pub const COMMANDS: &[&str] = &[
     LIST_NODES,
     RESTORE_CHECKPOINT,
     BRANCH_FROM,
+    RESOLVE_EDIT,
+    PENDING_EDITS,
+    APPLY_REPLY,
 ];
 
 /// A command with its argument read.
@@ -81,6 +87,11 @@ pub enum Command {
     ListNodes(FolderArgs),
     RestoreCheckpoint(CheckpointArgs),
     BranchFrom(CheckpointArgs),
+    /// The user's decision on an edit waiting for review: the hunks kept.
+    ResolveEdit(ResolveArgs),
+    PendingEdits,
+    /// A model reply's SEARCH/REPLACE blocks applied to its project, all or none.
+    ApplyReply(FileArgs),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +117,18 @@ pub struct ImplementArgs {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct FolderArgs {
     pub folder: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FileArgs {
+    pub file: PathBuf,
+}
+
+/// An edit waiting for review and the hunks to keep (`[]`: reject it all).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ResolveArgs {
+    pub id: u64,
+    pub accept: Vec<usize>,
 }
 
 /// A checkpoint of an idea folder: `node_<n>` or `run_<n>`.
@@ -245,6 +268,13 @@ impl Command {
                 folder: first.get("folder").and_then(Value::as_str).map(PathBuf::from),
             }),
             LIST_JOBS => Command::ListJobs,
+            RESOLVE_EDIT => Command::ResolveEdit(object(first, || {
+                bad("{\"id\": proposal id, \"accept\": [hunk indices]}", String::new())
+            })?),
+            PENDING_EDITS => Command::PendingEdits,
+            APPLY_REPLY => Command::ApplyReply(object(first, || {
+                bad("{\"file\": the file holding the reply}", String::new())
+            })?),
             LIST_NODES => {
                 Command::ListNodes(object(first, || bad("{\"folder\": idea folder}", String::new()))?)
             }

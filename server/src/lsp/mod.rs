@@ -3,6 +3,7 @@
 mod backend;
 mod commands;
 mod convert;
+mod edit_review;
 mod edit_sink;
 mod exit;
 mod framing;

@@ -69,6 +69,18 @@ impl LanguageServer for Backend {
                 .and_then(|w| w.code_lens.as_ref())
                 .and_then(|c| c.refresh_support)
                 .unwrap_or(false),
+            change_annotations: caps
+                .workspace
+                .as_ref()
+                .and_then(|w| w.workspace_edit.as_ref())
+                .and_then(|e| e.change_annotation_support.as_ref())
+                .is_some(),
+            edit_review: caps
+                .experimental
+                .as_ref()
+                .and_then(|e| e.get("aisciEditReview"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         };
         let mut roots: Vec<PathBuf> = params
             .workspace_folders
@@ -258,8 +270,10 @@ impl LanguageServer for Backend {
                 return Ok(None);
             }
         }
+        let agent_edits = views::agent_edits::code_actions(self, &path);
         if paper_view::is_tex(&path) || path.extension().is_some_and(|e| e == "bib") {
-            let actions = paper_view::code_actions(self, &path, params.range);
+            let mut actions = paper_view::code_actions(self, &path, params.range);
+            actions.extend(agent_edits);
             let only = params.context.only.as_ref();
             let actions = actions
                 .into_iter()
@@ -274,9 +288,11 @@ impl LanguageServer for Backend {
             return Ok(Some(actions));
         }
         if !is_file(&path, "experiment.py") {
-            return Ok(None);
+            return Ok((!agent_edits.is_empty()).then_some(agent_edits));
         }
-        Ok(Some(views::experiment::code_actions(self, &path)))
+        let mut actions = views::experiment::code_actions(self, &path);
+        actions.extend(agent_edits);
+        Ok(Some(actions))
     }
 
     async fn code_lens(&self, params: CodeLensParams) -> RpcResult<Option<Vec<CodeLens>>> {
@@ -423,6 +439,27 @@ async fn execute(b: &Backend, command: Command) -> Result<Option<Value>, Command
         Command::ListNodes(a) => Ok(Some(views::checkpoints::list(b, a.folder).await?)),
         Command::RestoreCheckpoint(a) => Ok(Some(views::checkpoints::restore(b, a).await?)),
         Command::BranchFrom(a) => Ok(Some(views::checkpoints::branch(b, a).await?)),
+        Command::ResolveEdit(a) => {
+            let view = b
+                .state
+                .reviews
+                .resolve(a.id, a.accept.clone())
+                .map_err(CommandError::CannotStart)?;
+            let n = view.hunks.len();
+            let kept: Vec<usize> = a.accept.iter().copied().filter(|i| *i < n).collect();
+            let rejected: Vec<usize> = (0..n).filter(|i| !kept.contains(i)).collect();
+            let client = b.client.clone();
+            tokio::spawn(async move {
+                client
+                    .send_notification::<crate::lsp::edit_review::EditResolved>(
+                        json!({ "id": view.id, "reason": "resolved" }),
+                    )
+                    .await
+            });
+            Ok(Some(json!({ "applied": kept, "rejected": rejected })))
+        }
+        Command::PendingEdits => Ok(Some(json!(b.state.reviews.list()))),
+        Command::ApplyReply(a) => Ok(Some(views::agent_edits::apply_reply(b, a.file).await?)),
         Command::Cancel(ids) => {
             let ids: Vec<u64> = match ids {
                 Some(ids) => ids,

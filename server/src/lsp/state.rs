@@ -24,6 +24,12 @@ pub struct ClientCaps {
     pub show_document: bool,
     pub configuration: bool,
     pub code_lens_refresh: bool,
+    /// `workspace.workspaceEdit.changeAnnotationSupport`: edits needing confirmation are
+    /// shown for review (VS Code's refactor preview).
+    pub change_annotations: bool,
+    /// `experimental.aisciEditReview`: the client reviews `aisci/editProposed` itself
+    /// (the Neovim plugin's hunk review).
+    pub edit_review: bool,
 }
 
 pub struct OpenDoc {
@@ -112,6 +118,8 @@ pub struct State {
     /// Per folder and stage: the cost shown in the titles that start it, and when it was
     /// worked out (kept briefly, so typing does not reload the settings each time).
     pub estimates: Mutex<HashMap<(PathBuf, &'static str), Estimated>>,
+    /// The agent's edits waiting for the user's review (`edits.review`).
+    pub reviews: super::edit_review::Reviews,
 }
 
 impl State {

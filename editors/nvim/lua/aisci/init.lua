@@ -5,7 +5,8 @@
 --- :AisciImplement, :AisciRun, :AisciWrite, :AisciReview, :AisciJobs, :AisciGenerateIdeas,
 --- :AisciLaunchRun, :AisciRuns (every run of the workspace in the quickfix list),
 --- :AisciRunOutput (a run's live output in a scratch buffer), :AisciTree (the search over
---- implementations, see lua/aisci/tree.lua) and :AisciCancel.
+--- implementations, see lua/aisci/tree.lua), :AisciEdits (the agent's edits waiting for
+--- review, see lua/aisci/review.lua) and :AisciCancel.
 ---
 ---   require('aisci').setup({
 ---     cmd = { 'aisci', 'lsp' },
@@ -24,7 +25,8 @@ local NAME = 'aisci'
 M.config = {
   cmd = { 'aisci', 'lsp' },
   settings = {},
-  filetypes = { 'python', 'json', 'jsonc', 'tex', 'plaintex' },
+  -- markdown and text: a model reply pasted there gets "Apply agent edits".
+  filetypes = { 'python', 'json', 'jsonc', 'tex', 'plaintex', 'markdown', 'text' },
 }
 
 local function resolve(bufnr)
@@ -135,6 +137,15 @@ local function reuse_client(client, config)
   return client.name == config.name and not client:is_stopped()
 end
 
+--- Neovim's own client capabilities, plus the aisci extensions this plugin handles:
+--- `aisciEditReview` tells the server that proposed edits (`aisci/editProposed`) are
+--- reviewed here, so `edits.review` can hold the agent's edits back for the user.
+local function capabilities()
+  local caps = vim.lsp.protocol.make_client_capabilities()
+  caps.experimental = vim.tbl_extend('force', caps.experimental or {}, { aisciEditReview = true })
+  return caps
+end
+
 --- What every aisci client is started with (both registration paths).
 local function client_settings()
   local cfg = M.config
@@ -147,6 +158,7 @@ local function client_settings()
     -- Also for `workspace/configuration` (section "aisci"); the server reads both shapes.
     settings = has_settings and { aisci = cfg.settings } or {},
     on_attach = cfg.on_attach,
+    capabilities = capabilities(),
     handlers = {
       ['$/progress'] = on_progress,
       ['workspace/applyEdit'] = on_apply_edit,
@@ -155,6 +167,17 @@ local function client_settings()
       ['aisci/searchChanged'] = function(_, result)
         if result and result.folder then
           require('aisci.tree').changed(result.folder)
+        end
+      end,
+      -- The agent's edit waits for the user's review instead of landing (edits.review).
+      ['aisci/editProposed'] = function(_, result)
+        if result and result.id then
+          require('aisci.review').proposed(result)
+        end
+      end,
+      ['aisci/editResolved'] = function(_, result)
+        if result and result.id then
+          require('aisci.review').resolved(result)
         end
       end,
     },
@@ -405,6 +428,21 @@ function M.exec(bufnr, command, arguments, what, on_done)
   end)
 end
 
+--- :AisciApply: the model reply in `bufnr` applied to its project (what the code action
+--- "Apply agent edits" does); blocks that do not apply become diagnostics on the reply.
+function M.apply_reply(bufnr, on_done)
+  bufnr = resolve(bufnr)
+  local file = vim.api.nvim_buf_get_name(bufnr)
+  M.exec(bufnr, 'aisci.applyReply', { { file = file } }, 'apply agent edits', function(err, result)
+    if not err and type(result) == 'table' and result.files then
+      notify(('applied the reply to %s; u in each file undoes it'):format(table.concat(result.files, ', ')))
+    end
+    if on_done then
+      on_done(err, result)
+    end
+  end)
+end
+
 --- The template of the buffer (its folder, or the template of its idea folder is not
 --- known here: the buffer must be inside the template).
 local function template_of(bufnr)
@@ -552,6 +590,12 @@ function M.create_commands()
   vim.api.nvim_create_user_command('AisciTree', function()
     require('aisci.tree').open(0)
   end, { desc = "aisci: the search tree of this idea folder's experiment (diff, restore, branch)" })
+  vim.api.nvim_create_user_command('AisciApply', function()
+    M.apply_reply(0)
+  end, { desc = "aisci: apply the SEARCH/REPLACE blocks of the reply in this buffer (all or none; u undoes them)" })
+  vim.api.nvim_create_user_command('AisciEdits', function()
+    require('aisci.review').open()
+  end, { desc = "aisci: review the agent's edits that wait for it (accept or reject each hunk)" })
   vim.api.nvim_create_user_command('AisciGenerateIdeas', function()
     M.generate_ideas(0)
   end, { desc = 'aisci: Generate ideas for this template' })

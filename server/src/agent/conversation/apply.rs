@@ -140,6 +140,12 @@ pub async fn apply_reply(
                     changed = true;
                     break;
                 }
+                // The user's review said no to part of it: the model hears what, and the
+                // rest of the reply is not written (it may have depended on it).
+                Err(err @ SinkError::Reviewed { .. }) => {
+                    let feedback = err.review_feedback().unwrap_or_default();
+                    return Ok(Applied::Failed(feedback));
+                }
                 Err(err) => return Err(err),
             }
         }

@@ -120,7 +120,8 @@ pub fn apply_reply_to_folder(
     Ok(ApplyReport { files, diff })
 }
 
-fn block_of(e: &BlockError) -> usize {
+/// The 1-based block an error is about (`usize::MAX`: none in particular).
+pub fn block_of(e: &BlockError) -> usize {
     match e {
         BlockError::NotAllowed { block, .. }
         | BlockError::OutsideFolder { block, .. }

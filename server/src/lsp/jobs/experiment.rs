@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::jobs::JobId;
 use crate::lsp::backend::Backend;
-use crate::lsp::edit_sink::EditorSink;
+use crate::lsp::edit_sink::{EditorSink, ReviewCtx};
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::project::{self, IdeaFolder, RunRecord, Template};
 use crate::runs::problems::traceback_problems;
@@ -109,6 +109,8 @@ pub fn run(backend: Backend, dir: PathBuf, show: Option<PathBuf>) -> Result<JobI
         let sink = EditorSink {
             backend: b.clone(),
             label: format!("aisci: {}", idea.name),
+            review: (settings.edits.review >= crate::config::ReviewMode::Experiment)
+                .then(|| ReviewCtx::new(ctx.progress.clone(), ctx.cancel.clone())),
         };
         let events = EditorEvents {
             backend: b.clone(),

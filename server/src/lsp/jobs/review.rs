@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::agent::edit_sink::DiskSink;
 use crate::jobs::JobId;
 use crate::lsp::backend::Backend;
-use crate::lsp::edit_sink::EditorSink;
+use crate::lsp::edit_sink::{EditorSink, ReviewCtx};
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::lsp::views::paper as paper_view;
 use crate::lsp::views::review::idea_root;
@@ -108,6 +108,8 @@ pub fn start_revise(backend: Backend, tex: PathBuf, comment: Option<String>) -> 
         let sink = EditorSink {
             backend: b.clone(),
             label: format!("aisci: revising {idea} for the review"),
+            review: (settings.edits.review == crate::config::ReviewMode::All)
+                .then(|| ReviewCtx::new(ctx.progress.clone(), ctx.cancel.clone())),
         };
         let host = StageHost::new(&sink, &ctx, &ctx.cancel);
         let req = ReviseRequest {

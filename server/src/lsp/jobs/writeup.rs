@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::jobs::JobId;
 use crate::latex::paper::runs_folder;
 use crate::lsp::backend::Backend;
-use crate::lsp::edit_sink::EditorSink;
+use crate::lsp::edit_sink::{EditorSink, ReviewCtx};
 use crate::lsp::jobs::stage::{self as stage_job, StageDone};
 use crate::lsp::views::paper as paper_view;
 use crate::stages;
@@ -47,6 +47,8 @@ pub fn start(backend: Backend, tex: PathBuf, section: Option<SectionRef>) -> Res
         let sink = EditorSink {
             backend: b.clone(),
             label: format!("aisci: writing {idea}"),
+            review: (settings.edits.review == crate::config::ReviewMode::All)
+                .then(|| ReviewCtx::new(ctx.progress.clone(), ctx.cancel.clone())),
         };
         let host = StageHost::new(&sink, &ctx, &ctx.cancel);
         let req = WriteupRequest {

@@ -70,10 +70,7 @@ fn is_open(b: &Backend, file: &Path) -> bool {
 async fn restore_in_editor(b: &Backend, folder: &Path, id: CheckpointId) -> Result<(), CommandError> {
     let file = folder.join("experiment.py");
     let (_, code) = checkpoint::code(folder, id).map_err(refused)?;
-    let sink = EditorSink {
-        backend: b.clone(),
-        label: format!("aisci: restore {id}"),
-    };
+    let sink = EditorSink::direct(b.clone(), format!("aisci: restore {id}"));
     let base = sink
         .read(&file)
         .await

@@ -1,5 +1,6 @@
 //! What a document shows: diagnostics, lenses, hovers, code actions, notifications.
 
+pub mod agent_edits;
 pub mod checkpoints;
 pub mod experiment;
 pub mod ideas;
