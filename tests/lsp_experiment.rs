@@ -833,3 +833,87 @@ async fn reviewed_edits_land_only_as_kept_and_a_rejected_change_is_not_asked_aga
         body(2)
     );
 }
+
+/// The same review in VS Code's way: one `workspace/applyEdit` whose changes each carry a
+/// change annotation that needs confirmation (its refactor preview, one checkbox per
+/// hunk); the user unticks one, the editor applies the other, and the server reads what
+/// landed from the buffer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewed_edits_in_a_refactor_preview_keep_what_the_user_left_ticked() {
+    let _queue = run_queue::shared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = template_copy(dir.path());
+    const STEP: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"])\n";
+    const STEP_X: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"] * 1.0)\n";
+    const CFG: &str =
+        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 8, \"lr\": 0.01, \"epochs\": 40}\n";
+    const CFG_16: &str =
+        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 16, \"lr\": 0.01, \"epochs\": 40}\n";
+    let code = std::fs::read_to_string(t.join("experiment.py")).unwrap();
+    let first = format!(
+        "Plan: scale the step and widen the layer.\n\n{}\n{}",
+        block("experiment.py", STEP, STEP_X),
+        block("experiment.py", CFG, CFG_16)
+    );
+    let mut script = vec![
+        completion(&first).delayed(Duration::from_millis(700)),
+        completion("ALL_COMPLETED"),
+    ];
+    script.extend((0..4).map(|_| completion("Nothing to change.")));
+    let fake = FakeLlm::start(script).await;
+    let c = Arc::new(TestClient::start(Value::Null));
+    let mut caps = caps();
+    caps["workspace"]["workspaceEdit"]["changeAnnotationSupport"] = json!({ "groupsOnLabel": true });
+    let mut opts = options(dir.path(), fake_model(&fake));
+    opts["edits"] = json!({ "review": "all" });
+    c.initialize(caps, opts).await;
+    let r = c
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.implementIdea", "arguments": [{ "template": t, "idea": IDEA }] }),
+        )
+        .await;
+    let token = format!("aisci-job-{}", r["job"]);
+    let folder = idea_folder(dir.path());
+    let exp = folder.join("experiment.py");
+    let exp_uri = file_uri(&exp);
+    wait_from(&c, 0, "showDocument", 5, |m| m["method"] == "window/showDocument").await;
+    c.open(&exp_uri, "python", &code).await;
+
+    let (_, edit) = wait_from(&c, 0, "the annotated applyEdit", 10, |m| {
+        m["method"] == "workspace/applyEdit"
+    })
+    .await;
+    let we = &edit["params"]["edit"];
+    let annotations = we["changeAnnotations"].as_object().expect("change annotations");
+    assert_eq!(annotations.len(), 2, "{we:#}");
+    assert!(
+        annotations.values().all(|a| a["needsConfirmation"] == true),
+        "{we:#}"
+    );
+    let edits = we["documentChanges"][0]["edits"].as_array().unwrap();
+    assert!(edits.iter().all(|e| e["annotationId"].is_string()), "{we:#}");
+    // The user unticks the scaled step: only the wider layer lands.
+    c.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": exp_uri, "version": 2 }, "contentChanges": [{ "text": code.replace(CFG, CFG_16) }] }),
+    )
+    .await;
+    wait_from(&c, 0, "progress end", 30, |m| {
+        m["method"] == "$/progress"
+            && m["params"]["token"] == token.as_str()
+            && m["params"]["value"]["kind"] == "end"
+    })
+    .await;
+    let disk = std::fs::read_to_string(&exp).unwrap();
+    assert!(
+        disk.contains(CFG_16) && disk.contains(STEP),
+        "the file is what the preview let through"
+    );
+    let seen = fake.seen();
+    let next = seen[1].body.to_string();
+    assert!(
+        next.contains("1 of 2 change(s) were kept") && next.contains("* 1.0"),
+        "{next}"
+    );
+}

@@ -1082,6 +1082,27 @@ mod tests {
     }
 
     #[test]
+    fn an_untrusted_project_may_turn_review_up_but_not_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = "[edits]\nreview = \"experiment\"\n".to_string();
+        let down = load(&Sources {
+            user_file: Some((PathBuf::from("user.toml"), user.clone())),
+            project: project(dir.path(), "[edits]\nreview = \"off\"\n"),
+            ..Default::default()
+        });
+        assert_eq!(down.settings.edits.review, crate::config::ReviewMode::Experiment);
+        assert!(down.warnings.join("\n").contains("edits.review"), "{:?}", down.warnings);
+        let up = load(&Sources {
+            user_file: Some((PathBuf::from("user.toml"), user)),
+            project: project(dir.path(), "[edits]\nreview = \"all\"\n"),
+            ..Default::default()
+        });
+        assert_eq!(up.settings.edits.review, crate::config::ReviewMode::All);
+        assert!(up.warnings.is_empty(), "{:?}", up.warnings);
+        assert_eq!(Settings::default().edits.review, crate::config::ReviewMode::Off);
+    }
+
+    #[test]
     fn a_trusted_project_may_raise_limits() {
         let dir = tempfile::tempdir().unwrap();
         let user = format!(
