@@ -135,3 +135,115 @@ async fn neovim_reviews_a_proposed_edit_hunk_by_hunk() {
         assert_eq!(r[key], true, "{key}: {r:#}");
     }
 }
+
+/// The whole review in real Neovim with the real server: `edits.review = "experiment"`,
+/// "Implement idea"; the model's two-hunk edit waits in the review buffer; rejecting the
+/// first and accepting the second (`x`, `a`, `s`) lands only the second, in the buffer
+/// and the file alike, and the model's next prompt says which was rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neovim_review_keeps_one_hunk_and_the_model_hears_of_the_other() {
+    use crate::support::fake_llm::{FakeLlm, Reply};
+    use crate::support::fs::tiny_mlp_with_seed_ideas;
+    use std::time::Duration;
+
+    const STEP: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"])";
+    const STEP_X: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"] * 1.0)";
+    const CFG: &str =
+        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 8, \"lr\": 0.01, \"epochs\": 40}";
+    const CFG_16: &str =
+        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 16, \"lr\": 0.01, \"epochs\": 40}";
+    let block = |s: &str, r: &str| {
+        format!("experiment.py\n```python\n<<<<<<< SEARCH\n{s}\n=======\n{r}\n>>>>>>> REPLACE\n```\n")
+    };
+    let completion = |t: &str| Reply::chat_completion("chatcmpl-nvim-review", t, 1500, 200);
+    let first = format!(
+        "Plan: scale the step and widen the layer.\n\n{}\n{}",
+        block(STEP, STEP_X),
+        block(CFG, CFG_16)
+    );
+    let mut script = vec![
+        completion(&first).delayed(Duration::from_millis(1500)),
+        completion("ALL_COMPLETED"),
+    ];
+    script.extend((0..4).map(|_| completion("Nothing to change.")));
+    let fake = FakeLlm::start(script).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let template = tiny_mlp_with_seed_ideas(&dir.join("templates/tiny_mlp"))
+        .canonicalize()
+        .unwrap();
+    let report_path = dir.join("report.json");
+    let settings = json!({
+        "llm": { "provider": "vllm", "base_url": fake.v1(), "model": "local-model", "stream": false, "max_retries": 0 },
+        "experiment": { "timeout_secs": 30, "max_attempts": 3, "plot_timeout_secs": 30 },
+        "edits": { "review": "experiment" },
+        "literature": { "cache_dir": dir.join("lit-cache") },
+    });
+    let Finished { report: r, .. } = NvimRun {
+        script: "review_e2e.lua",
+        args: vec![
+            plugin_dir().into(),
+            server_bin().into(),
+            template.clone().into(),
+            "init_scale_regimes".into(),
+            report_path.clone().into(),
+            settings.to_string().into(),
+        ],
+        dir: &dir,
+        report: &report_path,
+        who: "Neovim (review e2e)".into(),
+        name: "nvim review e2e".into(),
+        env: vec![],
+        env_remove: &[],
+    }
+    .run()
+    .await;
+
+    let lines = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    let review = lines(&r["review_lines"]);
+    assert!(review[0].ends_with("/experiment.py · 2 hunks"), "{review:#?}");
+    let before = lines(&r["buffer_before_decision"]);
+    assert!(
+        before.iter().any(|l| l == CFG) && before.iter().any(|l| l == STEP),
+        "nothing landed before the decision"
+    );
+    let after = lines(&r["buffer_after"]);
+    assert!(
+        after.iter().any(|l| l == CFG_16),
+        "the accepted hunk is in the buffer: {after:#?}"
+    );
+    assert!(
+        after.iter().any(|l| l == STEP) && !after.iter().any(|l| l == STEP_X),
+        "the rejected one is not"
+    );
+    let disk = std::fs::read_to_string(r["exp_path"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        disk.lines().collect::<Vec<_>>(),
+        after.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the file agrees with the buffer"
+    );
+    assert_eq!(
+        r["review_open_after"], false,
+        "the review closed after submitting"
+    );
+    let notes: Vec<String> = lines(&r["notes"]);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("applied 1 of 2 hunks to experiment.py")),
+        "{notes:#?}"
+    );
+    let seen = fake.seen();
+    let next = seen[1].body.to_string();
+    assert!(
+        next.contains("1 of 2 change(s) were kept") && next.contains("* 1.0"),
+        "the model heard it: {next}"
+    );
+}
