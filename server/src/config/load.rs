@@ -1091,7 +1091,11 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(down.settings.edits.review, crate::config::ReviewMode::Experiment);
-        assert!(down.warnings.join("\n").contains("edits.review"), "{:?}", down.warnings);
+        assert!(
+            down.warnings.join("\n").contains("edits.review"),
+            "{:?}",
+            down.warnings
+        );
         let up = load(&Sources {
             user_file: Some((PathBuf::from("user.toml"), user)),
             project: project(dir.path(), "[edits]\nreview = \"all\"\n"),

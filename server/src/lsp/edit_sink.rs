@@ -230,6 +230,14 @@ impl EditorSink {
     ) -> Result<(), SinkError> {
         use super::edit_review::{apply_hunks, hunks};
         let shown = path.display().to_string();
+        let caps = self.backend.state.caps();
+        if self.open_state(path).is_none() && caps.change_annotations && !caps.edit_review {
+            // The preview needs the file open: show it, then the caller reads it again.
+            self.backend.show_document_and_wait(path).await;
+            if self.open_state(path).is_some() {
+                return Err(SinkError::Changed(shown));
+            }
+        }
         let open = self.open_state(path);
         match (&open, base.version) {
             (None, None) => {}
@@ -251,7 +259,6 @@ impl EditorSink {
                 .collect()
         };
         let asked: Vec<usize> = (0..all.len()).filter(|i| !before[*i]).collect();
-        let caps = self.backend.state.caps();
         let kept: Vec<usize> = if asked.is_empty() {
             Vec::new()
         } else if caps.edit_review {
@@ -268,7 +275,7 @@ impl EditorSink {
                     .client
                     .show_message(
                         tower_lsp::lsp_types::MessageType::WARNING,
-                        "aisci: edits.review is on, but this editor can neither preview edits (change annotations) nor review aisci's proposals: the agent's edits land at once, undoable as before",
+                        "aisci: edits.review is on, but this editor can neither preview edits (change annotations) nor review aisci's proposals, or it did not open the file: the agent's edits land at once, undoable as before",
                     )
                     .await;
             }
