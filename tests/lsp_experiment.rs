@@ -278,7 +278,7 @@ async fn run_baseline_makes_run_0_and_clears_its_diagnostic() {
     let d = diagnostics_for(&before, &exp_uri).unwrap();
     assert!(mentions(d, "run_0/final_info.json is missing"), "{d:#?}");
     let titles = lens_titles(&c, &exp).await;
-    assert!(titles.iter().any(|t| t == "Run baseline"), "{titles:?}");
+    assert!(titles.iter().any(|t| *t == "Run baseline"), "{titles:?}");
     let actions = c
         .request(
             "textDocument/codeAction",
@@ -338,7 +338,7 @@ async fn run_baseline_makes_run_0_and_clears_its_diagnostic() {
         .unwrap()
         .contains("baseline (run_0) ✓"));
     let titles = lens_titles(&c, &exp).await;
-    assert!(!titles.iter().any(|t| t == "Run baseline"), "{titles:?}");
+    assert!(!titles.iter().any(|t| *t == "Run baseline"), "{titles:?}");
     assert_eq!(fake.hits(), 0, "the baseline asks no model");
     eprintln!("baseline job: {took:?}");
     assert!(took < Duration::from_secs(8), "{took:?}");
@@ -592,7 +592,10 @@ async fn cancelling_kills_a_sleeping_run_and_the_lens_comes_back() {
         .iter()
         .map(|l| l["command"]["title"].as_str().unwrap())
         .collect();
-    assert!(titles.contains(&"Run experiments… (cancel)"), "{titles:?}");
+    assert!(
+        titles.contains(&"Run experiments… (cancel)"),
+        "{titles:?}"
+    );
     assert!(
         titles.iter().any(|t| t.starts_with("run_1 ⏳ running ")),
         "{titles:?}"
@@ -763,24 +766,10 @@ async fn reviewed_edits_land_only_as_kept_and_a_rejected_change_is_not_asked_aga
         .await;
     assert_eq!(pending.as_array().unwrap().len(), 1, "{pending:#}");
     // The file's code actions offer keeping or rejecting it.
-    let actions = c
-        .request(
-            "textDocument/codeAction",
-            json!({
-                "textDocument": { "uri": exp_uri },
-                "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
-                "context": { "diagnostics": [] }
-            }),
-        )
-        .await;
-    let titles: Vec<&str> = actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["title"].as_str().unwrap())
-        .collect();
+    let titles = c.code_action_titles(&exp_uri).await;
     assert!(
-        titles.contains(&"Apply agent edits (2 hunk(s))") && titles.contains(&"Reject agent edits"),
+        titles.iter().any(|t| *t == "Apply agent edits (2 hunk(s))")
+            && titles.iter().any(|t| *t == "Reject agent edits"),
         "{titles:?}"
     );
 

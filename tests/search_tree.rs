@@ -238,6 +238,8 @@ fn log_counts(log: &Path) -> HashMap<String, (u32, u32, Vec<u32>)> {
             e.1 += 1;
         } else {
             e.2.push(seed);
+            // Seeds run side by side: their order in the log is not theirs.
+            e.2.sort_unstable();
         }
     }
     out
@@ -602,12 +604,27 @@ async fn a_killed_tree_search_resumes_without_rerunning_finished_nodes() {
     );
 }
 
+/// The in-process server, initialized by a client that applies edits, on the workspace `dir`.
+async fn editor_on(dir: &Path) -> crate::support::lsp_client::TestClient {
+    let c = crate::support::lsp_client::TestClient::start(Value::Null);
+    c.request(
+        "initialize",
+        serde_json::json!({
+            "capabilities": { "workspace": { "applyEdit": true } },
+            "workspaceFolders": [{ "uri": crate::support::lsp_client::file_uri(dir), "name": "ws" }],
+        }),
+    )
+    .await;
+    c.notify("initialized", serde_json::json!({})).await;
+    c
+}
+
 /// The editor's side of a searched folder: `aisci.listNodes` answers the tree as the
 /// views need it, experiment.py's code actions offer the best node, restoring it is one
 /// undoable editor edit of the open file, and branching says what the next search does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_editor_lists_restores_and_branches_search_nodes() {
-    use crate::support::lsp_client::{file_uri, TestClient};
+    use crate::support::lsp_client::file_uri;
     use serde_json::json;
 
     let dir = tempfile::tempdir().unwrap();
@@ -625,16 +642,7 @@ async fn the_editor_lists_restores_and_branches_search_nodes() {
     let folder = idea_folder(dir.path()).canonicalize().unwrap();
     let _ = log;
 
-    let c = TestClient::start(Value::Null);
-    c.request(
-        "initialize",
-        json!({
-            "capabilities": { "workspace": { "applyEdit": true } },
-            "workspaceFolders": [{ "uri": file_uri(dir.path()), "name": "ws" }],
-        }),
-    )
-    .await;
-    c.notify("initialized", json!({})).await;
+    let c = editor_on(dir.path()).await;
     let command = |name: &str, arg: Value| json!({ "command": name, "arguments": [arg] });
 
     let nodes = c
@@ -679,28 +687,17 @@ async fn the_editor_lists_restores_and_branches_search_nodes() {
     let node_1 = std::fs::read_to_string(folder.join(".aisci/tree/node_1/experiment.py")).unwrap();
     std::fs::write(&exp, &node_1).unwrap();
     c.open(&uri, "python", &node_1).await;
-    let actions = c
-        .request(
-            "textDocument/codeAction",
-            json!({
-                "textDocument": { "uri": uri },
-                "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
-                "context": { "diagnostics": [] }
-            }),
-        )
-        .await;
-    let titles: Vec<&str> = actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["title"].as_str().unwrap())
-        .collect();
+    let titles = c.code_action_titles(&uri).await;
     assert!(
-        titles.contains(&"Restore experiment.py to the search's best (node_5, loss 0.0000)"),
+        titles
+            .iter()
+            .any(|t| t == "Restore experiment.py to the search's best (node_5, loss 0.0000)"),
         "{titles:?}"
     );
     assert!(
-        titles.contains(&"Branch from the search's best (node_5, loss 0.0000)"),
+        titles
+            .iter()
+            .any(|t| t == "Branch from the search's best (node_5, loss 0.0000)"),
         "{titles:?}"
     );
     let lenses = c
@@ -809,7 +806,7 @@ async fn the_editor_lists_restores_and_branches_search_nodes() {
 /// aside.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_editor_restores_and_branches_a_line_of_runs() {
-    use crate::support::lsp_client::{file_uri, TestClient};
+    use crate::support::lsp_client::file_uri;
     use serde_json::json;
 
     let dir = tempfile::tempdir().unwrap();
@@ -834,42 +831,24 @@ async fn the_editor_restores_and_branches_a_line_of_runs() {
     std::fs::write(folder.join("experiment.py"), "LR = 2\n").unwrap();
     let folder = folder.canonicalize().unwrap();
 
-    let c = TestClient::start(Value::Null);
-    c.request(
-        "initialize",
-        json!({
-            "capabilities": { "workspace": { "applyEdit": true } },
-            "workspaceFolders": [{ "uri": file_uri(dir.path()), "name": "ws" }],
-        }),
-    )
-    .await;
-    c.notify("initialized", json!({})).await;
+    let c = editor_on(dir.path()).await;
     let exp = folder.join("experiment.py");
     let uri = file_uri(&exp);
     c.open(&uri, "python", "LR = 2\n").await;
-    let actions = c
-        .request(
-            "textDocument/codeAction",
-            json!({
-                "textDocument": { "uri": uri },
-                "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
-                "context": { "diagnostics": [] }
-            }),
-        )
-        .await;
-    let titles: Vec<&str> = actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["title"].as_str().unwrap())
-        .collect();
-    assert!(titles.contains(&"Restore experiment.py to run_1"), "{titles:?}");
-    assert!(titles.contains(&"Branch from run_1"), "{titles:?}");
+    let titles = c.code_action_titles(&uri).await;
     assert!(
-        !titles.contains(&"Restore experiment.py to run_2"),
+        titles.iter().any(|t| *t == "Restore experiment.py to run_1"),
+        "{titles:?}"
+    );
+    assert!(titles.iter().any(|t| *t == "Branch from run_1"), "{titles:?}");
+    assert!(
+        !titles.iter().any(|t| *t == "Restore experiment.py to run_2"),
         "the file is run_2's code: {titles:?}"
     );
-    assert!(!titles.contains(&"Branch from run_2"), "the last run: {titles:?}");
+    assert!(
+        !titles.iter().any(|t| *t == "Branch from run_2"),
+        "the last run: {titles:?}"
+    );
 
     let nodes = c
         .request(

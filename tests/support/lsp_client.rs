@@ -271,6 +271,28 @@ impl TestClient {
             .collect()
     }
 
+    /// The titles of the code actions at the start of the document `uri`.
+    pub async fn code_action_titles(&self, uri: &str) -> Vec<String> {
+        let actions = self
+            .request(
+                "textDocument/codeAction",
+                json!({
+                    "textDocument": { "uri": uri },
+                    "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
+                    "context": { "diagnostics": [] }
+                }),
+            )
+            .await;
+        actions
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["title"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub async fn open(&self, uri: &str, language: &str, text: &str) {
         self.notify(
             "textDocument/didOpen",
