@@ -13,7 +13,6 @@ import {
   LanguageClient,
   type LanguageClientOptions,
   State,
-  TransportKind,
 } from 'vscode-languageclient/node';
 
 import { executeCommand, type Status } from './palette';
@@ -46,7 +45,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   const serverCommand = () => vscode.workspace.getConfiguration('aisci.server').get<string>('path') || 'aisci';
   // The client reads this object at each (re)start, so a new path takes effect on restart.
-  const serverOptions: Executable = { command: serverCommand(), args: ['lsp'], transport: TransportKind.stdio };
+  // No `transport`: stdio is the default, and `TransportKind.stdio` would append
+  // `--stdio`, which `aisci lsp` refuses (exit 2; found by the code-server e2e test).
+  const serverOptions: Executable = { command: serverCommand(), args: ['lsp'] };
   const clientOptions: LanguageClientOptions = {
     // The files the server has something to say about; it ignores those outside a project.
     documentSelector: [
