@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Speak the Language Server Protocol on stdin/stdout.
-    Lsp,
+    Lsp(LspArgs),
     /// Generate research ideas for a template and append them to its ideas.json.
     Ideas(cli::ideas::Args),
     /// Check the ideas in a template's ideas.json against the literature and record the verdicts.
@@ -80,6 +80,14 @@ enum Cmd {
     Contain(cli::contain::Args),
 }
 
+#[derive(clap::Args)]
+struct LspArgs {
+    /// Accepted and ignored: stdin/stdout is the only transport, but many editors' clients
+    /// (vscode-languageclient's `TransportKind.stdio`, for one) pass it anyway.
+    #[arg(long)]
+    stdio: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     aisci::runner::contain::register_this_binary();
@@ -92,7 +100,7 @@ fn main() -> ExitCode {
         )
         .init();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if matches!(cli.command, Cmd::Lsp) {
+    if matches!(cli.command, Cmd::Lsp(_)) {
         // The server waits on the editor most of the time and sends heavy work to
         // blocking threads: a few workers answer requests as fast as many, and each
         // worker's stack and malloc arena would otherwise stay resident for the session.
@@ -104,7 +112,7 @@ fn main() -> ExitCode {
     let model = cli.model;
     let code = rt.block_on(async move {
         match cli.command {
-            Cmd::Lsp => {
+            Cmd::Lsp(_) => {
                 ExitCode::from(aisci::lsp::serve(tokio::io::stdin(), tokio::io::stdout()).await as u8)
             }
             Cmd::Ideas(a) => cli::ideas::command(a, model).await,
@@ -147,6 +155,14 @@ fn limit_malloc_arenas() {}
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    /// Editors' clients that append `--stdio` start the server too.
+    #[test]
+    fn lsp_accepts_the_stdio_flag_clients_append() {
+        use clap::Parser;
+        assert!(super::Cli::try_parse_from(["aisci", "lsp", "--stdio"]).is_ok());
+        assert!(super::Cli::try_parse_from(["aisci", "lsp"]).is_ok());
+    }
 
     /// Every option and argument of every command says what it is for in `--help`.
     #[test]
