@@ -592,10 +592,7 @@ async fn cancelling_kills_a_sleeping_run_and_the_lens_comes_back() {
         .iter()
         .map(|l| l["command"]["title"].as_str().unwrap())
         .collect();
-    assert!(
-        titles.contains(&"Run experiments… (cancel)"),
-        "{titles:?}"
-    );
+    assert!(titles.contains(&"Run experiments… (cancel)"), "{titles:?}");
     assert!(
         titles.iter().any(|t| t.starts_with("run_1 ⏳ running ")),
         "{titles:?}"
@@ -905,4 +902,66 @@ async fn reviewed_edits_in_a_refactor_preview_keep_what_the_user_left_ticked() {
         next.contains("1 of 2 change(s) were kept") && next.contains("* 1.0"),
         "{next}"
     );
+}
+
+/// Cancelling the job while its edit waits for review ends the wait: the proposal is
+/// withdrawn (`aisci/editResolved` "cancelled"), nothing lands, and the job ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_that_waits_for_review_withdraws_its_proposal() {
+    let _queue = run_queue::shared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = template_copy(dir.path());
+    let code = std::fs::read_to_string(t.join("experiment.py")).unwrap();
+    let first = reply_text_1_wider();
+    let fake = FakeLlm::start(vec![completion(&first).delayed(Duration::from_millis(700))]).await;
+    let c = Arc::new(TestClient::start(Value::Null));
+    let mut caps = caps();
+    caps["experimental"] = json!({ "aisciEditReview": true });
+    let mut opts = options(dir.path(), fake_model(&fake));
+    opts["edits"] = json!({ "review": "experiment" });
+    c.initialize(caps, opts).await;
+    let r = c
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.implementIdea", "arguments": [{ "template": t, "idea": IDEA }] }),
+        )
+        .await;
+    let job = r["job"].clone();
+    let token = format!("aisci-job-{job}");
+    let folder = idea_folder(dir.path());
+    let exp = folder.join("experiment.py");
+    wait_from(&c, 0, "showDocument", 5, |m| m["method"] == "window/showDocument").await;
+    c.open(&file_uri(&exp), "python", &code).await;
+    let (_, proposed) = wait_from(&c, 0, "the proposal", 10, |m| m["method"] == "aisci/editProposed").await;
+    let id = proposed["params"]["id"].clone();
+
+    c.request(
+        "workspace/executeCommand",
+        json!({ "command": "aisci.cancel", "arguments": [job] }),
+    )
+    .await;
+    let (_, resolved) = wait_from(&c, 0, "the withdrawal", 10, |m| {
+        m["method"] == "aisci/editResolved"
+    })
+    .await;
+    assert_eq!(resolved["params"], json!({ "id": id, "reason": "cancelled" }));
+    wait_from(&c, 0, "progress end", 10, |m| {
+        m["method"] == "$/progress"
+            && m["params"]["token"] == token.as_str()
+            && m["params"]["value"]["kind"] == "end"
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&exp).unwrap(), code, "nothing landed");
+    let pending = c
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "aisci.pendingEdits", "arguments": [] }),
+        )
+        .await;
+    assert_eq!(pending, json!([]));
+    assert!(c.messages("workspace/applyEdit").is_empty(), "no edit was sent");
+}
+
+fn reply_text_1_wider() -> String {
+    std::fs::read_to_string(fixtures().join("experiment/1_wider.md")).unwrap()
 }
