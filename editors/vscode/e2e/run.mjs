@@ -1,22 +1,31 @@
 // End-to-end check of the packaged extension in a real VS Code: code-server (Code-OSS
 // for the browser) with the .vsix installed, driven in Debian's Chromium by
-// playwright-core. On a copy of templates/tiny_mlp it opens experiment.py, runs
-// "aisci: Generate ideas" from the command palette against a fake OpenAI-compatible
-// model (below, node:http) and checks what a user sees: the aisci status bar item, the
-// progress notification with its Cancel button, ideas.json opened with its code lenses
-// and the summary message. A screenshot per step goes to e2e/screenshots/.
+// playwright-core, against a fake OpenAI-compatible model (below, node:http). On a copy
+// of templates/tiny_mlp it checks what a user sees:
+//   - experiment.py with the aisci status bar item and its lens; "aisci: Generate ideas"
+//     from the command palette: its progress with the Cancel button, ideas.json opened
+//     with its code lenses, the summary;
+//   - "Apply agent edits" (Source Action...) on a model reply saved as reply.md: the
+//     change in experiment.py's editor, unsaved, and one Undo taking it back; a reply
+//     whose SEARCH text is nowhere: an error notification and a diagnostic on the reply;
+//   - "aisci: Implement idea" with aisci.edits.review = "experiment": the model's edit
+//     (tests/fixtures/experiment/1_wider.md) in VS Code's Refactor Preview, ticked and
+//     applied, the run and the job's end;
+//   - "aisci: Launch run" on a copy whose experiment.py raises: the traceback as an error
+//     at the raise, in the Problems panel.
+// A screenshot per step goes to e2e/screenshots/.
 //
 //   node editors/vscode/e2e/run.mjs
 //
 // Environment (all optional): CODE_SERVER (the code-server binary; default
 // $AISCI_E2E_CACHE/cs/bin/code-server, cache default /tmp/aisci-codeserver), CHROMIUM
-// (default /usr/bin/chromium), AISCI_SERVER (default target/release/aisci, else
-// target/debug/aisci), AISCI_VSIX (default editors/vscode/aisci-<version>.vsix),
+// (default /usr/bin/chromium), AISCI_SERVER (default: the newer of target/release/aisci
+// and target/debug/aisci), AISCI_VSIX (default editors/vscode/aisci-<version>.vsix),
 // E2E_TIMEOUT_MS (per check, default 60000), E2E_KEEP=1 keeps the temp folder.
 // Exit code 0: every check passed; 1: a check failed (its message says which).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -58,12 +67,14 @@ async function check(message, fn) {
   }
 }
 
+/** AISCI_SERVER, else the newer of target/release/aisci and target/debug/aisci. */
 function serverPath() {
   if (process.env.AISCI_SERVER) return process.env.AISCI_SERVER;
-  for (const profile of ['release', 'debug']) {
-    const p = join(repo, 'target', profile, 'aisci');
-    if (existsSync(p)) return p;
-  }
+  const built = ['release', 'debug']
+    .map((profile) => join(repo, 'target', profile, 'aisci'))
+    .filter((p) => existsSync(p))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (built.length) return built[0];
   throw new CheckFailed('no aisci binary: set AISCI_SERVER or run `cargo build --release -p aisci --bin aisci`');
 }
 
@@ -84,17 +95,22 @@ function freePort() {
   });
 }
 
+/** The text of a chat request's last user message (string or content parts). */
+function lastUserText(body) {
+  const msgs = Array.isArray(body?.messages) ? body.messages : [];
+  const last = [...msgs].reverse().find((m) => m.role === 'user');
+  const c = last?.content;
+  if (typeof c === 'string') return c;
+  if (Array.isArray(c)) return c.map((p) => (typeof p === 'string' ? p : p?.text ?? '')).join('\n');
+  return '';
+}
+
 /**
- * A fake OpenAI-compatible endpoint: POST /v1/chat/completions answers, in order, the
- * model texts of the template's recorded ideas conversation (2 ideas, 5 calls). The
- * first answer waits for `release()` so the progress notification can be seen while
- * the job runs (at most TIMEOUT, then it answers anyway and the check fails on its own).
+ * A fake OpenAI-compatible endpoint: POST /v1/chat/completions answers what
+ * `route(body, n)` gives for the request (n: its index), a string or a promise of one;
+ * `requests` keeps every body with the stage it was routed to.
  */
-async function fakeModel(texts) {
-  let release;
-  const gate = new Promise((r) => {
-    release = r;
-  });
+async function fakeModel(route) {
   const requests = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -112,9 +128,11 @@ async function fakeModel(texts) {
       try {
         parsed = JSON.parse(body);
       } catch {}
-      requests.push(parsed);
-      if (n === 0) await Promise.race([gate, new Promise((r) => setTimeout(r, TIMEOUT))]);
-      const content = texts[Math.min(n, texts.length - 1)];
+      const entry = { body: parsed, stage: '?' };
+      requests.push(entry);
+      const routed = route(parsed, n);
+      entry.stage = routed.stage;
+      const content = await routed.text;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
@@ -129,7 +147,41 @@ async function fakeModel(texts) {
     });
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { port: server.address().port, requests, release: () => release(), close: () => server.close() };
+  return { port: server.address().port, requests, close: () => server.close() };
+}
+
+/** `wait()`: a promise that `open()` resolves, or TIMEOUT after the first wait (then the check waiting on it fails on its own). */
+function gate() {
+  let open;
+  const p = new Promise((r) => {
+    open = r;
+  });
+  return { wait: () => Promise.race([p, new Promise((r) => setTimeout(r, TIMEOUT))]), open: () => open() };
+}
+
+/**
+ * The model's side of the whole run, routed by the request's last user message: the
+ * ideas stage gets the template's recorded ideas conversation in order (its first
+ * answer waits for `ideasGate`, so the progress can be seen while the job runs); the
+ * experiment stage of "Implement idea" gets tests/fixtures/experiment/1_wider.md for its
+ * first prompt (after `experimentGate`: the editor has opened the file it was shown),
+ * ALL_COMPLETED once a run is done, and a reply without edits for plot and notes.
+ */
+function modelScript({ ideas, wider, ideasGate, experimentGate }) {
+  let idea = 0;
+  return (body) => {
+    const last = lastUserText(body);
+    if (/Propose the next research idea|^Round \d+\/\d+|The idea JSON in your last answer cannot be used/m.test(last)) {
+      const n = Math.min(idea++, ideas.length - 1);
+      return { stage: 'ideas', text: n === 0 ? ideasGate.wait().then(() => ideas[0]) : ideas[n] };
+    }
+    if (/Your task is to implement this research idea/.test(last)) {
+      return { stage: 'experiment-first', text: experimentGate.wait().then(() => wider) };
+    }
+    if (/^Run \d+ completed/m.test(last)) return { stage: 'experiment-done', text: 'ALL_COMPLETED' };
+    // Plot and notes prompts, and anything else: no edits.
+    return { stage: 'other', text: 'Nothing to change.' };
+  };
 }
 
 async function waitForHttp(url, child, ms) {
@@ -188,7 +240,16 @@ async function main() {
   rmSync(join(workspace, 'ideas.json'), { force: true });
 
   const recording = JSON.parse(readFileSync(join(workspace, '.aisci', 'replay', 'ideas.json'), 'utf8'));
-  fake = await fakeModel(recording.exchanges.map((x) => x.response.text));
+  const ideasGate = gate();
+  const experimentGate = gate();
+  fake = await fakeModel(
+    modelScript({
+      ideas: recording.exchanges.map((x) => x.response.text),
+      wider: readFileSync(join(repo, 'tests', 'fixtures', 'experiment', '1_wider.md'), 'utf8'),
+      ideasGate,
+      experimentGate,
+    }),
+  );
   log(`fake model on http://127.0.0.1:${fake.port}/v1`);
 
   const settings = {
@@ -199,6 +260,8 @@ async function main() {
     'aisci.llm.stream': false,
     'aisci.ideas.num_ideas': 2,
     'aisci.ideas.num_reflections': 3,
+    // The experiment stage's edits wait for review: VS Code's refactor preview.
+    'aisci.edits.review': 'experiment',
     'security.workspace.trust.enabled': false,
     'workbench.startupEditor': 'none',
     'workbench.tips.enabled': false,
@@ -209,6 +272,11 @@ async function main() {
     'extensions.autoUpdate': false,
     'extensions.ignoreRecommendations': true,
     'editor.codeLens': true,
+    // Files opened stay open (no preview tab replaced by the next file).
+    'workbench.editor.enablePreview': false,
+    // As desktop VS Code: the web workbench's default is "afterDelay" (1 s), which would
+    // save an agent's edit before it could be looked at or undone in the editor.
+    'files.autoSave': 'off',
     'window.restoreWindows': 'none',
     'chat.disableAIFeatures': true,
     'workbench.secondarySideBar.defaultVisibility': 'hidden',
@@ -294,6 +362,12 @@ async function main() {
     await page.locator('.quick-input-widget').getByRole('option', { name: title }).first().waitFor({ state: 'visible' });
   }
 
+  async function clearNotifications() {
+    await palette('Notifications: Clear All Notifications');
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+  }
+
   await page.locator('.monaco-editor .view-lines').first().click();
   await check('the server answers: "aisci: Show running jobs and spending" says no job runs', async () => {
     await palette('aisci: Show running jobs and spending');
@@ -331,12 +405,12 @@ async function main() {
   });
   await shot('progress-with-cancel');
   if (fake.requests.length < 1) throw new CheckFailed('FAILED: the server asked the fake model nothing');
-  const first = fake.requests[0];
+  const first = fake.requests[0].body;
   await check('the server called the fake model as configured (model local-model, no streaming)', async () => {
     if (first.model !== 'local-model') throw new Error(`model ${JSON.stringify(first.model)}`);
     if (first.stream === true) throw new Error('stream: true');
   });
-  fake.release();
+  ideasGate.open();
   await page.keyboard.press('Escape');
 
   await check('ideas.json opens when the job ends', () =>
@@ -364,8 +438,253 @@ async function main() {
     const names = JSON.parse(readFileSync(join(workspace, 'ideas.json'), 'utf8')).map((i) => i.Name);
     const want = ['learning_rate_warmup', 'init_scale_regimes', 'edge_of_stability_tiny_mlp', 'margin_curriculum'];
     if (JSON.stringify(names) !== JSON.stringify(want)) throw new Error(`names ${JSON.stringify(names)}`);
-    if (fake.requests.length !== 5) throw new Error(`${fake.requests.length} model calls, expected 5`);
+    const stages = fake.requests.map((r) => r.stage);
+    if (stages.length !== 5 || stages.some((s) => s !== 'ideas')) throw new Error(`model calls routed as ${JSON.stringify(stages)}, expected 5 ideas calls`);
   });
+
+  // ------------------------------------------------ agent edits from a pasted reply
+  const editor = page.locator('.editor-group-container.active .monaco-editor').first();
+  const lines = editor.locator('.view-lines');
+  const activeTab = page.locator('.editor-group-container.active .tab.active');
+  const tab = (name) => page.getByRole('tab', { name: new RegExp(`^${name.replace(/\./g, '\\.')}`) }).first();
+
+  /** Ctrl+G to a 1-based line (the editor renders only the lines in view). */
+  async function gotoLine(n) {
+    await page.keyboard.press('Control+G');
+    const input = page.locator('.quick-input-widget input[type="text"]');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(`:${n}`);
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+  }
+
+  /** Opens a file of the workspace from the explorer; waits for it to be the active editor. */
+  async function openFromExplorer(name) {
+    const item = page.getByRole('treeitem', { name, exact: true }).first();
+    const end = Date.now() + TIMEOUT;
+    // Clicked again if the explorer re-rendered under the click (a new file appearing).
+    for (;;) {
+      await item.click();
+      try {
+        await activeTab.filter({ hasText: name }).waitFor({ state: 'visible', timeout: 2000 });
+        break;
+      } catch (e) {
+        if (Date.now() > end) throw e;
+      }
+    }
+    await lines.first().waitFor({ state: 'visible' });
+  }
+
+  /**
+   * The code action titled `title` on the active editor, from "Source Action...": the
+   * server gives its agent-edit actions kinds under `source.`, which VS Code leaves out
+   * of Ctrl+. and the lightbulb (they are in the editor's context menu, Source Action...).
+   */
+  async function pickSourceAction(title) {
+    const item = page.locator('.action-widget').getByText(title, { exact: true }).first();
+    // Asked again while VS Code answers "No source actions available" (a buffer just opened
+    // may not have reached the server yet).
+    const end = Date.now() + TIMEOUT;
+    for (let attempt = 1; ; attempt++) {
+      await lines.first().click();
+      await palette('Source Action...');
+      await page.keyboard.press('Enter');
+      try {
+        await item.waitFor({ state: 'visible', timeout: 2000 });
+        if (attempt > 1) log(`(the action came at attempt ${attempt})`);
+        return item;
+      } catch (e) {
+        if (Date.now() > end) throw e;
+        await page.keyboard.press('Escape');
+      }
+    }
+  }
+
+  /** Whether the active editor shows `re` on screen (spaces may render as U+00A0: match them with \s). */
+  const shows = (re) => lines.filter({ hasText: re }).first().waitFor({ state: 'visible' });
+
+  const expFile = join(workspace, 'experiment.py');
+  const expText = readFileSync(expFile, 'utf8');
+  const CFG = '    cfg = {"n_train": 200, "n_val": 200, "hidden": 8, "lr": 0.01, "epochs": 40}\n';
+  const cfgLine = expText.split('\n').indexOf(CFG.trimEnd()) + 1;
+  if (cfgLine < 1) throw new CheckFailed(`FAILED: the template's experiment.py has no line ${JSON.stringify(CFG)}`);
+  const reply = (search, replace) =>
+    `Here is the change.\n\nexperiment.py\n\`\`\`python\n<<<<<<< SEARCH\n${search}=======\n${replace}>>>>>>> REPLACE\n\`\`\`\n`;
+  writeFileSync(join(workspace, 'reply.md'), reply(CFG, CFG.replace('"hidden": 8', '"hidden": 12')));
+
+  await check('experiment.py and reply.md (a model reply with one SEARCH/REPLACE block) open from the explorer', async () => {
+    await openFromExplorer('experiment.py');
+    await openFromExplorer('reply.md');
+  });
+  const applyTitle = 'Apply agent edits (1 block(s) to experiment.py)';
+  const action = await check(`"Source Action..." on reply.md offers "${applyTitle}"`, () => pickSourceAction(applyTitle));
+  await shot('reply-source-action');
+  const expTab = tab('experiment.py');
+  await check('picking it changes experiment.py in its editor, unsaved (its tab is dirty; the file on disk as it was)', async () => {
+    // The mouse over the entry focuses it; Enter runs the focused entry.
+    await action.hover();
+    await page.keyboard.press('Enter');
+    await page.locator('.tab.dirty').filter({ hasText: 'experiment.py' }).first().waitFor({ state: 'visible' });
+    if (readFileSync(expFile, 'utf8') !== expText) throw new Error('experiment.py changed on disk: the edit should wait in the editor');
+  });
+  await check('experiment.py\'s editor shows the new line ("hidden": 12)', async () => {
+    await expTab.click();
+    await activeTab.filter({ hasText: 'experiment.py' }).waitFor({ state: 'visible' });
+    await gotoLine(cfgLine);
+    await shows(/"hidden":\s12,/);
+  });
+  await shot('reply-applied-to-experiment-py');
+  await check('one Undo (Ctrl+Z) in experiment.py takes it back ("hidden": 8, tab clean)', async () => {
+    await page.keyboard.press('Control+Z');
+    await shows(/"hidden":\s8,/);
+    await page.locator('.tab.dirty').filter({ hasText: 'experiment.py' }).first().waitFor({ state: 'detached' });
+  });
+
+  // A reply whose SEARCH text is nowhere: nothing changes, an error, a diagnostic on the reply.
+  writeFileSync(join(workspace, 'bad-reply.md'), reply('    this_line_is_nowhere = True\n', '    this_line_is_nowhere = False\n'));
+  await check('bad-reply.md (its SEARCH text is not in experiment.py) opens from the explorer', () => openFromExplorer('bad-reply.md'));
+  const badAction = await check(`"Source Action..." on bad-reply.md offers "${applyTitle}"`, () => pickSourceAction(applyTitle));
+  await check('picking it fails with an error notification: the block does not apply, no file changed', async () => {
+    await badAction.hover();
+    await page.keyboard.press('Enter');
+    await page
+      .locator('.notification-toast')
+      .filter({ hasText: /1 block\(s\) do not apply; no file was changed/ })
+      .filter({ hasText: /SEARCH text not found/ })
+      .first()
+      .waitFor({ state: 'visible' });
+    if (readFileSync(expFile, 'utf8') !== expText) throw new Error('experiment.py changed on disk');
+  });
+  await check('bad-reply.md gets the error as a diagnostic: a squiggle, 1 error in the status bar, the Problems panel', async () => {
+    await editor.locator('.squiggly-error').first().waitFor({ state: 'visible' });
+    await page.locator('.statusbar-item[id="status.problems"]').filter({ hasText: /^\s*1\s+0\s*$/ }).first().waitFor({ state: 'visible' });
+    await page.keyboard.press('Control+Shift+M');
+    await page
+      .locator('.markers-panel')
+      .getByText(/block 1 \(experiment\.py\): SEARCH text not found/)
+      .first()
+      .waitFor({ state: 'visible' });
+  });
+  await shot('bad-reply-error-and-problem');
+  await page.keyboard.press('Control+Shift+M');
+
+  // ------------------------------------------------ Implement idea: its edit reviewed in the refactor preview
+  const results = join(tmp, 'results', 'tiny_mlp');
+  const IDEA = 'init_scale_regimes';
+  await clearNotifications();
+  await expTab.click();
+  await check('"aisci: Implement idea" asks which idea (a quick pick of ideas.json)', async () => {
+    await palette('aisci: Implement idea');
+    await page.keyboard.press('Enter');
+    const input = page.locator('.quick-input-widget input[type="text"]');
+    await page.locator('.quick-input-widget input[placeholder="Which idea?"]').waitFor({ state: 'visible' });
+    await input.fill(IDEA);
+    await page.locator('.quick-input-widget').getByRole('option', { name: new RegExp(IDEA) }).first().waitFor({ state: 'visible' });
+    await page.keyboard.press('Enter');
+  });
+  let ideaDir;
+  await check(`the job makes an idea folder in ${results} and opens its experiment.py`, async () => {
+    await activeTab.filter({ hasText: new RegExp(`experiment\\.py.*${IDEA}`) }).waitFor({ state: 'visible' });
+    const dirs = readdirSync(results).filter((d) => d.endsWith(`_${IDEA}`));
+    if (dirs.length !== 1) throw new Error(`idea folders ${JSON.stringify(dirs)}`);
+    ideaDir = join(results, dirs[0]);
+  });
+  experimentGate.open();
+  const preview = page.locator('.bulk-edit-panel');
+  const fileRow = preview.locator('.monaco-list-row[aria-level="1"]').filter({ hasText: 'experiment.py' }).first();
+  const changeRow = preview.locator('.monaco-list-row[aria-level="2"]').filter({ hasText: /"hidden": 16/ }).first();
+  const ticked = (row) => row.locator('.edit-checkbox').first().getAttribute('aria-checked');
+  await check('with aisci.edits.review = "experiment", the model\'s edit (1_wider.md) waits in VS Code\'s Refactor Preview: experiment.py, its one change, Apply and Discard', async () => {
+    await preview.getByText('Refactor Preview').first().waitFor({ state: 'attached' });
+    await fileRow.waitFor({ state: 'visible' });
+    await changeRow.waitFor({ state: 'visible' });
+    await preview.getByRole('button', { name: 'Apply', exact: true }).waitFor({ state: 'visible' });
+    await preview.getByRole('button', { name: 'Discard', exact: true }).waitFor({ state: 'visible' });
+  });
+  // Not a check yet: the server reports "Waiting for your review of experiment.py (1
+  // change(s)) in the preview" without a percentage after a begin with one, and
+  // vscode-languageclient's ProgressPart drops such reports, so the progress keeps saying
+  // "asking the model". Logged, so the run shows when that is fixed.
+  {
+    const bar = (await page.locator('.statusbar-item').filter({ hasText: /Run experiments: / }).first().textContent())?.trim();
+    log(`${/Waiting for your review/.test(bar ?? '') ? 'ok' : 'KNOWN ISSUE'}: the job's progress while the preview waits: ${JSON.stringify(bar)}`);
+  }
+  // VS Code starts changes that need confirmation unticked: Apply at once keeps nothing.
+  await check('the change starts unticked (VS Code\'s way with changes that need confirmation)', async () => {
+    const states = [await ticked(fileRow), await ticked(changeRow)];
+    if (states.some((x) => x !== 'false')) throw new Error(`aria-checked ${JSON.stringify(states)}`);
+  });
+  await check('ticking the change ticks it (and its file)', async () => {
+    await changeRow.locator('.edit-checkbox').first().click();
+    const end = Date.now() + 5000;
+    while ((await ticked(changeRow)) !== 'true' || (await ticked(fileRow)) !== 'true') {
+      if (Date.now() > end) throw new Error(`aria-checked change ${await ticked(changeRow)}, file ${await ticked(fileRow)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  await shot('refactor-preview');
+  const ideaTab = activeTab.filter({ hasText: new RegExp(IDEA) });
+  await check('Apply: the change lands in the idea\'s experiment.py ("hidden": 16 in its editor, the panel gone)', async () => {
+    await preview.getByRole('button', { name: 'Apply', exact: true }).click();
+    await fileRow.waitFor({ state: 'detached' });
+    await ideaTab.waitFor({ state: 'visible' });
+    await gotoLine(cfgLine);
+    await shows(/"hidden":\s16,/);
+  });
+  await check('the job goes on and ends: run 1 ran with the change, ALL_COMPLETED, plot and notes ("1 run(s) completed (run_1)")', async () => {
+    await page.locator('.statusbar-item').filter({ hasText: /^\s*aisci \$\d+\.\d\d\s*$/ }).first().waitFor({ state: 'visible' });
+    await page
+      .locator('.notification-toast')
+      .filter({ hasText: /1 run\(s\) completed \(run_1\); the model finished \(ALL_COMPLETED\)/ })
+      .first()
+      .waitFor({ state: 'visible' });
+    const exp = readFileSync(join(ideaDir, 'experiment.py'), 'utf8');
+    if (!exp.includes(CFG.replace('"hidden": 8', '"hidden": 16'))) throw new Error('the idea folder\'s experiment.py on disk lacks "hidden": 16');
+    if (!existsSync(join(ideaDir, 'run_1', 'final_info.json'))) throw new Error('no run_1/final_info.json in the idea folder');
+    const stages = fake.requests.map((r) => r.stage).filter((x) => x !== 'ideas');
+    if (stages[0] !== 'experiment-first' || !stages.includes('experiment-done')) throw new Error(`model calls routed as ${JSON.stringify(stages)}`);
+    const kept = fake.requests.find((r) => r.stage === 'experiment-done');
+    log(`(model calls of the stage: ${JSON.stringify(stages)})`);
+    if (/change\(s\) were kept/.test(JSON.stringify(kept.body)) && !/1 of 1 change\(s\) were kept/.test(JSON.stringify(kept.body))) {
+      throw new Error('the model was told the change was not kept');
+    }
+  });
+  await shot('implement-idea-done');
+
+  // ------------------------------------------------ a failed run's traceback as diagnostics
+  // A whole template (else its checks add "prompt.json is missing" and the like).
+  const boom = join(workspace, 'boom');
+  cpSync(join(repo, 'templates', 'tiny_mlp'), boom, {
+    recursive: true,
+    filter: (src) => !/__pycache__|\.aisci|(^|\/)ideas\.json$/.test(src.slice(join(repo, 'templates', 'tiny_mlp').length)),
+  });
+  const RAISE = '    raise ValueError("e2e boom")';
+  const boomLines = expText.split('\n');
+  const mainLine = boomLines.indexOf('def main():');
+  boomLines.splice(mainLine + 1, 0, RAISE);
+  writeFileSync(join(boom, 'experiment.py'), boomLines.join('\n'));
+  const raiseLine = mainLine + 2;
+  await clearNotifications();
+  await check('boom/experiment.py (a copy of the template that raises in main) opens from Quick Open', async () => {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input[type="text"]');
+    await input.waitFor({ state: 'visible' });
+    await input.fill('boom/experiment.py');
+    await page.locator('.quick-input-widget').getByRole('option', { name: /experiment\.py/ }).first().waitFor({ state: 'visible' });
+    await page.keyboard.press('Enter');
+    await activeTab.filter({ hasText: /experiment\.py.*boom/ }).waitFor({ state: 'visible' });
+  });
+  await check('"aisci: Launch run" runs it: the run fails, and the traceback becomes an error at the raise ("ValueError: e2e boom")', async () => {
+    await palette('aisci: Launch run');
+    await page.keyboard.press('Enter');
+    await gotoLine(raiseLine);
+    await editor.locator('.squiggly-error').first().waitFor({ state: 'visible' });
+    await page.keyboard.press('Control+Shift+M');
+    await page.locator('.markers-panel').getByText(/ValueError: e2e boom \(run_1, attempt 1\)/).first().waitFor({ state: 'visible' });
+    await page.locator('.notification-toast').filter({ hasText: /run_1 ✗ ValueError: e2e boom/ }).first().waitFor({ state: 'visible' });
+    if (!existsSync(join(boom, 'run_1'))) throw new Error('no boom/run_1');
+  });
+  await shot('run-traceback-diagnostic');
 }
 
 let code = 0;

@@ -70,13 +70,19 @@ impl LspProgress {
         });
         let forwarder = tokio::spawn(async move {
             send(&client, &token, begin).await;
+            // A progress that began with a percentage keeps one: VS Code's client drops
+            // a report without it, message and all.
+            let mut at = 0;
             while let Some(msg) = rx.recv().await {
                 let (value, last) = match msg {
                     Msg::Report(message, percentage) => (
                         WorkDoneProgress::Report(WorkDoneProgressReport {
                             cancellable: Some(true),
                             message: Some(message),
-                            percentage,
+                            percentage: {
+                                at = percentage.unwrap_or(at);
+                                Some(at)
+                            },
                         }),
                         false,
                     ),
