@@ -13,6 +13,10 @@
 //     applied, the run and the job's end;
 //   - "aisci: Launch run" on a copy whose experiment.py raises: the traceback as an error
 //     at the raise, in the Problems panel.
+//   - an idea folder's latex/template.tex with a review.json (tests/fixtures/snapshots/
+//     paper_with_review.txt, no model): the "Review: Overall 4/10 …" lens, the weakness
+//     as an "aisci review" warning at the line it quotes (Problems panel, hover), the
+//     question as information, the limitation as a hint.
 // A screenshot per step goes to e2e/screenshots/.
 //
 //   node editors/vscode/e2e/run.mjs
@@ -685,6 +689,101 @@ async function main() {
     if (!existsSync(join(boom, 'run_1'))) throw new Error('no boom/run_1');
   });
   await shot('run-traceback-diagnostic');
+
+  // ------------------------------------------------ the paper's review as diagnostics
+  // An idea folder with a review, no model: the files of the Rust snapshot fixture
+  // tests/fixtures/snapshots/paper_with_review.txt (`//- path` starts a file, `$0` marks
+  // its cursor): its latex/template.tex and review.json, over a copy of the template.
+  const fixtureFiles = new Map();
+  {
+    let cur = null;
+    for (const line of readFileSync(join(repo, 'tests', 'fixtures', 'snapshots', 'paper_with_review.txt'), 'utf8').split(/(?<=\n)/)) {
+      if (line.startsWith('//- ')) fixtureFiles.set((cur = line.slice(4).trim()), '');
+      else if (cur) fixtureFiles.set(cur, fixtureFiles.get(cur) + line);
+    }
+  }
+  const fixtureTex = [...fixtureFiles.keys()].find((p) => p.endsWith('/latex/template.tex'));
+  const fixtureRoot = fixtureTex?.slice(0, -'/latex/template.tex'.length);
+  if (!fixtureRoot || !fixtureFiles.has(`${fixtureRoot}/review.json`)) {
+    throw new CheckFailed('FAILED: tests/fixtures/snapshots/paper_with_review.txt has no idea folder with latex/template.tex and review.json');
+  }
+  const paperName = fixtureRoot.split('/').pop(); // 20260101_120000_wide_layers
+  const paperRoot = join(workspace, 'results', 'tiny_mlp', paperName);
+  cpSync(join(repo, 'templates', 'tiny_mlp'), paperRoot, {
+    recursive: true,
+    filter: (src) => !/__pycache__|\.aisci|(^|\/)ideas\.json$/.test(src.slice(join(repo, 'templates', 'tiny_mlp').length)),
+  });
+  const paperTex = fixtureFiles.get(fixtureTex).replace('$0', '');
+  writeFileSync(join(paperRoot, 'latex', 'template.tex'), paperTex);
+  writeFileSync(join(paperRoot, 'review.json'), fixtureFiles.get(`${fixtureRoot}/review.json`));
+  const weakness = JSON.parse(fixtureFiles.get(`${fixtureRoot}/review.json`)).review.Weaknesses.find((w) => w.quote);
+  const quoteLine = weakness ? paperTex.split('\n').findIndex((l) => l.includes(weakness.quote)) + 1 : 0;
+  if (quoteLine < 1) throw new CheckFailed('FAILED: the fixture\'s review has no weakness quoting a line of its paper');
+  const weaknessText = `Weakness: ${weakness.text}`;
+
+  await clearNotifications();
+  await check(`${paperName}/latex/template.tex (an idea folder with review.json: the paper_with_review fixture) opens from Quick Open`, async () => {
+    const input = page.locator('.quick-input-widget input[type="text"]');
+    const option = page.locator('.quick-input-widget').getByRole('option', { name: new RegExp(`template\\.tex.*${paperName}/latex`) }).first();
+    // Asked again while Quick Open answers "No matching results": its file list may predate
+    // the folder, written a moment ago.
+    const end = Date.now() + TIMEOUT;
+    for (let attempt = 1; ; attempt++) {
+      await page.keyboard.press('Control+P');
+      await input.waitFor({ state: 'visible' });
+      await input.fill(`${paperName}/latex/template.tex`);
+      try {
+        await option.waitFor({ state: 'visible', timeout: 2000 });
+        if (attempt > 1) log(`(Quick Open found it at attempt ${attempt})`);
+        break;
+      } catch (e) {
+        if (Date.now() > end) throw e;
+        await page.keyboard.press('Escape');
+        await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+      }
+    }
+    await page.keyboard.press('Enter');
+    await activeTab.filter({ hasText: 'template.tex' }).waitFor({ state: 'visible' });
+    await lines.filter({ hasText: 'documentclass' }).first().waitFor({ state: 'visible' });
+  });
+  await check('its review\'s code lens shows at the top ("Review: Overall 4/10 · Reject … · 4 open comment(s)")', () =>
+    editor
+      .locator('.codelens-decoration')
+      .filter({ hasText: /Review: Overall 4\/10 · Reject \(calibrated: Reject, ≥ 6\)/ })
+      .filter({ hasText: /4 open comment\(s\)/ })
+      .first()
+      .waitFor({ state: 'visible' }),
+  );
+  await check(`the Problems panel lists the weakness as a warning from "aisci review" at the passage it quotes (line ${quoteLine}): "${weaknessText}"`, async () => {
+    const markers = page.locator('.markers-panel');
+    if (!(await markers.isVisible())) await page.keyboard.press('Control+Shift+M');
+    await markers.waitFor({ state: 'visible' });
+    const row = markers.locator('.monaco-list-row').filter({ hasText: weaknessText }).first();
+    await row.waitFor({ state: 'visible' });
+    // Its aria-label: "Warning: <message> at line 11 and character 1. generated by aisci review".
+    const esc = (x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const label = (await row.getAttribute('aria-label')) ?? '';
+    const want = new RegExp(`^Warning: ${esc(weaknessText)} at line ${quoteLine} and character 1\\. generated by aisci review`);
+    if (!want.test(label)) throw new Error(`the entry reads ${JSON.stringify(label)}, not ${want}`);
+    if (!new RegExp(`aisci review.*\\[Ln ${quoteLine}, Col 1\\]`).test((await row.textContent()) ?? '')) {
+      throw new Error(`the entry shows ${JSON.stringify(await row.textContent())}`);
+    }
+    // A question as information; a limitation is a hint, which VS Code's Problems panel
+    // leaves out (its dotted underline is in the editor, below).
+    const question = markers.locator('.monaco-list-row').filter({ hasText: /Question: .*aisci review/ }).first();
+    await question.waitFor({ state: 'visible' });
+    const qLabel = (await question.getAttribute('aria-label')) ?? '';
+    if (!/^Info: Question: .* generated by aisci review/.test(qLabel)) throw new Error(`the question's entry reads ${JSON.stringify(qLabel)}`);
+  });
+  await check(`in the editor: a warning squiggle at line ${quoteLine}, the limitation's hint, and hovering the quoted passage ("${weakness.quote}") shows the weakness`, async () => {
+    await gotoLine(quoteLine);
+    await editor.locator('.squiggly-warning').first().waitFor({ state: 'visible' });
+    await editor.locator('.squiggly-hint').first().waitFor({ state: 'attached' });
+    const passage = lines.getByText(weakness.quote.replace(/ /g, '\u00a0')).or(lines.getByText(weakness.quote)).first();
+    await passage.hover();
+    await page.locator('.monaco-hover').filter({ hasText: weaknessText }).first().waitFor({ state: 'visible' });
+  });
+  await shot('paper-review-diagnostics');
 }
 
 let code = 0;
