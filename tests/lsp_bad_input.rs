@@ -192,7 +192,12 @@ async fn junk_arguments_on_every_command_are_refused_and_change_nothing() {
         json!({"not": "a list"}),
         json!("a string"),
     ];
-    let read_only = ["aisci.cancel", "aisci.listJobs", "aisci.listRuns", "aisci.pendingEdits"];
+    let read_only = [
+        "aisci.cancel",
+        "aisci.listJobs",
+        "aisci.listRuns",
+        "aisci.pendingEdits",
+    ];
     for cmd in &commands {
         for args in &junk {
             let r = c
