@@ -673,6 +673,15 @@ async fn a_missing_key_fails_before_any_idea_folder_is_made() {
     assert!(c.messages("window/showDocument").is_empty());
 }
 
+/// Two lines of tiny_mlp's experiment.py far apart (two hunks), and what the review
+/// tests' model makes of them.
+const STEP: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"])\n";
+const STEP_X: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"] * 1.0)\n";
+const CFG: &str =
+    "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 8, \"lr\": 0.01, \"epochs\": 40}\n";
+const CFG_16: &str =
+    "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 16, \"lr\": 0.01, \"epochs\": 40}\n";
+
 /// `edits.review = "experiment"` with a client that reviews proposals itself (the Neovim
 /// plugin's way): the model's edit waits as `aisci/editProposed` (the job's progress says
 /// so) until `aisci.resolveEdit`; the kept hunk lands in the buffer, the rejected one goes
@@ -682,12 +691,6 @@ async fn reviewed_edits_land_only_as_kept_and_a_rejected_change_is_not_asked_aga
     let _queue = run_queue::shared().await;
     let dir = tempfile::tempdir().unwrap();
     let t = template_copy(dir.path());
-    const STEP: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"])\n";
-    const STEP_X: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"] * 1.0)\n";
-    const CFG: &str =
-        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 8, \"lr\": 0.01, \"epochs\": 40}\n";
-    const CFG_16: &str =
-        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 16, \"lr\": 0.01, \"epochs\": 40}\n";
     let code = std::fs::read_to_string(t.join("experiment.py")).unwrap();
     assert!(
         code.contains(STEP) && code.contains(CFG),
@@ -829,12 +832,6 @@ async fn reviewed_edits_in_a_refactor_preview_keep_what_the_user_left_ticked() {
     let _queue = run_queue::shared().await;
     let dir = tempfile::tempdir().unwrap();
     let t = template_copy(dir.path());
-    const STEP: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"])\n";
-    const STEP_X: &str = "            model.sgd_step(train_x[i], train_y[i], cfg[\"lr\"] * 1.0)\n";
-    const CFG: &str =
-        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 8, \"lr\": 0.01, \"epochs\": 40}\n";
-    const CFG_16: &str =
-        "    cfg = {\"n_train\": 200, \"n_val\": 200, \"hidden\": 16, \"lr\": 0.01, \"epochs\": 40}\n";
     let code = std::fs::read_to_string(t.join("experiment.py")).unwrap();
     let first = format!(
         "Plan: scale the step and widen the layer.\n\n{}\n{}",

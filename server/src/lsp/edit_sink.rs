@@ -402,7 +402,7 @@ impl EditorSink {
         let mut annotations = std::collections::HashMap::new();
         let mut annotated = Vec::new();
         for (k, (edit, a)) in edits.into_iter().zip(asked.iter()).enumerate() {
-            let id = format!("aisci-{}-{k}", self.label.len());
+            let id = format!("aisci-change-{k}");
             let h = &all[*a];
             annotations.insert(
                 id.clone(),

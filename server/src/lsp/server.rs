@@ -439,25 +439,7 @@ async fn execute(b: &Backend, command: Command) -> Result<Option<Value>, Command
         Command::ListNodes(a) => Ok(Some(views::checkpoints::list(b, a.folder).await?)),
         Command::RestoreCheckpoint(a) => Ok(Some(views::checkpoints::restore(b, a).await?)),
         Command::BranchFrom(a) => Ok(Some(views::checkpoints::branch(b, a).await?)),
-        Command::ResolveEdit(a) => {
-            let view = b
-                .state
-                .reviews
-                .resolve(a.id, a.accept.clone())
-                .map_err(CommandError::CannotStart)?;
-            let n = view.hunks.len();
-            let kept: Vec<usize> = a.accept.iter().copied().filter(|i| *i < n).collect();
-            let rejected: Vec<usize> = (0..n).filter(|i| !kept.contains(i)).collect();
-            let client = b.client.clone();
-            tokio::spawn(async move {
-                client
-                    .send_notification::<crate::lsp::edit_review::EditResolved>(
-                        json!({ "id": view.id, "reason": "resolved" }),
-                    )
-                    .await
-            });
-            Ok(Some(json!({ "applied": kept, "rejected": rejected })))
-        }
+        Command::ResolveEdit(a) => Ok(Some(views::agent_edits::resolve(b, a)?)),
         Command::PendingEdits => Ok(Some(json!(b.state.reviews.list()))),
         Command::ApplyReply(a) => Ok(Some(views::agent_edits::apply_reply(b, a.file).await?)),
         Command::Cancel(ids) => {

@@ -12,7 +12,7 @@ use tower_lsp::lsp_types::*;
 
 use crate::agent::edits::{apply_reply_to_folder, block_of, parse_reply, BlockError};
 use crate::lsp::backend::Backend;
-use crate::lsp::commands::{self, CommandError};
+use crate::lsp::commands::{self, CommandError, ResolveArgs};
 use crate::lsp::convert::uri_of;
 use crate::lsp::edit_sink::line_edits;
 use crate::lsp::views::command_action;
@@ -200,4 +200,26 @@ pub async fn apply_reply(b: &Backend, file: PathBuf) -> Result<Value, CommandErr
     }
     let files: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
     Ok(json!({ "applied": true, "files": files, "folder": folder }))
+}
+
+/// `aisci.resolveEdit {id, accept}`: the user's decision reaches the waiting edit; every
+/// client hears the proposal is over.
+pub fn resolve(b: &Backend, a: ResolveArgs) -> Result<Value, CommandError> {
+    let view = b
+        .state
+        .reviews
+        .resolve(a.id, a.accept.clone())
+        .map_err(CommandError::CannotStart)?;
+    let n = view.hunks.len();
+    let kept: Vec<usize> = a.accept.iter().copied().filter(|i| *i < n).collect();
+    let rejected: Vec<usize> = (0..n).filter(|i| !kept.contains(i)).collect();
+    let client = b.client.clone();
+    tokio::spawn(async move {
+        client
+            .send_notification::<crate::lsp::edit_review::EditResolved>(
+                json!({ "id": view.id, "reason": "resolved" }),
+            )
+            .await
+    });
+    Ok(json!({ "applied": kept, "rejected": rejected }))
 }
